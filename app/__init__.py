@@ -1,0 +1,1 @@
+"""The contact-center backend: every channel in one queue."""

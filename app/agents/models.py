@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, SmallInteger, String, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.core.models import Base, Timestamps, UUIDPrimaryKey, utcnow
+
+
+class AgentState(StrEnum):
+    offline = "offline"
+    available = "available"
+    busy = "busy"
+    wrap_up = "wrap_up"
+    away = "away"
+
+
+class Agent(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "agents"
+    __table_args__ = (
+        CheckConstraint("capacity_voice BETWEEN 0 AND 1", name="capacity_voice_range"),
+        CheckConstraint("capacity_chat BETWEEN 0 AND 20", name="capacity_chat_range"),
+        CheckConstraint("capacity_email BETWEEN 0 AND 20", name="capacity_email_range"),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), unique=True
+    )
+    capacity_voice: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
+    capacity_chat: Mapped[int] = mapped_column(SmallInteger, default=3, server_default="3")
+    capacity_email: Mapped[int] = mapped_column(SmallInteger, default=2, server_default="2")
+    state: Mapped[AgentState] = mapped_column(
+        Enum(AgentState, native_enum=False, length=16, create_constraint=True, name="agent_state"),
+        default=AgentState.offline,
+        server_default=AgentState.offline.value,
+    )
+    state_reason: Mapped[str | None] = mapped_column(String(200))
+    state_since: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+
+    skills: Mapped[list[AgentSkill]] = relationship(
+        cascade="all, delete-orphan", lazy="raise", order_by="AgentSkill.skill_id"
+    )
+
+
+class AgentSkill(Base):
+    __tablename__ = "agent_skills"
+    __table_args__ = (CheckConstraint("proficiency BETWEEN 1 AND 5", name="proficiency_range"),)
+
+    agent_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    skill_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("skills.id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
+    proficiency: Mapped[int] = mapped_column(SmallInteger)

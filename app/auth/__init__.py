@@ -1,0 +1,1 @@
+"""Users, roles, bearer tokens and gateway keys; the permission dependencies every API uses."""

@@ -1,0 +1,63 @@
+"""Permissions as composable FastAPI dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import service
+from app.auth.models import Role
+from app.auth.principal import Principal
+from app.core.db import get_session
+from app.core.errors import Forbidden, NotAuthenticated
+
+_bearer = HTTPBearer(auto_error=False, description="A login token (cct_…) or a gateway key (cck_…)")
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def current_principal(
+    request: Request,
+    session: Session,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise NotAuthenticated(
+            "send an Authorization: Bearer <token> header; log in at /v1/auth/login"
+        )
+    principal = await service.principal_for_secret(
+        session, credentials.credentials, request.app.state.settings
+    )
+    if principal is None:
+        raise NotAuthenticated("the token is unknown, expired or revoked; log in again")
+    return principal
+
+
+def require_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that lets through only users holding one of `roles`."""
+    allowed = ", ".join(role.value for role in roles)
+
+    async def dependency(
+        principal: Annotated[Principal, Depends(current_principal)],
+    ) -> Principal:
+        if not principal.has_role(*roles):
+            raise Forbidden(f"this needs one of the roles: {allowed}")
+        return principal
+
+    return dependency
+
+
+async def require_gateway(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if principal.kind != "gateway" and not principal.has_role(Role.admin):
+        raise Forbidden("this needs a gateway key (or an admin)")
+    return principal
+
+
+AnyUser = Annotated[Principal, Depends(require_role(Role.agent, Role.supervisor, Role.admin))]
+Staff = Annotated[Principal, Depends(require_role(Role.supervisor, Role.admin))]
+Admin = Annotated[Principal, Depends(require_role(Role.admin))]
+Gateway = Annotated[Principal, Depends(require_gateway)]

@@ -1,0 +1,240 @@
+"""Users, logins and gateway keys. Services flush but never commit: callers own the transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.models import AccessToken, GatewayKey, Role, User
+from app.auth.principal import Principal
+from app.auth.schemas import GatewayKeyCreate, UserCreate, UserUpdate
+from app.core import security
+from app.core.errors import Conflict, InvalidField, NotAuthenticated, NotFound
+from app.core.events import record_event
+from app.core.settings import Settings
+
+TOKEN_PREFIX = "cct"  # noqa: S105
+GATEWAY_KEY_PREFIX = "cck"
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+
+
+class UsernameTaken(Conflict):
+    code = "username_taken"
+
+
+class GatewayKeyNotFound(NotFound):
+    code = "gateway_key_not_found"
+
+
+async def find_user_by_username(session: AsyncSession, username: str) -> User | None:
+    query = select(User).where(func.lower(User.username) == username.strip().lower())
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise UserNotFound(f"no user with id {user_id}")
+    return user
+
+
+async def list_users(
+    session: AsyncSession, *, role: Role | None, limit: int, offset: int
+) -> tuple[list[User], int]:
+    query = select(User)
+    if role is not None:
+        query = query.where(User.role == role)
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    page = query.order_by(User.username).limit(limit).offset(offset)
+    return list((await session.execute(page)).scalars()), total
+
+
+async def create_user(
+    session: AsyncSession, data: UserCreate, *, actor: str, allow_agent: bool = False
+) -> tuple[User, str | None]:
+    """Create a user; returns the user and the generated password when none was given."""
+    if data.role is Role.agent and not allow_agent:
+        raise InvalidField(
+            "role", "agents are created with POST /v1/agents, which also sets skills and capacity"
+        )
+    if await find_user_by_username(session, data.username) is not None:
+        raise UsernameTaken(f"username {data.username!r} is already taken")
+    generated = security.new_password() if data.password is None else None
+    password = data.password or generated
+    assert password is not None
+    user = User(
+        id=uuid.uuid4(),
+        username=data.username,
+        display_name=data.display_name,
+        role=data.role,
+        password_hash=security.hash_password(password),
+    )
+    session.add(user)
+    await session.flush()
+    await record_event(
+        session,
+        "user.created",
+        subject_type="user",
+        subject_id=user.id,
+        actor=actor,
+        payload={"username": user.username, "role": user.role.value},
+    )
+    return user, generated
+
+
+async def update_user(session: AsyncSession, user: User, data: UserUpdate, *, actor: str) -> User:
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    new_role = changes.get("role")
+    if new_role is not None and (new_role is Role.agent) != (user.role is Role.agent):
+        raise InvalidField("role", "a user cannot become or stop being an agent; create a new user")
+    if "password" in changes:
+        user.password_hash = security.hash_password(changes.pop("password"))
+        await _revoke_tokens(session, user.id)
+        changes["password"] = "changed"  # noqa: S105
+    for field in ("display_name", "role", "is_active"):
+        if field in changes:
+            setattr(user, field, changes[field])
+    if changes.get("is_active") is False:
+        await _revoke_tokens(session, user.id)
+    await session.flush()
+    payload = {k: (v.value if isinstance(v, Role) else v) for k, v in changes.items()}
+    await record_event(
+        session,
+        "user.updated",
+        subject_type="user",
+        subject_id=user.id,
+        actor=actor,
+        payload=payload,
+    )
+    return user
+
+
+async def _revoke_tokens(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await session.execute(delete(AccessToken).where(AccessToken.user_id == user_id))
+
+
+async def login(
+    session: AsyncSession, username: str, password: str, settings: Settings
+) -> tuple[User, str, datetime]:
+    """Check the password and open a session token. One vague error for every failure."""
+    user = await find_user_by_username(session, username)
+    if (
+        user is None
+        or not user.is_active
+        or not security.verify_password(user.password_hash, password)
+    ):
+        raise NotAuthenticated("wrong username or password")
+    if security.password_needs_rehash(user.password_hash):
+        user.password_hash = security.hash_password(password)
+    secret = security.new_secret(TOKEN_PREFIX)
+    expires_at = datetime.now(UTC) + timedelta(minutes=settings.token_ttl_minutes)
+    session.add(
+        AccessToken(
+            user_id=user.id,
+            token_digest=security.digest_secret(secret, settings.secret_key),
+            expires_at=expires_at,
+        )
+    )
+    await record_event(
+        session, "user.logged_in", subject_type="user", subject_id=user.id, actor=f"user:{user.id}"
+    )
+    return user, secret, expires_at
+
+
+async def logout(session: AsyncSession, secret: str, settings: Settings) -> None:
+    digest = security.digest_secret(secret, settings.secret_key)
+    await session.execute(delete(AccessToken).where(AccessToken.token_digest == digest))
+
+
+async def principal_for_secret(
+    session: AsyncSession, secret: str, settings: Settings
+) -> Principal | None:
+    digest = security.digest_secret(secret, settings.secret_key)
+    if secret.startswith(f"{GATEWAY_KEY_PREFIX}_"):
+        return await _gateway_principal(session, digest)
+    query = (
+        select(User)
+        .join(AccessToken, AccessToken.user_id == User.id)
+        .where(
+            AccessToken.token_digest == digest,
+            AccessToken.expires_at > func.now(),
+            User.is_active.is_(True),
+        )
+    )
+    user = (await session.execute(query)).scalar_one_or_none()
+    if user is None:
+        return None
+    return Principal(kind="user", id=user.id, name=user.username, role=user.role)
+
+
+async def _gateway_principal(session: AsyncSession, digest: str) -> Principal | None:
+    query = select(GatewayKey).where(
+        GatewayKey.key_digest == digest, GatewayKey.revoked_at.is_(None)
+    )
+    key = (await session.execute(query)).scalar_one_or_none()
+    if key is None:
+        return None
+    key.last_used_at = datetime.now(UTC)
+    return Principal(kind="gateway", id=key.id, name=key.name)
+
+
+async def create_gateway_key(
+    session: AsyncSession, data: GatewayKeyCreate, *, actor: str, settings: Settings
+) -> tuple[GatewayKey, str]:
+    taken = await session.execute(select(GatewayKey.id).where(GatewayKey.name == data.name))
+    if taken.first() is not None:
+        raise Conflict(f"a gateway key named {data.name!r} already exists")
+    secret = security.new_secret(GATEWAY_KEY_PREFIX)
+    key = GatewayKey(
+        id=uuid.uuid4(),
+        name=data.name,
+        key_prefix=secret[:10],
+        key_digest=security.digest_secret(secret, settings.secret_key),
+        created_by=_user_id_of(actor),
+    )
+    session.add(key)
+    await session.flush()
+    await record_event(
+        session,
+        "gateway_key.created",
+        subject_type="gateway_key",
+        subject_id=key.id,
+        actor=actor,
+        payload={"name": key.name},
+    )
+    return key, secret
+
+
+def _user_id_of(actor: str) -> uuid.UUID | None:
+    kind, _, raw = actor.partition(":")
+    return uuid.UUID(raw) if kind == "user" else None
+
+
+async def list_gateway_keys(session: AsyncSession) -> list[GatewayKey]:
+    return list((await session.execute(select(GatewayKey).order_by(GatewayKey.name))).scalars())
+
+
+async def revoke_gateway_key(session: AsyncSession, key_id: uuid.UUID, *, actor: str) -> GatewayKey:
+    key = await session.get(GatewayKey, key_id)
+    if key is None:
+        raise GatewayKeyNotFound(f"no gateway key with id {key_id}")
+    if key.revoked_at is None:
+        key.revoked_at = datetime.now(UTC)
+        await record_event(
+            session,
+            "gateway_key.revoked",
+            subject_type="gateway_key",
+            subject_id=key.id,
+            actor=actor,
+        )
+    return key
+
+
+async def count_users(session: AsyncSession) -> int:
+    return (await session.execute(select(func.count()).select_from(User))).scalar_one()

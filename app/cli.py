@@ -1,0 +1,189 @@
+"""`contactcenter`: serve, migrate, load the demo, create users."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from app.core.embedded import EmbeddedPostgres
+from app.core.logging import configure_logging, get_logger
+from app.core.settings import Settings, get_settings
+
+log = get_logger("app.cli")
+
+
+def resolve_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """DATABASE_URL when given; otherwise the embedded server in the data folder, started now."""
+    if settings.database_url:
+        return settings.database_url, None
+    embedded = EmbeddedPostgres(settings.embedded_pgdata)
+    return embedded.ensure_database(), embedded
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from app.core import migrate
+    from app.main import create_app
+
+    # uvicorn shuts down on SIGTERM, then raises the signal again with the handler that was in
+    # place before it started: make that one an ordinary exit, so the embedded server stops too.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    url, embedded = resolve_database(settings)
+    try:
+        migrate.upgrade(url)
+        if settings.load_demo and not args.no_demo:
+            asyncio.run(_load_demo_if_empty(settings, url))
+        app = create_app(settings, url)
+        host = args.host or settings.host
+        port = args.port or settings.port
+        log.info("serving", url=f"http://{host}:{port}", docs=f"http://{host}:{port}/docs")
+        uvicorn.run(app, host=host, port=port, log_config=None)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+async def _load_demo_if_empty(settings: Settings, url: str, *, force: bool = False) -> bool:
+    from app import demo
+    from app.auth import service as users
+    from app.core.db import create_engine, create_sessionmaker, unit_of_work
+
+    engine = create_engine(settings, url)
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            if await demo.demo_present(session):
+                log.info("demo data already present")
+                return False
+            if not force and await users.count_users(session) > 0:
+                return False
+            passwords = await demo.load_demo(session, settings)
+        demo.log_passwords(passwords)
+        return True
+    finally:
+        await engine.dispose()
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> int:
+    from app.core import migrate
+
+    url, _embedded = resolve_database(settings)
+    if args.action == "upgrade":
+        migrate.upgrade(url, args.revision or "head")
+    elif args.action == "downgrade":
+        migrate.downgrade(url, args.revision)
+    else:
+        migrate.check(url)
+    log.info("database ready", action=args.action)
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from app.core import migrate
+
+    url, _ = resolve_database(settings)
+    migrate.upgrade(url)
+    loaded = asyncio.run(_load_demo_if_empty(settings, url, force=True))
+    print("demo loaded" if loaded else "demo already present")
+    return 0
+
+
+def _create_user(args: argparse.Namespace, settings: Settings) -> int:
+    from app.core import migrate
+
+    url, _ = resolve_database(settings)
+    migrate.upgrade(url)
+    password = asyncio.run(_insert_user(settings, url, args))
+    print(f"created {args.role} {args.username!r}")
+    if password:
+        print(f"password (shown once): {password}")
+    return 0
+
+
+async def _insert_user(settings: Settings, url: str, args: argparse.Namespace) -> str | None:
+    from app.agents import service as agents
+    from app.agents.schemas import AgentCreate
+    from app.auth import service as users
+    from app.auth.models import Role
+    from app.auth.schemas import UserCreate
+    from app.core.db import create_engine, create_sessionmaker, unit_of_work
+    from app.core.events import SYSTEM_ACTOR
+
+    engine = create_engine(settings, url)
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            if args.role == Role.agent.value:
+                body = AgentCreate(
+                    username=args.username, display_name=args.display_name, password=args.password
+                )
+                _, generated = await agents.create_agent(session, body, actor=SYSTEM_ACTOR)
+                return generated
+            user_body = UserCreate(
+                username=args.username,
+                display_name=args.display_name,
+                role=Role(args.role),
+                password=args.password,
+            )
+            _, generated = await users.create_user(session, user_body, actor=SYSTEM_ACTOR)
+            return generated
+    finally:
+        await engine.dispose()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="contactcenter",
+        description="The contact-center backend. Without DATABASE_URL, an embedded PostgreSQL "
+        "is started in the data folder (CC_DATA_DIR, default ./.data).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="migrate the database, then serve the API")
+    serve.add_argument("--host", help="address to listen on (default CC_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default CC_PORT or 8000)")
+    serve.add_argument("--no-demo", action="store_true", help="do not load the demo on first start")
+    serve.set_defaults(handler=_serve)
+
+    db = commands.add_parser("db", help="database migrations")
+    db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = db_actions.add_parser("upgrade", help="migrate to a revision (default: head)")
+    up.add_argument("revision", nargs="?", default="head")
+    down = db_actions.add_parser("downgrade", help="migrate back to a revision ('base' for none)")
+    down.add_argument("revision")
+    db_actions.add_parser("check", help="fail if the models and the migrations disagree")
+    db.set_defaults(handler=_db)
+
+    demo = commands.add_parser("demo", help="load the demo contact center (prints its passwords)")
+    demo.set_defaults(handler=_demo)
+
+    create_user = commands.add_parser("create-user", help="create a user (agents get a profile)")
+    create_user.add_argument("username")
+    create_user.add_argument("--role", choices=["admin", "supervisor", "agent"], default="admin")
+    create_user.add_argument("--display-name", help="defaults to the username")
+    create_user.add_argument("--password", help="left out, one is generated and printed once")
+    create_user.set_defaults(handler=_create_user)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "display_name", "unset") is None:
+        args.display_name = args.username
+    settings = get_settings()
+    configure_logging(settings.log_level, as_json=settings.log_json)
+    handler = args.handler
+    code: int = handler(args, settings)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

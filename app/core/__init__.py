@@ -1,0 +1,1 @@
+"""Layer 1: settings, database, errors, the event log."""

@@ -1,0 +1,85 @@
+"""One typed settings class; every option is an environment variable with the CC_ prefix."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class TierCutoffs(BaseModel):
+    """Percentile of customer value at which each tier starts (the customer pyramid).
+
+    The defaults follow the 20/80 rule: the top 20% by value are platinum or gold.
+    """
+
+    platinum: float = Field(default=0.95, gt=0, lt=1)
+    gold: float = Field(default=0.80, gt=0, lt=1)
+    iron: float = Field(default=0.30, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _descending(self) -> TierCutoffs:
+        if not self.platinum > self.gold > self.iron:
+            raise ValueError("tier cut-offs must satisfy platinum > gold > iron")
+        return self
+
+
+DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CC_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # DATABASE_URL is read without the prefix too, as every PaaS sets it that way.
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    data_dir: Path = PROJECT_ROOT / ".data"
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+
+    secret_key: str = DEVELOPMENT_SECRET
+    token_ttl_minutes: int = Field(default=12 * 60, ge=1)
+
+    load_demo: bool = True
+    default_phone_region: str = "CN"
+    tier_cutoffs: TierCutoffs = TierCutoffs()
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if value.startswith(("postgres://", "postgresql://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not value.startswith("postgresql+asyncpg://"):
+            raise ValueError("DATABASE_URL must be a postgresql:// or postgresql+asyncpg:// URL")
+        return value
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _region_upper(cls, value: str) -> str:
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _secret_outside_development(self) -> Settings:
+        if self.environment == "production" and self.secret_key == DEVELOPMENT_SECRET:
+            raise ValueError("CC_SECRET_KEY must be set in production")
+        return self
+
+    @property
+    def embedded_pgdata(self) -> Path:
+        return self.data_dir / "postgres"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

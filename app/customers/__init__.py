@@ -1,0 +1,1 @@
+"""Customers: profile, tier (the customer pyramid), lifecycle stage, contact points."""

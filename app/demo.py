@@ -1,0 +1,168 @@
+"""A small demo contact center, loaded on the first start of an empty database."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agents import service as agents
+from app.agents.schemas import AgentCreate, Capacity
+from app.auth import service as users
+from app.auth.models import Role
+from app.auth.schemas import UserCreate
+from app.core.events import SYSTEM_ACTOR
+from app.core.logging import get_logger
+from app.core.settings import Settings
+from app.customers import service as customers
+from app.customers.models import LifecycleStage, Tier
+from app.customers.schemas import CustomerCreate
+from app.queues import service as queues
+from app.queues.hours import WEEKDAYS, BusinessHours, OpeningSpan
+from app.queues.schemas import QueueCreate, ServiceLevel
+from app.skills import service as skills
+from app.skills.schemas import SkillCreate, SkillLevel
+
+log = get_logger(__name__)
+
+SKILLS = {
+    "general": "Anything a customer may ask first",
+    "billing": "Invoices, payments, refunds",
+    "tech": "Technical support",
+    "mandarin": "Speaks Mandarin",
+    "vip": "Trusted with platinum and gold customers",
+}
+
+AGENTS = [
+    ("mei", "Mei Chen", {"general": 4, "billing": 5, "mandarin": 5, "vip": 4}),
+    ("tom", "Tom Becker", {"general": 3, "tech": 5}),
+    ("ana", "Ana Souza", {"general": 5, "billing": 3, "tech": 2}),
+    ("raj", "Raj Patel", {"general": 2, "tech": 4, "vip": 3}),
+]
+
+CUSTOMERS = [
+    (
+        "Li Wei",
+        Tier.platinum,
+        LifecycleStage.stability,
+        "98000",
+        "zh-CN",
+        "+86 138 0013 8000",
+        "li.wei@example.com",
+    ),
+    (
+        "Grace Hopper",
+        Tier.gold,
+        LifecycleStage.formation,
+        "42000",
+        "en",
+        "+1 415 555 0132",
+        "grace@example.com",
+    ),
+    (
+        "Jonas Meyer",
+        Tier.iron,
+        LifecycleStage.exploration,
+        "3100",
+        "de",
+        "+49 30 901820",
+        "jonas.meyer@example.de",
+    ),
+    (
+        "Sam Doe",
+        Tier.lead,
+        LifecycleStage.decline,
+        "120",
+        "en",
+        "+44 20 7946 0958",
+        "sam.doe@example.co.uk",
+    ),
+]
+
+
+async def demo_present(session: AsyncSession) -> bool:
+    return await users.find_user_by_username(session, "admin") is not None
+
+
+async def load_demo(session: AsyncSession, settings: Settings) -> dict[str, str]:
+    """Create the demo data; returns the generated passwords by username (to print once)."""
+    passwords: dict[str, str] = {}
+    for name, description in SKILLS.items():
+        await skills.create_skill(
+            session, SkillCreate(name=name, description=description), actor=SYSTEM_ACTOR
+        )
+    for username, display, role in (
+        ("admin", "Ada Admin", Role.admin),
+        ("super", "Sue Pervisor", Role.supervisor),
+    ):
+        _, generated = await users.create_user(
+            session,
+            UserCreate(username=username, display_name=display, role=role),
+            actor=SYSTEM_ACTOR,
+        )
+        passwords[username] = generated or ""
+    for username, display, levels in AGENTS:
+        body = AgentCreate(
+            username=username,
+            display_name=display,
+            capacity=Capacity(),
+            skills=[SkillLevel(skill=s, level=lvl) for s, lvl in levels.items()],
+        )
+        _, generated = await agents.create_agent(session, body, actor=SYSTEM_ACTOR)
+        passwords[username] = generated or ""
+    await _load_queues(session)
+    for name, tier, stage, value, language, phone, email in CUSTOMERS:
+        customer = CustomerCreate(
+            name=name,
+            tier=tier,
+            lifecycle_stage=stage,
+            value=Decimal(value),
+            language=language,
+            phones=[phone],
+            emails=[email],
+        )
+        await customers.create_customer(session, customer, settings=settings, actor=SYSTEM_ACTOR)
+    return passwords
+
+
+async def _load_queues(session: AsyncSession) -> None:
+    office = BusinessHours(
+        timezone="Asia/Shanghai",
+        weekly={
+            day: [OpeningSpan.model_validate({"opens": "09:00", "closes": "18:00"})]
+            for day in WEEKDAYS[:5]
+        },
+    )
+    for body in (
+        QueueCreate(
+            name="general",
+            description="First line for every channel",
+            required_skills=[SkillLevel(skill="general", level=1)],
+        ),
+        QueueCreate(
+            name="billing",
+            service_level=ServiceLevel(percent=80, seconds=30),
+            required_skills=[SkillLevel(skill="billing", level=2)],
+            business_hours=office,
+        ),
+        QueueCreate(
+            name="tech-support",
+            service_level=ServiceLevel(percent=70, seconds=60),
+            required_skills=[SkillLevel(skill="tech", level=2)],
+        ),
+        QueueCreate(
+            name="vip",
+            service_level=ServiceLevel(percent=90, seconds=10),
+            offer_timeout_seconds=15,
+            aging_factor=2.0,
+            required_skills=[SkillLevel(skill="vip", level=3)],
+        ),
+    ):
+        await queues.create_queue(session, body, actor=SYSTEM_ACTOR)
+
+
+def log_passwords(passwords: dict[str, str]) -> None:
+    for username, password in passwords.items():
+        log.warning(
+            "demo user created; this password is shown once", username=username, password=password
+        )

@@ -1,0 +1,79 @@
+"""The app factory: routers, error handlers, the engine's lifespan, /health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Literal
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from app.agents.api import router as agents_router
+from app.auth.api import router as auth_router
+from app.core.db import create_engine, create_sessionmaker, database_answers
+from app.core.errors import install_error_handlers
+from app.core.logging import request_id_middleware
+from app.core.settings import Settings
+from app.customers.api import router as customers_router
+from app.queues.api import router as queues_router
+from app.skills.api import router as skills_router
+from app.supervisor.api import router as supervisor_router
+
+DESCRIPTION = """
+A contact-center backend: voice, email and chat in one queue, skill- and tier-based routing,
+and five-step complaint tracking.
+
+Log in at `POST /v1/auth/login`, then send `Authorization: Bearer <token>`.
+Every error is `{"error": <code>, "detail": <what is wrong>, "fields": [...]}`.
+"""
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["up", "down"]
+
+
+def create_app(settings: Settings, database_url: str) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings, database_url)
+        app.state.engine = engine
+        app.state.sessions = create_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Contact center",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.middleware("http")(request_id_middleware)
+    for router in (
+        auth_router,
+        customers_router,
+        skills_router,
+        agents_router,
+        queues_router,
+        supervisor_router,
+    ):
+        app.include_router(router)
+
+    @app.get(
+        "/health",
+        tags=["health"],
+        summary="Whether the service and its database answer",
+        responses={503: {"model": Health, "description": "The database does not answer"}},
+    )
+    async def health() -> JSONResponse:
+        up = await database_answers(app.state.engine)
+        body = Health(status="ok" if up else "degraded", database="up" if up else "down")
+        return JSONResponse(body.model_dump(), status_code=200 if up else 503)
+
+    return app

@@ -1,0 +1,26 @@
+"""Every table, imported once so that Alembic and the tests see the whole schema."""
+
+from app.agents.models import Agent, AgentSkill
+from app.auth.models import AccessToken, GatewayKey, User
+from app.core.events import Event
+from app.core.models import Base
+from app.customers.models import ContactPoint, Customer
+from app.queues.models import Queue, QueueSkill
+from app.skills.models import Skill
+
+metadata = Base.metadata
+
+__all__ = [
+    "AccessToken",
+    "Agent",
+    "AgentSkill",
+    "ContactPoint",
+    "Customer",
+    "Event",
+    "GatewayKey",
+    "Queue",
+    "QueueSkill",
+    "Skill",
+    "User",
+    "metadata",
+]

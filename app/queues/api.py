@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from app.auth.dependencies import Admin, AnyUser, Session
+from app.queues import service
+from app.queues.schemas import QueueCreate, QueueOut, QueueUpdate
+
+router = APIRouter(prefix="/v1/queues", tags=["queues"])
+
+
+@router.get("", summary="List queues")
+async def list_queues(_: AnyUser, session: Session) -> list[QueueOut]:
+    return await service.list_queues(session)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Create a queue")
+async def create_queue(body: QueueCreate, principal: Admin, session: Session) -> QueueOut:
+    return await service.create_queue(session, body, actor=principal.actor)
+
+
+@router.get("/{queue_id}", summary="One queue")
+async def get_queue(queue_id: uuid.UUID, _: AnyUser, session: Session) -> QueueOut:
+    return await service.get_queue_view(session, queue_id)
+
+
+@router.patch("/{queue_id}", summary="Change a queue's settings or required skills")
+async def update_queue(
+    queue_id: uuid.UUID, body: QueueUpdate, principal: Admin, session: Session
+) -> QueueOut:
+    return await service.update_queue(session, queue_id, body, actor=principal.actor)
+
+
+@router.delete("/{queue_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a queue")
+async def delete_queue(queue_id: uuid.UUID, principal: Admin, session: Session) -> None:
+    await service.delete_queue(session, queue_id, actor=principal.actor)

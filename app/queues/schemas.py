@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.queues.hours import BusinessHours
+from app.queues.models import AbandonPolicy
+from app.skills.schemas import SkillLevel
+
+QueueName = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+]
+
+
+class ServiceLevel(BaseModel):
+    """`percent` of interactions answered within `seconds` (e.g. 80% in 20 s)."""
+
+    percent: Annotated[int, Field(ge=1, le=100)] = 80
+    seconds: Annotated[int, Field(ge=1, le=86_400)] = 20
+
+
+class TierWeights(BaseModel):
+    """Priority points each customer tier adds to an interaction's effective priority."""
+
+    platinum: Annotated[float, Field(ge=0, le=10_000)] = 30
+    gold: Annotated[float, Field(ge=0, le=10_000)] = 20
+    iron: Annotated[float, Field(ge=0, le=10_000)] = 10
+    lead: Annotated[float, Field(ge=0, le=10_000)] = 0
+
+
+QUEUE_EXAMPLE: dict[str, Any] = {
+    "name": "billing",
+    "description": "Invoices and refunds",
+    "service_level": {"percent": 80, "seconds": 20},
+    "abandon_policy": "against",
+    "offer_timeout_seconds": 20,
+    "tier_weights": {"platinum": 30, "gold": 20, "iron": 10, "lead": 0},
+    "aging_factor": 0.5,
+    "wrap_up_seconds": 30,
+    "required_skills": [{"skill": "billing", "level": 2}],
+}
+
+
+class QueueCreate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [QUEUE_EXAMPLE]})
+
+    name: QueueName
+    description: str = Field(default="", max_length=500)
+    service_level: ServiceLevel = ServiceLevel()
+    abandon_policy: AbandonPolicy = AbandonPolicy.against
+    offer_timeout_seconds: Annotated[int, Field(ge=5, le=600)] = 20
+    tier_weights: TierWeights = TierWeights()
+    aging_factor: Annotated[float, Field(ge=0, le=1000)] = Field(
+        default=0.5, description="Priority points gained per second of waiting"
+    )
+    wrap_up_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
+    business_hours: BusinessHours | None = Field(default=None, description="null: always open")
+    required_skills: list[SkillLevel] = Field(default_factory=list, max_length=20)
+
+
+class QueueUpdate(BaseModel):
+    name: QueueName | None = None
+    description: str | None = Field(default=None, max_length=500)
+    service_level: ServiceLevel | None = None
+    abandon_policy: AbandonPolicy | None = None
+    offer_timeout_seconds: Annotated[int, Field(ge=5, le=600)] | None = None
+    tier_weights: TierWeights | None = None
+    aging_factor: Annotated[float, Field(ge=0, le=1000)] | None = None
+    wrap_up_seconds: Annotated[int, Field(ge=0, le=3600)] | None = None
+    business_hours: BusinessHours | None = Field(default=None, description="Send null to clear")
+    required_skills: list[SkillLevel] | None = Field(default=None, max_length=20)
+
+
+class QueueOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str
+    service_level: ServiceLevel
+    abandon_policy: AbandonPolicy
+    offer_timeout_seconds: int
+    tier_weights: TierWeights
+    aging_factor: float
+    wrap_up_seconds: int
+    business_hours: BusinessHours | None
+    required_skills: list[SkillLevel]
+    is_open_now: bool
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,191 @@
+"""Queue configuration. Services flush but never commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import Conflict, NotFound
+from app.core.events import record_event
+from app.queues.hours import BusinessHours, is_open
+from app.queues.models import Queue, QueueSkill
+from app.queues.schemas import QueueCreate, QueueOut, QueueUpdate, ServiceLevel, TierWeights
+from app.skills import service as skills
+from app.skills.models import Skill
+from app.skills.schemas import SkillLevel
+
+
+class QueueNotFound(NotFound):
+    code = "queue_not_found"
+
+
+class QueueNameTaken(Conflict):
+    code = "queue_name_taken"
+
+
+async def _ensure_name_free(session: AsyncSession, name: str, owner: uuid.UUID | None) -> None:
+    query = select(Queue.id).where(func.lower(Queue.name) == name.lower())
+    holder = (await session.execute(query)).scalar_one_or_none()
+    if holder is not None and holder != owner:
+        raise QueueNameTaken(f"a queue named {name!r} already exists")
+
+
+async def create_queue(session: AsyncSession, data: QueueCreate, *, actor: str) -> QueueOut:
+    await _ensure_name_free(session, data.name, owner=None)
+    levels = await skills.resolve_levels(session, data.required_skills, "required_skills")
+    queue = Queue(
+        id=uuid.uuid4(),
+        name=data.name,
+        description=data.description,
+        sl_target_percent=data.service_level.percent,
+        sl_target_seconds=data.service_level.seconds,
+        abandon_policy=data.abandon_policy,
+        offer_timeout_seconds=data.offer_timeout_seconds,
+        tier_weights=data.tier_weights.model_dump(),
+        aging_factor=data.aging_factor,
+        wrap_up_seconds=data.wrap_up_seconds,
+        business_hours=_hours_json(data.business_hours),
+        required_skills=[QueueSkill(skill_id=s.id, min_proficiency=lvl) for s, lvl in levels],
+    )
+    session.add(queue)
+    await session.flush()
+    await record_event(
+        session,
+        "queue.created",
+        subject_type="queue",
+        subject_id=queue.id,
+        actor=actor,
+        payload=data.model_dump(mode="json"),
+    )
+    return await get_queue_view(session, queue.id)
+
+
+def _hours_json(hours: BusinessHours | None) -> dict[str, Any] | None:
+    return None if hours is None else hours.model_dump(mode="json")
+
+
+async def get_queue(session: AsyncSession, queue_id: uuid.UUID) -> Queue:
+    queue = await session.get(Queue, queue_id, populate_existing=True)
+    if queue is None:
+        raise QueueNotFound(f"no queue with id {queue_id}")
+    return queue
+
+
+async def _levels(
+    session: AsyncSession, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[SkillLevel]]:
+    levels: dict[uuid.UUID, list[SkillLevel]] = defaultdict(list)
+    if ids:
+        rows = await session.execute(
+            select(QueueSkill.queue_id, Skill.name, QueueSkill.min_proficiency)
+            .join(Skill, Skill.id == QueueSkill.skill_id)
+            .where(QueueSkill.queue_id.in_(ids))
+            .order_by(Skill.name)
+        )
+        for queue_id, name, level in rows:
+            levels[queue_id].append(SkillLevel(skill=name, level=level))
+    return levels
+
+
+def _view(queue: Queue, levels: list[SkillLevel], now: datetime) -> QueueOut:
+    hours = (
+        None if queue.business_hours is None else BusinessHours.model_validate(queue.business_hours)
+    )
+    return QueueOut(
+        id=queue.id,
+        name=queue.name,
+        description=queue.description,
+        service_level=ServiceLevel(
+            percent=queue.sl_target_percent, seconds=queue.sl_target_seconds
+        ),
+        abandon_policy=queue.abandon_policy,
+        offer_timeout_seconds=queue.offer_timeout_seconds,
+        tier_weights=TierWeights.model_validate(queue.tier_weights),
+        aging_factor=queue.aging_factor,
+        wrap_up_seconds=queue.wrap_up_seconds,
+        business_hours=hours,
+        required_skills=levels,
+        is_open_now=is_open(hours, now),
+        created_at=queue.created_at,
+        updated_at=queue.updated_at,
+    )
+
+
+async def get_queue_view(session: AsyncSession, queue_id: uuid.UUID) -> QueueOut:
+    queue = await get_queue(session, queue_id)
+    levels = await _levels(session, [queue.id])
+    return _view(queue, levels[queue.id], datetime.now(UTC))
+
+
+async def list_queues(session: AsyncSession) -> list[QueueOut]:
+    queues = list((await session.execute(select(Queue).order_by(Queue.name))).scalars())
+    levels = await _levels(session, [q.id for q in queues])
+    now = datetime.now(UTC)
+    return [_view(queue, levels[queue.id], now) for queue in queues]
+
+
+async def update_queue(
+    session: AsyncSession, queue_id: uuid.UUID, data: QueueUpdate, *, actor: str
+) -> QueueOut:
+    queue = await get_queue(session, queue_id)
+    sent = data.model_fields_set
+    if data.name is not None:
+        await _ensure_name_free(session, data.name, owner=queue.id)
+        queue.name = data.name
+    if data.required_skills is not None:
+        levels = await skills.resolve_levels(session, data.required_skills, "required_skills")
+        await session.execute(delete(QueueSkill).where(QueueSkill.queue_id == queue.id))
+        session.add_all(
+            QueueSkill(queue_id=queue.id, skill_id=s.id, min_proficiency=lvl) for s, lvl in levels
+        )
+    _apply_settings(queue, data)
+    if "business_hours" in sent:
+        queue.business_hours = _hours_json(data.business_hours)
+    await session.flush()
+    await record_event(
+        session,
+        "queue.updated",
+        subject_type="queue",
+        subject_id=queue.id,
+        actor=actor,
+        payload=data.model_dump(mode="json", exclude_unset=True),
+    )
+    return await get_queue_view(session, queue.id)
+
+
+def _apply_settings(queue: Queue, data: QueueUpdate) -> None:
+    if data.description is not None:
+        queue.description = data.description
+    if data.service_level is not None:
+        queue.sl_target_percent = data.service_level.percent
+        queue.sl_target_seconds = data.service_level.seconds
+    if data.abandon_policy is not None:
+        queue.abandon_policy = data.abandon_policy
+    if data.offer_timeout_seconds is not None:
+        queue.offer_timeout_seconds = data.offer_timeout_seconds
+    if data.tier_weights is not None:
+        queue.tier_weights = data.tier_weights.model_dump()
+    if data.aging_factor is not None:
+        queue.aging_factor = data.aging_factor
+    if data.wrap_up_seconds is not None:
+        queue.wrap_up_seconds = data.wrap_up_seconds
+
+
+async def delete_queue(session: AsyncSession, queue_id: uuid.UUID, *, actor: str) -> None:
+    queue = await get_queue(session, queue_id)
+    await session.delete(queue)
+    await session.flush()
+    await record_event(
+        session,
+        "queue.deleted",
+        subject_type="queue",
+        subject_id=queue.id,
+        actor=actor,
+        payload={"name": queue.name},
+    )

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+SkillName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$"),
+]
+Proficiency = Annotated[int, Field(ge=1, le=5, description="1 (novice) to 5 (expert)")]
+
+
+class SkillCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "billing", "description": "Invoices, refunds"}]}
+    )
+
+    name: SkillName
+    description: str = Field(default="", max_length=500)
+
+
+class SkillUpdate(BaseModel):
+    name: SkillName | None = None
+    description: str | None = Field(default=None, max_length=500)
+
+
+class SkillOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    description: str
+
+
+class SkillLevel(BaseModel):
+    """A skill named with its level: an agent's proficiency or a queue's minimum."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"skill": "billing", "level": 4}]})
+
+    skill: SkillName
+    level: Proficiency

@@ -1,0 +1,1 @@
+"""Supervisors: the event log (audit trail) now; live queues and reports come later."""

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+
+from app.auth.dependencies import Session, Staff
+from app.core.events import Event
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    occurred_at: datetime
+    kind: str
+    subject_type: str
+    subject_id: str
+    actor: str
+    payload: dict[str, Any]
+
+
+@router.get("/events", summary="The event log: every change, oldest first after a given id")
+async def list_events(
+    _: Staff,
+    session: Session,
+    after: Annotated[int, Query(ge=0, description="Return events with a larger id")] = 0,
+    kind: Annotated[str | None, Query(max_length=64, examples=["customer.created"])] = None,
+    subject_type: Annotated[str | None, Query(max_length=32)] = None,
+    subject_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[EventOut]:
+    query = select(Event).where(Event.id > after)
+    if kind is not None:
+        query = query.where(Event.kind == kind)
+    if subject_type is not None:
+        query = query.where(Event.subject_type == subject_type)
+    if subject_id is not None:
+        query = query.where(Event.subject_id == subject_id)
+    rows = await session.execute(query.order_by(Event.id).limit(limit))
+    return [EventOut.model_validate(event) for event in rows.scalars()]

@@ -1,0 +1,151 @@
+"""A real PostgreSQL for the whole run, and a fresh database (built by the migrations) per test.
+
+With DATABASE_URL set, the tests use that server (they need CREATEDB); otherwise they start an
+embedded server in a temporary folder of their own, so two runs at once never share one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from app.auth.models import Role
+from app.core import migrate
+from app.core.embedded import EmbeddedPostgres, create_database_if_missing
+from app.core.settings import Settings
+from app.main import create_app
+from tests.support import LiveServer, create_user_directly, login
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """How to reach the test server: an admin DSN and a SQLAlchemy URL for any database."""
+
+    admin_dsn: str
+    url_template: str
+
+    def url(self, database: str) -> str:
+        return self.url_template.replace("{database}", database)
+
+
+def _external_server(database_url: str) -> PostgresServer:
+    url = make_url(Settings(DATABASE_URL=database_url).database_url or "")
+    template = url.set(database="DATABASENAME").render_as_string(hide_password=False)
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return PostgresServer(
+        admin_dsn=admin, url_template=template.replace("DATABASENAME", "{database}")
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        yield _external_server(external)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="cc-test-"))
+    embedded = EmbeddedPostgres(folder / "pg", delete_on_stop=True)
+    try:
+        yield PostgresServer(
+            admin_dsn=embedded.admin_dsn(), url_template=embedded.url("{database}")
+        )
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def template_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """One database migrated to head; every test copies it (CREATE DATABASE ... TEMPLATE)."""
+    name = f"cc_template_{secrets.token_hex(4)}"
+    asyncio.run(create_database_if_missing(postgres_server.admin_dsn, name))
+    migrate.upgrade(postgres_server.url(name))
+    yield name
+    asyncio.run(_drop_database(postgres_server.admin_dsn, name))
+
+
+async def _drop_database(admin_dsn: str, name: str) -> None:
+    connection = await asyncpg.connect(admin_dsn)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def database_url(
+    postgres_server: PostgresServer, template_database: str
+) -> AsyncIterator[str]:
+    """A database of this test's own, at the latest migration, dropped afterwards."""
+    name = f"cc_test_{secrets.token_hex(6)}"
+    await create_database_if_missing(postgres_server.admin_dsn, name, template=template_database)
+    yield postgres_server.url(name)
+    await _drop_database(postgres_server.admin_dsn, name)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(environment="test", load_demo=False, default_phone_region="CN")
+
+
+@pytest.fixture
+async def app(settings: Settings, database_url: str) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, database_url)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+UserFactory = Callable[..., Awaitable[dict[str, str]]]
+
+
+@pytest.fixture
+def make_user(app: FastAPI, client: httpx.AsyncClient) -> UserFactory:
+    """Create a user straight in the database and log in: returns its Authorization header."""
+
+    async def factory(role: Role = Role.admin, username: str | None = None) -> dict[str, str]:
+        name = username or f"{role.value}-{uuid.uuid4().hex[:8]}"
+        password = "correct horse battery"
+        await create_user_directly(app, name, role, password)
+        return await login(client, name, password)
+
+    return factory
+
+
+@pytest.fixture
+async def admin(make_user: UserFactory) -> dict[str, str]:
+    return await make_user(Role.admin)
+
+
+@pytest.fixture
+async def supervisor(make_user: UserFactory) -> dict[str, str]:
+    return await make_user(Role.supervisor)
+
+
+@pytest.fixture
+async def agent(make_user: UserFactory) -> dict[str, str]:
+    return await make_user(Role.agent)
+
+
+@pytest.fixture
+def live_server(settings: Settings, database_url: str) -> Iterator[LiveServer]:
+    """The API served by uvicorn in a thread on a loopback port, for real sockets."""
+    with LiveServer.running(settings, database_url) as server:
+        yield server

@@ -1,0 +1,77 @@
+"""Helpers the tests share."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from app.agents import service as agents
+from app.agents.schemas import AgentCreate
+from app.auth import service as users
+from app.auth.models import Role
+from app.auth.schemas import UserCreate
+from app.core.db import unit_of_work
+from app.core.events import SYSTEM_ACTOR
+from app.core.settings import Settings
+from app.main import create_app
+
+
+async def create_user_directly(app: FastAPI, username: str, role: Role, password: str) -> None:
+    async with unit_of_work(app.state.sessions) as session:
+        if role is Role.agent:
+            body = AgentCreate(username=username, display_name=username, password=password)
+            await agents.create_agent(session, body, actor=SYSTEM_ACTOR)
+        else:
+            user = UserCreate(
+                username=username, display_name=username, role=role, password=password
+            )
+            await users.create_user(session, user, actor=SYSTEM_ACTOR)
+
+
+async def login(client: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:
+    response = await client.post(
+        "/v1/auth/login", json={"username": username, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, settings: Settings, database_url: str) -> Iterator[LiveServer]:
+        port = free_port()
+        config = uvicorn.Config(
+            create_app(settings, database_url), host="127.0.0.1", port=port, log_config=None
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        try:
+            yield cls(base_url=f"http://127.0.0.1:{port}")
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from app.core.embedded import EmbeddedPostgres
+from app.core.errors import AppError
 from app.core.logging import configure_logging, get_logger
 from app.core.settings import Settings, get_settings
 
@@ -181,7 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = get_settings()
     configure_logging(settings.log_level, as_json=settings.log_json)
     handler = args.handler
-    code: int = handler(args, settings)
+    try:
+        code: int = handler(args, settings)
+    except AppError as error:
+        print(f"error: {error.detail}", file=sys.stderr)
+        return 1
     return code
 
 

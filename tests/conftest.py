@@ -39,6 +39,10 @@ class PostgresServer:
     def url(self, database: str) -> str:
         return self.url_template.replace("{database}", database)
 
+    def dsn(self, database: str) -> str:
+        """A plain libpq DSN (for asyncpg) to `database`."""
+        return self.url(database).replace("postgresql+asyncpg://", "postgresql://", 1)
+
 
 def _external_server(database_url: str) -> PostgresServer:
     url = make_url(Settings(DATABASE_URL=database_url).database_url or "")

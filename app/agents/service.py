@@ -129,7 +129,7 @@ async def get_agent_view(session: AsyncSession, agent_id: uuid.UUID) -> AgentOut
         .where(Agent.id == agent_id)
         .execution_options(populate_existing=True)
     )
-    row = (await session.execute(query)).tuples().one_or_none()
+    row = (await session.execute(query)).one_or_none()
     if row is None:
         raise AgentNotFound(f"no agent with id {agent_id}")
     return (await _views(session, [row]))[0]
@@ -155,7 +155,7 @@ async def list_agents(
         query = query.where(Agent.id.in_(holders))
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
     page = query.order_by(User.username).limit(limit).offset(offset)
-    rows = (await session.execute(page)).tuples().all()
+    rows = (await session.execute(page)).all()
     return await _views(session, rows), total
 
 

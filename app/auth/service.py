@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import AccessToken, GatewayKey, Role, User
@@ -75,8 +78,8 @@ async def create_user(
         role=data.role,
         password_hash=security.hash_password(password),
     )
-    session.add(user)
-    await session.flush()
+    if not await _inserted(session, user, constraint="uq_users_username_lower"):
+        raise UsernameTaken(f"username {data.username!r} is already taken")
     await record_event(
         session,
         "user.created",
@@ -86,6 +89,22 @@ async def create_user(
         payload={"username": user.username, "role": user.role.value},
     )
     return user, generated
+
+
+async def _inserted(session: AsyncSession, row: User | GatewayKey, *, constraint: str) -> bool:
+    """Insert `row` in a savepoint; False when a concurrent insert already took `constraint`.
+
+    The look-up before the insert catches the usual duplicate; this catches two requests (on any
+    replica) racing past that look-up at once, which would otherwise end in a 500.
+    """
+    try:
+        async with session.begin_nested():
+            session.add(row)
+    except IntegrityError as error:
+        if constraint in str(error.orig):
+            return False
+        raise
+    return True
 
 
 async def update_user(session: AsyncSession, user: User, data: UserUpdate, *, actor: str) -> User:
@@ -124,11 +143,10 @@ async def login(
 ) -> tuple[User, str, datetime]:
     """Check the password and open a session token. One vague error for every failure."""
     user = await find_user_by_username(session, username)
-    if (
-        user is None
-        or not user.is_active
-        or not security.verify_password(user.password_hash, password)
-    ):
+    # Verify even when there is no such user, so the answer's timing does not tell who exists.
+    known_hash = user.password_hash if user is not None else _decoy_hash()
+    password_ok = security.verify_password(known_hash, password)
+    if user is None or not user.is_active or not password_ok:
         raise NotAuthenticated("wrong username or password")
     if security.password_needs_rehash(user.password_hash):
         user.password_hash = security.hash_password(password)
@@ -145,6 +163,12 @@ async def login(
         session, "user.logged_in", subject_type="user", subject_id=user.id, actor=f"user:{user.id}"
     )
     return user, secret, expires_at
+
+
+@functools.cache
+def _decoy_hash() -> str:
+    """A hash no password matches, made once, for logins of unknown users."""
+    return security.hash_password(secrets.token_urlsafe(32))
 
 
 async def logout(session: AsyncSession, secret: str, settings: Settings) -> None:
@@ -198,8 +222,8 @@ async def create_gateway_key(
         key_digest=security.digest_secret(secret, settings.secret_key),
         created_by=_user_id_of(actor),
     )
-    session.add(key)
-    await session.flush()
+    if not await _inserted(session, key, constraint="uq_gateway_keys_name"):
+        raise Conflict(f"a gateway key named {data.name!r} already exists")
     await record_event(
         session,
         "gateway_key.created",

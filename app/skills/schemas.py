@@ -5,9 +5,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+# The pattern is checked before `to_lower` applies, so it must admit capitals ("Billing" is "billing").
 SkillName = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$"),
+    StringConstraints(
+        strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+    ),
 ]
 Proficiency = Annotated[int, Field(ge=1, le=5, description="1 (novice) to 5 (expert)")]
 

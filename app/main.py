@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from app.agents.api import router as agents_router
 from app.auth.api import router as auth_router
+from app.core import security
 from app.core.db import create_engine, create_sessionmaker, database_answers
 from app.core.errors import install_error_handlers
 from app.core.logging import request_id_middleware
@@ -53,6 +54,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    security.use_hashing_profile(settings.password_hashing)
     install_error_handlers(app)
     app.middleware("http")(request_id_middleware)
     for router in (

@@ -41,7 +41,9 @@ class AgentCreate(BaseModel):
 
 class AgentUpdate(BaseModel):
     display_name: DisplayName | None = None
-    capacity: Capacity | None = None
+    capacity: Capacity | None = Field(
+        default=None, description="Only the channels sent change; the others keep their value."
+    )
 
 
 class AgentStateChange(BaseModel):

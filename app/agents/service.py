@@ -165,10 +165,15 @@ async def update_agent(
     agent = await get_agent(session, agent_id)
     payload: dict[str, object] = {}
     if data.capacity is not None:
-        agent.capacity_voice = data.capacity.voice
-        agent.capacity_chat = data.capacity.chat
-        agent.capacity_email = data.capacity.email
-        payload["capacity"] = data.capacity.model_dump()
+        # A partial patch: channels left out keep their current value, not the defaults.
+        current = Capacity(
+            voice=agent.capacity_voice, chat=agent.capacity_chat, email=agent.capacity_email
+        )
+        capacity = current.model_copy(update=data.capacity.model_dump(exclude_unset=True))
+        agent.capacity_voice = capacity.voice
+        agent.capacity_chat = capacity.chat
+        agent.capacity_email = capacity.email
+        payload["capacity"] = capacity.model_dump()
     if data.display_name is not None:
         user = await users.get_user(session, agent.user_id)
         user.display_name = data.display_name

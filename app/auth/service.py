@@ -76,7 +76,7 @@ async def create_user(
         username=data.username,
         display_name=data.display_name,
         role=data.role,
-        password_hash=security.hash_password(password),
+        password_hash=await security.hash_password_off_loop(password),
     )
     if not await _inserted(session, user, constraint="uq_users_username_lower"):
         raise UsernameTaken(f"username {data.username!r} is already taken")
@@ -112,8 +112,11 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate, *, ac
     new_role = changes.get("role")
     if new_role is not None and (new_role is Role.agent) != (user.role is Role.agent):
         raise InvalidField("role", "a user cannot become or stop being an agent; create a new user")
+    leaves_admins = (new_role not in (None, Role.admin)) or changes.get("is_active") is False
+    if user.role is Role.admin and leaves_admins and await _other_active_admins(session, user) == 0:
+        raise Conflict("this is the last active admin: make another admin first")
     if "password" in changes:
-        user.password_hash = security.hash_password(changes.pop("password"))
+        user.password_hash = await security.hash_password_off_loop(changes.pop("password"))
         await _revoke_tokens(session, user.id)
         changes["password"] = "changed"  # noqa: S105
     for field in ("display_name", "role", "is_active"):
@@ -134,6 +137,13 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate, *, ac
     return user
 
 
+async def _other_active_admins(session: AsyncSession, user: User) -> int:
+    query = select(func.count()).where(
+        User.role == Role.admin, User.is_active.is_(True), User.id != user.id
+    )
+    return (await session.execute(query)).scalar_one()
+
+
 async def _revoke_tokens(session: AsyncSession, user_id: uuid.UUID) -> None:
     await session.execute(delete(AccessToken).where(AccessToken.user_id == user_id))
 
@@ -145,11 +155,11 @@ async def login(
     user = await find_user_by_username(session, username)
     # Verify even when there is no such user, so the answer's timing does not tell who exists.
     known_hash = user.password_hash if user is not None else _decoy_hash()
-    password_ok = security.verify_password(known_hash, password)
+    password_ok = await security.verify_password_off_loop(known_hash, password)
     if user is None or not user.is_active or not password_ok:
         raise NotAuthenticated("wrong username or password")
     if security.password_needs_rehash(user.password_hash):
-        user.password_hash = security.hash_password(password)
+        user.password_hash = await security.hash_password_off_loop(password)
     secret = security.new_secret(TOKEN_PREFIX)
     expires_at = datetime.now(UTC) + timedelta(minutes=settings.token_ttl_minutes)
     session.add(

@@ -66,13 +66,13 @@ def error_body(
     return body
 
 
-def _field_path(location: tuple[Any, ...] | list[Any]) -> str:
+def _field_path(error: dict[str, Any]) -> str:
     """("body", "phones", 0) reads as `phones[0]`; the query/path/header prefix is kept."""
-    parts = list(location)
-    if len(parts) > 1 and parts[0] == "body" and isinstance(parts[1], str):
+    parts = list(error["loc"])
+    if error.get("type") == "json_invalid":
+        return "body"  # the body as a whole: its location ends in a byte offset, not a field
+    if len(parts) > 1 and parts[0] == "body":
         parts = parts[1:]
-    elif parts and parts[0] == "body":
-        parts = ["body"]  # the body as a whole, e.g. malformed JSON at some byte offset
     path = ""
     for part in parts:
         if isinstance(part, int):
@@ -97,7 +97,7 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    fields = [{"field": _field_path(e["loc"]), "problem": _problem(e)} for e in exc.errors()]
+    fields = [{"field": _field_path(e), "problem": _problem(e)} for e in exc.errors()]
     detail = "; ".join(f"{f['field']}: {f['problem']}" for f in fields)
     return JSONResponse(error_body("validation_error", detail, fields), status_code=422)
 

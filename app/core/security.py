@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
+from typing import Literal
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()
+HashingProfile = Literal["standard", "fast"]
+
+# RFC 9106's low-memory profile (64 MiB, 3 passes) guards real passwords; the cheapest profile
+# exists for test suites that create hundreds of users and is refused in production (settings).
+_PROFILES = {"standard": profiles.RFC_9106_LOW_MEMORY, "fast": profiles.CHEAPEST}
+_hasher = PasswordHasher.from_parameters(_PROFILES["standard"])
+
+
+def use_hashing_profile(profile: HashingProfile) -> None:
+    """Hash new passwords with `profile`; hashes made with another still verify (and rehash)."""
+    global _hasher
+    _hasher = PasswordHasher.from_parameters(_PROFILES[profile])
 
 
 def hash_password(password: str) -> str:
@@ -21,6 +34,15 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+async def hash_password_off_loop(password: str) -> str:
+    """argon2 is slow on purpose (~0.2 s a hash): run it in a thread so sockets keep flowing."""
+    return await asyncio.to_thread(hash_password, password)
+
+
+async def verify_password_off_loop(password_hash: str, password: str) -> bool:
+    return await asyncio.to_thread(verify_password, password_hash, password)
 
 
 def password_needs_rehash(password_hash: str) -> bool:

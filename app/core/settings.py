@@ -46,6 +46,7 @@ class Settings(BaseSettings):
 
     secret_key: str = DEVELOPMENT_SECRET
     token_ttl_minutes: int = Field(default=12 * 60, ge=1)
+    password_hashing: Literal["standard", "fast"] = "standard"  # noqa: S105
 
     load_demo: bool = True
     default_phone_region: str = "CN"
@@ -73,6 +74,8 @@ class Settings(BaseSettings):
     def _secret_outside_development(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEVELOPMENT_SECRET:
             raise ValueError("CC_SECRET_KEY must be set in production")
+        if self.environment == "production" and self.password_hashing != "standard":  # noqa: S105
+            raise ValueError("CC_PASSWORD_HASHING=fast is for tests; production hashes standard")
         return self
 
     @property

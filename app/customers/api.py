@@ -6,7 +6,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 
 from app.auth.dependencies import AnyUser, Session, Staff
-from app.core.errors import NotFound
+from app.auth.models import Role
+from app.core.errors import Forbidden, NotFound
 from app.core.pagination import Page, Pagination
 from app.customers import service
 from app.customers.models import ContactKind, LifecycleStage, Tier
@@ -99,11 +100,20 @@ async def update_customer(
     session: Session,
     request: Request,
 ) -> CustomerOut:
+    if not principal.has_role(Role.supervisor, Role.admin):
+        _refuse_business_fields(body)
     customer = await service.get_customer(session, customer_id)
     updated = await service.update_customer(
         session, customer, body, settings=request.app.state.settings, actor=principal.actor
     )
     return CustomerOut.model_validate(updated)
+
+
+def _refuse_business_fields(body: CustomerUpdate) -> None:
+    """Tier and value are the business's judgement of a customer: not an agent's to change."""
+    sent = sorted(body.model_fields_set & {"tier", "tier_source", "value"})
+    if sent:
+        raise Forbidden(f"only supervisors and admins change {', '.join(sent)}")
 
 
 @router.delete(

@@ -215,13 +215,18 @@ async def update_customer(
     actor: str,
 ) -> Customer:
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "tier" in changes and changes.get("tier_source") is TierSource.computed:
+        raise InvalidField("tier_source", "send either a tier (manual) or tier_source=computed")
     if "tier" in changes:
         changes["tier_source"] = TierSource.manual
-    elif changes.get("tier_source") is TierSource.computed:
+    elif _tier_follows_value(customer, changes):
         value = float(changes.get("value", customer.value))
-        changes["tier"] = await computed_tier(
-            session, value, settings.tier_cutoffs, excluding=customer.id
-        )
+        earned = await computed_tier(session, value, settings.tier_cutoffs, excluding=customer.id)
+        if earned is not customer.tier:
+            changes["tier"] = earned
+    changes = {k: v for k, v in changes.items() if getattr(customer, k) != v}
+    if not changes:
+        return customer
     for field, value in changes.items():
         setattr(customer, field, value)
     await session.flush()
@@ -234,6 +239,14 @@ async def update_customer(
         payload={k: str(v) for k, v in changes.items() if k != "notes"},
     )
     return await get_customer(session, customer.id)
+
+
+def _tier_follows_value(customer: Customer, changes: dict[str, Any]) -> bool:
+    """A computed tier moves with the value; a manual one stays until a person changes it."""
+    source = changes.get("tier_source", customer.tier_source)
+    return source is TierSource.computed and (
+        "value" in changes or customer.tier_source is TierSource.manual
+    )
 
 
 async def add_contact_point(

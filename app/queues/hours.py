@@ -27,6 +27,14 @@ class OpeningSpan(BaseModel):
     opens: time
     closes: time = Field(description="Exclusive; 24:00 is written 23:59:59")
 
+    @field_validator("opens", "closes")
+    @classmethod
+    def _wall_clock(cls, value: time) -> time:
+        # An offset here could not be compared with the queue's local time (a TypeError, a 500).
+        if value.tzinfo is not None:
+            raise ValueError("give a local time without a UTC offset; the zone is `timezone`")
+        return value
+
     @model_validator(mode="after")
     def _opens_before_closing(self) -> OpeningSpan:
         if self.opens >= self.closes:

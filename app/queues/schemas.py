@@ -64,10 +64,14 @@ class QueueCreate(BaseModel):
 class QueueUpdate(BaseModel):
     name: QueueName | None = None
     description: str | None = Field(default=None, max_length=500)
-    service_level: ServiceLevel | None = None
+    service_level: ServiceLevel | None = Field(
+        default=None, description="Only the parts sent change; the others keep their value."
+    )
     abandon_policy: AbandonPolicy | None = None
     offer_timeout_seconds: Annotated[int, Field(ge=5, le=600)] | None = None
-    tier_weights: TierWeights | None = None
+    tier_weights: TierWeights | None = Field(
+        default=None, description="Only the tiers sent change; the others keep their weight."
+    )
     aging_factor: Annotated[float, Field(ge=0, le=1000)] | None = None
     wrap_up_seconds: Annotated[int, Field(ge=0, le=3600)] | None = None
     business_hours: BusinessHours | None = Field(default=None, description="Send null to clear")

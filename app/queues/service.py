@@ -160,17 +160,22 @@ async def update_queue(
 
 
 def _apply_settings(queue: Queue, data: QueueUpdate) -> None:
+    """Only what was sent changes, down into service_level and tier_weights."""
     if data.description is not None:
         queue.description = data.description
     if data.service_level is not None:
-        queue.sl_target_percent = data.service_level.percent
-        queue.sl_target_seconds = data.service_level.seconds
+        sent_level = data.service_level.model_fields_set
+        if "percent" in sent_level:
+            queue.sl_target_percent = data.service_level.percent
+        if "seconds" in sent_level:
+            queue.sl_target_seconds = data.service_level.seconds
     if data.abandon_policy is not None:
         queue.abandon_policy = data.abandon_policy
     if data.offer_timeout_seconds is not None:
         queue.offer_timeout_seconds = data.offer_timeout_seconds
     if data.tier_weights is not None:
-        queue.tier_weights = data.tier_weights.model_dump()
+        sent_weights = data.tier_weights.model_dump(exclude_unset=True)
+        queue.tier_weights = {**queue.tier_weights, **sent_weights}
     if data.aging_factor is not None:
         queue.aging_factor = data.aging_factor
     if data.wrap_up_seconds is not None:

@@ -5,7 +5,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-# The pattern is checked before `to_lower` applies, so it must admit capitals ("Billing" is "billing").
+# Pydantic checks the pattern before `to_lower` applies, so it must admit capitals:
+# "Billing" is accepted and stored as "billing".
 SkillName = Annotated[
     str,
     StringConstraints(

@@ -30,8 +30,8 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_help_explains_every_command() -> None:
     result = _run("--help", env=dict(os.environ))
     assert result.returncode == 0
-    for command in ("serve", "db", "demo", "create-user"):
-        assert command in result.stdout
+    for name in ("serve", "db", "demo", "create-user"):
+        assert name in result.stdout
     for command in (["serve"], ["db"], ["db", "downgrade"], ["demo"], ["create-user"]):
         assert _run(*command, "--help", env=dict(os.environ)).returncode == 0
 

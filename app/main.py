@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Literal
 
 from fastapi import FastAPI
@@ -15,10 +16,15 @@ from app.auth.api import router as auth_router
 from app.core import security
 from app.core.db import create_engine, create_sessionmaker, database_answers
 from app.core.errors import install_error_handlers
+from app.core.hub import EventHub
 from app.core.logging import request_id_middleware
 from app.core.settings import Settings
 from app.customers.api import router as customers_router
+from app.desk.api import router as desk_router
+from app.desk.rest import router as desk_rest_router
+from app.interactions.api import router as interactions_router
 from app.queues.api import router as queues_router
+from app.routing.matcher import Matcher
 from app.skills.api import router as skills_router
 from app.supervisor.api import router as supervisor_router
 
@@ -42,9 +48,21 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         engine = create_engine(settings, database_url)
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
+        hub = EventHub(database_url)
+        matcher = Matcher(
+            app.state.sessions,
+            hub,
+            tick=settings.matcher_tick_seconds,
+            silence=timedelta(seconds=settings.silence_seconds),
+        )
+        app.state.hub, app.state.matcher = hub, matcher
+        await hub.start()
+        matcher.start()
         try:
             yield
         finally:
+            await matcher.stop()
+            await hub.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -63,6 +81,9 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         skills_router,
         agents_router,
         queues_router,
+        interactions_router,
+        desk_rest_router,
+        desk_router,
         supervisor_router,
     ):
         app.include_router(router)

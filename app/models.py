@@ -5,6 +5,7 @@ from app.auth.models import AccessToken, GatewayKey, User
 from app.core.events import Event
 from app.core.models import Base
 from app.customers.models import ContactPoint, Customer
+from app.interactions.models import Interaction, Offer
 from app.queues.models import Queue, QueueSkill
 from app.skills.models import Skill
 
@@ -18,6 +19,8 @@ __all__ = [
     "Customer",
     "Event",
     "GatewayKey",
+    "Interaction",
+    "Offer",
     "Queue",
     "QueueSkill",
     "Skill",

@@ -39,6 +39,12 @@ class Agent(UUIDPrimaryKey, Timestamps, Base):
     )
     state_reason: Mapped[str | None] = mapped_column(String(200))
     state_since: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    # Longest idle first: when the agent last held nothing (routing's tie-breaker).
+    idle_since: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    # The last sign of life (socket heartbeat or state change); the sweeper acts on silence.
+    last_seen_at: Mapped[datetime | None]
+    # The agent's current desk socket: an old socket closing late must not log out a new one.
+    connection_id: Mapped[uuid.UUID | None]
 
     skills: Mapped[list[AgentSkill]] = relationship(
         cascade="all, delete-orphan", lazy="raise", order_by="AgentSkill.skill_id"

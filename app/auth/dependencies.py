@@ -17,7 +17,8 @@ from app.core.errors import Forbidden, NotAuthenticated
 
 _bearer = HTTPBearer(auto_error=False, description="A login token (cct_…) or a gateway key (cck_…)")
 
-Session = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": commit before the response leaves, so a 2xx always means "it is written".
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 async def current_principal(

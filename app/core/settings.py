@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     password_hashing: Literal["standard", "fast"] = "standard"  # noqa: S105
 
     load_demo: bool = True
+    # Routing: how often agents' sockets beat, how long a silent one keeps its place, how often
+    # the matcher looks again without being woken (offer timeouts, aging, relaxation).
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    silence_seconds: float = Field(default=15.0, gt=0)
+    matcher_tick_seconds: float = Field(default=0.25, gt=0)
     default_phone_region: str = "CN"
     tier_cutoffs: TierCutoffs = TierCutoffs()
     log_level: str = "INFO"

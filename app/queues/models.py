@@ -49,6 +49,11 @@ class Queue(UUIDPrimaryKey, Timestamps, Base):
     aging_factor: Mapped[float] = mapped_column(Float)
     wrap_up_seconds: Mapped[int]
     business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    relaxation_steps: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, default=list, server_default="[]"
+    )
+    sticky_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
+    away_on_missed_offer: Mapped[bool] = mapped_column(default=True, server_default="true")
 
     required_skills: Mapped[list[QueueSkill]] = relationship(
         cascade="all, delete-orphan", lazy="raise", order_by="QueueSkill.skill_id"

@@ -44,6 +44,19 @@ QUEUE_EXAMPLE: dict[str, Any] = {
 }
 
 
+class RelaxationStep(BaseModel):
+    """After `after_seconds` waiting, no required level stays above `level_cap` (0: any agent)."""
+
+    after_seconds: Annotated[int, Field(ge=1, le=86_400)]
+    level_cap: Annotated[int, Field(ge=0, le=5)]
+
+
+RelaxationSteps = Annotated[
+    list[RelaxationStep],
+    Field(max_length=10, description="Bullseye: requirements relax as an interaction waits"),
+]
+
+
 class QueueCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [QUEUE_EXAMPLE]})
 
@@ -57,6 +70,13 @@ class QueueCreate(BaseModel):
         default=0.5, description="Priority points gained per second of waiting"
     )
     wrap_up_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
+    relaxation_steps: RelaxationSteps = Field(default_factory=list)
+    sticky_seconds: Annotated[int, Field(ge=0, le=30 * 86_400)] = Field(
+        default=0, description="Prefer the customer's last agent for this long (0: never)"
+    )
+    away_on_missed_offer: bool = Field(
+        default=True, description="An agent who lets an offer time out goes away"
+    )
     business_hours: BusinessHours | None = Field(default=None, description="null: always open")
     required_skills: list[SkillLevel] = Field(default_factory=list, max_length=20)
 
@@ -74,6 +94,9 @@ class QueueUpdate(BaseModel):
     )
     aging_factor: Annotated[float, Field(ge=0, le=1000)] | None = None
     wrap_up_seconds: Annotated[int, Field(ge=0, le=3600)] | None = None
+    relaxation_steps: RelaxationSteps | None = None
+    sticky_seconds: Annotated[int, Field(ge=0, le=30 * 86_400)] | None = None
+    away_on_missed_offer: bool | None = None
     business_hours: BusinessHours | None = Field(default=None, description="Send null to clear")
     required_skills: list[SkillLevel] | None = Field(default=None, max_length=20)
 
@@ -88,6 +111,9 @@ class QueueOut(BaseModel):
     tier_weights: TierWeights
     aging_factor: float
     wrap_up_seconds: int
+    relaxation_steps: list[RelaxationStep]
+    sticky_seconds: int
+    away_on_missed_offer: bool
     business_hours: BusinessHours | None
     required_skills: list[SkillLevel]
     is_open_now: bool

@@ -15,7 +15,14 @@ from app.core.errors import Conflict, NotFound
 from app.core.events import record_event
 from app.queues.hours import BusinessHours, is_open
 from app.queues.models import Queue, QueueSkill
-from app.queues.schemas import QueueCreate, QueueOut, QueueUpdate, ServiceLevel, TierWeights
+from app.queues.schemas import (
+    QueueCreate,
+    QueueOut,
+    QueueUpdate,
+    RelaxationStep,
+    ServiceLevel,
+    TierWeights,
+)
 from app.skills import service as skills
 from app.skills.models import Skill
 from app.skills.schemas import SkillLevel
@@ -50,6 +57,9 @@ async def create_queue(session: AsyncSession, data: QueueCreate, *, actor: str) 
         tier_weights=data.tier_weights.model_dump(),
         aging_factor=data.aging_factor,
         wrap_up_seconds=data.wrap_up_seconds,
+        relaxation_steps=[step.model_dump() for step in data.relaxation_steps],
+        sticky_seconds=data.sticky_seconds,
+        away_on_missed_offer=data.away_on_missed_offer,
         business_hours=_hours_json(data.business_hours),
         required_skills=[QueueSkill(skill_id=s.id, min_proficiency=lvl) for s, lvl in levels],
     )
@@ -109,6 +119,9 @@ def _view(queue: Queue, levels: list[SkillLevel], now: datetime) -> QueueOut:
         tier_weights=TierWeights.model_validate(queue.tier_weights),
         aging_factor=queue.aging_factor,
         wrap_up_seconds=queue.wrap_up_seconds,
+        relaxation_steps=[RelaxationStep.model_validate(s) for s in queue.relaxation_steps],
+        sticky_seconds=queue.sticky_seconds,
+        away_on_missed_offer=queue.away_on_missed_offer,
         business_hours=hours,
         required_skills=levels,
         is_open_now=is_open(hours, now),
@@ -180,6 +193,12 @@ def _apply_settings(queue: Queue, data: QueueUpdate) -> None:
         queue.aging_factor = data.aging_factor
     if data.wrap_up_seconds is not None:
         queue.wrap_up_seconds = data.wrap_up_seconds
+    if data.relaxation_steps is not None:
+        queue.relaxation_steps = [step.model_dump() for step in data.relaxation_steps]
+    if data.sticky_seconds is not None:
+        queue.sticky_seconds = data.sticky_seconds
+    if data.away_on_missed_offer is not None:
+        queue.away_on_missed_offer = data.away_on_missed_offer
 
 
 async def delete_queue(session: AsyncSession, queue_id: uuid.UUID, *, actor: str) -> None:

@@ -1,0 +1,194 @@
+"""The realtime hub: tails the event log and hands each new event to the subscribers that care.
+
+Woken by the NOTIFY the events trigger sends at commit, with a polling fallback. Identity values
+are handed out at insert but become visible at commit, so a later id can show up before an
+earlier one: the hub keeps a floor (every id at or below it was handled) and the ids above it it
+has seen, and skips a hole only after `gap_grace` seconds (a rolled-back insert never fills it).
+A subscriber that falls behind is told so (`overflowed`) instead of slowing anyone else down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from app.core.events import NOTIFY_CHANNEL
+from app.core.logging import get_logger
+
+log = get_logger(__name__)
+
+FETCH_LIMIT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    id: int
+    occurred_at: datetime
+    kind: str
+    subject_type: str
+    subject_id: str
+    actor: str
+    payload: dict[str, Any]
+
+    @property
+    def agent_id(self) -> str | None:
+        """The agent this event concerns, if any (its subject, or named in its payload)."""
+        if self.subject_type == "agent":
+            return self.subject_id
+        agent = self.payload.get("agent_id")
+        return None if agent is None else str(agent)
+
+
+@dataclass(eq=False)
+class Subscription:
+    wants: Callable[[EventRecord], bool]
+    queue: asyncio.Queue[EventRecord] = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
+    overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, event: EventRecord) -> None:
+        if self.overflowed.is_set():
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed.set()
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+class EventHub:
+    def __init__(
+        self, database_url: str, *, poll_interval: float = 1.0, gap_grace: float = 2.0
+    ) -> None:
+        self._dsn = asyncpg_dsn(database_url)
+        self._poll_interval = poll_interval
+        self._gap_grace = gap_grace
+        self._subscriptions: set[Subscription] = set()
+        self._wake = asyncio.Event()
+        self._floor = 0
+        self._seen: set[int] = set()
+        self._gap_noticed: tuple[int, float] | None = None
+        self._connection: asyncpg.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._started = False
+
+    @property
+    def last_event_id(self) -> int:
+        return max([self._floor, *self._seen])
+
+    async def start(self) -> None:
+        """Begin tailing from the newest event; a database that is down is retried, not fatal."""
+        await self._reconnect()
+        if self._connection is not None:
+            self._floor = await self._connection.fetchval("SELECT coalesce(max(id), 0) FROM events")
+            self._started = True
+        self._task = asyncio.create_task(self._run(), name="event-hub")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task], timeout=5)
+        if self._connection is not None:
+            self._connection.terminate()  # no goodbye needed, and none to wait for
+
+    def subscribe(self, wants: Callable[[EventRecord], bool]) -> Subscription:
+        subscription = Subscription(wants=wants)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
+            self._wake.clear()
+            try:
+                await self._fetch()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                if self._stopping:
+                    return
+                log.warning("event hub lost its connection; reconnecting", error=str(error))
+                await asyncio.sleep(0.5)
+                await self._reconnect()
+
+    async def _reconnect(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._connection is not None:
+                await self._connection.close()
+        try:
+            self._connection = await asyncpg.connect(self._dsn)
+            await self._connection.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        except (OSError, asyncpg.PostgresError):
+            self._connection = None
+
+    async def _fetch(self) -> None:
+        if self._connection is None:
+            await self._reconnect()
+            if self._connection is None:
+                return
+        if not self._started:
+            self._floor = await self._connection.fetchval("SELECT coalesce(max(id), 0) FROM events")
+            self._started = True
+        rows = await self._connection.fetch(
+            "SELECT id, occurred_at, kind, subject_type, subject_id, actor, payload::text "
+            "FROM events WHERE id > $1 ORDER BY id LIMIT $2",
+            self._floor,
+            FETCH_LIMIT,
+        )
+        for row in rows:
+            if row["id"] in self._seen:
+                continue
+            self._seen.add(row["id"])
+            self._dispatch(_record(row))
+        self._advance_floor()
+        if len(rows) == FETCH_LIMIT:
+            self._wake.set()
+
+    def _dispatch(self, event: EventRecord) -> None:
+        for subscription in list(self._subscriptions):
+            if subscription.wants(event):
+                subscription.offer(event)
+
+    def _advance_floor(self) -> None:
+        while self._seen:
+            following = self._floor + 1
+            if following in self._seen:
+                self._seen.discard(following)
+                self._floor = following
+                self._gap_noticed = None
+                continue
+            if self._gap_noticed is None or self._gap_noticed[0] != following:
+                self._gap_noticed = (following, time.monotonic())
+                return
+            if time.monotonic() - self._gap_noticed[1] < self._gap_grace:
+                return
+            self._floor = following  # a rolled-back insert: that id never arrives
+
+
+def _record(row: asyncpg.Record) -> EventRecord:
+    return EventRecord(
+        id=row["id"],
+        occurred_at=row["occurred_at"],
+        kind=row["kind"],
+        subject_type=row["subject_type"],
+        subject_id=row["subject_id"],
+        actor=row["actor"],
+        payload=json.loads(row["payload"]),
+    )

@@ -1,0 +1,312 @@
+"""One agent's desk socket, as a small state machine with its own send queue.
+
+connecting ──hello (or first message)──▶ replaying ──▶ live ──▶ closed
+
+A slow or dead client never delays anyone: frames go through a bounded queue drained by this
+connection's own writer; a full queue or a stuck send closes this socket only. No database
+session is held for the socket's life: each message and each frame uses a short one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.agents.models import Agent, AgentState
+from app.core.db import unit_of_work
+from app.core.errors import AppError
+from app.core.events import Event
+from app.core.hub import EventHub, EventRecord, Subscription
+from app.core.logging import get_logger
+from app.desk import frames
+from app.desk.protocol import (
+    Accept,
+    AckFrame,
+    AgentMessage,
+    Complete,
+    EndWrapUp,
+    ErrorFrame,
+    Heartbeat,
+    Hello,
+    ReadyFrame,
+    Reject,
+    SetState,
+    agent_message,
+)
+from app.interactions import service as interactions
+from app.interactions.schemas import CompleteIn
+from app.routing import service as routing
+
+log = get_logger(__name__)
+
+SEND_QUEUE = 256
+SEND_TIMEOUT = 5.0
+HELLO_TIMEOUT = 5.0
+REPLAY_LIMIT = 1000
+
+
+class Phase(enum.Enum):
+    connecting = "connecting"
+    replaying = "replaying"
+    live = "live"
+    closed = "closed"
+
+
+class AgentConnection:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        *,
+        agent_id: uuid.UUID,
+        actor: str,
+        sessions: async_sessionmaker[AsyncSession],
+        hub: EventHub,
+        wake_matcher: Callable[[], None],
+        heartbeat_seconds: float,
+    ) -> None:
+        self.websocket = websocket
+        self.agent_id = agent_id
+        self.actor = actor
+        self.connection_id = uuid.uuid4()
+        self.phase = Phase.connecting
+        self._sessions = sessions
+        self._hub = hub
+        self._wake_matcher = wake_matcher
+        self._heartbeat_seconds = heartbeat_seconds
+        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=SEND_QUEUE)
+        self._sent_up_to = 0
+
+    async def serve(self) -> None:
+        agent_key = str(self.agent_id)
+        subscription = self._hub.subscribe(lambda e: e.agent_id == agent_key)
+        writer = asyncio.create_task(self._write(), name=f"desk-writer-{self.agent_id}")
+        pump: asyncio.Task[None] | None = None
+        try:
+            hello, first = await self._await_hello()
+            await self._open()
+            self.phase = Phase.replaying
+            await self._replay(hello.last_event_id if hello else None)
+            self.phase = Phase.live
+            pump = asyncio.create_task(self._pump(subscription), name=f"desk-pump-{self.agent_id}")
+            if first is not None:
+                await self._handle(first)
+            await self._read(writer, pump)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self.phase = Phase.closed
+            self._hub.unsubscribe(subscription)
+            for task in (writer, pump):
+                if task is not None:
+                    task.cancel()
+            await self._close()
+
+    async def _await_hello(self) -> tuple[Hello | None, AgentMessage | None]:
+        try:
+            raw = await asyncio.wait_for(self.websocket.receive_text(), timeout=HELLO_TIMEOUT)
+        except TimeoutError:
+            return None, None
+        message = self._parse(raw)
+        if isinstance(message, Hello):
+            return message, None
+        return None, message
+
+    async def _open(self) -> None:
+        async with unit_of_work(self._sessions) as session:
+            await session.execute(
+                update(Agent)
+                .where(Agent.id == self.agent_id)
+                .values(connection_id=self.connection_id, last_seen_at=routing.now())
+            )
+
+    async def _close(self) -> None:
+        """Leave routing unless a newer socket of the same agent has taken over."""
+        with contextlib.suppress(Exception):
+            async with unit_of_work(self._sessions) as session:
+                claimed = await session.execute(
+                    update(Agent)
+                    .where(Agent.id == self.agent_id, Agent.connection_id == self.connection_id)
+                    .values(connection_id=None)
+                    .returning(Agent.id)
+                )
+                if claimed.first() is not None:
+                    await routing.release_agent(
+                        session,
+                        self.agent_id,
+                        state=AgentState.offline,
+                        reason="desk disconnected",
+                        actor=self.actor,
+                    )
+            self._wake_matcher()
+
+    async def _replay(self, last_event_id: int | None) -> None:
+        """Missed events first (when the desk says where it was), then what it holds now."""
+        async with self._sessions() as session:
+            if last_event_id is not None:
+                for event in await self._missed(session, last_event_id):
+                    frame = await frames.frame_for(session, event)
+                    if frame is not None:
+                        self._send(frame)
+            for frame in await frames.current_frames(session, self.agent_id):
+                self._send(frame)
+        self._sent_up_to = max(self._hub.last_event_id, last_event_id or 0)
+        self._send(
+            ReadyFrame(
+                agent_id=self.agent_id,
+                last_event_id=self._sent_up_to,
+                heartbeat_seconds=self._heartbeat_seconds,
+            )
+        )
+
+    async def _missed(self, session: AsyncSession, after: int) -> list[EventRecord]:
+        agent = str(self.agent_id)
+        rows = await session.execute(
+            select(Event)
+            .where(
+                Event.id > after,
+                or_(
+                    (Event.subject_type == "agent") & (Event.subject_id == agent),
+                    Event.payload["agent_id"].astext == agent,
+                ),
+            )
+            .order_by(Event.id)
+            .limit(REPLAY_LIMIT)
+        )
+        return [
+            EventRecord(
+                id=e.id,
+                occurred_at=e.occurred_at,
+                kind=e.kind,
+                subject_type=e.subject_type,
+                subject_id=e.subject_id,
+                actor=e.actor,
+                payload=e.payload,
+            )
+            for e in rows.scalars()
+        ]
+
+    async def _pump(self, subscription: Subscription) -> None:
+        while True:
+            if subscription.overflowed.is_set():
+                await self.websocket.close(code=1013, reason="too far behind; reconnect")
+                return
+            event = await subscription.queue.get()
+            if event.id <= self._sent_up_to:
+                continue
+            async with self._sessions() as session:
+                frame = await frames.frame_for(session, event)
+            if frame is not None:
+                self._send(frame)
+
+    def _send(self, frame: BaseModel) -> None:
+        try:
+            self._outbox.put_nowait(frame.model_dump(mode="json"))
+        except asyncio.QueueFull:
+            log.warning("desk too slow; closing its socket", agent_id=str(self.agent_id))
+            asyncio.get_running_loop().create_task(self.websocket.close(code=1013))
+
+    async def _write(self) -> None:
+        while True:
+            message = await self._outbox.get()
+            try:
+                await asyncio.wait_for(self.websocket.send_json(message), timeout=SEND_TIMEOUT)
+            except (TimeoutError, RuntimeError, WebSocketDisconnect):
+                with contextlib.suppress(Exception):
+                    await self.websocket.close(code=1013)
+                return
+
+    async def _read(self, writer: asyncio.Task[None], pump: asyncio.Task[None]) -> None:
+        while not writer.done() and not pump.done():
+            raw = await self.websocket.receive_text()
+            message = self._parse(raw)
+            if message is not None:
+                await self._handle(message)
+
+    def _parse(self, raw: str) -> AgentMessage | None:
+        try:
+            return agent_message.validate_json(raw)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}"
+                for e in error.errors()
+            )
+            self._send(ErrorFrame(error="validation_error", detail=problems))
+            return None
+
+    async def _handle(self, message: AgentMessage) -> None:
+        try:
+            detail = await self._apply(message)
+        except AppError as error:
+            self._send(ErrorFrame(of=message.type, error=error.code, detail=error.detail))
+            return
+        if not isinstance(message, Heartbeat | Hello):
+            self._send(AckFrame(of=message.type, detail=detail))
+            self._wake_matcher()
+
+    async def _apply(self, message: AgentMessage) -> dict[str, Any]:
+        async with unit_of_work(self._sessions) as session:
+            if isinstance(message, Heartbeat | Hello):
+                await routing.touch(session, self.agent_id)
+                return {}
+            if isinstance(message, SetState):
+                return await self._set_state(session, message)
+            if isinstance(message, Accept):
+                taken = await routing.accept_offer(
+                    session, message.offer_id, agent_id=self.agent_id, actor=self.actor
+                )
+                return {"offer_id": str(message.offer_id), "interaction_id": str(taken.id)}
+            if isinstance(message, Reject):
+                await routing.reject_offer(
+                    session,
+                    message.offer_id,
+                    agent_id=self.agent_id,
+                    reason=message.reason,
+                    actor=self.actor,
+                )
+                return {"offer_id": str(message.offer_id)}
+            if isinstance(message, Complete):
+                done = await interactions.complete(
+                    session,
+                    message.interaction_id,
+                    CompleteIn(disposition=message.disposition, notes=message.notes),
+                    agent_id=self.agent_id,
+                    actor=self.actor,
+                )
+                await routing.refresh_agent_state(session, self.agent_id, actor=self.actor)
+                return {"interaction_id": str(done.id), "state": done.state.value}
+            assert isinstance(message, EndWrapUp)
+            ended = await interactions.end_wrap_up(
+                session, message.interaction_id, agent_id=self.agent_id, actor=self.actor
+            )
+            await routing.refresh_agent_state(session, self.agent_id, actor=self.actor)
+            return {"interaction_id": str(ended.id), "state": ended.state.value}
+
+    async def _set_state(self, session: AsyncSession, message: SetState) -> dict[str, Any]:
+        await routing.touch(session, self.agent_id)
+        if message.state is AgentState.available:
+            await routing.set_state(
+                session,
+                self.agent_id,
+                AgentState.available,
+                reason=message.reason,
+                actor=self.actor,
+            )
+            await routing.refresh_agent_state(session, self.agent_id, actor=self.actor)
+        else:
+            await routing.release_agent(
+                session,
+                self.agent_id,
+                state=AgentState(message.state),
+                reason=message.reason or message.state.value,
+                actor=self.actor,
+            )
+        return {"state": message.state.value}

@@ -1,0 +1,121 @@
+"""Every message on the agent websocket, both ways, as pydantic models (docs/agent-protocol.md)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from app.agents.models import AgentState
+
+# Agent -> server
+
+
+class Hello(BaseModel):
+    type: Literal["hello"]
+    last_event_id: int | None = Field(default=None, ge=0)
+
+
+class Heartbeat(BaseModel):
+    type: Literal["heartbeat"]
+
+
+class SetState(BaseModel):
+    type: Literal["set_state"]
+    state: Literal[AgentState.available, AgentState.away, AgentState.offline]
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class Accept(BaseModel):
+    type: Literal["accept"]
+    offer_id: uuid.UUID
+
+
+class Reject(BaseModel):
+    type: Literal["reject"]
+    offer_id: uuid.UUID
+    reason: str = Field(default="rejected by agent", max_length=300)
+
+
+class Complete(BaseModel):
+    type: Literal["complete"]
+    interaction_id: uuid.UUID
+    disposition: str = Field(min_length=1, max_length=100)
+    notes: str = Field(default="", max_length=20_000)
+
+
+class EndWrapUp(BaseModel):
+    type: Literal["end_wrap_up"]
+    interaction_id: uuid.UUID
+
+
+AgentMessage = Annotated[
+    Hello | Heartbeat | SetState | Accept | Reject | Complete | EndWrapUp,
+    Field(discriminator="type"),
+]
+agent_message = TypeAdapter[AgentMessage](AgentMessage)
+
+# Server -> agent
+
+
+class StateFrame(BaseModel):
+    type: Literal["state"] = "state"
+    event_id: int | None = None
+    state: AgentState
+    reason: str | None
+
+
+class OfferFrame(BaseModel):
+    type: Literal["offer"] = "offer"
+    event_id: int | None = None
+    offer_id: uuid.UUID
+    interaction_id: uuid.UUID
+    channel: str
+    deadline: datetime
+    screen_pop: dict[str, Any]
+
+
+class OfferWithdrawnFrame(BaseModel):
+    type: Literal["offer_withdrawn"] = "offer_withdrawn"
+    event_id: int | None = None
+    offer_id: uuid.UUID
+    interaction_id: uuid.UUID
+    reason: str
+
+
+class AssignmentFrame(BaseModel):
+    type: Literal["assignment"] = "assignment"
+    event_id: int | None = None
+    interaction: dict[str, Any]
+
+
+class InteractionUpdateFrame(BaseModel):
+    type: Literal["interaction_update"] = "interaction_update"
+    event_id: int | None = None
+    interaction_id: uuid.UUID
+    state: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReadyFrame(BaseModel):
+    """Sent once after the replay: from here on, frames are live."""
+
+    type: Literal["ready"] = "ready"
+    agent_id: uuid.UUID
+    last_event_id: int
+    heartbeat_seconds: float
+
+
+class AckFrame(BaseModel):
+    type: Literal["ack"] = "ack"
+    of: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorFrame(BaseModel):
+    type: Literal["error"] = "error"
+    of: str | None = None
+    error: str
+    detail: str

@@ -1,0 +1,55 @@
+"""The desk's actions over plain HTTP, for consoles that are not on the socket at that moment."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request
+
+from app.auth.dependencies import AnyUser, Session
+from app.core.errors import Forbidden
+from app.interactions import service as interactions
+from app.interactions.api import agent_id_of, visible
+from app.interactions.schemas import CompleteIn, InteractionOut, TransferIn
+from app.routing import service as routing
+
+router = APIRouter(prefix="/v1/interactions", tags=["interactions"])
+
+
+@router.post("/{interaction_id}/transfer", summary="Send assigned work to another queue")
+async def transfer(
+    interaction_id: uuid.UUID,
+    body: TransferIn,
+    principal: AnyUser,
+    session: Session,
+    request: Request,
+) -> InteractionOut:
+    interaction = await interactions.get_interaction(session, interaction_id)
+    await visible(principal, session, interaction)
+    holder = interaction.agent_id
+    moved = await interactions.transfer(
+        session, interaction_id, body.queue, actor=principal.actor, note=body.note
+    )
+    if holder is not None:
+        await routing.refresh_agent_state(session, holder, actor=principal.actor)
+    request.app.state.matcher.wake()
+    return InteractionOut.model_validate(moved)
+
+
+@router.post("/{interaction_id}/complete", summary="The agent is done (wrap-up may follow)")
+async def complete(
+    interaction_id: uuid.UUID,
+    body: CompleteIn,
+    principal: AnyUser,
+    session: Session,
+    request: Request,
+) -> InteractionOut:
+    own = await agent_id_of(principal, session)
+    if own is None:
+        raise Forbidden("only the agent holding an interaction completes it")
+    done = await interactions.complete(
+        session, interaction_id, body, agent_id=own, actor=principal.actor
+    )
+    await routing.refresh_agent_state(session, own, actor=principal.actor)
+    request.app.state.matcher.wake()
+    return InteractionOut.model_validate(done)

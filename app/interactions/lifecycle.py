@@ -1,0 +1,35 @@
+"""Which state an interaction may move to from which. Pure.
+
+queued ──offer──▶ offered ──accept──▶ assigned ──complete──▶ wrap_up ──end──▶ completed
+  ▲                 │                   │  └──complete (no wrap-up)──────────▶ completed
+  └──reject/timeout─┘                   └──transfer to a queue──▶ queued (new queue)
+queued/offered ──caller hangs up──▶ abandoned      queued ──sweeper──▶ expired
+queued/assigned ──transfer out of the contact center──▶ transferred_out
+"""
+
+from __future__ import annotations
+
+from app.core.errors import IllegalTransition
+from app.interactions.models import TERMINAL_STATES, InteractionState
+
+S = InteractionState
+
+ALLOWED: dict[InteractionState, frozenset[InteractionState]] = {
+    S.queued: frozenset({S.offered, S.abandoned, S.expired, S.transferred_out}),
+    S.offered: frozenset({S.assigned, S.queued, S.abandoned}),
+    S.assigned: frozenset({S.wrap_up, S.completed, S.queued, S.transferred_out, S.abandoned}),
+    S.wrap_up: frozenset({S.completed}),
+    **{state: frozenset() for state in TERMINAL_STATES},
+}
+
+
+def can_move(current: InteractionState, target: InteractionState) -> bool:
+    return target in ALLOWED[current]
+
+
+def ensure_can_move(current: InteractionState, target: InteractionState, *, what: str) -> None:
+    if not can_move(current, target):
+        allowed = ", ".join(sorted(s.value for s in ALLOWED[current])) or "nothing (it has ended)"
+        raise IllegalTransition(
+            f"cannot {what}: the interaction is {current.value}; from there it may go to {allowed}"
+        )

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.channels import Channel
+from app.core.models import Base, Timestamps, UUIDPrimaryKey, utcnow
+
+
+class InteractionState(StrEnum):
+    queued = "queued"
+    offered = "offered"
+    assigned = "assigned"
+    wrap_up = "wrap_up"
+    completed = "completed"
+    abandoned = "abandoned"
+    transferred_out = "transferred_out"
+    expired = "expired"
+
+
+TERMINAL_STATES = frozenset(
+    {
+        InteractionState.completed,
+        InteractionState.abandoned,
+        InteractionState.transferred_out,
+        InteractionState.expired,
+    }
+)
+
+
+class OfferState(StrEnum):
+    pending = "pending"
+    accepted = "accepted"
+    rejected = "rejected"
+    timed_out = "timed_out"
+    withdrawn = "withdrawn"
+
+
+def _enum(enum: type[StrEnum], name: str) -> Enum:
+    return Enum(enum, native_enum=False, length=16, create_constraint=True, name=name)
+
+
+class Interaction(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "interactions"
+    __table_args__ = (
+        # A gateway or mail server that retries delivers the same call id / Message-ID again.
+        UniqueConstraint("channel", "external_ref", name="uq_interactions_channel_external_ref"),
+        Index(
+            "ix_interactions_waiting", "waiting_since", postgresql_where=text("state = 'queued'")
+        ),
+        Index("ix_interactions_customer_created", "customer_id", "created_at"),
+        Index("ix_interactions_agent_state", "agent_id", "state"),
+    )
+
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    external_ref: Mapped[str | None] = mapped_column(String(255))
+    queue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("queues.id", ondelete="RESTRICT"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="RESTRICT"))
+    priority: Mapped[int] = mapped_column(default=0, server_default="0")
+    needs: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    subject: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    summary: Mapped[str] = mapped_column(Text, default="", server_default="")
+    state: Mapped[InteractionState] = mapped_column(
+        _enum(InteractionState, "interaction_state"), default=InteractionState.queued
+    )
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agents.id", ondelete="RESTRICT"))
+    waiting_since: Mapped[datetime] = mapped_column(default=utcnow)
+    offered_at: Mapped[datetime | None]
+    assigned_at: Mapped[datetime | None]
+    wrap_up_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    disposition: Mapped[str | None] = mapped_column(String(100))
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    transferred_from: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("queues.id", ondelete="SET NULL")
+    )
+
+
+class Offer(UUIDPrimaryKey, Base):
+    """One interaction proposed to one agent, until accepted, rejected, timed out or withdrawn."""
+
+    __tablename__ = "offers"
+    __table_args__ = (
+        # Rule 1, held by the database itself: one pending offer per interaction at any moment.
+        Index(
+            "uq_offers_one_pending_per_interaction",
+            "interaction_id",
+            unique=True,
+            postgresql_where=text("state = 'pending'"),
+        ),
+        Index("ix_offers_pending_deadline", "deadline", postgresql_where=text("state = 'pending'")),
+        Index("ix_offers_agent_state", "agent_id", "state"),
+    )
+
+    interaction_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE")
+    )
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    state: Mapped[OfferState] = mapped_column(
+        _enum(OfferState, "offer_state"), default=OfferState.pending
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deadline: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    reason: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    matched: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

@@ -1,0 +1,367 @@
+"""Interactions: intake (idempotent per channel reference), history, and every state change.
+
+Offers and assignment are routing's business (app/routing); this module owns the interaction
+row, its legal moves (lifecycle.py) and the event each move writes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.channels import Channel
+from app.core.errors import IllegalTransition, InvalidField, NotFound
+from app.core.events import record_event
+from app.core.settings import Settings
+from app.customers import service as customers
+from app.customers.models import Customer
+from app.customers.schemas import CustomerCreate
+from app.interactions.lifecycle import ensure_can_move
+from app.interactions.models import Interaction, InteractionState, Offer, OfferState
+from app.interactions.schemas import CompleteIn, InteractionCreate
+from app.queues import service as queues
+from app.queues.models import Queue, QueueSkill
+from app.skills import service as skills
+from app.skills.models import Skill
+
+S = InteractionState
+
+
+class InteractionNotFound(NotFound):
+    code = "interaction_not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionFilter:
+    state: InteractionState | None = None
+    channel: Channel | None = None
+    queue_id: uuid.UUID | None = None
+    customer_id: uuid.UUID | None = None
+    agent_id: uuid.UUID | None = None
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def resolve_queue(session: AsyncSession, reference: str, *, field: str = "queue") -> Queue:
+    """A queue by id or by name (case-insensitive)."""
+    try:
+        return await queues.get_queue(session, uuid.UUID(reference))
+    except (ValueError, queues.QueueNotFound):
+        pass
+    query = select(Queue).where(func.lower(Queue.name) == reference.lower())
+    queue = (await session.execute(query)).scalar_one_or_none()
+    if queue is None:
+        raise InvalidField(field, f"no queue named or numbered {reference!r}")
+    return queue
+
+
+async def _queue_needs(session: AsyncSession, queue: Queue) -> dict[str, int]:
+    rows = await session.execute(
+        select(Skill.name, QueueSkill.min_proficiency)
+        .join(Skill, Skill.id == QueueSkill.skill_id)
+        .where(QueueSkill.queue_id == queue.id)
+    )
+    return {name: level for name, level in rows}
+
+
+async def _needs(
+    session: AsyncSession, queue: Queue, data: InteractionCreate
+) -> list[dict[str, Any]]:
+    needs = await _queue_needs(session, queue)
+    for skill, level in await skills.resolve_levels(session, data.skills, "skills"):
+        needs[skill.name] = max(level, needs.get(skill.name, 0))
+    return [{"skill": name, "level": level} for name, level in sorted(needs.items())]
+
+
+async def _resolve_customer(
+    session: AsyncSession, data: InteractionCreate, *, settings: Settings, actor: str
+) -> Customer:
+    if data.customer_id is not None:
+        return await customers.get_customer(session, data.customer_id)
+    assert data.contact is not None
+    region = settings.default_phone_region
+    found = await customers.find_by_contact(
+        session, data.contact.kind, data.contact.value, region=region
+    )
+    if found is not None:
+        return found
+    kind = data.contact.kind.value
+    new = CustomerCreate(
+        name=data.customer_name or f"Unknown {kind} {data.contact.value}",
+        phones=[data.contact.value] if kind == "phone" else [],
+        emails=[data.contact.value] if kind == "email" else [],
+        chat_ids=[data.contact.value] if kind == "chat" else [],
+    )
+    try:
+        async with session.begin_nested():
+            return await customers.create_customer(session, new, settings=settings, actor=actor)
+    except InvalidField as error:
+        raise InvalidField("contact.value", error.detail.split(": ", 1)[-1]) from error
+    except customers.ContactPointTaken:
+        # A concurrent first contact from the same caller created the customer a moment ago.
+        raced = await customers.find_by_contact(
+            session, data.contact.kind, data.contact.value, region=region
+        )
+        if raced is None:
+            raise
+        return raced
+
+
+async def find_by_reference(
+    session: AsyncSession, channel: Channel, external_ref: str
+) -> Interaction | None:
+    query = select(Interaction).where(
+        Interaction.channel == channel, Interaction.external_ref == external_ref
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def create_interaction(
+    session: AsyncSession, data: InteractionCreate, *, settings: Settings, actor: str
+) -> tuple[Interaction, bool]:
+    """Queue a new interaction; returns (interaction, created). A known reference is not new."""
+    if data.external_ref is not None:
+        existing = await find_by_reference(session, data.channel, data.external_ref)
+        if existing is not None:
+            return existing, False
+    queue = await resolve_queue(session, data.queue)
+    customer = await _resolve_customer(session, data, settings=settings, actor=actor)
+    moment = now()
+    interaction = Interaction(
+        id=uuid.uuid4(),
+        channel=data.channel,
+        external_ref=data.external_ref,
+        queue_id=queue.id,
+        customer_id=customer.id,
+        priority=data.priority,
+        needs=await _needs(session, queue, data),
+        subject=data.subject,
+        summary=data.summary,
+        state=S.queued,
+        waiting_since=moment,
+        created_at=moment,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(interaction)
+    except IntegrityError as error:
+        # Two deliveries of one reference raced past the look-up: the first one wins.
+        if "uq_interactions_channel_external_ref" not in str(error.orig) or not data.external_ref:
+            raise
+        winner = await find_by_reference(session, data.channel, data.external_ref)
+        assert winner is not None
+        return winner, False
+    await record_event(
+        session,
+        "interaction.queued",
+        subject_type="interaction",
+        subject_id=interaction.id,
+        actor=actor,
+        payload={
+            "channel": data.channel.value,
+            "queue_id": str(queue.id),
+            "customer_id": str(customer.id),
+            "priority": data.priority,
+            "external_ref": data.external_ref,
+        },
+    )
+    return interaction, True
+
+
+async def get_interaction(
+    session: AsyncSession, interaction_id: uuid.UUID, *, for_update: bool = False
+) -> Interaction:
+    query = select(Interaction).where(Interaction.id == interaction_id)
+    if for_update:
+        query = query.with_for_update()
+    interaction = (
+        await session.execute(query.execution_options(populate_existing=True))
+    ).scalar_one_or_none()
+    if interaction is None:
+        raise InteractionNotFound(f"no interaction with id {interaction_id}")
+    return interaction
+
+
+async def list_interactions(
+    session: AsyncSession, where: InteractionFilter, *, limit: int, offset: int
+) -> tuple[list[Interaction], int]:
+    query = select(Interaction)
+    for column, value in (
+        (Interaction.state, where.state),
+        (Interaction.channel, where.channel),
+        (Interaction.queue_id, where.queue_id),
+        (Interaction.customer_id, where.customer_id),
+        (Interaction.agent_id, where.agent_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    page = query.order_by(Interaction.created_at.desc(), Interaction.id).limit(limit).offset(offset)
+    return list((await session.execute(page)).scalars()), total
+
+
+async def move(
+    session: AsyncSession,
+    interaction: Interaction,
+    target: InteractionState,
+    *,
+    actor: str,
+    what: str,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """Move an interaction (locked by the caller) to `target`, stamping the time and the event."""
+    ensure_can_move(interaction.state, target, what=what)
+    moment = now()
+    previous = interaction.state
+    interaction.state = target
+    if target is S.offered:
+        interaction.offered_at = moment
+    elif target is S.assigned:
+        interaction.assigned_at = moment
+    elif target is S.wrap_up:
+        interaction.wrap_up_at = moment
+    elif target in {S.completed, S.abandoned, S.transferred_out, S.expired}:
+        interaction.ended_at = moment
+    await record_event(
+        session,
+        f"interaction.{target.value}",
+        subject_type="interaction",
+        subject_id=interaction.id,
+        actor=actor,
+        payload={"from": previous.value, "agent_id": _str(interaction.agent_id), **(payload or {})},
+    )
+
+
+def _str(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+async def withdraw_pending_offer(
+    session: AsyncSession, interaction: Interaction, *, reason: str
+) -> uuid.UUID | None:
+    """Withdraw the interaction's pending offer, if any; returns the agent who held it."""
+    result = await session.execute(
+        update(Offer)
+        .where(Offer.interaction_id == interaction.id, Offer.state == OfferState.pending)
+        .values(state=OfferState.withdrawn, decided_at=now(), reason=reason)
+        .returning(Offer.id, Offer.agent_id)
+    )
+    row = result.first()
+    if row is None:
+        return None
+    offer_id, agent_id = row
+    await record_event(
+        session,
+        "offer.withdrawn",
+        subject_type="offer",
+        subject_id=offer_id,
+        actor="system",
+        payload={
+            "interaction_id": str(interaction.id),
+            "agent_id": str(agent_id),
+            "reason": reason,
+        },
+    )
+    return uuid.UUID(str(agent_id))
+
+
+async def abandon(session: AsyncSession, interaction_id: uuid.UUID, *, actor: str) -> Interaction:
+    """The customer left (hung up, closed the chat) before or while being served."""
+    interaction = await get_interaction(session, interaction_id, for_update=True)
+    ensure_can_move(interaction.state, S.abandoned, what="abandon it")
+    if interaction.state is S.offered:
+        await withdraw_pending_offer(session, interaction, reason="customer abandoned")
+    await move(session, interaction, S.abandoned, actor=actor, what="abandon it")
+    return interaction
+
+
+async def transfer(
+    session: AsyncSession, interaction_id: uuid.UUID, queue_ref: str, *, actor: str, note: str
+) -> Interaction:
+    """Send an assigned interaction to another queue; it waits there anew, its history kept."""
+    interaction = await get_interaction(session, interaction_id, for_update=True)
+    if interaction.state is not S.assigned:
+        raise IllegalTransition(
+            f"cannot transfer it: only assigned work moves; it is {interaction.state.value}"
+        )
+    target = await resolve_queue(session, queue_ref)
+    previous_agent = interaction.agent_id
+    interaction.transferred_from = interaction.queue_id
+    interaction.queue_id = target.id
+    interaction.needs = [
+        {"skill": name, "level": level}
+        for name, level in sorted((await _queue_needs(session, target)).items())
+    ]
+    interaction.agent_id = None
+    interaction.waiting_since = now()
+    await move(
+        session,
+        interaction,
+        S.queued,
+        actor=actor,
+        what="transfer it",
+        payload={
+            "to_queue_id": str(target.id),
+            "from_agent_id": _str(previous_agent),
+            "note": note,
+        },
+    )
+    return interaction
+
+
+async def complete(
+    session: AsyncSession,
+    interaction_id: uuid.UUID,
+    data: CompleteIn,
+    *,
+    agent_id: uuid.UUID,
+    actor: str,
+) -> Interaction:
+    """The agent is done: wrap-up follows when the queue asks for it, else completion."""
+    interaction = await get_interaction(session, interaction_id, for_update=True)
+    if interaction.agent_id != agent_id:
+        raise InteractionNotFound(f"interaction {interaction_id} is not assigned to you")
+    queue = await queues.get_queue(session, interaction.queue_id)
+    target = S.wrap_up if queue.wrap_up_seconds > 0 else S.completed
+    ensure_can_move(interaction.state, target, what="complete it")
+    interaction.disposition = data.disposition
+    interaction.notes = data.notes
+    await move(
+        session,
+        interaction,
+        target,
+        actor=actor,
+        what="complete it",
+        payload={"disposition": data.disposition},
+    )
+    return interaction
+
+
+async def end_wrap_up(
+    session: AsyncSession, interaction_id: uuid.UUID, *, agent_id: uuid.UUID | None, actor: str
+) -> Interaction:
+    interaction = await get_interaction(session, interaction_id, for_update=True)
+    if agent_id is not None and interaction.agent_id != agent_id:
+        raise InteractionNotFound(f"interaction {interaction_id} is not assigned to you")
+    await move(session, interaction, S.completed, actor=actor, what="end its wrap-up")
+    return interaction
+
+
+async def recent_for_customer(
+    session: AsyncSession, customer_id: uuid.UUID, *, limit: int = 10
+) -> list[Interaction]:
+    query = (
+        select(Interaction)
+        .where(Interaction.customer_id == customer_id)
+        .order_by(Interaction.created_at.desc())
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars())

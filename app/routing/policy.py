@@ -1,0 +1,391 @@
+"""The routing policy: which waiting interaction goes to which available agent. Pure.
+
+Nothing here reads a clock, a database or a socket: the matcher hands in a snapshot (waiting
+interactions, agents with their load, queue rules, `now`) and gets back the offers to make.
+docs/routing.md explains every rule with worked examples.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import NamedTuple, assert_never
+
+from app.core.channels import Channel
+
+TIERS = ("platinum", "gold", "iron", "lead")
+
+
+@dataclass(frozen=True, slots=True)
+class SkillNeed:
+    skill: str
+    level: int  # minimum proficiency, 1-5
+
+
+@dataclass(frozen=True, slots=True)
+class RelaxationStep:
+    """After `after_seconds` of waiting, no required level is above `level_cap` (0: no skills)."""
+
+    after_seconds: float
+    level_cap: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRules:
+    queue_id: uuid.UUID
+    tier_weights: Mapping[str, float]
+    aging_factor: float  # priority points per second of waiting
+    relaxation: tuple[RelaxationStep, ...] = ()
+    sticky_seconds: float = 0.0  # how long a customer's last agent is preferred
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingInteraction:
+    id: uuid.UUID
+    channel: Channel
+    queue_id: uuid.UUID
+    priority: int
+    tier: str
+    waiting_since: datetime
+    needs: tuple[SkillNeed, ...]
+    last_agent_id: uuid.UUID | None = None
+    last_agent_at: datetime | None = None  # when that agent last handled this customer
+    excluded_agents: frozenset[uuid.UUID] = frozenset()  # rejected or missed this interaction
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """What an agent holds now, offers included, per channel (`callback` counts as voice)."""
+
+    voice: int = 0
+    chat: int = 0
+    email: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    voice: int = 1
+    chat: int = 3
+    email: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class AvailableAgent:
+    id: uuid.UUID
+    skills: Mapping[str, int]
+    capacity: Capacity
+    load: Load
+    idle_since: datetime
+    in_wrap_up: bool = False  # wrap-up takes no new voice work
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    interaction_id: uuid.UUID
+    agent_id: uuid.UUID
+    effective_priority: float
+    matched_skills: Mapping[str, int] = field(default_factory=dict)  # skill -> agent's level
+    reason: str = ""  # one sentence for the screen pop: why this agent
+
+
+# --- the rules, one pure function each ------------------------------------------------------
+
+
+def _seconds_since(then: datetime, now: datetime) -> float:
+    """Seconds from `then` to `now`, never negative (a clock a little ahead is not a wait)."""
+    return max(0.0, (now - then).total_seconds())
+
+
+def effective_priority(item: WaitingInteraction, rules: QueueRules, now: datetime) -> float:
+    """Explicit priority + the tier's weight (0 for an unknown tier) + aging.
+
+    Aging is `rules.aging_factor` points per second waited since `item.waiting_since`; a
+    `waiting_since` in the future counts as no wait.
+    """
+    waited = _seconds_since(item.waiting_since, now)
+    tier_weight = rules.tier_weights.get(item.tier, 0.0)
+    return float(item.priority) + float(tier_weight) + rules.aging_factor * waited
+
+
+def current_needs(
+    item: WaitingInteraction, rules: QueueRules, now: datetime
+) -> tuple[SkillNeed, ...]:
+    """The skill needs that apply now, after relaxation (bullseye).
+
+    The step with the largest `after_seconds` not above the time waited applies (steps may come
+    in any order; of two steps with the same `after_seconds`, the lower cap wins). Each level
+    becomes `min(level, step.level_cap)`; a need that falls to 0 is dropped. Before the first
+    step the needs are as given. A skill named twice is needed once, at its highest level, in
+    the order of its first mention.
+    """
+    waited = _seconds_since(item.waiting_since, now)
+    cap: int | None = None
+    applied_after = float("-inf")
+    for step in rules.relaxation:
+        if step.after_seconds > waited:
+            continue
+        if step.after_seconds > applied_after:
+            applied_after, cap = step.after_seconds, step.level_cap
+        elif step.after_seconds == applied_after and cap is not None:
+            cap = min(cap, step.level_cap)
+    levels: dict[str, int] = {}
+    for need in item.needs:
+        level = need.level if cap is None else min(need.level, cap)
+        if level > 0:
+            levels[need.skill] = max(levels.get(need.skill, 0), level)
+    return tuple(SkillNeed(skill, level) for skill, level in levels.items())
+
+
+def has_room(agent: AvailableAgent, channel: Channel, load: Load) -> bool:
+    """Whether `agent`, holding `load` (offers included), can take one more `channel` item.
+
+    Per channel, the load stays below the capacity. `callback` is voice. A call excludes chats
+    and chats exclude a call (email goes alongside either). An agent in wrap-up takes no voice
+    or callback, but may take chat and email.
+    """
+    match channel:
+        case Channel.voice | Channel.callback:
+            return not agent.in_wrap_up and load.chat <= 0 and load.voice < agent.capacity.voice
+        case Channel.chat:
+            return load.voice <= 0 and load.chat < agent.capacity.chat
+        case Channel.email:
+            return load.email < agent.capacity.email
+        case _:
+            assert_never(channel)
+
+
+def qualifies(agent: AvailableAgent, needs: Sequence[SkillNeed]) -> bool:
+    """Whether the agent holds every needed skill at or above its level (no needs: anyone)."""
+    return all(agent.skills.get(need.skill, 0) >= need.level for need in needs)
+
+
+def _proficiency(agent: AvailableAgent, needs: Sequence[SkillNeed]) -> int:
+    """The sum of the agent's levels over the needed skills (0 with no needs)."""
+    return sum(agent.skills.get(need.skill, 0) for need in needs)
+
+
+def _with_one_more(load: Load, channel: Channel) -> Load:
+    match channel:
+        case Channel.voice | Channel.callback:
+            return replace(load, voice=load.voice + 1)
+        case Channel.chat:
+            return replace(load, chat=load.chat + 1)
+        case Channel.email:
+            return replace(load, email=load.email + 1)
+        case _:
+            assert_never(channel)
+
+
+def _total(load: Load) -> int:
+    return load.voice + load.chat + load.email
+
+
+# The capacity kinds: callback shares voice's capacity and rules.
+_KINDS = (Channel.voice, Channel.chat, Channel.email)
+
+
+def _kind(channel: Channel) -> Channel:
+    return Channel.voice if channel is Channel.callback else channel
+
+
+# --- the matcher's pass ----------------------------------------------------------------------
+
+
+class _Ranked(NamedTuple):
+    """An agent's place in a pool, best first when sorted: the order of DESIGN rule 5."""
+
+    neg_proficiency: int
+    load: int  # total load when this entry was made; a stale entry is re-ranked
+    idle_since: datetime
+    agent_id: uuid.UUID
+
+
+@dataclass(slots=True)
+class _Pool:
+    """The agents qualified for one set of needs who had room for one channel kind.
+
+    `heap` is ranked lazily: loads only grow during a pass, so an entry whose load is stale
+    ranks an agent too well, never too badly; it is fixed when it reaches the top.
+    """
+
+    heap: list[_Ranked]
+    members: frozenset[uuid.UUID]
+
+
+class _Pass:
+    """The mutable state of one `match` call: loads so far and who still has room for what."""
+
+    def __init__(self, agents: Sequence[AvailableAgent]) -> None:
+        self.agents: dict[uuid.UUID, AvailableAgent] = {}
+        for agent in agents:
+            if agent.id in self.agents:
+                raise ValueError(f"agent {agent.id} appears twice in the snapshot")
+            self.agents[agent.id] = agent
+        self.loads = {agent.id: agent.load for agent in agents}
+        self.totals = {agent.id: _total(agent.load) for agent in agents}
+        self.room: dict[Channel, set[uuid.UUID]] = {
+            kind: {a.id for a in agents if has_room(a, kind, a.load)} for kind in _KINDS
+        }
+        self.pools: dict[tuple[Channel, tuple[tuple[str, int], ...]], _Pool] = {}
+
+    def pool(self, kind: Channel, needs: tuple[SkillNeed, ...]) -> _Pool:
+        key = (kind, tuple(sorted((need.skill, need.level) for need in needs)))
+        pool = self.pools.get(key)
+        if pool is None:
+            ranked = [
+                _Ranked(
+                    -_proficiency(agent, needs), self.totals[agent_id], agent.idle_since, agent_id
+                )
+                for agent_id in self.room[kind]
+                if qualifies(agent := self.agents[agent_id], needs)
+            ]
+            heapq.heapify(ranked)
+            pool = self.pools[key] = _Pool(ranked, frozenset(r.agent_id for r in ranked))
+        return pool
+
+    def can_take(self, agent_id: uuid.UUID, channel: Channel, needs: Sequence[SkillNeed]) -> bool:
+        agent = self.agents.get(agent_id)
+        return (
+            agent is not None and agent_id in self.room[_kind(channel)] and qualifies(agent, needs)
+        )
+
+    def best_two(self, pool: _Pool, kind: Channel, excluded: frozenset[uuid.UUID]) -> list[_Ranked]:
+        """The best and the runner-up candidate (fewer if there are fewer), pool left intact."""
+        heap, room = pool.heap, self.room[kind]
+        found: list[_Ranked] = []
+        set_aside: list[_Ranked] = []
+        while heap and len(found) < 2:
+            top = heap[0]
+            if top.agent_id not in room:  # full for this kind: loads only grow, so for good
+                heapq.heappop(heap)
+            elif top.load != self.totals[top.agent_id]:
+                heapq.heapreplace(heap, top._replace(load=self.totals[top.agent_id]))
+            else:
+                (set_aside if top.agent_id in excluded else found).append(heapq.heappop(heap))
+        for entry in (*found, *set_aside):
+            heapq.heappush(heap, entry)
+        return found
+
+    def count_candidates(self, pool: _Pool, kind: Channel, excluded: frozenset[uuid.UUID]) -> int:
+        with_room = pool.members & self.room[kind]
+        return len(with_room) - len(with_room & excluded) if excluded else len(with_room)
+
+    def take(self, agent_id: uuid.UUID, channel: Channel) -> None:
+        agent = self.agents[agent_id]
+        load = self.loads[agent_id] = _with_one_more(self.loads[agent_id], channel)
+        self.totals[agent_id] += 1
+        for kind in _KINDS:
+            if not has_room(agent, kind, load):
+                self.room[kind].discard(agent_id)
+
+
+def _skills_text(agent: AvailableAgent, needs: Sequence[SkillNeed]) -> str:
+    if not needs:
+        return "no skills required"
+    return ", ".join(f"{need.skill} {agent.skills.get(need.skill, 0)}" for need in needs)
+
+
+def _reason(
+    ranked: list[_Ranked],
+    agent: AvailableAgent,
+    needs: Sequence[SkillNeed],
+    candidates: int,
+    now: datetime,
+) -> str:
+    """One sentence: what set the chosen agent above the runner-up."""
+    skills = _skills_text(agent, needs)
+    if len(ranked) < 2:
+        return f"only qualified agent with room ({skills})"
+    best, second = ranked
+    among = f"among {candidates} qualified agents"
+    if best.neg_proficiency != second.neg_proficiency:
+        return f"best proficiency ({skills}) {among}"
+    if best.load != second.load:
+        return f"least loaded (holds {best.load}) {among}; proficiency tied ({skills})"
+    if best.idle_since != second.idle_since:
+        idle = round(_seconds_since(best.idle_since, now))
+        return f"longest idle ({idle} s) {among}; proficiency ({skills}) and load tied"
+    return f"first by id {among}; proficiency ({skills}), load and idle time tied"
+
+
+def match(
+    waiting: Sequence[WaitingInteraction],
+    agents: Sequence[AvailableAgent],
+    rules: Mapping[uuid.UUID, QueueRules],
+    now: datetime,
+) -> list[Match]:
+    """Pair waiting interactions with agents: one greedy pass in effective-priority order.
+
+    Interactions are served highest effective priority first (ties: longest waiting, then id);
+    one whose queue has no rules is skipped. Each takes its sticky agent if that agent is a
+    candidate within `rules.sticky_seconds` (0: no sticky agent), else the best candidate by
+    proficiency, then least total load, then longest idle, then id. A candidate qualifies for
+    `current_needs`, has room for the channel given its load so far in this pass, and is not in
+    `excluded_agents`. The result is in service order; unmatched interactions are left out.
+
+    Why greedy is right: DESIGN rule 4 is a priority rule, not a "most matches" rule. When an
+    interaction's turn comes, every interaction above it has already taken its pick, and it
+    takes its own best pick (rule 5) from what is left. Loads only grow in a pass, so an agent
+    with room for a later, lower interaction had room earlier too: a higher interaction left
+    unmatched had no candidate at its turn and has none at the end. No higher interaction ever
+    waits while a lower one takes an agent it could have had, and no pair is left that could
+    still be made. (A maximum matching could pair more in one pass by handing a high
+    interaction a worse agent; rule 5 forbids that trade.)
+
+    Cost: sorting, plus one lazily ranked heap per distinct (channel kind, needs) pair, so a
+    pass over n interactions and m agents with k distinct needs is about O(k*m + n log m)
+    (plus excluded agents skipped), not O(n*m).
+    """
+    seen: set[uuid.UUID] = set()
+    for item in waiting:
+        if item.id in seen:
+            raise ValueError(f"interaction {item.id} appears twice in the snapshot")
+        seen.add(item.id)
+    state = _Pass(agents)
+
+    in_line = [
+        (effective_priority(item, queue_rules, now), item, queue_rules)
+        for item in waiting
+        if (queue_rules := rules.get(item.queue_id)) is not None
+    ]
+    in_line.sort(key=lambda entry: (-entry[0], entry[1].waiting_since, entry[1].id))
+
+    matches: list[Match] = []
+    for priority, item, queue_rules in in_line:
+        needs = current_needs(item, queue_rules, now)
+        kind = _kind(item.channel)
+        last = item.last_agent_id
+        if (
+            last is not None
+            and item.last_agent_at is not None
+            and queue_rules.sticky_seconds > 0
+            and (now - item.last_agent_at).total_seconds() <= queue_rules.sticky_seconds
+            and last not in item.excluded_agents
+            and state.can_take(last, item.channel, needs)
+        ):
+            chosen = last
+            ago = round(_seconds_since(item.last_agent_at, now))
+            reason = f"sticky: last agent for this customer ({ago} s ago)"
+        else:
+            pool = state.pool(kind, needs)
+            ranked = state.best_two(pool, kind, item.excluded_agents)
+            if not ranked:
+                continue
+            chosen = ranked[0].agent_id
+            candidates = state.count_candidates(pool, kind, item.excluded_agents)
+            reason = _reason(ranked, state.agents[chosen], needs, candidates, now)
+        agent = state.agents[chosen]
+        state.take(chosen, item.channel)
+        matches.append(
+            Match(
+                interaction_id=item.id,
+                agent_id=chosen,
+                effective_priority=priority,
+                matched_skills={need.skill: agent.skills.get(need.skill, 0) for need in needs},
+                reason=reason,
+            )
+        )
+    return matches

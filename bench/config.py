@@ -1,0 +1,110 @@
+"""The benchmark's options: command-line flags, each with a BENCH_* environment default."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    agents: int = 500
+    customers: int = 200
+    rate: float = 50.0  # interactions per second in the steady phase (Poisson)
+    warmup: float = 5.0  # seconds at `rate` before the steady phase, not measured
+    steady: float = 60.0  # seconds of the measured steady phase
+    handle: float = 2.0  # mean handle time (exponential) in the steady phase, seconds
+    burst: int = 3000  # interactions queued at once for the saturation phase
+    burst_seconds: float = 30.0  # stop queueing the burst after this long
+    burst_handle: float = 0.2  # mean handle time in the saturation phase, seconds
+    burst_timeout: float = 60.0  # give up draining the burst after this long
+    baseline_seconds: float = 5.0
+    baseline_connections: int = 8
+    http_connections: int = 32  # keep-alive pool of the interaction poster
+    ws_compression: bool = False  # permessage-deflate on the agents' sockets
+    seed: int = 7
+    quick: bool = False
+    output: Path = RESULTS / "latest.json"
+
+    def public(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["output"] = str(self.output)
+        return data
+
+
+QUICK: dict[str, Any] = {
+    "agents": 100,
+    "steady": 15.0,
+    "warmup": 3.0,
+    "burst": 1000,
+    "burst_seconds": 15.0,
+    "burst_timeout": 45.0,
+}
+
+
+def _env(name: str, default: Any) -> Any:
+    raw = os.environ.get(f"BENCH_{name.upper()}")
+    if raw is None:
+        return default
+    if isinstance(default, bool):
+        return raw.lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, Path):
+        return Path(raw)
+    return type(default)(raw)
+
+
+def parse(argv: Sequence[str] | None = None) -> Options:
+    defaults = Options()
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Routing benchmark: starts PostgreSQL and the server, connects N agent "
+        "sockets, sends a Poisson stream of interactions, then a burst, and checks the rules. "
+        "Every option also reads BENCH_<NAME> from the environment (e.g. BENCH_AGENTS=200).",
+    )
+    parser.add_argument("--quick", action="store_true", default=_env("quick", False))
+    helps = {
+        "agents": "agent sockets (default 500; --quick 100)",
+        "customers": "customers created, spread over the four tiers",
+        "rate": "interactions per second in the steady phase",
+        "warmup": "seconds at --rate before measuring",
+        "steady": "seconds of the measured steady phase (default 60; --quick 15)",
+        "handle": "mean handle time in the steady phase, seconds (exponential)",
+        "burst": "interactions queued at once for the saturation phase (default 3000)",
+        "burst_seconds": "stop queueing the burst after this many seconds",
+        "burst_handle": "mean handle time during the saturation phase, seconds",
+        "burst_timeout": "seconds to wait for the burst to drain",
+        "baseline_seconds": "seconds of the bare asyncpg baseline",
+        "baseline_connections": "connections of the bare asyncpg baseline",
+        "http_connections": "keep-alive connections posting interactions",
+        "seed": "random seed (agents' skills, the stream)",
+        "output": "where the JSON results go",
+    }
+    for name, text in helps.items():
+        default = getattr(defaults, name)
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            type=type(default),
+            default=None,
+            help=f"{text} [BENCH_{name.upper()}]",
+        )
+    parser.add_argument(
+        "--ws-compression",
+        action="store_true",
+        default=_env("ws_compression", False),
+        help="offer permessage-deflate on agent sockets, as browsers do [BENCH_WS_COMPRESSION]",
+    )
+    args = parser.parse_args(argv)
+    options = replace(defaults, quick=args.quick, ws_compression=args.ws_compression)
+    if args.quick:
+        options = replace(options, **QUICK)
+    values: dict[str, Any] = {}
+    for name in helps:
+        given = getattr(args, name)
+        values[name] = given if given is not None else _env(name, getattr(options, name))
+    return replace(options, **values)

@@ -1,0 +1,141 @@
+"""The targets the figures are held to, and the table printed at the end."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+P99_LIMIT_MS = 50.0
+ROUTED_SHARE = 0.30
+
+
+def _met(value: float | None, limit: float) -> bool:
+    return value is not None and not math.isnan(value) and value <= limit
+
+
+def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """DESIGN's targets at the steady rate: p50 within 2x the baseline p50 + 2 ms, p99 under
+    50 ms; and at saturation at least 30% of the baseline's rate."""
+    base = results["baseline"]
+    itr = results["ingest_to_offer_ms"]
+    p50_limit = round(2 * base["p50_ms"] + 2, 2)
+    routed_floor = round(ROUTED_SHARE * base["routed_per_s"], 1)
+    routed = results["routed_per_s"]
+    return {
+        "p50_ms": {"value": itr["p50"], "limit": p50_limit, "met": _met(itr["p50"], p50_limit)},
+        "p99_ms": {
+            "value": itr["p99"],
+            "limit": P99_LIMIT_MS,
+            "met": _met(itr["p99"], P99_LIMIT_MS - 1e-9),
+        },
+        "routed_per_s": {
+            "value": routed,
+            "limit": routed_floor,
+            "met": routed is not None and routed >= routed_floor,
+        },
+    }
+
+
+def violated(results: dict[str, Any]) -> bool:
+    found = results["violations"]
+    return bool(found["double_offers"] or found["over_capacity"] or found["lost"])
+
+
+def _cpu(usage: dict[str, float]) -> str:
+    return (
+        f"server {usage['server']:.0f}%, postgres {usage['postgres']:.0f}%, "
+        f"bench {usage['bench']:.0f}%, other {usage['other']:.0f}% "
+        f"(machine {usage['machine_busy']:.0f}%)"
+    )
+
+
+def table(results: dict[str, Any]) -> str:
+    machine = results["machine"]
+    params = results["parameters"]
+    steady = results["steady"]
+    saturation = results["saturation"]
+    base = results["baseline"]
+    found = results["violations"]
+    goals = results["targets"]
+    itr = results["ingest_to_offer_ms"]
+    parts = steady["breakdown"]
+    desks = results["desks"]
+
+    def goal(name: str, unit: str) -> str:
+        entry = goals[name]
+        sign = ">=" if name == "routed_per_s" else "<="
+        verdict = "met" if entry["met"] else "NOT MET"
+        return f"target {sign} {entry['limit']}{unit}: {verdict}"
+
+    never = steady["ingest_to_offer_ms"].get("never", 0)
+    rows = [
+        (
+            "machine",
+            f"{machine['nproc']} CPUs ({machine['cpu_model']}), "
+            f"Python {machine['python']}, PostgreSQL {machine['postgresql']}",
+        ),
+        (
+            "load average",
+            f"{machine['load_average_at_start']} at start, "
+            f"{machine.get('load_average_at_end')} at end",
+        ),
+        (
+            "CPU used by others",
+            f"{results['idle_cpu_percent']['other']:.0f}% before the load (200% = both cores)",
+        ),
+        (
+            "parameters",
+            f"{params['agents']} agents, {params['rate']:g}/s for "
+            f"{params['steady']:g} s (handle {params['handle']:g} s), burst {params['burst']} "
+            f"(handle {params['burst_handle']:g} s)",
+        ),
+        ("", ""),
+        ("ingest_to_offer p50", f"{itr['p50']} ms   {goal('p50_ms', ' ms')}"),
+        ("ingest_to_offer p95", f"{itr['p95']} ms"),
+        ("ingest_to_offer p99", f"{itr['p99']} ms   {goal('p99_ms', ' ms')}"),
+        ("  never offered", f"{never} of {steady['sent']} (None above = not all offered)"),
+        ("  ingest part", _parts(parts["ingest_ms"])),
+        ("  matcher part", _parts(parts["matcher_wait_ms"])),
+        ("  delivery part", _parts(parts["delivery_ms"])),
+        ("steady throughput", f"sent {steady['sent_per_s']}/s, offered {steady['offers_per_s']}/s"),
+        ("POST answered", _parts(steady["post_answered_ms"])),
+        ("steady CPU", _cpu(steady["cpu_percent"])),
+        (
+            "server CPU per offer",
+            f"{steady['server_cpu_ms_per_offer']} ms (steady), "
+            f"{saturation['server_cpu_ms_per_offer']} ms (saturation)",
+        ),
+        ("client loop lag", f"p99 {steady['client_loop_lag_ms']['p99']} ms"),
+        ("", ""),
+        ("routed_per_s", f"{results['routed_per_s']}/s   {goal('routed_per_s', '/s')}"),
+        (
+            "  burst",
+            f"{saturation['offered']}/{saturation['accepted_by_api']} offered in "
+            f"{saturation['drain_seconds']} s; queued at {saturation['ingest_per_s']}/s",
+        ),
+        ("saturation CPU", _cpu(saturation["cpu_percent"])),
+        ("", ""),
+        (
+            "baseline",
+            f"{base['routed_per_s']} items/s, p50 {base['p50_ms']} ms, "
+            f"p99 {base['p99_ms']} ms ({base['connections']} connections, "
+            f"{base['no_agent']} without agent)",
+        ),
+        ("", ""),
+        ("double_offers", str(found["double_offers"])),
+        ("over_capacity", str(found["over_capacity"])),
+        ("lost", str(found["lost"])),
+        ("unfinished at end", str(found["details"].get("unfinished"))),
+        ("desk errors", f"{desks['errors']} {desks['errors_by_code']}"),
+        ("desk disconnects", f"{desks['disconnects']} {desks['close_codes']}"),
+        ("sent away by server", str(desks["sent_away_by_server"] or 0)),
+        ("ingest failures", str(results["ingest_failures"] or 0)),
+        ("server log errors", str(len(results["server_log_errors"]))),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{name.ljust(width)}  {value}" if name else "" for name, value in rows]
+    return "\n".join(["", "Routing benchmark", "=" * 17, *lines, ""])
+
+
+def _parts(summary: dict[str, Any]) -> str:
+    return f"p50 {summary['p50']} ms, p95 {summary['p95']} ms, p99 {summary['p99']} ms"

@@ -1,0 +1,469 @@
+"""The benchmark from start to end: one function per phase, results to JSON and a table."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import asdict
+from types import FrameType
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench import baseline, report, setup, violations
+from bench.agents import Fleet
+from bench.config import Options, parse
+from bench.environment import CpuMeter, Database, Server, machine
+from bench.http import Pool
+from bench.load import Poster
+from bench.setup import ADMIN, PASSWORD, build
+from bench.stats import central_rate, summary_ms
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class LoopLag:
+    """How late this process's event loop wakes up: a busy client inflates what it measures."""
+
+    def __init__(self, every: float = 0.05) -> None:
+        self.every = every
+        self.samples: list[tuple[float, float]] = []  # (perf_counter, lag seconds)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(self.every)
+            now = time.perf_counter()
+            self.samples.append((now, max(0.0, now - before - self.every)))
+
+    def between(self, start: float, end: float) -> dict[str, float | int | None]:
+        return summary_ms([lag for at, lag in self.samples if start <= at <= end])
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+async def progress(fleet: Fleet, poster: Poster, lag: LoopLag, every: float = 5.0) -> None:
+    """A line every few seconds, so a stall shows while it happens."""
+    while True:
+        await asyncio.sleep(every)
+        answered = sum(1 for s in poster.sent.values() if s.status is not None)
+        recent = [x for at, x in lag.samples if at > time.perf_counter() - every]
+        worst = max(recent, default=0.0) * 1000
+        log(
+            f"  posted {len(poster.sent)} (answered {answered}), offers {len(fleet.offer_ids)}, "
+            f"completed {fleet.completions}, desk errors {len(fleet.errors)}, "
+            f"disconnects {fleet.disconnects}, client lag max {worst:.0f} ms"
+        )
+
+
+def number(value: float, digits: int = 1) -> float | None:
+    """A float for the JSON: None instead of NaN or infinity."""
+    return None if math.isnan(value) or math.isinf(value) else round(value, digits)
+
+
+def cpu_ms_per(usage: dict[str, float], seconds: float, count: int) -> float | None:
+    """Server CPU milliseconds per item over an interval, from its CPU share."""
+    if count == 0:
+        return None
+    return round(usage["server"] / 100 * seconds * 1000 / count, 2)
+
+
+async def wait_until(condition: Callable[[], bool], within: float, every: float = 0.05) -> bool:
+    deadline = time.perf_counter() + within
+    while not condition():
+        if time.perf_counter() > deadline:
+            return False
+        await asyncio.sleep(every)
+    return True
+
+
+async def postgres_version(dsn: str) -> str:
+    connection = await asyncpg.connect(dsn)
+    try:
+        version: str = await connection.fetchval("SHOW server_version")
+        return version
+    finally:
+        await connection.close()
+
+
+async def latency_breakdown(
+    dsn: str, refs: Sequence[str], poster: Poster, fleet: Fleet
+) -> dict[str, Any]:
+    """Where the steady phase's ingest-to-offer time went, from the server's own timestamps.
+
+    ingest: the POST was due -> the interaction row's created_at (HTTP, auth, insert);
+    matcher: created_at -> its first offer's created_at (waiting for a matcher pass);
+    delivery: the offer's created_at -> the frame at the desk (pass commit, NOTIFY, event hub,
+    screen pop, websocket). Same machine, same clock.
+    """
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch(
+            """
+            SELECT i.external_ref,
+                   extract(epoch FROM i.created_at) AS created,
+                   (SELECT extract(epoch FROM min(o.created_at)) FROM offers o
+                     WHERE o.interaction_id = i.id) AS offered
+              FROM interactions i WHERE i.external_ref = ANY($1::text[])
+            """,
+            list(refs),
+        )
+    finally:
+        await connection.close()
+    ingest: list[float] = []
+    matcher: list[float] = []
+    delivery: list[float] = []
+    for row in rows:
+        ref = row["external_ref"]
+        seen = fleet.offers.get(ref)
+        if row["offered"] is None or seen is None:
+            continue
+        created, offered = float(row["created"]), float(row["offered"])
+        ingest.append(max(0.0, created - poster.sent[ref].sent_wall))
+        matcher.append(max(0.0, offered - created))
+        delivery.append(max(0.0, seen.received_wall - offered))
+    return {
+        "ingest_ms": summary_ms(ingest),
+        "matcher_wait_ms": summary_ms(matcher),
+        "delivery_ms": summary_ms(delivery),
+    }
+
+
+async def snapshot(dsn: str) -> dict[str, Any]:
+    """The database as the run ends, before the server stops: who is in which state, and what
+    the server's connections are doing (a stuck run shows here)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        agents = await connection.fetch(
+            "SELECT state, coalesce(state_reason, '') AS reason, count(*) AS n FROM agents "
+            "GROUP BY 1, 2 ORDER BY 3 DESC"
+        )
+        activity = await connection.fetch(
+            "SELECT state, coalesce(wait_event_type, '') AS wait, count(*) AS n, "
+            "max(extract(epoch FROM now() - xact_start)) AS oldest_xact_s "
+            "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "GROUP BY 1, 2 ORDER BY 3 DESC"
+        )
+        waiting = await connection.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        stuck = await connection.fetch(
+            "SELECT pid, state, coalesce(wait_event_type, '') AS wait, "
+            "round(extract(epoch FROM now() - xact_start)::numeric, 1)::float AS xact_s, "
+            "pg_blocking_pids(pid) AS blocked_by, left(query, 160) AS query "
+            "FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND state <> 'idle' ORDER BY xact_start LIMIT 8"
+        )
+    finally:
+        await connection.close()
+    return {
+        "agents": [f"{r['state']} ({r['reason'] or '-'}): {r['n']}" for r in agents],
+        "connections": [
+            {
+                "state": r["state"],
+                "wait": r["wait"],
+                "n": r["n"],
+                "oldest_xact_s": None if r["oldest_xact_s"] is None else float(r["oldest_xact_s"]),
+            }
+            for r in activity
+        ],
+        "locks_waiting": int(waiting),
+        "oldest_transactions": [
+            {
+                "pid": r["pid"],
+                "state": r["state"],
+                "wait": r["wait"],
+                "xact_s": r["xact_s"],
+                "blocked_by": list(r["blocked_by"]),
+                "query": r["query"],
+            }
+            for r in stuck
+        ],
+    }
+
+
+async def burst_offers_db(dsn: str) -> float:
+    """Offers per second written by the server during the burst (central 80%), from the table."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch(
+            "SELECT extract(epoch FROM o.created_at) AS at FROM offers o "
+            "JOIN interactions i ON i.id = o.interaction_id "
+            "WHERE i.external_ref LIKE 'bench-burst-%'"
+        )
+    finally:
+        await connection.close()
+    return central_rate([float(row["at"]) for row in rows])
+
+
+async def bench(options: Options, database: Database, server: Server) -> dict[str, Any]:
+    results: dict[str, Any] = {"parameters": options.public()}
+    version = await postgres_version(database.dsn)
+    results["machine"] = machine(version)
+    log(f"PostgreSQL {version} ({'embedded' if database.embedded else 'DATABASE_URL'})")
+
+    log(f"baseline: bare asyncpg, {options.baseline_connections} connections")
+    floor = await baseline.run(
+        database.baseline_dsn,
+        agents=options.agents,
+        connections=options.baseline_connections,
+        seconds=options.baseline_seconds,
+    )
+    results["baseline"] = asdict(floor)
+    log(f"baseline: {floor.routed_per_s:.0f} items/s, p50 {floor.p50_ms:.2f} ms")
+
+    server.start()
+    await server.wait_healthy()
+    await asyncio.to_thread(server.create_admin, ADMIN, PASSWORD)
+    log(f"server up on port {server.port} (log {server.log_path})")
+
+    limits = httpx.Limits(
+        max_connections=options.http_connections,
+        max_keepalive_connections=options.http_connections,
+    )
+    async with httpx.AsyncClient(
+        base_url=server.base_url, limits=limits, timeout=60.0, trust_env=False
+    ) as client:
+        started = time.perf_counter()
+        center = await build(
+            client, agents=options.agents, customers=options.customers, seed=options.seed
+        )
+        log(
+            f"set up {len(center.agents)} agents, {len(center.customers)} customers, "
+            f"{len(center.queues)} queues in {time.perf_counter() - started:.1f} s"
+        )
+        fleet = Fleet(
+            server.ws_url, options.handle, compression=options.ws_compression, seed=options.seed
+        )
+        http = Pool("127.0.0.1", server.port, options.http_connections)
+        http.start()
+        poster = Poster(http, center, seed=options.seed)
+        lag = LoopLag()
+        lag.start()
+        reporter = asyncio.get_running_loop().create_task(progress(fleet, poster, lag))
+        try:
+            await run_phases(options, database, server, fleet, poster, lag, results)
+            results["end_snapshot"] = await snapshot(database.dsn)
+        finally:
+            reporter.cancel()
+            lag.stop()
+            await fleet.close()
+            await poster.settle(within=10)
+            await http.close()
+
+    await asyncio.to_thread(server.stop)
+    log("server stopped; checking the rules in the database")
+    accepted = [ref for ref, sent in poster.sent.items() if sent.status in (200, 201)]
+    checked = await violations.check(database.dsn, accepted, fleet.offer_ids)
+    results["violations"] = checked.public()
+    results["desks"] = {
+        "frames": dict(fleet.frames),
+        "errors": len(fleet.errors),
+        "error_sample": fleet.errors[:5],
+        "disconnects": fleet.disconnects,
+        "errors_by_code": dict(Counter(str(e.get("error")) for e in fleet.errors)),
+        "close_codes": dict(fleet.close_codes),
+        "sent_away_by_server": dict(fleet.sent_away),
+        "reoffers": fleet.reoffers,
+        "left_holding": fleet.owed,
+    }
+    results["ingest_failures"] = dict(poster.failures)
+    results["setup_unauthorized_retries"] = setup.retried_unauthorized
+    results["server_log_errors"] = server.errors_logged()[:20]
+    results["targets"] = report.targets(results)
+    load1, load5, load15 = os.getloadavg()
+    results["machine"]["load_average_at_end"] = [round(load1, 2), round(load5, 2), round(load15, 2)]
+    return results
+
+
+async def run_phases(
+    options: Options,
+    database: Database,
+    server: Server,
+    fleet: Fleet,
+    poster: Poster,
+    lag: LoopLag,
+    results: dict[str, Any],
+) -> None:
+    assert server.process is not None
+    meter = CpuMeter(server.process.pid, database.postmaster_pid)
+
+    started = time.perf_counter()
+    await fleet.connect_all(poster.center.agents)
+    refused = await fleet.set_state("available")
+    log(
+        f"{len(fleet.desks)} desks connected and available in "
+        f"{time.perf_counter() - started:.1f} s ({refused} could not go available)"
+    )
+    idle_before = meter.snapshot()
+    await asyncio.sleep(3)
+    results["idle_cpu_percent"] = meter.usage(idle_before, meter.snapshot())
+
+    results["steady"] = await steady_phase(options, database, meter, fleet, poster, lag)
+    itr = results["steady"]["ingest_to_offer_ms"]
+    results["ingest_to_offer_ms"] = {key: itr[key] for key in ("p50", "p95", "p99", "max")}
+    await settle(fleet, poster, within=20)
+
+    results["saturation"] = await saturation_phase(options, database, meter, fleet, poster, lag)
+    results["routed_per_s"] = results["saturation"]["routed_per_s"]
+    await settle(fleet, poster, within=20)
+
+
+async def steady_phase(
+    options: Options,
+    database: Database,
+    meter: CpuMeter,
+    fleet: Fleet,
+    poster: Poster,
+    lag: LoopLag,
+) -> dict[str, Any]:
+    """Poisson arrivals at `rate`; agents handle for `handle` s on average."""
+    log(f"warm-up: {options.warmup:g} s at {options.rate:g}/s")
+    await poster.poisson(options.rate, options.warmup, "warmup")
+    log(f"steady: {options.steady:g} s at {options.rate:g}/s, mean handle {options.handle:g} s")
+    before, start = meter.snapshot(), time.perf_counter()
+    fired = await poster.poisson(options.rate, options.steady, "steady")
+    after, end = meter.snapshot(), time.perf_counter()
+    refs = [ref for ref, sent in poster.sent.items() if sent.phase == "steady"]
+    await wait_until(lambda: all(ref in fleet.offers for ref in refs), within=30)
+    latencies = [
+        fleet.offers[ref].received - poster.sent[ref].sent for ref in refs if ref in fleet.offers
+    ]
+    answered = [s.answered - s.sent for ref in refs if (s := poster.sent[ref]).answered is not None]
+    offered_in_window = sum(1 for t in fleet.offer_times if start <= t <= end)
+    usage = meter.usage(before, after)
+    itr = summary_ms(latencies, never=fired - len(latencies))
+    log(
+        f"steady: ingest-to-offer p50 {itr['p50']} ms, p95 {itr['p95']} ms, p99 {itr['p99']} ms "
+        f"({len(latencies)}/{fired} offered)"
+    )
+    return {
+        "seconds": round(end - start, 2),
+        "sent": fired,
+        "offered": len(latencies),
+        "not_offered": fired - len(latencies),
+        "sent_per_s": round(fired / (end - start), 1),
+        "offers_per_s": round(offered_in_window / (end - start), 1),
+        "ingest_to_offer_ms": itr,
+        "post_answered_ms": summary_ms(answered),
+        "breakdown": await latency_breakdown(database.dsn, refs, poster, fleet),
+        "cpu_percent": usage,
+        "server_cpu_ms_per_offer": cpu_ms_per(usage, end - start, offered_in_window),
+        "client_loop_lag_ms": lag.between(start, end),
+    }
+
+
+async def saturation_phase(
+    options: Options,
+    database: Database,
+    meter: CpuMeter,
+    fleet: Fleet,
+    poster: Poster,
+    lag: LoopLag,
+) -> dict[str, Any]:
+    """A burst queued while every agent is away, then all go available at once: the offers per
+    second while the backlog drains are what the whole routing path sustains."""
+    log(f"saturation: queueing {options.burst} interactions while agents are away")
+    refused = await fleet.set_state("away")
+    if refused:
+        log(f"  {refused} desks could not go away")
+    ingest_seconds = await poster.burst(
+        options.burst, "burst", options.http_connections, options.burst_seconds
+    )
+    refs = [ref for ref, sent in poster.sent.items() if sent.phase == "burst"]
+    accepted = sum(1 for ref in refs if poster.sent[ref].status in (200, 201))
+    log(f"  queued {accepted} in {ingest_seconds:.1f} s ({accepted / ingest_seconds:.0f}/s)")
+    fleet.handle_mean = options.burst_handle
+    before, start = meter.snapshot(), time.perf_counter()
+    going = asyncio.get_running_loop().create_task(fleet.set_state("available"))
+    drained = await wait_until(
+        lambda: all(ref in fleet.offers for ref in refs), within=options.burst_timeout
+    )
+    after, end = meter.snapshot(), time.perf_counter()
+    refused = await going
+    if refused:
+        log(f"  {refused} desks could not go available")
+    burst_offered = sum(1 for ref in refs if ref in fleet.offers)
+    # Every first offer in the window counts, also of interactions left from the steady phase.
+    times = [t for t in fleet.offer_times if start <= t <= end]
+    routed = central_rate(times)
+    usage = meter.usage(before, after)
+    log(f"saturation: {routed:.0f} offers/s ({burst_offered}/{len(refs)} of the burst offered)")
+    return {
+        "burst": options.burst,
+        "accepted_by_api": accepted,
+        "ingest_per_s": round(accepted / ingest_seconds, 1),
+        "drained": drained,
+        "offered": burst_offered,
+        "offers_in_window": len(times),
+        "drain_seconds": round((max(times) if times else end) - start, 2),
+        "routed_per_s": number(routed),
+        "routed_per_s_server_clock": number(await burst_offers_db(database.dsn)),
+        "cpu_percent": usage,
+        "server_cpu_ms_per_offer": cpu_ms_per(usage, end - start, len(times)),
+        "client_loop_lag_ms": lag.between(start, end),
+    }
+
+
+async def settle(fleet: Fleet, poster: Poster, within: float) -> None:
+    """Let requests in flight finish and every accepted interaction be completed."""
+    await poster.settle(within=within)
+    await wait_until(lambda: fleet.owed == 0, within=within)
+    await asyncio.sleep(1.0)  # the last completions reach the server
+
+
+def _terminate(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _run(coroutine: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    database = Database()
+    server: Server | None = None
+    try:
+        log("starting PostgreSQL")
+        database.start()
+        server = Server(database.url)
+        results = _run(bench(options, database, server))
+    except KeyboardInterrupt:
+        log("interrupted; stopping the server and PostgreSQL")
+        return 130
+    except Exception as error:
+        log(f"failed: {error!r}")
+        if server is not None:
+            print(server.log_tail(), file=sys.stderr)
+        raise
+    finally:
+        if server is not None:
+            with contextlib.suppress(Exception):
+                server.stop()
+        database.stop()
+    options.output.parent.mkdir(parents=True, exist_ok=True)
+    options.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(report.table(results))
+    log(f"results written to {options.output}")
+    return 1 if report.violated(results) else 0

@@ -1,0 +1,119 @@
+"""The agent's desk over a real websocket: offers with screen pop, decisions, replay."""
+
+from __future__ import annotations
+
+import pytest
+import websockets
+
+from tests.desk.conftest import Center
+
+
+async def test_an_offer_arrives_with_its_screen_pop_and_accepting_assigns_it(
+    center: Center,
+) -> None:
+    mei = await center.agent("mei", billing=4)
+    desk = await center.available(mei)
+
+    call = await center.call(subject="Invoice question", external_ref="call-1")
+    offer = await desk.next("offer")
+
+    assert offer["interaction_id"] == call["id"]
+    pop = offer["screen_pop"]
+    assert pop["customer"]["contact_points"] == [{"kind": "phone", "value": "+8613800138000"}]
+    assert pop["interaction"]["subject"] == "Invoice question"
+    assert pop["routing"]["matched_skills"] == {"billing": 4}
+    assert pop["open_complaints"] == []
+
+    await desk.send(type="accept", offer_id=offer["offer_id"])
+    assignment = await desk.next("assignment")
+    assert assignment["interaction"]["id"] == call["id"]
+    fetched = await center.http.get(f"/v1/interactions/{call['id']}", headers=center.admin)
+    assert fetched.json()["state"] == "assigned"
+
+
+async def test_a_retried_delivery_is_the_same_interaction(center: Center) -> None:
+    first = await center.call(external_ref="call-7")
+    again = await center.http.post(
+        "/v1/interactions",
+        json={
+            "channel": "voice",
+            "queue": "billing",
+            "external_ref": "call-7",
+            "contact": {"kind": "phone", "value": "13800138000"},
+        },
+        headers=center.admin,
+    )
+    assert again.status_code == 200
+    assert again.json()["id"] == first["id"]
+    listed = await center.http.get("/v1/interactions", headers=center.admin)
+    assert listed.json()["total"] == 1
+
+
+async def test_rejecting_returns_it_to_the_queue_for_another_agent(center: Center) -> None:
+    mei_desk = await center.available(await center.agent("mei", billing=5))
+    call = await center.call()
+    first = await mei_desk.next("offer")
+    tom_desk = await center.available(await center.agent("tom", billing=2))
+
+    await mei_desk.send(type="reject", offer_id=first["offer_id"], reason="on a break soon")
+    second = await tom_desk.next("offer")
+
+    assert second["interaction_id"] == call["id"]
+    assert second["offer_id"] != first["offer_id"]
+
+
+async def test_completing_ends_the_interaction_and_frees_the_agent(center: Center) -> None:
+    desk = await center.available(await center.agent("mei", billing=4))
+    call = await center.call()
+    offer = await desk.next("offer")
+    await desk.send(type="accept", offer_id=offer["offer_id"])
+    await desk.next("assignment")
+
+    await desk.send(type="complete", interaction_id=call["id"], disposition="resolved")
+    ack = await desk.next("ack")
+
+    assert ack["detail"]["state"] == "completed"
+    me = await center.http.get("/v1/agents?state=available", headers=center.admin)
+    assert [a["username"] for a in me.json()["items"]] == ["mei"]
+
+
+async def test_a_bad_message_gets_an_error_frame_naming_the_problem(center: Center) -> None:
+    desk = await center.available(await center.agent("mei", billing=4))
+    await desk.send(type="accept", offer_id="not-a-uuid")
+    error = await desk.next("error")
+    assert error["error"] == "validation_error"
+    assert "offer_id" in error["detail"]
+
+
+async def test_a_missed_offer_returns_to_the_queue_and_the_agent_goes_away(
+    center: Center,
+) -> None:
+    desk = await center.available(await center.agent("mei", billing=4))
+    call = await center.call()
+    await desk.next("offer")
+
+    withdrawn = await desk.next("offer_withdrawn", within=10)
+    state = await desk.next("state")
+
+    assert withdrawn["reason"] == "offer timed out"
+    assert state["state"] == "away"
+    fetched = await center.http.get(f"/v1/interactions/{call['id']}", headers=center.admin)
+    assert fetched.json()["state"] == "queued"
+
+
+async def test_reconnecting_replays_the_pending_offer(center: Center) -> None:
+    mei = await center.agent("mei", billing=4)
+    desk = await center.available(mei)
+    await center.call()
+    offer = await desk.next("offer")
+    # A second socket takes over (the first tab is closed later): the offer is still there.
+    second = await center.desk(mei, last_event_id=0)
+    replayed = [f for f in second.frames if f["type"] == "offer"]
+    assert offer["offer_id"] in {f["offer_id"] for f in replayed}
+
+
+async def test_only_agents_open_a_desk(center: Center) -> None:
+    token = center.admin["Authorization"].removeprefix("Bearer ")
+    with pytest.raises((websockets.InvalidStatus, websockets.ConnectionClosed)):
+        async with websockets.connect(f"{center.ws_url}/v1/desk/ws?token={token}") as socket:
+            await socket.recv()

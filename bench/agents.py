@@ -26,6 +26,7 @@ from bench.setup import AgentLogin
 HEARTBEAT_SECONDS = 5.0
 RECONNECT_DELAY = 0.5
 REJOIN_DELAY = 1.0
+STATE_TIMEOUT = 20.0
 
 
 @dataclass(slots=True)
@@ -80,7 +81,7 @@ class Fleet:
 
         self.desks = list(await asyncio.gather(*(one(login) for login in logins)))
 
-    async def set_state(self, state: str, parallel: int = 100) -> int:
+    async def set_state(self, state: str, parallel: int = 1000) -> int:
         """Every desk asks for `state`; returns how many could not (socket down, refused)."""
         gate = asyncio.Semaphore(parallel)
 
@@ -100,9 +101,9 @@ class Desk:
         self.fleet = fleet
         self.login = login
         self.wanted_state = "available"
-        self.holding: set[str] = set()  # interactions accepted and not yet completed
-        self.finished: set[str] = set()  # interactions this desk completed
-        self.accepted: set[str] = set()  # offer ids accepted
+        # Interactions accepted and not yet completed, with the offer that brought each (an
+        # interaction may come back to the same desk under a new offer after a withdrawal).
+        self.holding: dict[str, str] = {}
         self.last_event_id: int | None = None
         self._socket: ClientConnection | None = None
         self._connected = asyncio.Event()
@@ -167,8 +168,8 @@ class Desk:
                     await self._open()
                     if self.wanted_state == "available":
                         await self._send({"type": "set_state", "state": "available"})
-                    for interaction_id in list(self.holding):
-                        self._spawn(self._complete_later(interaction_id, 0.0))
+                    for interaction_id, offer_id in list(self.holding.items()):
+                        self._spawn(self._complete_later(interaction_id, offer_id, 0.0))
                     break
                 except (OSError, TimeoutError, ConnectionClosed, InvalidStatus):
                     continue
@@ -183,7 +184,7 @@ class Desk:
         while not self._acks.empty():  # a late answer to an earlier request
             self._acks.get_nowait()
         try:
-            async with asyncio.timeout(60):
+            async with asyncio.timeout(STATE_TIMEOUT):
                 await self._send({"type": "set_state", "state": state})
                 while True:
                     ack = await self._acks.get()
@@ -209,13 +210,16 @@ class Desk:
             await self._on_offer(frame)
         elif kind == "assignment" and replayed:
             interaction_id = str(frame["interaction"]["id"])
-            if interaction_id not in self.holding and interaction_id not in self.finished:
-                self.holding.add(interaction_id)  # held before the socket dropped: finish it
-                self._spawn(self._complete_later(interaction_id, self.fleet.handle_time()))
+            if interaction_id not in self.holding:  # still ours after the drop: finish it
+                self.holding[interaction_id] = "replayed"
+                self._spawn(
+                    self._complete_later(interaction_id, "replayed", self.fleet.handle_time())
+                )
         elif kind == "offer_withdrawn":
             # The offer ended unaccepted (timed out, withdrawn): an accept sent for it failed.
-            if str(frame["offer_id"]) in self.accepted:
-                self.holding.discard(str(frame["interaction_id"]))
+            interaction_id = str(frame["interaction_id"])
+            if self.holding.get(interaction_id) == str(frame["offer_id"]):
+                del self.holding[interaction_id]
         elif kind == "state" and frame.get("state") in ("away", "offline") and not replayed:
             if self.wanted_state == "available" and not self._rejoining:
                 # Routing sent this agent away (a missed offer, a silent socket): a person who
@@ -260,25 +264,22 @@ class Desk:
                 received_wall,
             )
         interaction_id = str(frame["interaction_id"])
-        self.accepted.add(offer_id)
-        self.holding.add(interaction_id)
+        self.holding[interaction_id] = offer_id
         with contextlib.suppress(ConnectionClosed):
             await self._send({"type": "accept", "offer_id": offer_id})
-        self._spawn(self._complete_later(interaction_id, fleet.handle_time()))
+        self._spawn(self._complete_later(interaction_id, offer_id, fleet.handle_time()))
 
-    async def _complete_later(self, interaction_id: str, after: float) -> None:
+    async def _complete_later(self, interaction_id: str, offer_id: str, after: float) -> None:
         await asyncio.sleep(after)
-        if interaction_id not in self.holding or interaction_id in self.finished:
-            return
-        self.holding.discard(interaction_id)
-        self.finished.add(interaction_id)
+        if self.holding.get(interaction_id) != offer_id:
+            return  # completed already, or the offer was withdrawn
+        del self.holding[interaction_id]
         try:
             await self._send(
                 {"type": "complete", "interaction_id": interaction_id, "disposition": "done"}
             )
         except ConnectionClosed:  # sent again after the reconnect
-            self.finished.discard(interaction_id)
-            self.holding.add(interaction_id)
+            self.holding[interaction_id] = offer_id
             return
         self.fleet.completions += 1
 

@@ -20,9 +20,12 @@ class Options:
     warmup: float = 5.0  # seconds at `rate` before the steady phase, not measured
     steady: float = 60.0  # seconds of the measured steady phase
     handle: float = 2.0  # mean handle time (exponential) in the steady phase, seconds
-    burst: int = 3000  # interactions queued at once for the saturation phase
+    ramp_start: float = 5.0  # first rate of the ramp to saturation, doubled every step
+    ramp_max: float = 640.0  # the ramp stops after this rate, or when saturated
+    ramp_step: float = 4.0  # seconds per ramp step
+    ramp_handle: float = 0.2  # mean handle time during the ramp (and the burst), seconds
+    burst: int = 0  # also queue this many at once while agents are away (0: no burst)
     burst_seconds: float = 30.0  # stop queueing the burst after this long
-    burst_handle: float = 0.2  # mean handle time in the saturation phase, seconds
     burst_timeout: float = 60.0  # give up draining the burst after this long
     baseline_seconds: float = 5.0
     baseline_connections: int = 8
@@ -42,9 +45,7 @@ QUICK: dict[str, Any] = {
     "agents": 100,
     "steady": 15.0,
     "warmup": 3.0,
-    "burst": 1000,
-    "burst_seconds": 15.0,
-    "burst_timeout": 45.0,
+    "ramp_step": 3.0,
 }
 
 
@@ -75,9 +76,12 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         "warmup": "seconds at --rate before measuring",
         "steady": "seconds of the measured steady phase (default 60; --quick 15)",
         "handle": "mean handle time in the steady phase, seconds (exponential)",
-        "burst": "interactions queued at once for the saturation phase (default 3000)",
+        "ramp_start": "first rate of the ramp to saturation (doubles every step)",
+        "ramp_max": "highest rate of the ramp",
+        "ramp_step": "seconds per ramp step (default 4; --quick 3)",
+        "ramp_handle": "mean handle time during the ramp and the burst, seconds",
+        "burst": "also queue this many at once while agents are away, then drain (default 0)",
         "burst_seconds": "stop queueing the burst after this many seconds",
-        "burst_handle": "mean handle time during the saturation phase, seconds",
         "burst_timeout": "seconds to wait for the burst to drain",
         "baseline_seconds": "seconds of the bare asyncpg baseline",
         "baseline_connections": "connections of the bare asyncpg baseline",

@@ -53,7 +53,8 @@ def table(results: dict[str, Any]) -> str:
     machine = results["machine"]
     params = results["parameters"]
     steady = results["steady"]
-    saturation = results["saturation"]
+    ramp = results["ramp"]
+    best = next(step for step in ramp["steps"] if step["rate"] == ramp["at_rate"])
     base = results["baseline"]
     found = results["violations"]
     goals = results["targets"]
@@ -86,8 +87,8 @@ def table(results: dict[str, Any]) -> str:
         (
             "parameters",
             f"{params['agents']} agents, {params['rate']:g}/s for "
-            f"{params['steady']:g} s (handle {params['handle']:g} s), burst {params['burst']} "
-            f"(handle {params['burst_handle']:g} s)",
+            f"{params['steady']:g} s (handle {params['handle']:g} s); ramp from "
+            f"{params['ramp_start']:g}/s (handle {params['ramp_handle']:g} s)",
         ),
         ("", ""),
         ("ingest_to_offer p50", f"{itr['p50']} ms   {goal('p50_ms', ' ms')}"),
@@ -99,21 +100,37 @@ def table(results: dict[str, Any]) -> str:
         ("  delivery part", _parts(parts["delivery_ms"])),
         ("steady throughput", f"sent {steady['sent_per_s']}/s, offered {steady['offers_per_s']}/s"),
         ("POST answered", _parts(steady["post_answered_ms"])),
+        ("idle CPU (desks only)", _cpu(results["idle_cpu_percent"])),
         ("steady CPU", _cpu(steady["cpu_percent"])),
-        (
-            "server CPU per offer",
-            f"{steady['server_cpu_ms_per_offer']} ms (steady), "
-            f"{saturation['server_cpu_ms_per_offer']} ms (saturation)",
-        ),
+        ("server CPU per offer", f"{steady['server_cpu_ms_per_offer']} ms in the steady phase"),
         ("client loop lag", f"p99 {steady['client_loop_lag_ms']['p99']} ms"),
         ("", ""),
-        ("routed_per_s", f"{results['routed_per_s']}/s   {goal('routed_per_s', '/s')}"),
         (
-            "  burst",
-            f"{saturation['offered']}/{saturation['accepted_by_api']} offered in "
-            f"{saturation['drain_seconds']} s; queued at {saturation['ingest_per_s']}/s",
+            "routed_per_s",
+            f"{results['routed_per_s']}/s (in the {results['routed_per_s_from']} phase)   "
+            f"{goal('routed_per_s', '/s')}",
         ),
-        ("saturation CPU", _cpu(saturation["cpu_percent"])),
+        *(
+            (
+                f"  ramp {step['rate']:g}/s",
+                f"sent {step['sent_per_s']}/s, offered {step['offers_per_s']}/s, "
+                f"p50 {step['ingest_to_offer_ms']['p50']} ms, "
+                f"p99 {step['ingest_to_offer_ms']['p99']} ms",
+            )
+            for step in ramp["steps"]
+        ),
+        ("saturation CPU", _cpu(best["cpu_percent"])),
+        *(
+            [
+                (
+                    "burst",
+                    f"{results['burst']['routed_per_s']} offers/s draining "
+                    f"{results['burst']['accepted_by_api']} queued",
+                )
+            ]
+            if "burst" in results
+            else []
+        ),
         ("", ""),
         (
             "baseline",

@@ -95,8 +95,11 @@ class Pool:
                             writer.close()
                     writer = None
                     # The server closes idle keep-alive connections; a request that met one
-                    # closed before any answer is sent again once on a fresh connection.
-                    stale = isinstance(error, asyncio.IncompleteReadError) and not error.partial
+                    # closed before any answer is sent again once on a fresh connection (safe:
+                    # an interaction with the same external_ref is the same interaction).
+                    stale = isinstance(error, ConnectionResetError | BrokenPipeError) or (
+                        isinstance(error, asyncio.IncompleteReadError) and not error.partial
+                    )
                     if reused and stale and attempt == 1:
                         continue
                     if not request.answer.done():

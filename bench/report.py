@@ -147,7 +147,7 @@ def table(results: dict[str, Any]) -> str:
         ("desk disconnects", f"{desks['disconnects']} {desks['close_codes']}"),
         ("sent away by server", str(desks["sent_away_by_server"] or 0)),
         ("ingest failures", str(results["ingest_failures"] or 0)),
-        ("server log errors", str(len(results["server_log_errors"]))),
+        ("server log errors", f"{results['server_log_error_lines']} lines mentioning an error"),
     ]
     width = max(len(name) for name, _ in rows)
     lines = [f"{name.ljust(width)}  {value}" if name else "" for name, value in rows]

@@ -284,7 +284,9 @@ async def bench(options: Options, database: Database, server: Server) -> dict[st
     }
     results["ingest_failures"] = dict(poster.failures)
     results["setup_unauthorized_retries"] = setup.retried_unauthorized
-    results["server_log_errors"] = server.errors_logged()[:20]
+    logged = server.errors_logged()
+    results["server_log_error_lines"] = len(logged)
+    results["server_log_errors"] = logged[:20]
     results["targets"] = report.targets(results)
     load1, load5, load15 = os.getloadavg()
     results["machine"]["load_average_at_end"] = [round(load1, 2), round(load5, 2), round(load15, 2)]

@@ -34,8 +34,9 @@ class Center:
     agents: tuple[AgentLogin, ...]
 
 
-# The server may answer before its transaction has committed (see docs/benchmarks.md): a
-# token used at once can be refused. Setup retries such refusals briefly and counts them.
+# Before the session committed ahead of the response (commit 7b61cee), a token used the moment
+# it was issued could be refused. Setup retries such refusals briefly and counts them in the
+# results (`setup_unauthorized_retries`): anything above 0 means the race is back.
 retried_unauthorized = 0
 
 

@@ -19,6 +19,8 @@ from typing import Any
 from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agents.models import Agent, AgentState
@@ -247,6 +249,15 @@ class AgentConnection:
             detail = await self._apply(message)
         except AppError as error:
             self._send(ErrorFrame(of=message.type, error=error.code, detail=error.detail))
+            return
+        except (DBAPIError, SQLAlchemyTimeoutError) as error:
+            # A deadlock or a busy pool fails this message, not the desk: the agent may retry.
+            log.warning("desk message failed", agent_id=str(self.agent_id), error=repr(error))
+            self._send(
+                ErrorFrame(
+                    of=message.type, error="try_again", detail="the database was busy; retry"
+                )
+            )
             return
         if not isinstance(message, Heartbeat | Hello):
             self._send(AckFrame(of=message.type, detail=detail))

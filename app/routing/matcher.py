@@ -26,7 +26,7 @@ from app.auth.models import User
 from app.core.channels import Channel
 from app.core.db import unit_of_work
 from app.core.events import SYSTEM_ACTOR, Event
-from app.core.hub import EventHub, EventRecord
+from app.core.hub import EventHub, Subscription
 from app.core.logging import get_logger
 from app.customers.models import Customer
 from app.interactions.models import Interaction, InteractionState, Offer, OfferState
@@ -318,7 +318,7 @@ class Matcher:
 
     def start(self) -> None:
         subscription = self._hub.subscribe(lambda e: e.kind in WAKING_KINDS)
-        self._listener = asyncio.create_task(self._listen(subscription.queue), name="matcher-wake")
+        self._listener = asyncio.create_task(self._listen(subscription), name="matcher-wake")
         self._task = asyncio.create_task(self._run(), name="matcher")
 
     async def stop(self) -> None:
@@ -331,10 +331,17 @@ class Matcher:
             # the flag ends the loop then, and the timeout keeps shutdown bounded regardless.
             await asyncio.wait(tasks, timeout=5)
 
-    async def _listen(self, queue: asyncio.Queue[EventRecord]) -> None:
+    async def _listen(self, subscription: Subscription) -> None:
+        """Any waking event wakes a pass; a pass reads everything, so missed events cost nothing."""
         while True:
-            await queue.get()
-            self._wake.set()
+            if subscription.overflowed.is_set():
+                while not subscription.queue.empty():
+                    subscription.queue.get_nowait()
+                subscription.overflowed.clear()
+                self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(subscription.queue.get(), timeout=1.0)
+                self._wake.set()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from app.core.events import NOTIFY_CHANNEL
+from app.core.events import NOTIFY_CHANNEL, Event
 from app.core.logging import get_logger
 
 log = get_logger(__name__)
@@ -37,6 +37,18 @@ class EventRecord:
     subject_id: str
     actor: str
     payload: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: Event) -> EventRecord:
+        return cls(
+            id=event.id,
+            occurred_at=event.occurred_at,
+            kind=event.kind,
+            subject_type=event.subject_type,
+            subject_id=event.subject_id,
+            actor=event.actor,
+            payload=event.payload,
+        )
 
     @property
     def agent_id(self) -> str | None:

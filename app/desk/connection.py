@@ -183,18 +183,7 @@ class AgentConnection:
             .order_by(Event.id)
             .limit(REPLAY_LIMIT)
         )
-        return [
-            EventRecord(
-                id=e.id,
-                occurred_at=e.occurred_at,
-                kind=e.kind,
-                subject_type=e.subject_type,
-                subject_id=e.subject_id,
-                actor=e.actor,
-                payload=e.payload,
-            )
-            for e in rows.scalars()
-        ]
+        return [EventRecord.of(event) for event in rows.scalars()]
 
     async def _pump(self, subscription: Subscription) -> None:
         while True:

@@ -26,7 +26,7 @@ from app.auth.models import User
 from app.core.channels import Channel
 from app.core.db import unit_of_work
 from app.core.events import SYSTEM_ACTOR, Event
-from app.core.hub import EventHub, Subscription
+from app.core.hub import EventHub, EventRecord, Subscription
 from app.core.logging import get_logger
 from app.customers.models import Customer
 from app.interactions.models import Interaction, InteractionState, Offer, OfferState
@@ -52,6 +52,18 @@ WAKING_KINDS = frozenset(
         "agent.skills_changed",
     }
 )
+
+
+# Changes of state that free no capacity; waking a pass for them is work for nothing.
+NON_FREEING_STATES = frozenset({"busy", "away", "offline"})
+
+
+def may_find_new_pairs(event: EventRecord) -> bool:
+    if event.kind not in WAKING_KINDS:
+        return False
+    return not (
+        event.kind == "agent.state_changed" and event.payload.get("to") in NON_FREEING_STATES
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +92,7 @@ def _rules(queue: Queue) -> policy.QueueRules:
     )
 
 
-async def _waiting(session: AsyncSession) -> list[policy.WaitingInteraction]:
+async def _waiting(session: AsyncSession, *, sticky: bool) -> list[policy.WaitingInteraction]:
     rows = (
         await session.execute(
             select(
@@ -111,7 +123,8 @@ async def _waiting(session: AsyncSession) -> list[policy.WaitingInteraction]:
     )
     for interaction_id, agent_id in refused:
         excluded[interaction_id].add(agent_id)
-    last = await _last_agents(session, {row.customer_id for row in rows})
+    # Only sticky queues need each customer's last agent: skip the query when none is.
+    last = await _last_agents(session, {row.customer_id for row in rows}) if sticky else {}
     return [
         policy.WaitingInteraction(
             id=row.id,
@@ -195,13 +208,13 @@ async def run_pass(session: AsyncSession, *, silence: timedelta, sweep: bool) ->
     if sweep:
         await service.sweep_silent_agents(session, silence=silence)
         await service.end_overdue_wrap_ups(session)
-    waiting = await _waiting(session)
+    queues = {q.id: q for q in (await session.execute(select(Queue))).scalars()}
+    waiting = await _waiting(session, sticky=any(q.sticky_seconds > 0 for q in queues.values()))
     if not waiting:
         return PassResult(offers=0, timed_out=timed_out)
     agents = await _agents(session, silence)
     if not agents:
         return PassResult(offers=0, timed_out=timed_out)
-    queues = {q.id: q for q in (await session.execute(select(Queue))).scalars()}
     rules = {queue_id: _rules(queue) for queue_id, queue in queues.items()}
     moment = now()
     matches = policy.match(waiting, agents, rules, moment)
@@ -317,7 +330,7 @@ class Matcher:
         self._wake.set()
 
     def start(self) -> None:
-        subscription = self._hub.subscribe(lambda e: e.kind in WAKING_KINDS)
+        subscription = self._hub.subscribe(may_find_new_pairs)
         self._listener = asyncio.create_task(self._listen(subscription), name="matcher-wake")
         self._task = asyncio.create_task(self._run(), name="matcher")
 

@@ -11,24 +11,9 @@ import pytest
 
 from app.auth.models import Role
 from tests.conftest import UserFactory
-from tests.support import login
+from tests.support import create_skills, field_problems, login
 
 Headers = dict[str, str]
-
-
-def field_problems(response: httpx.Response) -> dict[str, str]:
-    """A 422 body's fields, as {field: problem}."""
-    assert response.status_code == 422, response.text
-    body = response.json()
-    assert body["error"] == "validation_error"
-    assert body["detail"]
-    return {item["field"]: item["problem"] for item in body["fields"]}
-
-
-async def create_skills(client: httpx.AsyncClient, admin: Headers, *names: str) -> None:
-    for name in names:
-        response = await client.post("/v1/skills", json={"name": name}, headers=admin)
-        assert response.status_code == 201, response.text
 
 
 async def create_agent(

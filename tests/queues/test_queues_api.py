@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import create_skills, field_problems
+
 Headers = dict[str, str]
 
 DEFAULTS: dict[str, Any] = {
@@ -32,21 +34,6 @@ SHANGHAI_OFFICE: dict[str, Any] = {
 }
 
 NEVER_OPEN: dict[str, Any] = {"timezone": "Europe/Paris", "weekly": {}}
-
-
-def field_problems(response: httpx.Response) -> dict[str, str]:
-    """A 422 body's fields, as {field: problem}."""
-    assert response.status_code == 422, response.text
-    body = response.json()
-    assert body["error"] == "validation_error"
-    assert body["detail"]
-    return {item["field"]: item["problem"] for item in body["fields"]}
-
-
-async def create_skills(client: httpx.AsyncClient, admin: Headers, *names: str) -> None:
-    for name in names:
-        response = await client.post("/v1/skills", json={"name": name}, headers=admin)
-        assert response.status_code == 201, response.text
 
 
 async def create_queue(client: httpx.AsyncClient, admin: Headers, **body: Any) -> dict[str, Any]:

@@ -8,16 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import field_problems
+
 Headers = dict[str, str]
-
-
-def field_problems(response: httpx.Response) -> dict[str, str]:
-    """A 422 body's fields, as {field: problem}."""
-    assert response.status_code == 422, response.text
-    body = response.json()
-    assert body["error"] == "validation_error"
-    assert body["detail"]
-    return {item["field"]: item["problem"] for item in body["fields"]}
 
 
 async def create_skill(

@@ -25,6 +25,7 @@ from app.desk.rest import router as desk_rest_router
 from app.interactions.api import router as interactions_router
 from app.queues.api import router as queues_router
 from app.routing.matcher import Matcher
+from app.routing.presence import Presence
 from app.skills.api import router as skills_router
 from app.supervisor.api import router as supervisor_router
 
@@ -55,12 +56,15 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             tick=settings.matcher_tick_seconds,
             silence=timedelta(seconds=settings.silence_seconds),
         )
-        app.state.hub, app.state.matcher = hub, matcher
+        presence = Presence(app.state.sessions)
+        app.state.hub, app.state.matcher, app.state.presence = hub, matcher, presence
         await hub.start()
         matcher.start()
+        presence.start()
         try:
             yield
         finally:
+            await presence.stop()
             await matcher.stop()
             await hub.stop()
             await engine.dispose()

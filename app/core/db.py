@@ -22,7 +22,7 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.db_pre_ping,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Identity, Index, String, func
+from sqlalchemy import BigInteger, Identity, Index, String, func, insert
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -41,14 +41,18 @@ async def record_event(
     subject_id: object,
     actor: str,
     payload: dict[str, Any] | None = None,
-) -> Event:
-    """Append an event to the session's transaction; it becomes visible only with the change."""
-    event = Event(
-        kind=kind,
-        subject_type=subject_type,
-        subject_id=str(subject_id),
-        actor=actor,
-        payload=payload or {},
+) -> None:
+    """Append an event to the session's transaction; it becomes visible only with the change.
+
+    A plain INSERT rather than `session.add`: events are never read back in the transaction
+    that writes them, and the ORM's bookkeeping per object is most of the cost on hot paths.
+    """
+    await session.execute(
+        insert(Event).values(
+            kind=kind,
+            subject_type=subject_type,
+            subject_id=str(subject_id),
+            actor=actor,
+            payload=payload or {},
+        )
     )
-    session.add(event)
-    return event

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     data_dir: Path = PROJECT_ROOT / ".data"
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
+    # A ping before every checkout costs a round trip per transaction (about 1 ms, measured in
+    # docs/benchmarks.md). Without it a connection the database dropped fails one transaction,
+    # and SQLAlchemy then throws the whole stale pool away; turn it on for flaky networks.
+    db_pre_ping: bool = False
 
     secret_key: str = DEVELOPMENT_SECRET
     token_ttl_minutes: int = Field(default=12 * 60, ge=1)

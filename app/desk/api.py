@@ -41,6 +41,7 @@ async def agent_desk(
         sessions=state.sessions,
         hub=state.hub,
         wake_matcher=state.matcher.wake,
+        presence=state.presence,
         heartbeat_seconds=state.settings.heartbeat_seconds,
     )
     await connection.serve()

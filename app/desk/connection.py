@@ -47,6 +47,7 @@ from app.desk.protocol import (
 from app.interactions import service as interactions
 from app.interactions.schemas import CompleteIn
 from app.routing import service as routing
+from app.routing.presence import Presence
 
 log = get_logger(__name__)
 
@@ -73,6 +74,7 @@ class AgentConnection:
         sessions: async_sessionmaker[AsyncSession],
         hub: EventHub,
         wake_matcher: Callable[[], None],
+        presence: Presence,
         heartbeat_seconds: float,
     ) -> None:
         self.websocket = websocket
@@ -83,6 +85,7 @@ class AgentConnection:
         self._sessions = sessions
         self._hub = hub
         self._wake_matcher = wake_matcher
+        self._presence = presence
         self._heartbeat_seconds = heartbeat_seconds
         self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=SEND_QUEUE)
         self._sent_up_to = 0
@@ -253,10 +256,10 @@ class AgentConnection:
             self._wake_matcher()
 
     async def _apply(self, message: AgentMessage) -> dict[str, Any]:
+        self._presence.seen(self.agent_id)
+        if isinstance(message, Heartbeat | Hello):
+            return {}
         async with unit_of_work(self._sessions) as session:
-            if isinstance(message, Heartbeat | Hello):
-                await routing.touch(session, self.agent_id)
-                return {}
             if isinstance(message, SetState):
                 return await self._set_state(session, message)
             if isinstance(message, Accept):
@@ -291,7 +294,6 @@ class AgentConnection:
             return {"interaction_id": str(ended.id), "state": ended.state.value}
 
     async def _set_state(self, session: AsyncSession, message: SetState) -> dict[str, Any]:
-        await routing.touch(session, self.agent_id)
         if message.state is AgentState.available:
             await routing.set_state(
                 session,

@@ -56,6 +56,13 @@ class Interaction(UUIDPrimaryKey, Timestamps, Base):
         ),
         Index("ix_interactions_customer_created", "customer_id", "created_at"),
         Index("ix_interactions_agent_state", "agent_id", "state"),
+        # What agents hold now, read by every matcher pass: a small index, however long the past.
+        Index(
+            "ix_interactions_held",
+            "agent_id",
+            "channel",
+            postgresql_where=text("state IN ('assigned', 'wrap_up')"),
+        ),
     )
 
     channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
@@ -96,6 +103,8 @@ class Offer(UUIDPrimaryKey, Base):
         ),
         Index("ix_offers_pending_deadline", "deadline", postgresql_where=text("state = 'pending'")),
         Index("ix_offers_agent_state", "agent_id", "state"),
+        # Who already refused or missed an interaction (the matcher skips them for it).
+        Index("ix_offers_interaction", "interaction_id"),
     )
 
     interaction_id: Mapped[uuid.UUID] = mapped_column(

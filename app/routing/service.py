@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent, AgentState
@@ -241,8 +241,3 @@ async def refresh_agent_state(session: AsyncSession, agent_id: uuid.UUID, *, act
         if agent.state is not AgentState.available:
             agent.idle_since = now()
     await set_state(session, agent_id, target, reason=None, actor=actor)
-
-
-async def touch(session: AsyncSession, agent_id: uuid.UUID) -> None:
-    """A sign of life from the agent's socket (heartbeat)."""
-    await session.execute(update(Agent).where(Agent.id == agent_id).values(last_seen_at=now()))

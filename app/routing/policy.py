@@ -201,6 +201,7 @@ class _Ranked(NamedTuple):
     load: int  # total load when this entry was made; a stale entry is re-ranked
     idle_since: datetime
     agent_id: uuid.UUID
+    index: int  # the agent's number in the pass; never compared, as agent ids differ
 
 
 @dataclass(slots=True)
@@ -212,24 +213,43 @@ class _Pool:
     """
 
     heap: list[_Ranked]
-    members: frozenset[uuid.UUID]
+    members: frozenset[int]
 
 
 class _Pass:
-    """The mutable state of one `match` call: loads so far and who still has room for what."""
+    """The mutable state of one `match` call: loads so far and who still has room for what.
+
+    Agents are numbered by their place in the snapshot: a pass over hundreds of agents makes
+    hundreds of thousands of set and dict lookups, and an int hashes far faster than a UUID.
+    Room is worked out per channel kind only when an interaction of that kind comes up.
+    """
 
     def __init__(self, agents: Sequence[AvailableAgent]) -> None:
-        self.agents: dict[uuid.UUID, AvailableAgent] = {}
-        for agent in agents:
-            if agent.id in self.agents:
+        self.agents = list(agents)
+        self.index: dict[uuid.UUID, int] = {}
+        for number, agent in enumerate(self.agents):
+            if agent.id in self.index:
                 raise ValueError(f"agent {agent.id} appears twice in the snapshot")
-            self.agents[agent.id] = agent
-        self.loads = {agent.id: agent.load for agent in agents}
-        self.totals = {agent.id: _total(agent.load) for agent in agents}
-        self.room: dict[Channel, set[uuid.UUID]] = {
-            kind: {a.id for a in agents if has_room(a, kind, a.load)} for kind in _KINDS
-        }
+            self.index[agent.id] = number
+        self.loads = [agent.load for agent in self.agents]
+        self.totals = [_total(agent.load) for agent in self.agents]
+        self._room: dict[Channel, set[int]] = {}
         self.pools: dict[tuple[Channel, tuple[tuple[str, int], ...]], _Pool] = {}
+
+    def room(self, kind: Channel) -> set[int]:
+        """Who has room for one more of `kind` now (room only shrinks as loads grow)."""
+        room = self._room.get(kind)
+        if room is None:
+            loads = self.loads
+            room = self._room[kind] = {
+                number
+                for number, agent in enumerate(self.agents)
+                if has_room(agent, kind, loads[number])
+            }
+        return room
+
+    def numbers(self, agent_ids: frozenset[uuid.UUID]) -> frozenset[int]:
+        return frozenset(self.index[a] for a in agent_ids if a in self.index)
 
     def pool(self, kind: Channel, needs: tuple[SkillNeed, ...]) -> _Pool:
         key = (kind, tuple(sorted((need.skill, need.level) for need in needs)))
@@ -237,49 +257,55 @@ class _Pass:
         if pool is None:
             ranked = [
                 _Ranked(
-                    -_proficiency(agent, needs), self.totals[agent_id], agent.idle_since, agent_id
+                    -_proficiency(agent, needs),
+                    self.totals[number],
+                    agent.idle_since,
+                    agent.id,
+                    number,
                 )
-                for agent_id in self.room[kind]
-                if qualifies(agent := self.agents[agent_id], needs)
+                for number in self.room(kind)
+                if qualifies(agent := self.agents[number], needs)
             ]
             heapq.heapify(ranked)
-            pool = self.pools[key] = _Pool(ranked, frozenset(r.agent_id for r in ranked))
+            pool = self.pools[key] = _Pool(ranked, frozenset(r.index for r in ranked))
         return pool
 
     def can_take(self, agent_id: uuid.UUID, channel: Channel, needs: Sequence[SkillNeed]) -> bool:
-        agent = self.agents.get(agent_id)
+        number = self.index.get(agent_id)
         return (
-            agent is not None and agent_id in self.room[_kind(channel)] and qualifies(agent, needs)
+            number is not None
+            and number in self.room(_kind(channel))
+            and qualifies(self.agents[number], needs)
         )
 
-    def best_two(self, pool: _Pool, kind: Channel, excluded: frozenset[uuid.UUID]) -> list[_Ranked]:
+    def best_two(self, pool: _Pool, kind: Channel, excluded: frozenset[int]) -> list[_Ranked]:
         """The best and the runner-up candidate (fewer if there are fewer), pool left intact."""
-        heap, room = pool.heap, self.room[kind]
+        heap, room, totals = pool.heap, self.room(kind), self.totals
         found: list[_Ranked] = []
         set_aside: list[_Ranked] = []
         while heap and len(found) < 2:
             top = heap[0]
-            if top.agent_id not in room:  # full for this kind: loads only grow, so for good
+            if top.index not in room:  # full for this kind: loads only grow, so for good
                 heapq.heappop(heap)
-            elif top.load != self.totals[top.agent_id]:
-                heapq.heapreplace(heap, top._replace(load=self.totals[top.agent_id]))
+            elif top.load != totals[top.index]:
+                heapq.heapreplace(heap, top._replace(load=totals[top.index]))
             else:
-                (set_aside if top.agent_id in excluded else found).append(heapq.heappop(heap))
+                (set_aside if top.index in excluded else found).append(heapq.heappop(heap))
         for entry in (*found, *set_aside):
             heapq.heappush(heap, entry)
         return found
 
-    def count_candidates(self, pool: _Pool, kind: Channel, excluded: frozenset[uuid.UUID]) -> int:
-        with_room = pool.members & self.room[kind]
+    def count_candidates(self, pool: _Pool, kind: Channel, excluded: frozenset[int]) -> int:
+        with_room = pool.members & self.room(kind)
         return len(with_room) - len(with_room & excluded) if excluded else len(with_room)
 
-    def take(self, agent_id: uuid.UUID, channel: Channel) -> None:
-        agent = self.agents[agent_id]
-        load = self.loads[agent_id] = _with_one_more(self.loads[agent_id], channel)
-        self.totals[agent_id] += 1
-        for kind in _KINDS:
+    def take(self, number: int, channel: Channel) -> None:
+        agent = self.agents[number]
+        load = self.loads[number] = _with_one_more(self.loads[number], channel)
+        self.totals[number] += 1
+        for kind, room in self._room.items():
             if not has_room(agent, kind, load):
-                self.room[kind].discard(agent_id)
+                room.discard(number)
 
 
 def _skills_text(agent: AvailableAgent, needs: Sequence[SkillNeed]) -> str:
@@ -371,14 +397,16 @@ def match(
             reason = f"sticky: last agent for this customer ({ago} s ago)"
         else:
             pool = state.pool(kind, needs)
-            ranked = state.best_two(pool, kind, item.excluded_agents)
+            excluded = state.numbers(item.excluded_agents)
+            ranked = state.best_two(pool, kind, excluded)
             if not ranked:
                 continue
             chosen = ranked[0].agent_id
-            candidates = state.count_candidates(pool, kind, item.excluded_agents)
-            reason = _reason(ranked, state.agents[chosen], needs, candidates, now)
-        agent = state.agents[chosen]
-        state.take(chosen, item.channel)
+            candidates = state.count_candidates(pool, kind, excluded)
+            reason = _reason(ranked, state.agents[ranked[0].index], needs, candidates, now)
+        number = state.index[chosen]
+        agent = state.agents[number]
+        state.take(number, item.channel)
         matches.append(
             Match(
                 interaction_id=item.id,

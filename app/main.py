@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from app.agents.api import router as agents_router
 from app.auth.api import router as auth_router
-from app.core import security
+from app.core import pg, security
 from app.core.db import create_engine, create_sessionmaker, database_answers
 from app.core.errors import install_error_handlers
 from app.core.hub import EventHub
@@ -49,6 +49,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         engine = create_engine(settings, database_url)
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
+        app.state.pg = await pg.create_pool(database_url, size=settings.db_hot_pool_size)
         hub = EventHub(database_url)
         matcher = Matcher(
             app.state.sessions,
@@ -67,6 +68,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             await presence.stop()
             await matcher.stop()
             await hub.stop()
+            await app.state.pg.close()
             await engine.dispose()
 
     app = FastAPI(

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # docs/benchmarks.md). Without it a connection the database dropped fails one transaction,
     # and SQLAlchemy then throws the whole stale pool away; turn it on for flaky networks.
     db_pre_ping: bool = False
+    # The plain asyncpg pool of the hot paths (intake, matcher, offer decisions, screen pops).
+    db_hot_pool_size: int = Field(default=10, ge=2)
 
     secret_key: str = DEVELOPMENT_SECRET
     token_ttl_minutes: int = Field(default=12 * 60, ge=1)

@@ -39,6 +39,7 @@ async def agent_desk(
         agent_id=agent_id,
         actor=principal.actor,
         sessions=state.sessions,
+        pool=state.pg,
         hub=state.hub,
         wake_matcher=state.matcher.wake,
         presence=state.presence,

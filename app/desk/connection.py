@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import or_, select, update
@@ -72,6 +73,7 @@ class AgentConnection:
         agent_id: uuid.UUID,
         actor: str,
         sessions: async_sessionmaker[AsyncSession],
+        pool: asyncpg.Pool,
         hub: EventHub,
         wake_matcher: Callable[[], None],
         presence: Presence,
@@ -83,6 +85,7 @@ class AgentConnection:
         self.connection_id = uuid.uuid4()
         self.phase = Phase.connecting
         self._sessions = sessions
+        self._pool = pool
         self._hub = hub
         self._wake_matcher = wake_matcher
         self._presence = presence

@@ -201,7 +201,7 @@ class _Ranked(NamedTuple):
     load: int  # total load when this entry was made; a stale entry is re-ranked
     idle_since: datetime
     agent_id: uuid.UUID
-    index: int  # the agent's number in the pass; never compared, as agent ids differ
+    number: int  # the agent's number in the pass; never compared, as agent ids differ
 
 
 @dataclass(slots=True)
@@ -267,7 +267,7 @@ class _Pass:
                 if qualifies(agent := self.agents[number], needs)
             ]
             heapq.heapify(ranked)
-            pool = self.pools[key] = _Pool(ranked, frozenset(r.index for r in ranked))
+            pool = self.pools[key] = _Pool(ranked, frozenset(r.number for r in ranked))
         return pool
 
     def can_take(self, agent_id: uuid.UUID, channel: Channel, needs: Sequence[SkillNeed]) -> bool:
@@ -285,12 +285,12 @@ class _Pass:
         set_aside: list[_Ranked] = []
         while heap and len(found) < 2:
             top = heap[0]
-            if top.index not in room:  # full for this kind: loads only grow, so for good
+            if top.number not in room:  # full for this kind: loads only grow, so for good
                 heapq.heappop(heap)
-            elif top.load != totals[top.index]:
-                heapq.heapreplace(heap, top._replace(load=totals[top.index]))
+            elif top.load != totals[top.number]:
+                heapq.heapreplace(heap, top._replace(load=totals[top.number]))
             else:
-                (set_aside if top.index in excluded else found).append(heapq.heappop(heap))
+                (set_aside if top.number in excluded else found).append(heapq.heappop(heap))
         for entry in (*found, *set_aside):
             heapq.heappush(heap, entry)
         return found
@@ -403,7 +403,7 @@ def match(
                 continue
             chosen = ranked[0].agent_id
             candidates = state.count_candidates(pool, kind, excluded)
-            reason = _reason(ranked, state.agents[ranked[0].index], needs, candidates, now)
+            reason = _reason(ranked, state.agents[ranked[0].number], needs, candidates, now)
         number = state.index[chosen]
         agent = state.agents[number]
         state.take(number, item.channel)

@@ -52,7 +52,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         app.state.pg = await pg.create_pool(database_url, size=settings.db_hot_pool_size)
         hub = EventHub(database_url)
         matcher = Matcher(
-            app.state.sessions,
+            app.state.pg,
             hub,
             tick=settings.matcher_tick_seconds,
             silence=timedelta(seconds=settings.silence_seconds),

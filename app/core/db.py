@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from fastapi import Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
@@ -36,6 +37,21 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
     """One session, one transaction: commit on success, roll back on any error."""
     async with sessions() as session, session.begin():
         yield session
+
+
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under the session's transaction, for code that speaks plain SQL.
+
+    The driver opens its transaction lazily, at the first statement; one is run here so that
+    what the caller runs next belongs to the session's transaction. Pending ORM changes are
+    flushed first, so plain SQL sees them.
+    """
+    await session.flush()
+    connection = await session.connection()
+    await connection.exec_driver_sql("SELECT 1")
+    raw = await connection.get_raw_connection()
+    driver: asyncpg.Connection = raw.driver_connection
+    return driver
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from app.core.events import NOTIFY_CHANNEL, Event
+from app.core.events import NOTIFY_CHANNEL
 from app.core.logging import get_logger
 
 log = get_logger(__name__)
@@ -38,18 +38,6 @@ class EventRecord:
     actor: str
     payload: dict[str, Any]
 
-    @classmethod
-    def of(cls, event: Event) -> EventRecord:
-        return cls(
-            id=event.id,
-            occurred_at=event.occurred_at,
-            kind=event.kind,
-            subject_type=event.subject_type,
-            subject_id=event.subject_id,
-            actor=event.actor,
-            payload=event.payload,
-        )
-
     @property
     def agent_id(self) -> str | None:
         """The agent this event concerns, if any (its subject, or named in its payload)."""
@@ -64,6 +52,7 @@ class Subscription:
     wants: Callable[[EventRecord], bool]
     queue: asyncio.Queue[EventRecord] = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+    agent_id: str | None = None  # set for a subscription to one agent's events
 
     def offer(self, event: EventRecord) -> None:
         if self.overflowed.is_set():
@@ -86,6 +75,7 @@ class EventHub:
         self._poll_interval = poll_interval
         self._gap_grace = gap_grace
         self._subscriptions: set[Subscription] = set()
+        self._by_agent: dict[str, set[Subscription]] = {}
         self._wake = asyncio.Event()
         self._floor = 0
         self._seen: set[int] = set()
@@ -120,8 +110,21 @@ class EventHub:
         self._subscriptions.add(subscription)
         return subscription
 
+    def subscribe_agent(self, agent_id: str) -> Subscription:
+        """The events of one agent: found by a dict lookup, as there is one desk per agent and
+        asking hundreds of predicates about every event costs more than the event itself."""
+        subscription = Subscription(wants=lambda event: event.agent_id == agent_id)
+        subscription.agent_id = agent_id
+        self._by_agent.setdefault(agent_id, set()).add(subscription)
+        return subscription
+
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
+        agent_id = subscription.agent_id
+        if agent_id is not None and agent_id in self._by_agent:
+            self._by_agent[agent_id].discard(subscription)
+            if not self._by_agent[agent_id]:
+                del self._by_agent[agent_id]
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -176,6 +179,10 @@ class EventHub:
     def _dispatch(self, event: EventRecord) -> None:
         for subscription in list(self._subscriptions):
             if subscription.wants(event):
+                subscription.offer(event)
+        agent_id = event.agent_id
+        if agent_id is not None:
+            for subscription in list(self._by_agent.get(agent_id, ())):
                 subscription.offer(event)
 
     def _advance_floor(self) -> None:

@@ -19,6 +19,8 @@ import asyncpg
 
 from app.core.hub import asyncpg_dsn
 
+ACQUIRE_TIMEOUT = 10.0
+
 
 async def _setup(connection: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
@@ -27,16 +29,27 @@ async def _setup(connection: asyncpg.Connection) -> None:
         )
 
 
+async def _keep(connection: asyncpg.Connection) -> None:
+    """Nothing to reset between borrowers: these paths leave no session state behind (no SET,
+    LISTEN or session-level lock; the matcher's advisory lock ends with its transaction)."""
+
+
 async def create_pool(database_url: str, *, size: int) -> asyncpg.Pool:
+    # reset=_keep saves the reset statement asyncpg would otherwise run on every release;
+    # min_size=0 lets the app start while the database is down (/health then says so).
     return await asyncpg.create_pool(
-        asyncpg_dsn(database_url), min_size=1, max_size=size, init=_setup
+        asyncpg_dsn(database_url), min_size=0, max_size=size, init=_setup, reset=_keep
     )
 
 
 @asynccontextmanager
 async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """One connection in one transaction: committed on success, rolled back on any error."""
-    async with pool.acquire() as connection, connection.transaction():
+    """One connection in one transaction: committed on success, rolled back on any error.
+
+    Waiting for a free connection ends with TimeoutError after ACQUIRE_TIMEOUT seconds, so a
+    starved pool fails a request instead of hanging it.
+    """
+    async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection, connection.transaction():
         yield connection
 
 
@@ -46,8 +59,8 @@ def now() -> datetime:
 
 INSERT_EVENTS = """
     INSERT INTO events (occurred_at, kind, subject_type, subject_id, actor, payload)
-    SELECT $1, kind, subject_type, subject_id, actor, payload
-    FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
+    SELECT $1, kind, subject_type, subject_id, actor, payload::jsonb
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
         WITH ORDINALITY AS e(kind, subject_type, subject_id, actor, payload, n)
     ORDER BY n
 """
@@ -57,10 +70,12 @@ class Events:
     """Events gathered during one transaction and written with one statement at its end.
 
     Ids follow the order of `add`, as the insert keeps the order of its input arrays.
+    Payloads travel as JSON text, so the statement works on any asyncpg connection whatever
+    its codecs (SQLAlchemy's connections encode jsonb differently from this pool's).
     """
 
     def __init__(self) -> None:
-        self._rows: list[tuple[str, str, str, str, dict[str, Any]]] = []
+        self._rows: list[tuple[str, str, str, str, str]] = []
 
     def add(
         self,
@@ -71,7 +86,7 @@ class Events:
         actor: str,
         payload: dict[str, Any] | None = None,
     ) -> None:
-        self._rows.append((kind, subject_type, str(subject_id), actor, payload or {}))
+        self._rows.append((kind, subject_type, str(subject_id), actor, json.dumps(payload or {})))
 
     def __len__(self) -> int:
         return len(self._rows)

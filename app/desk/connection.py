@@ -19,17 +19,13 @@ from typing import Any
 import asyncpg
 from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import or_, select, update
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.agents.models import Agent, AgentState
-from app.core.db import unit_of_work
+from app.agents.models import AgentState
 from app.core.errors import AppError
-from app.core.events import Event
 from app.core.hub import EventHub, EventRecord, Subscription
 from app.core.logging import get_logger
+from app.core.pg import Events, now, transaction
 from app.desk import frames
 from app.desk.protocol import (
     Accept,
@@ -45,8 +41,6 @@ from app.desk.protocol import (
     SetState,
     agent_message,
 )
-from app.interactions import service as interactions
-from app.interactions.schemas import CompleteIn
 from app.routing import service as routing
 from app.routing.presence import Presence
 
@@ -94,8 +88,7 @@ class AgentConnection:
         self._sent_up_to = 0
 
     async def serve(self) -> None:
-        agent_key = str(self.agent_id)
-        subscription = self._hub.subscribe(lambda e: e.agent_id == agent_key)
+        subscription = self._hub.subscribe_agent(str(self.agent_id))
         writer = asyncio.create_task(self._write(), name=f"desk-writer-{self.agent_id}")
         pump: asyncio.Task[None] | None = None
         try:
@@ -129,42 +122,49 @@ class AgentConnection:
         return None, message
 
     async def _open(self) -> None:
-        async with unit_of_work(self._sessions) as session:
-            await session.execute(
-                update(Agent)
-                .where(Agent.id == self.agent_id)
-                .values(connection_id=self.connection_id, last_seen_at=routing.now())
+        async with transaction(self._pool) as connection:
+            await connection.execute(
+                "UPDATE agents SET connection_id = $2, last_seen_at = $3 WHERE id = $1",
+                self.agent_id,
+                self.connection_id,
+                now(),
             )
 
     async def _close(self) -> None:
         """Leave routing unless a newer socket of the same agent has taken over."""
         with contextlib.suppress(Exception):
-            async with unit_of_work(self._sessions) as session:
-                claimed = await session.execute(
-                    update(Agent)
-                    .where(Agent.id == self.agent_id, Agent.connection_id == self.connection_id)
-                    .values(connection_id=None)
-                    .returning(Agent.id)
+            async with transaction(self._pool) as connection:
+                claimed = await connection.fetchrow(
+                    "UPDATE agents SET connection_id = NULL WHERE id = $1 AND connection_id = $2"
+                    " RETURNING state, state_reason",
+                    self.agent_id,
+                    self.connection_id,
                 )
-                if claimed.first() is not None:
+                if claimed is not None:
+                    events = Events()
+                    agent = routing.AgentNow(
+                        self.agent_id, AgentState(claimed["state"]), claimed["state_reason"]
+                    )
                     await routing.release_agent(
-                        session,
-                        self.agent_id,
+                        connection,
+                        events,
+                        agent,
                         state=AgentState.offline,
                         reason="desk disconnected",
                         actor=self.actor,
                     )
+                    await events.write(connection)
             self._wake_matcher()
 
     async def _replay(self, last_event_id: int | None) -> None:
         """Missed events first (when the desk says where it was), then what it holds now."""
-        async with self._sessions() as session:
+        async with self._pool.acquire() as connection:
             if last_event_id is not None:
-                for event in await self._missed(session, last_event_id):
-                    frame = await frames.frame_for(session, event)
+                for event in await self._missed(connection, last_event_id):
+                    frame = await frames.frame_for(connection, event)
                     if frame is not None:
                         self._send(frame)
-            for frame in await frames.current_frames(session, self.agent_id):
+            for frame in await frames.current_frames(connection, self.agent_id):
                 self._send(frame)
         self._sent_up_to = max(self._hub.last_event_id, last_event_id or 0)
         self._send(
@@ -175,21 +175,17 @@ class AgentConnection:
             )
         )
 
-    async def _missed(self, session: AsyncSession, after: int) -> list[EventRecord]:
-        agent = str(self.agent_id)
-        rows = await session.execute(
-            select(Event)
-            .where(
-                Event.id > after,
-                or_(
-                    (Event.subject_type == "agent") & (Event.subject_id == agent),
-                    Event.payload["agent_id"].astext == agent,
-                ),
-            )
-            .order_by(Event.id)
-            .limit(REPLAY_LIMIT)
+    async def _missed(self, connection: asyncpg.Connection, after: int) -> list[EventRecord]:
+        rows = await connection.fetch(
+            "SELECT id, occurred_at, kind, subject_type, subject_id, actor, payload FROM events"
+            " WHERE id > $1"
+            " AND ((subject_type = 'agent' AND subject_id = $2) OR payload->>'agent_id' = $2)"
+            " ORDER BY id LIMIT $3",
+            after,
+            str(self.agent_id),
+            REPLAY_LIMIT,
         )
-        return [EventRecord.of(event) for event in rows.scalars()]
+        return [EventRecord(**row) for row in rows]
 
     async def _pump(self, subscription: Subscription) -> None:
         while True:
@@ -199,8 +195,8 @@ class AgentConnection:
             event = await subscription.queue.get()
             if event.id <= self._sent_up_to:
                 continue
-            async with self._sessions() as session:
-                frame = await frames.frame_for(session, event)
+            # The pool lends a connection only to an event that needs a read (offer, assignment).
+            frame = await frames.frame_for(self._pool, event)
             if frame is not None:
                 self._send(frame)
 
@@ -245,7 +241,7 @@ class AgentConnection:
         except AppError as error:
             self._send(ErrorFrame(of=message.type, error=error.code, detail=error.detail))
             return
-        except (DBAPIError, SQLAlchemyTimeoutError) as error:
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
             # A deadlock or a busy pool fails this message, not the desk: the agent may retry.
             log.warning("desk message failed", agent_id=str(self.agent_id), error=repr(error))
             self._send(
@@ -262,54 +258,69 @@ class AgentConnection:
         self._presence.seen(self.agent_id)
         if isinstance(message, Heartbeat | Hello):
             return {}
-        async with unit_of_work(self._sessions) as session:
-            if isinstance(message, SetState):
-                return await self._set_state(session, message)
-            if isinstance(message, Accept):
-                taken = await routing.accept_offer(
-                    session, message.offer_id, agent_id=self.agent_id, actor=self.actor
-                )
-                return {"offer_id": str(message.offer_id), "interaction_id": str(taken.id)}
-            if isinstance(message, Reject):
-                await routing.reject_offer(
-                    session,
-                    message.offer_id,
-                    agent_id=self.agent_id,
-                    reason=message.reason,
-                    actor=self.actor,
-                )
-                return {"offer_id": str(message.offer_id)}
-            if isinstance(message, Complete):
-                done = await interactions.complete(
-                    session,
-                    message.interaction_id,
-                    CompleteIn(disposition=message.disposition, notes=message.notes),
-                    agent_id=self.agent_id,
-                    actor=self.actor,
-                )
-                await routing.refresh_agent_state(session, self.agent_id, actor=self.actor)
-                return {"interaction_id": str(done.id), "state": done.state.value}
-            assert isinstance(message, EndWrapUp)
-            ended = await interactions.end_wrap_up(
-                session, message.interaction_id, agent_id=self.agent_id, actor=self.actor
-            )
-            await routing.refresh_agent_state(session, self.agent_id, actor=self.actor)
-            return {"interaction_id": str(ended.id), "state": ended.state.value}
+        events = Events()
+        async with transaction(self._pool) as connection:
+            detail = await self._decide(connection, events, message)
+            await events.write(connection)
+        return detail
 
-    async def _set_state(self, session: AsyncSession, message: SetState) -> dict[str, Any]:
+    async def _decide(
+        self, connection: asyncpg.Connection, events: Events, message: AgentMessage
+    ) -> dict[str, Any]:
+        agent_id, actor = self.agent_id, self.actor
+        if isinstance(message, SetState):
+            return await self._set_state(connection, events, message)
+        if isinstance(message, Accept):
+            taken = await routing.accept_offer(
+                connection, events, message.offer_id, agent_id=agent_id, actor=actor
+            )
+            return {"offer_id": str(message.offer_id), "interaction_id": str(taken)}
+        if isinstance(message, Reject):
+            await routing.reject_offer(
+                connection,
+                events,
+                message.offer_id,
+                agent_id=agent_id,
+                reason=message.reason,
+                actor=actor,
+            )
+            return {"offer_id": str(message.offer_id)}
+        if isinstance(message, Complete):
+            state = await routing.complete(
+                connection,
+                events,
+                message.interaction_id,
+                disposition=message.disposition,
+                notes=message.notes,
+                agent_id=agent_id,
+                actor=actor,
+            )
+            return {"interaction_id": str(message.interaction_id), "state": state.value}
+        assert isinstance(message, EndWrapUp)
+        state = await routing.end_wrap_up(
+            connection, events, message.interaction_id, agent_id=agent_id, actor=actor
+        )
+        return {"interaction_id": str(message.interaction_id), "state": state.value}
+
+    async def _set_state(
+        self, connection: asyncpg.Connection, events: Events, message: SetState
+    ) -> dict[str, Any]:
+        agent = await routing.lock_agent(connection, self.agent_id)
         if message.state is AgentState.available:
-            await routing.set_state(
-                session,
-                self.agent_id,
+            agent = await routing.set_state(
+                connection,
+                events,
+                agent,
                 AgentState.available,
                 reason=message.reason,
                 actor=self.actor,
             )
-            await routing.refresh_agent_state(session, self.agent_id, actor=self.actor)
+            await routing.refresh_agent_state(connection, events, agent, actor=self.actor)
         else:
             await routing.release_agent(
-                session,
-                self.agent_id,
+                connection,
+                events,
+                agent,
                 state=AgentState(message.state),
                 reason=message.reason or message.state.value,
                 actor=self.actor,

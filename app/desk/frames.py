@@ -1,4 +1,8 @@
-"""From the event log to the frames an agent's desk receives."""
+"""From the event log to the frames an agent's desk receives.
+
+`db` is an asyncpg connection or the pool: the replay reads a lot and keeps one connection; the
+live pump passes the pool, as most events become frames without a read and need no connection.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from pydantic import BaseModel
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agents.models import Agent, AgentState
+from app.agents.models import AgentState
+from app.agents.service import AgentNotFound
 from app.core.hub import EventRecord
 from app.desk import screen_pop
 from app.desk.protocol import (
@@ -20,11 +24,29 @@ from app.desk.protocol import (
     OfferWithdrawnFrame,
     StateFrame,
 )
-from app.interactions import service as interactions
-from app.interactions.models import Interaction, InteractionState, Offer, OfferState
+from app.desk.screen_pop import Reader
 from app.interactions.schemas import InteractionOut
+from app.interactions.service import InteractionNotFound
 
 OFFER_ENDINGS = {"offer.withdrawn", "offer.timed_out", "offer.rejected"}
+
+# Every field of InteractionOut, the interaction as the REST API shows it.
+INTERACTION_COLUMNS = """
+    id, channel, external_ref, queue_id, customer_id, priority, needs, subject, summary, state,
+    agent_id, waiting_since, created_at, offered_at, assigned_at, wrap_up_at, ended_at,
+    disposition, notes, transferred_from
+"""
+INTERACTION = "SELECT" + INTERACTION_COLUMNS + "FROM interactions WHERE id = $1"
+# Held work and pending offers oldest first, so a reconnecting desk always lists them alike.
+HELD = (
+    "SELECT" + INTERACTION_COLUMNS + "FROM interactions"
+    " WHERE agent_id = $1 AND state IN ('assigned', 'wrap_up') ORDER BY assigned_at, id"
+)
+AGENT_STATE = "SELECT state, state_reason FROM agents WHERE id = $1"
+PENDING_OFFERS = (
+    "SELECT id, interaction_id, channel, deadline, reason, matched FROM offers"
+    " WHERE agent_id = $1 AND state = 'pending' ORDER BY created_at, id"
+)
 
 
 def routing_of(payload: dict[str, Any]) -> dict[str, Any]:
@@ -35,7 +57,7 @@ def routing_of(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def frame_for(session: AsyncSession, event: EventRecord) -> BaseModel | None:
+async def frame_for(db: Reader, event: EventRecord) -> BaseModel | None:
     """The frame an event becomes on its agent's desk, or None when the desk need not know."""
     payload = event.payload
     if event.kind == "agent.state_changed":
@@ -50,7 +72,7 @@ async def frame_for(session: AsyncSession, event: EventRecord) -> BaseModel | No
             interaction_id=interaction_id,
             channel=payload["channel"],
             deadline=datetime.fromisoformat(payload["deadline"]),
-            screen_pop=await screen_pop.build(session, interaction_id, routing_of(payload)),
+            screen_pop=await screen_pop.build(db, interaction_id, routing_of(payload)),
         )
     if event.kind in OFFER_ENDINGS:
         return OfferWithdrawnFrame(
@@ -60,8 +82,11 @@ async def frame_for(session: AsyncSession, event: EventRecord) -> BaseModel | No
             reason=str(payload.get("reason", event.kind)),
         )
     if event.kind == "interaction.assigned":
-        interaction = await interactions.get_interaction(session, uuid.UUID(event.subject_id))
-        return AssignmentFrame(event_id=event.id, interaction=_dump(interaction))
+        interaction_id = uuid.UUID(event.subject_id)
+        row = await db.fetchrow(INTERACTION, interaction_id)
+        if row is None:
+            raise InteractionNotFound(f"no interaction with id {interaction_id}")
+        return AssignmentFrame(event_id=event.id, interaction=_dump(row))
     if event.kind.startswith("interaction.") and event.kind != "interaction.queued":
         state = event.kind.removeprefix("interaction.")
         return InteractionUpdateFrame(
@@ -73,33 +98,27 @@ async def frame_for(session: AsyncSession, event: EventRecord) -> BaseModel | No
     return None
 
 
-def _dump(interaction: Interaction) -> dict[str, Any]:
-    return InteractionOut.model_validate(interaction).model_dump(mode="json")
+def _dump(row: asyncpg.Record) -> dict[str, Any]:
+    return InteractionOut.model_validate(dict(row)).model_dump(mode="json")
 
 
-async def current_frames(session: AsyncSession, agent_id: uuid.UUID) -> list[BaseModel]:
+async def current_frames(db: Reader, agent_id: uuid.UUID) -> list[BaseModel]:
     """What the agent holds now: its state, pending offers (with screen pop) and assignments."""
-    agent = (await session.execute(select(Agent).where(Agent.id == agent_id))).scalar_one()
-    frames: list[BaseModel] = [StateFrame(state=agent.state, reason=agent.state_reason)]
-    offers = await session.execute(
-        select(Offer).where(Offer.agent_id == agent_id, Offer.state == OfferState.pending)
-    )
-    for offer in offers.scalars():
-        routing = {"reason": offer.reason, **offer.matched}
+    agent = await db.fetchrow(AGENT_STATE, agent_id)
+    if agent is None:
+        raise AgentNotFound(f"no agent with id {agent_id}")
+    frames: list[BaseModel] = [StateFrame(state=agent["state"], reason=agent["state_reason"])]
+    for offer in await db.fetch(PENDING_OFFERS, agent_id):
+        routing = {"reason": offer["reason"], **offer["matched"]}
         frames.append(
             OfferFrame(
-                offer_id=offer.id,
-                interaction_id=offer.interaction_id,
-                channel=offer.channel.value,
-                deadline=offer.deadline,
-                screen_pop=await screen_pop.build(session, offer.interaction_id, routing),
+                offer_id=offer["id"],
+                interaction_id=offer["interaction_id"],
+                channel=offer["channel"],
+                deadline=offer["deadline"],
+                screen_pop=await screen_pop.build(db, offer["interaction_id"], routing),
             )
         )
-    held = await session.execute(
-        select(Interaction).where(
-            Interaction.agent_id == agent_id,
-            Interaction.state.in_((InteractionState.assigned, InteractionState.wrap_up)),
-        )
-    )
-    frames.extend(AssignmentFrame(interaction=_dump(i)) for i in held.scalars())
+    held = await db.fetch(HELD, agent_id)
+    frames.extend(AssignmentFrame(interaction=_dump(row)) for row in held)
     return frames

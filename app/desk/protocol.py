@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, StringConstraints, TypeAdapter
 
 from app.agents.models import AgentState
 
@@ -42,7 +42,9 @@ class Reject(BaseModel):
 class Complete(BaseModel):
     type: Literal["complete"]
     interaction_id: uuid.UUID
-    disposition: str = Field(min_length=1, max_length=100)
+    disposition: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+    ]
     notes: str = Field(default="", max_length=20_000)
 
 

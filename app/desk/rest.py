@@ -7,7 +7,9 @@ import uuid
 from fastapi import APIRouter, Request
 
 from app.auth.dependencies import AnyUser, Session
+from app.core.db import driver_connection
 from app.core.errors import Forbidden
+from app.core.pg import Events
 from app.interactions import service as interactions
 from app.interactions.api import agent_id_of, visible
 from app.interactions.schemas import CompleteIn, InteractionOut, TransferIn
@@ -26,12 +28,18 @@ async def transfer(
 ) -> InteractionOut:
     interaction = await interactions.get_interaction(session, interaction_id)
     await visible(principal, session, interaction)
-    holder = interaction.agent_id
+    connection = await driver_connection(session)
+    holder = None
+    if interaction.agent_id is not None:  # locked first: the agent, then the interaction
+        holder = await routing.lock_agent(connection, interaction.agent_id)
     moved = await interactions.transfer(
         session, interaction_id, body.queue, actor=principal.actor, note=body.note
     )
     if holder is not None:
-        await routing.refresh_agent_state(session, holder, actor=principal.actor)
+        events = Events()
+        await session.flush()
+        await routing.refresh_agent_state(connection, events, holder, actor=principal.actor)
+        await events.write(connection)
     request.app.state.matcher.wake()
     return InteractionOut.model_validate(moved)
 
@@ -47,9 +55,19 @@ async def complete(
     own = await agent_id_of(principal, session)
     if own is None:
         raise Forbidden("only the agent holding an interaction completes it")
-    done = await interactions.complete(
-        session, interaction_id, body, agent_id=own, actor=principal.actor
+    connection = await driver_connection(session)
+    events = Events()
+    await routing.complete(
+        connection,
+        events,
+        interaction_id,
+        disposition=body.disposition,
+        notes=body.notes,
+        agent_id=own,
+        actor=principal.actor,
     )
-    await routing.refresh_agent_state(session, own, actor=principal.actor)
+    await events.write(connection)
     request.app.state.matcher.wake()
-    return InteractionOut.model_validate(done)
+    return InteractionOut.model_validate(
+        await interactions.get_interaction(session, interaction_id)
+    )

@@ -1,4 +1,4 @@
-"""Interactions: intake (idempotent per channel reference), history, and every state change.
+"""Interactions: history and every state change. Intake is intake.py (plain SQL, a hot path).
 
 Offers and assignment are routing's business (app/routing); this module owns the interaction
 row, its legal moves (lifecycle.py) and the event each move writes.
@@ -12,22 +12,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.channels import Channel
 from app.core.errors import IllegalTransition, InvalidField, NotFound
 from app.core.events import record_event
-from app.core.settings import Settings
-from app.customers import service as customers
-from app.customers.models import Customer
-from app.customers.schemas import CustomerCreate
 from app.interactions.lifecycle import ensure_can_move
 from app.interactions.models import Interaction, InteractionState, Offer, OfferState
-from app.interactions.schemas import CompleteIn, InteractionCreate
+from app.interactions.schemas import CompleteIn
 from app.queues import service as queues
 from app.queues.models import Queue, QueueSkill
-from app.skills import service as skills
 from app.skills.models import Skill
 
 S = InteractionState
@@ -70,110 +64,6 @@ async def _queue_needs(session: AsyncSession, queue: Queue) -> dict[str, int]:
         .where(QueueSkill.queue_id == queue.id)
     )
     return {name: level for name, level in rows}
-
-
-async def _needs(
-    session: AsyncSession, queue: Queue, data: InteractionCreate
-) -> list[dict[str, Any]]:
-    needs = await _queue_needs(session, queue)
-    for skill, level in await skills.resolve_levels(session, data.skills, "skills"):
-        needs[skill.name] = max(level, needs.get(skill.name, 0))
-    return [{"skill": name, "level": level} for name, level in sorted(needs.items())]
-
-
-async def _resolve_customer(
-    session: AsyncSession, data: InteractionCreate, *, settings: Settings, actor: str
-) -> Customer:
-    if data.customer_id is not None:
-        return await customers.get_customer(session, data.customer_id)
-    assert data.contact is not None
-    region = settings.default_phone_region
-    found = await customers.find_by_contact(
-        session, data.contact.kind, data.contact.value, region=region
-    )
-    if found is not None:
-        return found
-    kind = data.contact.kind.value
-    new = CustomerCreate(
-        name=data.customer_name or f"Unknown {kind} {data.contact.value}",
-        phones=[data.contact.value] if kind == "phone" else [],
-        emails=[data.contact.value] if kind == "email" else [],
-        chat_ids=[data.contact.value] if kind == "chat" else [],
-    )
-    try:
-        async with session.begin_nested():
-            return await customers.create_customer(session, new, settings=settings, actor=actor)
-    except InvalidField as error:
-        raise InvalidField("contact.value", error.detail.split(": ", 1)[-1]) from error
-    except customers.ContactPointTaken:
-        # A concurrent first contact from the same caller created the customer a moment ago.
-        raced = await customers.find_by_contact(
-            session, data.contact.kind, data.contact.value, region=region
-        )
-        if raced is None:
-            raise
-        return raced
-
-
-async def find_by_reference(
-    session: AsyncSession, channel: Channel, external_ref: str
-) -> Interaction | None:
-    query = select(Interaction).where(
-        Interaction.channel == channel, Interaction.external_ref == external_ref
-    )
-    return (await session.execute(query)).scalar_one_or_none()
-
-
-async def create_interaction(
-    session: AsyncSession, data: InteractionCreate, *, settings: Settings, actor: str
-) -> tuple[Interaction, bool]:
-    """Queue a new interaction; returns (interaction, created). A known reference is not new."""
-    if data.external_ref is not None:
-        existing = await find_by_reference(session, data.channel, data.external_ref)
-        if existing is not None:
-            return existing, False
-    queue = await resolve_queue(session, data.queue)
-    customer = await _resolve_customer(session, data, settings=settings, actor=actor)
-    moment = now()
-    interaction = Interaction(
-        id=uuid.uuid4(),
-        channel=data.channel,
-        external_ref=data.external_ref,
-        queue_id=queue.id,
-        customer_id=customer.id,
-        priority=data.priority,
-        needs=await _needs(session, queue, data),
-        subject=data.subject,
-        summary=data.summary,
-        state=S.queued,
-        waiting_since=moment,
-        created_at=moment,
-    )
-    try:
-        async with session.begin_nested():
-            session.add(interaction)
-    except IntegrityError as error:
-        # Two deliveries of one reference raced past the look-up: the first one wins.
-        if "uq_interactions_channel_external_ref" not in str(error.orig) or not data.external_ref:
-            raise
-        winner = await find_by_reference(session, data.channel, data.external_ref)
-        assert winner is not None
-        return winner, False
-    await record_event(
-        session,
-        "interaction.queued",
-        subject_type="interaction",
-        subject_id=interaction.id,
-        actor=actor,
-        payload={
-            "channel": data.channel.value,
-            "queue_id": str(queue.id),
-            "customer_id": str(customer.id),
-            "priority": data.priority,
-            "external_ref": data.external_ref,
-        },
-    )
-    return interaction, True
 
 
 async def get_interaction(
@@ -353,15 +243,3 @@ async def end_wrap_up(
         raise InteractionNotFound(f"interaction {interaction_id} is not assigned to you")
     await move(session, interaction, S.completed, actor=actor, what="end its wrap-up")
     return interaction
-
-
-async def recent_for_customer(
-    session: AsyncSession, customer_id: uuid.UUID, *, limit: int = 10
-) -> list[Interaction]:
-    query = (
-        select(Interaction)
-        .where(Interaction.customer_id == customer_id)
-        .order_by(Interaction.created_at.desc())
-        .limit(limit)
-    )
-    return list((await session.execute(query)).scalars())

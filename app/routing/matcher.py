@@ -4,31 +4,26 @@ A pass takes a PostgreSQL advisory lock (so replicas take turns), times out late
 the waiting interactions and the routable agents with what they hold, asks the pure policy for
 the best pairs, and writes the offers and their events. It commits, and the event hub on every
 replica carries each offer to the agent's socket. DESIGN.md section 3 lists the rules it keeps.
+A pass runs many times a second, so it is plain SQL on asyncpg (app/core/pg.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, text, update
-from sqlalchemy.dialects.postgresql import JSONB, distinct_on
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+import asyncpg
 
 from app.core.channels import Channel
-from app.core.db import unit_of_work
-from app.core.events import SYSTEM_ACTOR, Event
+from app.core.events import SYSTEM_ACTOR
 from app.core.hub import EventHub, EventRecord, Subscription
 from app.core.logging import get_logger
-from app.customers.models import Customer
-from app.interactions.models import Interaction, InteractionState, Offer, OfferState
-from app.queues.models import Queue
+from app.core.pg import Events, now, transaction
 from app.routing import policy, service
 
 log = get_logger(__name__)
@@ -68,96 +63,87 @@ class PassResult:
     timed_out: int
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    rules: policy.QueueRules
+    offer_timeout: timedelta
 
 
-def _rules(queue: Queue) -> policy.QueueRules:
+QUEUES = """
+    SELECT id, tier_weights, aging_factor, relaxation_steps, sticky_seconds,
+           offer_timeout_seconds
+    FROM queues
+"""
+
+
+def _queue(row: asyncpg.Record) -> QueueSettings:
     steps = tuple(
         policy.RelaxationStep(
             after_seconds=float(s["after_seconds"]), level_cap=int(s["level_cap"])
         )
-        for s in queue.relaxation_steps
+        for s in row["relaxation_steps"]
     )
-    return policy.QueueRules(
-        queue_id=queue.id,
-        tier_weights={k: float(v) for k, v in queue.tier_weights.items()},
-        aging_factor=queue.aging_factor,
+    rules = policy.QueueRules(
+        queue_id=row["id"],
+        tier_weights={k: float(v) for k, v in row["tier_weights"].items()},
+        aging_factor=row["aging_factor"],
         relaxation=steps,
-        sticky_seconds=float(queue.sticky_seconds),
+        sticky_seconds=float(row["sticky_seconds"]),
     )
+    return QueueSettings(rules, timedelta(seconds=row["offer_timeout_seconds"]))
 
 
-async def _waiting(session: AsyncSession, *, sticky: bool) -> list[policy.WaitingInteraction]:
-    rows = (
-        await session.execute(
-            select(
-                Interaction.id,
-                Interaction.channel,
-                Interaction.queue_id,
-                Interaction.priority,
-                Interaction.waiting_since,
-                Interaction.needs,
-                Interaction.customer_id,
-                Customer.tier,
-            )
-            .join(Customer, Customer.id == Interaction.customer_id)
-            .where(Interaction.state == InteractionState.queued)
-            .order_by(Interaction.waiting_since)
-            .limit(WAITING_LIMIT)
-        )
-    ).all()
+# The oldest waiting work, with the agents who already refused or missed each item.
+WAITING = """
+    SELECT i.id, i.channel, i.queue_id, i.priority, i.waiting_since, i.needs, i.customer_id,
+           c.tier,
+           ARRAY(SELECT o.agent_id FROM offers o WHERE o.interaction_id = i.id
+                 AND o.state IN ('rejected', 'timed_out')) AS refused
+    FROM interactions i JOIN customers c ON c.id = i.customer_id
+    WHERE i.state = 'queued'
+    ORDER BY i.waiting_since
+    LIMIT $1
+"""
+
+LAST_AGENTS = """
+    SELECT DISTINCT ON (customer_id) customer_id, agent_id, assigned_at
+    FROM interactions
+    WHERE customer_id = ANY($1::uuid[]) AND agent_id IS NOT NULL AND assigned_at IS NOT NULL
+    ORDER BY customer_id, assigned_at DESC
+"""
+
+
+async def _waiting(
+    connection: asyncpg.Connection, *, sticky: bool
+) -> list[policy.WaitingInteraction]:
+    rows = await connection.fetch(WAITING, WAITING_LIMIT)
     if not rows:
         return []
-    ids = [row.id for row in rows]
-    excluded: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-    refused = await session.execute(
-        select(Offer.interaction_id, Offer.agent_id).where(
-            Offer.interaction_id.in_(ids),
-            Offer.state.in_((OfferState.rejected, OfferState.timed_out)),
-        )
-    )
-    for interaction_id, agent_id in refused:
-        excluded[interaction_id].add(agent_id)
+    last: dict[uuid.UUID, asyncpg.Record] = {}
     # Only sticky queues need each customer's last agent: skip the query when none is.
-    last = await _last_agents(session, {row.customer_id for row in rows}) if sticky else {}
-    return [
-        policy.WaitingInteraction(
-            id=row.id,
-            channel=Channel(row.channel),
-            queue_id=row.queue_id,
-            priority=row.priority,
-            tier=row.tier.value,
-            waiting_since=row.waiting_since,
-            needs=tuple(policy.SkillNeed(n["skill"], int(n["level"])) for n in row.needs),
-            last_agent_id=last.get(row.customer_id, (None, None))[0],
-            last_agent_at=last.get(row.customer_id, (None, None))[1],
-            excluded_agents=frozenset(excluded[row.id]),
-        )
-        for row in rows
-    ]
+    if sticky:
+        customers = list({row["customer_id"] for row in rows})
+        last = {r["customer_id"]: r for r in await connection.fetch(LAST_AGENTS, customers)}
+    return [_waiting_item(row, last.get(row["customer_id"])) for row in rows]
 
 
-async def _last_agents(
-    session: AsyncSession, customer_ids: set[uuid.UUID]
-) -> dict[uuid.UUID, tuple[uuid.UUID, datetime]]:
-    rows = await session.execute(
-        select(Interaction.customer_id, Interaction.agent_id, Interaction.assigned_at)
-        .where(
-            Interaction.customer_id.in_(customer_ids),
-            Interaction.agent_id.is_not(None),
-            Interaction.assigned_at.is_not(None),
-        )
-        .order_by(Interaction.customer_id, Interaction.assigned_at.desc())
-        .ext(distinct_on(Interaction.customer_id))
+def _waiting_item(row: asyncpg.Record, last: asyncpg.Record | None) -> policy.WaitingInteraction:
+    return policy.WaitingInteraction(
+        id=row["id"],
+        channel=Channel(row["channel"]),
+        queue_id=row["queue_id"],
+        priority=row["priority"],
+        tier=row["tier"],
+        waiting_since=row["waiting_since"],
+        needs=tuple(policy.SkillNeed(n["skill"], int(n["level"])) for n in row["needs"]),
+        last_agent_id=None if last is None else last["agent_id"],
+        last_agent_at=None if last is None else last["assigned_at"],
+        excluded_agents=frozenset(row["refused"]),
     )
-    return {c: (a, at) for c, a, at in rows if a is not None and at is not None}
 
 
-# Every routable agent with room on some channel, its skills and what it holds, in one read:
-# a pass runs many times a second, and 500 agents as ORM objects cost more than the pass itself.
-ROUTABLE_AGENTS = text(
-    """
+# Every routable agent with room on some channel, its skills and what it holds, in one read.
+ROUTABLE_AGENTS = """
     WITH held AS (
         SELECT agent_id, channel FROM offers WHERE state = 'pending'
         UNION ALL
@@ -184,135 +170,159 @@ ROUTABLE_AGENTS = text(
     LEFT JOIN levels v ON v.agent_id = a.id
     WHERE a.state IN ('available', 'busy', 'wrap_up')
       AND u.is_active
-      AND a.last_seen_at > now() - CAST(:silence AS interval)
+      AND a.last_seen_at > $1
       AND (coalesce(l.voice, 0) < a.capacity_voice
            OR coalesce(l.chat, 0) < a.capacity_chat
            OR coalesce(l.email, 0) < a.capacity_email)
-    """
-).columns(skills=JSONB)
+"""
 
 
-async def _agents(session: AsyncSession, silence: timedelta) -> list[policy.AvailableAgent]:
-    rows = await session.execute(ROUTABLE_AGENTS, {"silence": silence})
+async def _agents(
+    connection: asyncpg.Connection, silence: timedelta
+) -> list[policy.AvailableAgent]:
+    rows = await connection.fetch(ROUTABLE_AGENTS, now() - silence)
     return [
         policy.AvailableAgent(
-            id=row.id,
-            skills=row.skills,
-            capacity=policy.Capacity(row.capacity_voice, row.capacity_chat, row.capacity_email),
-            load=policy.Load(row.voice, row.chat, row.email),
-            idle_since=row.idle_since,
-            in_wrap_up=row.in_wrap_up,
+            id=row["id"],
+            skills=row["skills"],
+            capacity=policy.Capacity(
+                row["capacity_voice"], row["capacity_chat"], row["capacity_email"]
+            ),
+            load=policy.Load(row["voice"], row["chat"], row["email"]),
+            idle_since=row["idle_since"],
+            in_wrap_up=row["in_wrap_up"],
         )
         for row in rows
     ]
 
 
 async def run_pass(
-    session: AsyncSession, *, silence: timedelta, sweep: bool, timeouts: bool = True
+    connection: asyncpg.Connection,
+    events: Events,
+    *,
+    silence: timedelta,
+    sweep: bool,
+    timeouts: bool = True,
 ) -> PassResult:
     """One matcher pass inside the caller's transaction (commit makes its offers real).
 
     `timeouts` ends overdue offers first; the loop asks for it once a tick rather than on every
     pass, as a deadline a fraction of a tick late changes nothing and the query is not free.
     """
-    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MATCHER_LOCK_KEY})
-    timed_out = await service.time_out_offers(session) if timeouts else 0
+    await connection.execute("SELECT pg_advisory_xact_lock($1)", MATCHER_LOCK_KEY)
+    timed_out = await service.time_out_offers(connection, events) if timeouts else 0
     if sweep:
-        await service.sweep_silent_agents(session, silence=silence)
-        await service.end_overdue_wrap_ups(session)
-    queues = {q.id: q for q in (await session.execute(select(Queue))).scalars()}
-    waiting = await _waiting(session, sticky=any(q.sticky_seconds > 0 for q in queues.values()))
+        await service.sweep_silent_agents(connection, events, silence=silence)
+        await service.end_overdue_wrap_ups(connection, events)
+    queues = {row["id"]: _queue(row) for row in await connection.fetch(QUEUES)}
+    sticky = any(q.rules.sticky_seconds > 0 for q in queues.values())
+    waiting = await _waiting(connection, sticky=sticky)
     if not waiting:
         return PassResult(offers=0, timed_out=timed_out)
-    agents = await _agents(session, silence)
+    agents = await _agents(connection, silence)
     if not agents:
         return PassResult(offers=0, timed_out=timed_out)
-    rules = {queue_id: _rules(queue) for queue_id, queue in queues.items()}
     moment = now()
+    rules = {queue_id: queue.rules for queue_id, queue in queues.items()}
     matches = policy.match(waiting, agents, rules, moment)
-    offered = await _write_offers(session, matches, waiting, queues, moment)
+    offered = await _write_offers(connection, events, matches, waiting, queues, moment)
     return PassResult(offers=offered, timed_out=timed_out)
 
 
+INSERT_OFFERS = """
+    INSERT INTO offers (id, interaction_id, agent_id, channel, state, created_at, deadline,
+                        reason, matched)
+    SELECT id, interaction_id, agent_id, channel, 'pending', $1, deadline, reason, matched::jsonb
+    FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::timestamptz[], $7::text[],
+                $8::text[]) AS o(id, interaction_id, agent_id, channel, deadline, reason, matched)
+"""
+
+
 async def _write_offers(
-    session: AsyncSession,
+    connection: asyncpg.Connection,
+    events: Events,
     matches: Sequence[policy.Match],
     waiting: Sequence[policy.WaitingInteraction],
-    queues: dict[uuid.UUID, Queue],
+    queues: dict[uuid.UUID, QueueSettings],
     moment: datetime,
 ) -> int:
     if not matches:
         return 0
     # Only interactions still queued are offered: one may have been abandoned meanwhile.
-    claimed = set(
-        (
-            await session.execute(
-                update(Interaction)
-                .where(
-                    Interaction.id.in_([m.interaction_id for m in matches]),
-                    Interaction.state == InteractionState.queued,
-                )
-                .values(state=InteractionState.offered, offered_at=moment)
-                .returning(Interaction.id)
-            )
-        ).scalars()
-    )
+    claimed = {
+        row["id"]
+        for row in await connection.fetch(
+            "UPDATE interactions SET state = 'offered', offered_at = $2, updated_at = $2"
+            " WHERE id = ANY($1::uuid[]) AND state = 'queued' RETURNING id",
+            [m.interaction_id for m in matches],
+            moment,
+        )
+    }
     by_id = {item.id: item for item in waiting}
-    offers: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
-    for match in matches:
-        if match.interaction_id not in claimed:
-            continue
-        item = by_id[match.interaction_id]
-        offer = _offer_row(match, item, queues[item.queue_id], moment)
-        offers.append(offer)
-        events.append(_offer_event(match, item, offer))
-    if offers:
-        await session.execute(insert(Offer), offers)
-        await session.execute(insert(Event), events)
+    offers = [
+        _offer_row(match, by_id[match.interaction_id], queues, moment)
+        for match in matches
+        if match.interaction_id in claimed
+    ]
+    if not offers:
+        return 0
+    columns = [list(column) for column in zip(*(o.as_row() for o in offers), strict=True)]
+    await connection.execute(INSERT_OFFERS, moment, *columns)
+    for offer in offers:
+        events.add(
+            "interaction.offered",
+            subject_type="interaction",
+            subject_id=offer.match.interaction_id,
+            actor=SYSTEM_ACTOR,
+            payload=offer.event_payload(),
+        )
     return len(offers)
 
 
-def _offer_row(
-    match: policy.Match, item: policy.WaitingInteraction, queue: Queue, moment: datetime
-) -> dict[str, Any]:
-    return {
-        "id": uuid.uuid4(),
-        "interaction_id": match.interaction_id,
-        "agent_id": match.agent_id,
-        "channel": item.channel,
-        "state": OfferState.pending,
-        "created_at": moment,
-        "deadline": moment + timedelta(seconds=queue.offer_timeout_seconds),
-        "reason": match.reason[:300],
-        "matched": {
-            "skills": dict(match.matched_skills),
-            "effective_priority": match.effective_priority,
-        },
-    }
+@dataclass(frozen=True, slots=True)
+class _NewOffer:
+    id: uuid.UUID
+    match: policy.Match
+    item: policy.WaitingInteraction
+    deadline: datetime
 
+    def as_row(self) -> tuple[object, ...]:
+        return (
+            self.id,
+            self.match.interaction_id,
+            self.match.agent_id,
+            self.item.channel.value,
+            self.deadline,
+            self.match.reason[:300],
+            json.dumps(
+                {
+                    "skills": dict(self.match.matched_skills),
+                    "effective_priority": self.match.effective_priority,
+                }
+            ),
+        )
 
-def _offer_event(
-    match: policy.Match, item: policy.WaitingInteraction, offer: dict[str, Any]
-) -> dict[str, Any]:
-    return {
-        "kind": "interaction.offered",
-        "subject_type": "interaction",
-        "subject_id": str(match.interaction_id),
-        "actor": SYSTEM_ACTOR,
-        "occurred_at": offer["created_at"],
-        "payload": {
+    def event_payload(self) -> dict[str, object]:
+        return {
             "from": "queued",
-            "offer_id": str(offer["id"]),
-            "agent_id": str(match.agent_id),
-            "channel": item.channel.value,
-            "queue_id": str(item.queue_id),
-            "deadline": offer["deadline"].isoformat(),
-            "reason": match.reason,
-            "matched_skills": dict(match.matched_skills),
-            "effective_priority": match.effective_priority,
-        },
-    }
+            "offer_id": str(self.id),
+            "agent_id": str(self.match.agent_id),
+            "channel": self.item.channel.value,
+            "queue_id": str(self.item.queue_id),
+            "deadline": self.deadline.isoformat(),
+            "reason": self.match.reason,
+            "matched_skills": dict(self.match.matched_skills),
+            "effective_priority": self.match.effective_priority,
+        }
+
+
+def _offer_row(
+    match: policy.Match,
+    item: policy.WaitingInteraction,
+    queues: dict[uuid.UUID, QueueSettings],
+    moment: datetime,
+) -> _NewOffer:
+    return _NewOffer(uuid.uuid4(), match, item, moment + queues[item.queue_id].offer_timeout)
 
 
 class Matcher:
@@ -320,14 +330,14 @@ class Matcher:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        pool: asyncpg.Pool,
         hub: EventHub,
         *,
         tick: float,
         silence: timedelta,
         sweep_every: float = 1.0,
     ) -> None:
-        self._sessions = sessions
+        self._pool = pool
         self._hub = hub
         self._tick = tick
         self._silence = silence
@@ -379,8 +389,12 @@ class Matcher:
             sweep = started - self._last_sweep >= self._sweep_every
             timeouts = started - self._last_timeouts >= self._tick
             try:
-                async with unit_of_work(self._sessions) as session:
-                    await run_pass(session, silence=self._silence, sweep=sweep, timeouts=timeouts)
+                async with transaction(self._pool) as connection:
+                    events = Events()
+                    await run_pass(
+                        connection, events, silence=self._silence, sweep=sweep, timeouts=timeouts
+                    )
+                    await events.write(connection)
                 if sweep:
                     self._last_sweep = started
                 if timeouts:

@@ -1,243 +1,502 @@
-"""Offer decisions (accept, reject, time out) and the sweeps that keep nothing stuck.
+"""Offer decisions (accept, reject, time out), completion, and the sweeps that keep nothing stuck.
 
-Each function runs inside the caller's unit of work and writes its events there; whoever
-commits then wakes the matcher (freed capacity may route waiting work).
+These run several times per interaction, so they are plain SQL on asyncpg (app/core/pg.py).
+Each function works inside the caller's transaction and adds its events to the caller's
+`pg.Events`; whoever commits then wakes the matcher (freed capacity may route waiting work).
+
+Lock order, everywhere: the agent, then the interaction, then the offer. Two transactions that
+take locks in one order cannot deadlock each other; the sweeps, which lock many rows, skip rows
+that are locked and catch them on the next tick instead of waiting.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import and_, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+import asyncpg
 
-from app.agents.models import Agent, AgentState
-from app.core.channels import Channel
+from app.agents.models import AgentState
 from app.core.errors import IllegalTransition, NotFound
-from app.core.events import SYSTEM_ACTOR, record_event
-from app.interactions import service as interactions
-from app.interactions.models import Interaction, InteractionState, Offer, OfferState
-from app.queues.models import Queue
-from app.routing.load import loads_of
+from app.core.events import SYSTEM_ACTOR
+from app.core.pg import Events, now
+from app.interactions.lifecycle import ensure_can_move
+from app.interactions.models import InteractionState
+from app.interactions.service import InteractionNotFound
 
+S = InteractionState
 ROUTABLE = (AgentState.available, AgentState.busy, AgentState.wrap_up)
-VOICE_LIKE = (Channel.voice, Channel.callback)
+ROUTABLE_NAMES = [state.value for state in ROUTABLE]
 
 
 class OfferNotFound(NotFound):
     code = "offer_not_found"
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+@dataclass(frozen=True, slots=True)
+class AgentNow:
+    """An agent's state as read under its row lock."""
+
+    id: uuid.UUID
+    state: AgentState
+    reason: str | None
 
 
-async def _pending_offer(session: AsyncSession, offer_id: uuid.UUID, agent_id: uuid.UUID) -> Offer:
-    query = select(Offer).where(Offer.id == offer_id).with_for_update()
-    offer = (await session.execute(query)).scalar_one_or_none()
-    if offer is None or offer.agent_id != agent_id:
+async def lock_agent(connection: asyncpg.Connection, agent_id: uuid.UUID) -> AgentNow:
+    row = await connection.fetchrow(
+        "SELECT state, state_reason FROM agents WHERE id = $1 FOR UPDATE", agent_id
+    )
+    if row is None:
+        raise NotFound(f"no agent with id {agent_id}")
+    return AgentNow(agent_id, AgentState(row["state"]), row["state_reason"])
+
+
+# --- offers ---------------------------------------------------------------------------------
+
+
+async def _pending_offer(
+    connection: asyncpg.Connection, offer_id: uuid.UUID, agent_id: uuid.UUID
+) -> uuid.UUID:
+    """The interaction of the agent's pending offer (no lock: the caller locks in order)."""
+    row = await connection.fetchrow(
+        "SELECT interaction_id, agent_id, state FROM offers WHERE id = $1", offer_id
+    )
+    if row is None or row["agent_id"] != agent_id:
         raise OfferNotFound(f"you hold no offer {offer_id}")
-    if offer.state is not OfferState.pending:
-        raise IllegalTransition(f"the offer is already {offer.state.value}")
-    return offer
+    if row["state"] != "pending":
+        raise IllegalTransition(f"the offer is already {row['state']}")
+    return uuid.UUID(str(row["interaction_id"]))
+
+
+async def _lock_interaction(
+    connection: asyncpg.Connection, interaction_id: uuid.UUID
+) -> asyncpg.Record:
+    row = await connection.fetchrow(
+        "SELECT i.state, i.agent_id, q.wrap_up_seconds FROM interactions i"
+        " JOIN queues q ON q.id = i.queue_id WHERE i.id = $1 FOR UPDATE OF i",
+        interaction_id,
+    )
+    if row is None:
+        raise InteractionNotFound(f"no interaction with id {interaction_id}")
+    return row
+
+
+async def _accept(connection: asyncpg.Connection, offer_id: uuid.UUID) -> None:
+    """Mark a pending offer accepted; a deadline already passed refuses it."""
+    accepted = await connection.fetchval(
+        "UPDATE offers SET state = 'accepted', decided_at = $2"
+        " WHERE id = $1 AND state = 'pending' AND deadline > $2 RETURNING id",
+        offer_id,
+        now(),
+    )
+    if accepted is None:
+        state = await connection.fetchval("SELECT state FROM offers WHERE id = $1", offer_id)
+        if state == "pending":
+            raise IllegalTransition("the offer has timed out; it is back in the queue")
+        raise IllegalTransition(f"the offer is already {state}")
 
 
 async def accept_offer(
-    session: AsyncSession, offer_id: uuid.UUID, *, agent_id: uuid.UUID, actor: str
-) -> Interaction:
-    offer = await _pending_offer(session, offer_id, agent_id)
-    if offer.deadline <= now():
-        raise IllegalTransition("the offer has timed out; it is back in the queue")
-    interaction = await interactions.get_interaction(session, offer.interaction_id, for_update=True)
-    offer.state = OfferState.accepted
-    offer.decided_at = now()
-    interaction.agent_id = agent_id
-    await record_event(
-        session,
+    connection: asyncpg.Connection,
+    events: Events,
+    offer_id: uuid.UUID,
+    *,
+    agent_id: uuid.UUID,
+    actor: str,
+) -> uuid.UUID:
+    """The agent takes the offered interaction; returns the interaction's id."""
+    agent = await lock_agent(connection, agent_id)
+    interaction_id = await _pending_offer(connection, offer_id, agent_id)
+    interaction = await _lock_interaction(connection, interaction_id)
+    ensure_can_move(S(interaction["state"]), S.assigned, what="assign it")
+    await _accept(connection, offer_id)
+    moment = now()
+    await connection.execute(
+        "UPDATE interactions SET state = 'assigned', agent_id = $2, assigned_at = $3,"
+        " updated_at = $3 WHERE id = $1",
+        interaction_id,
+        agent_id,
+        moment,
+    )
+    events.add(
         "offer.accepted",
         subject_type="offer",
-        subject_id=offer.id,
+        subject_id=offer_id,
         actor=actor,
-        payload={"interaction_id": str(interaction.id), "agent_id": str(agent_id)},
+        payload={"interaction_id": str(interaction_id), "agent_id": str(agent_id)},
     )
-    await interactions.move(
-        session,
-        interaction,
-        InteractionState.assigned,
-        actor=actor,
-        what="assign it",
-        payload={"offer_id": str(offer.id)},
+    _moved(
+        events, interaction_id, S.offered, S.assigned, agent_id, actor, {"offer_id": str(offer_id)}
     )
-    await refresh_agent_state(session, agent_id, actor=actor)
-    return interaction
+    # Holding work now: an available agent becomes busy (wrap-up and away stay as they are).
+    if agent.state is AgentState.available:
+        await set_state(connection, events, agent, AgentState.busy, reason=None, actor=actor)
+    return interaction_id
 
 
 async def reject_offer(
-    session: AsyncSession, offer_id: uuid.UUID, *, agent_id: uuid.UUID, reason: str, actor: str
+    connection: asyncpg.Connection,
+    events: Events,
+    offer_id: uuid.UUID,
+    *,
+    agent_id: uuid.UUID,
+    reason: str,
+    actor: str,
 ) -> None:
-    offer = await _pending_offer(session, offer_id, agent_id)
-    await _return_to_queue(session, offer, OfferState.rejected, reason=reason, actor=actor)
+    await lock_agent(connection, agent_id)
+    interaction_id = await _pending_offer(connection, offer_id, agent_id)
+    returned = await _return_to_queue(
+        connection,
+        events,
+        offer_id=offer_id,
+        interaction_id=interaction_id,
+        agent_id=agent_id,
+        outcome="rejected",
+        reason=reason,
+        actor=actor,
+    )
+    if not returned:
+        raise IllegalTransition("the offer was withdrawn a moment ago")
 
 
 async def _return_to_queue(
-    session: AsyncSession, offer: Offer, outcome: OfferState, *, reason: str, actor: str
-) -> None:
-    """End a pending offer; its interaction waits again, its waiting time intact."""
-    offer.state = outcome
-    offer.decided_at = now()
-    offer.reason = reason[:300]
-    await record_event(
-        session,
-        f"offer.{outcome.value}",
+    connection: asyncpg.Connection,
+    events: Events,
+    *,
+    offer_id: uuid.UUID,
+    interaction_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    outcome: str,
+    reason: str,
+    actor: str,
+) -> bool:
+    """End a pending offer; its interaction waits again, its waiting time intact.
+
+    False when the offer was no longer pending: the customer hung up meanwhile (abandoning
+    withdraws the offer under the interaction's lock, which the first statement waits for).
+    """
+    moment = now()
+    requeued = await connection.fetchval(
+        "UPDATE interactions SET state = 'queued', updated_at = $2"
+        " WHERE id = $1 AND state = 'offered' RETURNING id",
+        interaction_id,
+        moment,
+    )
+    ended = await connection.fetchval(
+        "UPDATE offers SET state = $2, decided_at = $3, reason = $4"
+        " WHERE id = $1 AND state = 'pending' RETURNING id",
+        offer_id,
+        outcome,
+        moment,
+        reason[:300],
+    )
+    if ended is None:
+        return False
+    events.add(
+        f"offer.{outcome}",
         subject_type="offer",
-        subject_id=offer.id,
+        subject_id=offer_id,
         actor=actor,
         payload={
-            "interaction_id": str(offer.interaction_id),
-            "agent_id": str(offer.agent_id),
+            "interaction_id": str(interaction_id),
+            "agent_id": str(agent_id),
             "reason": reason,
         },
     )
-    interaction = await interactions.get_interaction(session, offer.interaction_id, for_update=True)
-    if interaction.state is InteractionState.offered:
-        await interactions.move(
-            session,
-            interaction,
-            InteractionState.queued,
-            actor=actor,
-            what="requeue it",
-            payload={"offer_id": str(offer.id), "reason": reason},
-        )
+    if requeued is not None:
+        extra = {"offer_id": str(offer_id), "reason": reason}
+        _moved(events, interaction_id, S.offered, S.queued, None, actor, extra)
+    return True
 
 
-async def time_out_offers(session: AsyncSession) -> int:
-    """Offers past their deadline go back to the queue; the agent who missed one may go away."""
-    query = (
-        select(Offer, Queue.away_on_missed_offer)
-        .join(Interaction, Interaction.id == Offer.interaction_id)
-        .join(Queue, Queue.id == Interaction.queue_id)
-        .where(Offer.state == OfferState.pending, Offer.deadline <= now())
-        .with_for_update(of=Offer, skip_locked=True)
+def _moved(
+    events: Events,
+    interaction_id: uuid.UUID,
+    source: InteractionState,
+    target: InteractionState,
+    agent_id: uuid.UUID | None,
+    actor: str,
+    extra: Mapping[str, object] | None = None,
+) -> None:
+    """The event of one interaction move (the same payload as interactions.service.move)."""
+    events.add(
+        f"interaction.{target.value}",
+        subject_type="interaction",
+        subject_id=interaction_id,
+        actor=actor,
+        payload={
+            "from": source.value,
+            "agent_id": None if agent_id is None else str(agent_id),
+            **(extra or {}),
+        },
     )
-    rows = (await session.execute(query)).all()
-    for offer, away in rows:
+
+
+# --- completion -----------------------------------------------------------------------------
+
+
+async def complete(
+    connection: asyncpg.Connection,
+    events: Events,
+    interaction_id: uuid.UUID,
+    *,
+    disposition: str,
+    notes: str,
+    agent_id: uuid.UUID,
+    actor: str,
+) -> InteractionState:
+    """The agent is done: wrap-up follows when the queue asks for it, else completion."""
+    agent = await lock_agent(connection, agent_id)
+    interaction = await _lock_interaction(connection, interaction_id)
+    if interaction["agent_id"] != agent_id:
+        raise InteractionNotFound(f"interaction {interaction_id} is not assigned to you")
+    source = S(interaction["state"])
+    target = S.wrap_up if interaction["wrap_up_seconds"] > 0 else S.completed
+    ensure_can_move(source, target, what="complete it")
+    stamp = "wrap_up_at" if target is S.wrap_up else "ended_at"
+    moment = now()
+    await connection.execute(
+        f"UPDATE interactions SET state = $2, {stamp} = $3, updated_at = $3,"  # noqa: S608
+        " disposition = $4, notes = $5 WHERE id = $1",
+        interaction_id,
+        target.value,
+        moment,
+        disposition,
+        notes,
+    )
+    extra = {"disposition": disposition}
+    _moved(events, interaction_id, source, target, agent_id, actor, extra)
+    await refresh_agent_state(connection, events, agent, actor=actor)
+    return target
+
+
+async def end_wrap_up(
+    connection: asyncpg.Connection,
+    events: Events,
+    interaction_id: uuid.UUID,
+    *,
+    agent_id: uuid.UUID,
+    actor: str,
+) -> InteractionState:
+    agent = await lock_agent(connection, agent_id)
+    interaction = await _lock_interaction(connection, interaction_id)
+    if interaction["agent_id"] != agent_id:
+        raise InteractionNotFound(f"interaction {interaction_id} is not assigned to you")
+    source = S(interaction["state"])
+    ensure_can_move(source, S.completed, what="end its wrap-up")
+    await _finish(connection, [interaction_id])
+    _moved(events, interaction_id, source, S.completed, agent_id, actor)
+    await refresh_agent_state(connection, events, agent, actor=actor)
+    return S.completed
+
+
+async def _finish(connection: asyncpg.Connection, interaction_ids: list[uuid.UUID]) -> None:
+    await connection.execute(
+        "UPDATE interactions SET state = 'completed', ended_at = $2, updated_at = $2"
+        " WHERE id = ANY($1::uuid[])",
+        interaction_ids,
+        now(),
+    )
+
+
+# --- agent state ----------------------------------------------------------------------------
+
+
+async def set_state(
+    connection: asyncpg.Connection,
+    events: Events,
+    agent: AgentNow,
+    state: AgentState,
+    *,
+    reason: str | None,
+    actor: str,
+) -> AgentNow:
+    """Move a locked agent to `state`; the same state with the same reason changes nothing."""
+    if agent.state is state and agent.reason == reason:
+        return agent
+    moment = now()
+    becomes_idle = state is AgentState.available and agent.state is not AgentState.available
+    await connection.execute(
+        "UPDATE agents SET state = $2, state_reason = $3, state_since = $4, updated_at = $4,"
+        " idle_since = CASE WHEN $5 THEN $4 ELSE idle_since END WHERE id = $1",
+        agent.id,
+        state.value,
+        reason,
+        moment,
+        becomes_idle,
+    )
+    events.add(
+        "agent.state_changed",
+        subject_type="agent",
+        subject_id=agent.id,
+        actor=actor,
+        payload={"from": agent.state.value, "to": state.value, "reason": reason},
+    )
+    return AgentNow(agent.id, state, reason)
+
+
+HOLDINGS = """
+    SELECT
+        EXISTS (SELECT 1 FROM interactions WHERE agent_id = $1 AND state = 'wrap_up'
+                AND channel IN ('voice', 'callback')) AS in_wrap_up,
+        EXISTS (SELECT 1 FROM interactions WHERE agent_id = $1
+                AND state IN ('assigned', 'wrap_up'))
+        OR EXISTS (SELECT 1 FROM offers WHERE agent_id = $1 AND state = 'pending') AS holds
+"""
+
+
+async def refresh_agent_state(
+    connection: asyncpg.Connection, events: Events, agent: AgentNow, *, actor: str
+) -> AgentNow:
+    """busy while holding work, wrap_up after a call, available when free; away/offline stay."""
+    if agent.state not in ROUTABLE:
+        return agent
+    held = await connection.fetchrow(HOLDINGS, agent.id)
+    if held["in_wrap_up"]:
+        target = AgentState.wrap_up
+    elif held["holds"]:
+        target = AgentState.busy
+    else:
+        target = AgentState.available
+    return await set_state(connection, events, agent, target, reason=None, actor=actor)
+
+
+async def release_agent(
+    connection: asyncpg.Connection,
+    events: Events,
+    agent: AgentNow,
+    *,
+    state: AgentState,
+    reason: str,
+    actor: str,
+) -> AgentNow:
+    """The agent (locked) leaves routing: socket gone, heartbeat lost, away: its offers return."""
+    offers = await connection.fetch(
+        "SELECT id, interaction_id FROM offers WHERE agent_id = $1 AND state = 'pending'"
+        " ORDER BY interaction_id",
+        agent.id,
+    )
+    for offer in offers:
         await _return_to_queue(
-            session, offer, OfferState.timed_out, reason="offer timed out", actor=SYSTEM_ACTOR
+            connection,
+            events,
+            offer_id=offer["id"],
+            interaction_id=offer["interaction_id"],
+            agent_id=agent.id,
+            outcome="withdrawn",
+            reason=reason,
+            actor=actor,
         )
-        if away:
-            await set_state(
-                session,
-                offer.agent_id,
+    return await set_state(connection, events, agent, state, reason=reason, actor=actor)
+
+
+async def _lock_agents(connection: asyncpg.Connection, agent_ids: set[uuid.UUID]) -> list[AgentNow]:
+    """Lock the agents not locked by someone else, in id order; the rest wait for a later tick."""
+    rows = await connection.fetch(
+        "SELECT id, state, state_reason FROM agents WHERE id = ANY($1::uuid[])"
+        " ORDER BY id FOR UPDATE SKIP LOCKED",
+        list(agent_ids),
+    )
+    return [AgentNow(row["id"], AgentState(row["state"]), row["state_reason"]) for row in rows]
+
+
+# --- sweeps (run by the matcher, under its advisory lock) -----------------------------------
+
+OVERDUE_OFFERS = """
+    SELECT o.id, o.interaction_id, o.agent_id, q.away_on_missed_offer AS away
+    FROM offers o
+    JOIN interactions i ON i.id = o.interaction_id
+    JOIN queues q ON q.id = i.queue_id
+    WHERE o.state = 'pending' AND o.deadline <= $1
+"""
+
+
+async def time_out_offers(connection: asyncpg.Connection, events: Events) -> int:
+    """Offers past their deadline go back to the queue; the agent who missed one may go away."""
+    overdue = await connection.fetch(OVERDUE_OFFERS, now())
+    if not overdue:
+        return 0
+    agents = {a.id: a for a in await _lock_agents(connection, {r["agent_id"] for r in overdue})}
+    ended = 0
+    for offer in overdue:
+        agent = agents.get(offer["agent_id"])
+        if agent is None:  # busy deciding right now: its decision or the next tick settles it
+            continue
+        returned = await _return_to_queue(
+            connection,
+            events,
+            offer_id=offer["id"],
+            interaction_id=offer["interaction_id"],
+            agent_id=agent.id,
+            outcome="timed_out",
+            reason="offer timed out",
+            actor=SYSTEM_ACTOR,
+        )
+        if not returned:
+            continue
+        ended += 1
+        if offer["away"]:
+            agents[agent.id] = await set_state(
+                connection,
+                events,
+                agent,
                 AgentState.away,
                 reason="missed an offer",
                 actor=SYSTEM_ACTOR,
             )
+    return ended
+
+
+async def sweep_silent_agents(
+    connection: asyncpg.Connection, events: Events, *, silence: timedelta
+) -> int:
+    """Rule 8: an agent whose socket has said nothing for `silence` leaves available."""
+    rows = await connection.fetch(
+        "SELECT id, state, state_reason FROM agents WHERE state = ANY($1::text[])"
+        " AND last_seen_at < $2 ORDER BY id FOR UPDATE SKIP LOCKED",
+        ROUTABLE_NAMES,
+        now() - silence,
+    )
+    for row in rows:
+        agent = AgentNow(row["id"], AgentState(row["state"]), row["state_reason"])
+        await release_agent(
+            connection,
+            events,
+            agent,
+            state=AgentState.away,
+            reason="no heartbeat",
+            actor=SYSTEM_ACTOR,
+        )
     return len(rows)
 
 
-async def release_agent(
-    session: AsyncSession, agent_id: uuid.UUID, *, state: AgentState, reason: str, actor: str
-) -> None:
-    """The agent leaves routing (socket gone, heartbeat lost, logged off): its offers return."""
-    query = (
-        select(Offer)
-        .where(Offer.agent_id == agent_id, Offer.state == OfferState.pending)
-        .with_for_update()
-    )
-    for offer in (await session.execute(query)).scalars():
-        await _return_to_queue(session, offer, OfferState.withdrawn, reason=reason, actor=actor)
-    await set_state(session, agent_id, state, reason=reason, actor=actor)
+OVERDUE_WRAP_UPS = """
+    SELECT i.id, i.agent_id FROM interactions i JOIN queues q ON q.id = i.queue_id
+    WHERE i.state = 'wrap_up'
+      AND i.wrap_up_at + make_interval(secs => q.wrap_up_seconds) < $1
+"""
 
 
-async def sweep_silent_agents(session: AsyncSession, *, silence: timedelta) -> int:
-    """Rule 8: an agent whose socket has said nothing for `silence` leaves available."""
-    query = (
-        select(Agent.id)
-        .where(Agent.state.in_(ROUTABLE), Agent.last_seen_at < now() - silence)
-        .with_for_update(skip_locked=True)
-    )
-    silent = list((await session.execute(query)).scalars())
-    for agent_id in silent:
-        await release_agent(
-            session, agent_id, state=AgentState.away, reason="no heartbeat", actor=SYSTEM_ACTOR
-        )
-    return len(silent)
-
-
-async def end_overdue_wrap_ups(session: AsyncSession) -> int:
+async def end_overdue_wrap_ups(connection: asyncpg.Connection, events: Events) -> int:
     """A wrap-up ends by itself after the queue's wrap-up time."""
-    query = (
-        select(Interaction)
-        .join(Queue, Queue.id == Interaction.queue_id)
-        .where(
-            Interaction.state == InteractionState.wrap_up,
-            Interaction.wrap_up_at + func.make_interval(0, 0, 0, 0, 0, 0, Queue.wrap_up_seconds)
-            < func.now(),
-        )
-        .with_for_update(of=Interaction, skip_locked=True)
+    overdue = await connection.fetch(OVERDUE_WRAP_UPS, now())
+    if not overdue:
+        return 0
+    agents = {a.id: a for a in await _lock_agents(connection, {r["agent_id"] for r in overdue})}
+    ended = await connection.fetch(
+        "SELECT id, agent_id FROM interactions WHERE id = ANY($1::uuid[]) AND state = 'wrap_up'"
+        " AND agent_id = ANY($2::uuid[]) ORDER BY id FOR UPDATE SKIP LOCKED",
+        [row["id"] for row in overdue],
+        list(agents),
     )
-    overdue = list((await session.execute(query)).scalars())
-    for interaction in overdue:
-        await interactions.move(
-            session,
-            interaction,
-            InteractionState.completed,
-            actor=SYSTEM_ACTOR,
-            what="end its wrap-up",
-            payload={"reason": "wrap-up time over"},
-        )
-        if interaction.agent_id is not None:
-            await refresh_agent_state(session, interaction.agent_id, actor=SYSTEM_ACTOR)
-    return len(overdue)
-
-
-async def set_state(
-    session: AsyncSession, agent_id: uuid.UUID, state: AgentState, *, reason: str | None, actor: str
-) -> None:
-    query = select(Agent).where(Agent.id == agent_id).with_for_update()
-    agent = (await session.execute(query)).scalar_one()
-    if agent.state is state and agent.state_reason == reason:
-        return
-    previous = agent.state
-    agent.state, agent.state_reason, agent.state_since = state, reason, now()
-    await record_event(
-        session,
-        "agent.state_changed",
-        subject_type="agent",
-        subject_id=agent_id,
-        actor=actor,
-        payload={"from": previous.value, "to": state.value, "reason": reason},
-    )
-
-
-async def refresh_agent_state(session: AsyncSession, agent_id: uuid.UUID, *, actor: str) -> None:
-    """busy while holding work, wrap_up after a call, available when free; away/offline stay."""
-    agent = (
-        await session.execute(select(Agent).where(Agent.id == agent_id).with_for_update())
-    ).scalar_one()
-    if agent.state not in ROUTABLE:
-        return
-    in_wrap_up = (
-        await session.execute(
-            select(Interaction.id)
-            .where(
-                and_(
-                    Interaction.agent_id == agent_id,
-                    Interaction.state == InteractionState.wrap_up,
-                    Interaction.channel.in_(VOICE_LIKE),
-                )
-            )
-            .limit(1)
-        )
-    ).first() is not None
-    held = (await loads_of(session, [agent_id]))[agent_id]
-    if in_wrap_up:
-        target = AgentState.wrap_up
-    elif held.voice or held.chat or held.email:
-        target = AgentState.busy
-    else:
-        target = AgentState.available
-        if agent.state is not AgentState.available:
-            agent.idle_since = now()
-    await set_state(session, agent_id, target, reason=None, actor=actor)
+    if not ended:
+        return 0
+    await _finish(connection, [row["id"] for row in ended])
+    extra = {"reason": "wrap-up time over"}
+    for row in ended:
+        _moved(events, row["id"], S.wrap_up, S.completed, row["agent_id"], SYSTEM_ACTOR, extra)
+    for agent_id in {row["agent_id"] for row in ended}:
+        await refresh_agent_state(connection, events, agents[agent_id], actor=SYSTEM_ACTOR)
+    return len(ended)

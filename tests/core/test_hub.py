@@ -1,0 +1,72 @@
+"""The event hub on a real PostgreSQL: events committed elsewhere reach the right subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+
+from app.core.hub import EventHub, EventRecord, Subscription, asyncpg_dsn
+
+AGENT_A = "0b9e2a52-6d0c-4a52-9c55-3c1f1f1f0001"
+AGENT_B = "0b9e2a52-6d0c-4a52-9c55-3c1f1f1f0002"
+
+
+async def _write(dsn: str, *events: tuple[str, str, str, dict[str, str]]) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.executemany(
+            "INSERT INTO events (kind, subject_type, subject_id, actor, payload)"
+            " VALUES ($1, $2, $3, 'test', $4::jsonb)",
+            [
+                (kind, kind_of, subject, json.dumps(payload))
+                for kind, kind_of, subject, payload in events
+            ],
+        )
+    finally:
+        await connection.close()
+
+
+async def _drain(subscription: Subscription, count: int) -> list[EventRecord]:
+    return [await asyncio.wait_for(subscription.queue.get(), timeout=5) for _ in range(count)]
+
+
+async def test_an_agent_subscription_gets_its_own_events_and_a_predicate_gets_what_it_asks(
+    database_url: str,
+) -> None:
+    hub = EventHub(database_url, poll_interval=0.2)
+    await hub.start()
+    try:
+        desk_a = hub.subscribe_agent(AGENT_A)
+        desk_b = hub.subscribe_agent(AGENT_B)
+        queued = hub.subscribe(lambda event: event.kind == "interaction.queued")
+        await _write(
+            asyncpg_dsn(database_url),
+            ("agent.state_changed", "agent", AGENT_A, {"to": "available"}),
+            ("interaction.queued", "interaction", "i-1", {}),
+            ("interaction.offered", "interaction", "i-1", {"agent_id": AGENT_B}),
+            ("offer.accepted", "offer", "o-1", {"agent_id": AGENT_B}),
+        )
+        seen_by_a = await _drain(desk_a, 1)
+        seen_by_b = await _drain(desk_b, 2)
+        seen_queued = await _drain(queued, 1)
+        await asyncio.sleep(0.5)  # nothing else arrives late
+        assert [e.kind for e in seen_by_a] == ["agent.state_changed"]
+        assert [e.kind for e in seen_by_b] == ["interaction.offered", "offer.accepted"]
+        assert [e.kind for e in seen_queued] == ["interaction.queued"]
+        assert desk_a.queue.empty()
+        assert desk_b.queue.empty()
+        assert queued.queue.empty()
+
+        hub.unsubscribe(desk_b)
+        await _write(
+            asyncpg_dsn(database_url),
+            ("offer.rejected", "offer", "o-1", {"agent_id": AGENT_B}),
+            ("agent.state_changed", "agent", AGENT_A, {"to": "away"}),
+        )
+        assert [e.kind for e in await _drain(desk_a, 1)] == ["agent.state_changed"]
+        await asyncio.sleep(0.5)
+        assert desk_b.queue.empty()
+    finally:
+        await hub.stop()

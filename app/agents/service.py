@@ -24,6 +24,7 @@ from app.auth.models import Role, User
 from app.auth.schemas import UserCreate
 from app.core.errors import NotFound
 from app.core.events import record_event
+from app.core.models import utcnow
 from app.skills import service as skills
 from app.skills.models import Skill
 from app.skills.schemas import SkillLevel
@@ -196,6 +197,8 @@ async def replace_skills(
     agent = await get_agent(session, agent_id)
     resolved = await skills.resolve_levels(session, levels, "skills")
     agent.skills = [AgentSkill(skill_id=skill.id, proficiency=level) for skill, level in resolved]
+    # The row's version moves too: the matcher keeps skills while it is unchanged.
+    agent.updated_at = utcnow()
     await session.flush()
     await record_event(
         session,
@@ -211,8 +214,9 @@ async def replace_skills(
 async def change_state(
     session: AsyncSession, agent_id: uuid.UUID, change: AgentStateChange, *, actor: str
 ) -> AgentOut:
-    # FOR UPDATE: two replicas changing one agent's state must not interleave.
-    query = select(Agent).where(Agent.id == agent_id).with_for_update()
+    # Locked so two replicas changing one agent's state do not interleave; NO KEY UPDATE, as
+    # the matcher's new offers hold KEY SHARE on their agents (foreign keys) meanwhile.
+    query = select(Agent).where(Agent.id == agent_id).with_for_update(key_share=True)
     agent = (await session.execute(query)).scalar_one_or_none()
     if agent is None:
         raise AgentNotFound(f"no agent with id {agent_id}")

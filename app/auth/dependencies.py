@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import service
 from app.auth.models import Role
 from app.auth.principal import Principal
+from app.core import pg
 from app.core.db import get_session
 from app.core.errors import Forbidden, NotAuthenticated
 
@@ -21,18 +23,47 @@ _bearer = HTTPBearer(auto_error=False, description="A login token (cct_…) or a
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
+async def hot_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    """FastAPI dependency: one connection of the hot-path pool (app.core.pg) for the request.
+
+    Shared by the caller's look-up and the endpoint, so a request waits for a free connection
+    once, not once per step. Statements on it run on their own, not in a request transaction.
+    """
+    async with request.app.state.pg.acquire(timeout=pg.ACQUIRE_TIMEOUT) as connection:
+        yield connection
+
+
+# scope="function": back to the pool before the response leaves, like Session.
+HotConnection = Annotated[asyncpg.Connection, Depends(hot_connection, scope="function")]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
 async def current_principal(
-    request: Request,
-    session: Session,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    request: Request, session: Session, credentials: Credentials
 ) -> Principal:
+    secret = _secret(credentials)
+    settings = request.app.state.settings
+    return _known(await service.principal_for_secret(session, secret, settings))
+
+
+async def hot_principal(
+    request: Request, connection: HotConnection, credentials: Credentials
+) -> Principal:
+    """`current_principal` without the ORM session, for endpoints on the hot-path pool."""
+    secret = _secret(credentials)
+    settings = request.app.state.settings
+    return _known(await service.hot_principal_for_secret(connection, secret, settings))
+
+
+def _secret(credentials: HTTPAuthorizationCredentials | None) -> str:
     if credentials is None:
         raise NotAuthenticated(
             "send an Authorization: Bearer <token> header; log in at /v1/auth/login"
         )
-    principal = await service.principal_for_secret(
-        session, credentials.credentials, request.app.state.settings
-    )
+    return credentials.credentials
+
+
+def _known(principal: Principal | None) -> Principal:
     if principal is None:
         raise NotAuthenticated("the token is unknown, expired or revoked; log in again")
     return principal

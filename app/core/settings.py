@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     # and SQLAlchemy then throws the whole stale pool away; turn it on for flaky networks.
     db_pre_ping: bool = False
     # The plain asyncpg pool of the hot paths (intake, matcher, offer decisions, screen pops).
-    db_hot_pool_size: int = Field(default=10, ge=2)
+    db_hot_pool_size: int = Field(default=16, ge=2)
 
     secret_key: str = DEVELOPMENT_SECRET
     token_ttl_minutes: int = Field(default=12 * 60, ge=1)

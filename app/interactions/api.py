@@ -6,19 +6,26 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.agents import service as agents
-from app.auth.dependencies import AnyUser, Session, current_principal
+from app.auth.dependencies import (
+    AnyUser,
+    HotConnection,
+    Session,
+    current_principal,
+    hot_principal,
+)
 from app.auth.models import Role
 from app.auth.principal import Principal
 from app.core.channels import Channel
 from app.core.errors import Forbidden
 from app.core.pagination import Page, Pagination
-from app.interactions import service
+from app.interactions import intake, service
 from app.interactions.models import Interaction, InteractionState
 from app.interactions.schemas import InteractionCreate, InteractionOut
 
 router = APIRouter(prefix="/v1/interactions", tags=["interactions"])
 
 Caller = Annotated[Principal, Depends(current_principal)]
+HotCaller = Annotated[Principal, Depends(hot_principal)]
 
 
 async def agent_id_of(principal: Principal, session: Session) -> uuid.UUID | None:
@@ -35,17 +42,22 @@ async def agent_id_of(principal: Principal, session: Session) -> uuid.UUID | Non
 )
 async def create_interaction(
     body: InteractionCreate,
-    principal: Caller,
-    session: Session,
+    principal: HotCaller,
+    connection: HotConnection,
     request: Request,
     response: Response,
 ) -> InteractionOut:
-    interaction, created = await service.create_interaction(
-        session, body, settings=request.app.state.settings, actor=principal.actor
+    state = request.app.state
+    interaction, created = await intake.queue_interaction(
+        connection, body, settings=state.settings, sessions=state.sessions, actor=principal.actor
     )
-    if not created:
+    if created:
+        # The event's NOTIFY would wake this replica's matcher too, but only after a round trip
+        # through PostgreSQL and the event hub.
+        state.matcher.wake()
+    else:
         response.status_code = status.HTTP_200_OK
-    return InteractionOut.model_validate(interaction)
+    return interaction
 
 
 @router.get("", summary="List interactions (agents see only their own)")

@@ -71,7 +71,7 @@ async def get_interaction(
 ) -> Interaction:
     query = select(Interaction).where(Interaction.id == interaction_id)
     if for_update:
-        query = query.with_for_update()
+        query = query.with_for_update(key_share=True)
     interaction = (
         await session.execute(query.execution_options(populate_existing=True))
     ).scalar_one_or_none()

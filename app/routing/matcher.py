@@ -25,6 +25,7 @@ from app.core.hub import EventHub, EventRecord, Subscription
 from app.core.logging import get_logger
 from app.core.pg import Events, now, transaction
 from app.routing import policy, service
+from app.routing.directory import AgentDirectory
 
 log = get_logger(__name__)
 
@@ -44,6 +45,9 @@ WAKING_KINDS = frozenset(
     }
 )
 
+
+# Skill names are kept by the agent directory: a renamed or removed skill makes it forget.
+CATALOGUE_KINDS = frozenset({"skill.updated", "skill.deleted"})
 
 # Changes of state that free no capacity; waking a pass for them is work for nothing.
 NON_FREEING_STATES = frozenset({"busy", "away", "offline"})
@@ -142,63 +146,10 @@ def _waiting_item(row: asyncpg.Record, last: asyncpg.Record | None) -> policy.Wa
     )
 
 
-# Every routable agent with room on some channel, its skills and what it holds, in one read.
-ROUTABLE_AGENTS = """
-    WITH held AS (
-        SELECT agent_id, channel FROM offers WHERE state = 'pending'
-        UNION ALL
-        SELECT agent_id, channel FROM interactions
-        WHERE state IN ('assigned', 'wrap_up') AND agent_id IS NOT NULL
-    ), loads AS (
-        SELECT agent_id,
-               count(*) FILTER (WHERE channel IN ('voice', 'callback')) AS voice,
-               count(*) FILTER (WHERE channel = 'chat') AS chat,
-               count(*) FILTER (WHERE channel = 'email') AS email
-        FROM held GROUP BY agent_id
-    ), levels AS (
-        SELECT s.agent_id, jsonb_object_agg(k.name, s.proficiency) AS skills
-        FROM agent_skills s JOIN skills k ON k.id = s.skill_id
-        GROUP BY s.agent_id
-    )
-    SELECT a.id, a.capacity_voice, a.capacity_chat, a.capacity_email, a.idle_since,
-           a.state = 'wrap_up' AS in_wrap_up,
-           coalesce(l.voice, 0) AS voice, coalesce(l.chat, 0) AS chat,
-           coalesce(l.email, 0) AS email, coalesce(v.skills, '{}'::jsonb) AS skills
-    FROM agents a
-    JOIN users u ON u.id = a.user_id
-    LEFT JOIN loads l ON l.agent_id = a.id
-    LEFT JOIN levels v ON v.agent_id = a.id
-    WHERE a.state IN ('available', 'busy', 'wrap_up')
-      AND u.is_active
-      AND a.last_seen_at > $1
-      AND (coalesce(l.voice, 0) < a.capacity_voice
-           OR coalesce(l.chat, 0) < a.capacity_chat
-           OR coalesce(l.email, 0) < a.capacity_email)
-"""
-
-
-async def _agents(
-    connection: asyncpg.Connection, silence: timedelta
-) -> list[policy.AvailableAgent]:
-    rows = await connection.fetch(ROUTABLE_AGENTS, now() - silence)
-    return [
-        policy.AvailableAgent(
-            id=row["id"],
-            skills=row["skills"],
-            capacity=policy.Capacity(
-                row["capacity_voice"], row["capacity_chat"], row["capacity_email"]
-            ),
-            load=policy.Load(row["voice"], row["chat"], row["email"]),
-            idle_since=row["idle_since"],
-            in_wrap_up=row["in_wrap_up"],
-        )
-        for row in rows
-    ]
-
-
 async def run_pass(
     connection: asyncpg.Connection,
     events: Events,
+    directory: AgentDirectory,
     *,
     silence: timedelta,
     sweep: bool,
@@ -219,7 +170,7 @@ async def run_pass(
     waiting = await _waiting(connection, sticky=sticky)
     if not waiting:
         return PassResult(offers=0, timed_out=timed_out)
-    agents = await _agents(connection, silence)
+    agents = await directory.routable(connection, silence)
     if not agents:
         return PassResult(offers=0, timed_out=timed_out)
     moment = now()
@@ -338,6 +289,7 @@ class Matcher:
         sweep_every: float = 1.0,
     ) -> None:
         self._pool = pool
+        self._directory = AgentDirectory()
         self._hub = hub
         self._tick = tick
         self._silence = silence
@@ -353,7 +305,9 @@ class Matcher:
         self._wake.set()
 
     def start(self) -> None:
-        subscription = self._hub.subscribe(may_find_new_pairs)
+        subscription = self._hub.subscribe(
+            lambda event: event.kind in CATALOGUE_KINDS or may_find_new_pairs(event)
+        )
         self._listener = asyncio.create_task(self._listen(subscription), name="matcher-wake")
         self._task = asyncio.create_task(self._run(), name="matcher")
 
@@ -368,15 +322,19 @@ class Matcher:
             await asyncio.wait(tasks, timeout=5)
 
     async def _listen(self, subscription: Subscription) -> None:
-        """Any waking event wakes a pass; a pass reads everything, so missed events cost nothing."""
+        """Any waking event wakes a pass; a pass reads everything, so missed events cost nothing
+        (events missed in an overflow may have renamed a skill: the directory forgets then)."""
         while True:
             if subscription.overflowed.is_set():
                 while not subscription.queue.empty():
                     subscription.queue.get_nowait()
                 subscription.overflowed.clear()
+                self._directory.forget()
                 self._wake.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(subscription.queue.get(), timeout=1.0)
+                event = await asyncio.wait_for(subscription.queue.get(), timeout=1.0)
+                if event.kind in CATALOGUE_KINDS:
+                    self._directory.forget()
                 self._wake.set()
 
     async def _run(self) -> None:
@@ -392,7 +350,12 @@ class Matcher:
                 async with transaction(self._pool) as connection:
                     events = Events()
                     await run_pass(
-                        connection, events, silence=self._silence, sweep=sweep, timeouts=timeouts
+                        connection,
+                        events,
+                        self._directory,
+                        silence=self._silence,
+                        sweep=sweep,
+                        timeouts=timeouts,
                     )
                     await events.write(connection)
                 if sweep:

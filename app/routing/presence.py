@@ -28,7 +28,7 @@ FLUSH = text(
         SELECT id, seen FROM unnest(CAST(:ids AS uuid[]), CAST(:seen AS timestamptz[]))
             AS h(id, seen)
     ), locked AS (
-        SELECT a.id FROM agents a JOIN heard USING (id) ORDER BY a.id FOR UPDATE OF a
+        SELECT a.id FROM agents a JOIN heard USING (id) ORDER BY a.id FOR NO KEY UPDATE OF a
     )
     UPDATE agents SET last_seen_at = heard.seen
     FROM heard JOIN locked USING (id)

@@ -6,7 +6,10 @@ Each function works inside the caller's transaction and adds its events to the c
 
 Lock order, everywhere: the agent, then the interaction, then the offer. Two transactions that
 take locks in one order cannot deadlock each other; the sweeps, which lock many rows, skip rows
-that are locked and catch them on the next tick instead of waiting.
+that are locked and catch them on the next tick instead of waiting. Rows are locked FOR NO KEY
+UPDATE, never FOR UPDATE: inserting an offer takes KEY SHARE on its agent and interaction (the
+foreign keys), which FOR UPDATE would wait on, and the matcher inserts many offers at once in
+no particular order (measured: such waits deadlocked the matcher under load).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class AgentNow:
 
 async def lock_agent(connection: asyncpg.Connection, agent_id: uuid.UUID) -> AgentNow:
     row = await connection.fetchrow(
-        "SELECT state, state_reason FROM agents WHERE id = $1 FOR UPDATE", agent_id
+        "SELECT state, state_reason FROM agents WHERE id = $1 FOR NO KEY UPDATE", agent_id
     )
     if row is None:
         raise NotFound(f"no agent with id {agent_id}")
@@ -75,7 +78,7 @@ async def _lock_interaction(
 ) -> asyncpg.Record:
     row = await connection.fetchrow(
         "SELECT i.state, i.agent_id, q.wrap_up_seconds FROM interactions i"
-        " JOIN queues q ON q.id = i.queue_id WHERE i.id = $1 FOR UPDATE OF i",
+        " JOIN queues q ON q.id = i.queue_id WHERE i.id = $1 FOR NO KEY UPDATE OF i",
         interaction_id,
     )
     if row is None:
@@ -396,7 +399,7 @@ async def _lock_agents(connection: asyncpg.Connection, agent_ids: set[uuid.UUID]
     """Lock the agents not locked by someone else, in id order; the rest wait for a later tick."""
     rows = await connection.fetch(
         "SELECT id, state, state_reason FROM agents WHERE id = ANY($1::uuid[])"
-        " ORDER BY id FOR UPDATE SKIP LOCKED",
+        " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED",
         list(agent_ids),
     )
     return [AgentNow(row["id"], AgentState(row["state"]), row["state_reason"]) for row in rows]
@@ -455,7 +458,7 @@ async def sweep_silent_agents(
     """Rule 8: an agent whose socket has said nothing for `silence` leaves available."""
     rows = await connection.fetch(
         "SELECT id, state, state_reason FROM agents WHERE state = ANY($1::text[])"
-        " AND last_seen_at < $2 ORDER BY id FOR UPDATE SKIP LOCKED",
+        " AND last_seen_at < $2 ORDER BY id FOR NO KEY UPDATE SKIP LOCKED",
         ROUTABLE_NAMES,
         now() - silence,
     )
@@ -487,7 +490,7 @@ async def end_overdue_wrap_ups(connection: asyncpg.Connection, events: Events) -
     agents = {a.id: a for a in await _lock_agents(connection, {r["agent_id"] for r in overdue})}
     ended = await connection.fetch(
         "SELECT id, agent_id FROM interactions WHERE id = ANY($1::uuid[]) AND state = 'wrap_up'"
-        " AND agent_id = ANY($2::uuid[]) ORDER BY id FOR UPDATE SKIP LOCKED",
+        " AND agent_id = ANY($2::uuid[]) ORDER BY id FOR NO KEY UPDATE SKIP LOCKED",
         [row["id"] for row in overdue],
         list(agents),
     )

@@ -1,0 +1,276 @@
+"""Intake on the hot path: plain SQL on the asyncpg pool (app.core.pg), not the ORM.
+
+Every interaction enters here, so the usual delivery (a known customer, by id or contact point)
+costs two statements: one reads the earlier delivery of the same reference, the queue, its skills,
+the requested skills and the customer; one inserts the interaction and its event together. Each
+runs on its own (no BEGIN/COMMIT): the second is a single statement, so the row and its event
+still commit as one. Validation runs in Python between the two, in the order and with the
+messages of the ORM version it replaced, so a client sees the same answers.
+
+A first contact from an unknown caller is rare: its customer is made by the customers service
+in a unit of work of its own, committed just before the interaction's insert, and only after
+everything else in the request was found valid (so a refused request still writes nothing).
+Should the insert still fail (its queue deleted in between), that customer stays, and a retried
+delivery finds it by its contact point.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core import pg
+from app.core.db import unit_of_work
+from app.core.errors import InvalidField
+from app.core.settings import Settings
+from app.customers import service as customers
+from app.customers.contact_points import InvalidContactPoint, normalize
+from app.customers.models import ContactKind
+from app.customers.schemas import CustomerCreate
+from app.interactions.schemas import InteractionCreate, InteractionOut
+from app.skills.schemas import SkillLevel
+
+# A queue by id wins over a queue whose name happens to be that id, as in the ORM version.
+LOOK_UP = """
+    WITH queue AS (
+        SELECT coalesce(
+            (SELECT id FROM queues WHERE id = $3),
+            (SELECT id FROM queues WHERE lower(name) = $4)
+        ) AS id
+    )
+    SELECT
+        (SELECT id FROM interactions WHERE channel = $1 AND external_ref = $2) AS existing_id,
+        queue.id AS queue_id,
+        (
+            SELECT coalesce(jsonb_object_agg(s.name, qs.min_proficiency), '{}'::jsonb)
+            FROM queue_skills qs JOIN skills s ON s.id = qs.skill_id
+            WHERE qs.queue_id = queue.id
+        ) AS queue_needs,
+        (
+            SELECT coalesce(jsonb_object_agg(lower(name), name), '{}'::jsonb)
+            FROM skills WHERE lower(name) = ANY($5::text[])
+        ) AS skills,
+        coalesce(
+            (SELECT id FROM customers WHERE id = $6),
+            (SELECT customer_id FROM contact_points WHERE kind = $7 AND value = $8)
+        ) AS customer_id
+    FROM queue
+"""
+
+# DO NOTHING on a repeated reference: a concurrent delivery of it won, and no event is written.
+# JSON goes in as text, which reads the same whatever jsonb codec the connection has.
+INSERT = """
+    WITH new AS (
+        INSERT INTO interactions (
+            id, channel, external_ref, queue_id, customer_id, priority, needs, subject, summary,
+            state, waiting_since, created_at, updated_at
+        )
+        VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, 'queued', $10, $10, $10)
+        ON CONFLICT ON CONSTRAINT uq_interactions_channel_external_ref DO NOTHING
+        RETURNING *
+    ), queued AS (
+        INSERT INTO events (occurred_at, kind, subject_type, subject_id, actor, payload)
+        SELECT $10, 'interaction.queued', 'interaction', new.id::text, $11, $12::text::jsonb
+        FROM new
+    )
+    SELECT * FROM new
+"""
+
+BY_REFERENCE = "SELECT * FROM interactions WHERE channel = $1 AND external_ref = $2"
+BY_ID = "SELECT * FROM interactions WHERE id = $1"
+CONTACT_OWNER = "SELECT customer_id FROM contact_points WHERE kind = $1 AND value = $2"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """The caller's contact point as given, and normalised (None when it is not valid)."""
+
+    kind: ContactKind
+    raw: str
+    value: str | None
+    problem: str
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    existing_id: uuid.UUID | None
+    queue_id: uuid.UUID | None
+    queue_needs: dict[str, int]
+    skills: dict[str, str]
+    customer_id: uuid.UUID | None
+
+
+async def queue_interaction(
+    connection: asyncpg.Connection,
+    data: InteractionCreate,
+    *,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    actor: str,
+) -> tuple[InteractionOut, bool]:
+    """Queue a new interaction; returns (interaction, created). A known reference is not new."""
+    contact = _contact(data, settings.default_phone_region)
+    found = await _look_up(connection, data, contact)
+    if found.existing_id is not None:
+        return await _read(connection, BY_ID, found.existing_id), False
+    if found.queue_id is None:
+        raise InvalidField("queue", f"no queue named or numbered {data.queue!r}")
+    if found.customer_id is None:
+        _ensure_valid_contact(data, contact)
+    needs = _needs(found.queue_needs, _requested(data.skills, found.skills))
+    customer_id = found.customer_id
+    if customer_id is None:
+        assert contact is not None
+        customer_id = await _new_customer(connection, sessions, data, contact, settings, actor)
+    row = await _insert(connection, data, found.queue_id, customer_id, needs, actor)
+    if row is None:
+        assert data.external_ref is not None
+        return await _read(connection, BY_REFERENCE, data.channel.value, data.external_ref), False
+    return InteractionOut.model_validate(dict(row)), True
+
+
+def _contact(data: InteractionCreate, region: str) -> Contact | None:
+    if data.customer_id is not None or data.contact is None:
+        return None
+    kind, raw = data.contact.kind, data.contact.value
+    try:
+        return Contact(kind, raw, normalize(kind, raw, region), "")
+    except InvalidContactPoint as error:
+        return Contact(kind, raw, None, str(error))
+
+
+async def _look_up(
+    connection: asyncpg.Connection, data: InteractionCreate, contact: Contact | None
+) -> Found:
+    row = await connection.fetchrow(
+        LOOK_UP,
+        data.channel.value,
+        data.external_ref,
+        _as_uuid(data.queue),
+        data.queue.lower(),
+        [level.skill.lower() for level in data.skills],
+        data.customer_id,
+        None if contact is None else contact.kind.value,
+        None if contact is None else contact.value,
+    )
+    assert row is not None
+    return Found(
+        existing_id=row["existing_id"],
+        queue_id=row["queue_id"],
+        queue_needs=row["queue_needs"],
+        skills=row["skills"],
+        customer_id=row["customer_id"],
+    )
+
+
+def _as_uuid(reference: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(reference)
+    except ValueError:
+        return None
+
+
+def _ensure_valid_contact(data: InteractionCreate, contact: Contact | None) -> None:
+    """No customer matched: a wrong id is the client's error, and so is a malformed contact."""
+    if data.customer_id is not None:
+        raise customers.CustomerNotFound(f"no customer with id {data.customer_id}")
+    if contact is not None and contact.value is None:
+        raise InvalidField("contact.value", contact.problem)
+
+
+def _requested(levels: Sequence[SkillLevel], known: dict[str, str]) -> list[tuple[str, int]]:
+    """The requested levels by stored skill name; the checks of skills.resolve_levels."""
+    seen: set[str] = set()
+    resolved: list[tuple[str, int]] = []
+    for index, level in enumerate(levels):
+        field = f"skills[{index}].skill"
+        if level.skill in seen:
+            raise InvalidField(field, f"skill {level.skill!r} is listed twice")
+        seen.add(level.skill)
+        name = known.get(level.skill.lower())
+        if name is None:
+            raise InvalidField(field, f"unknown skill {level.skill!r}; create it at /v1/skills")
+        resolved.append((name, level.level))
+    return resolved
+
+
+def _needs(queue_needs: dict[str, int], requested: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    """The queue's skills, raised where the interaction asks for more."""
+    needs = dict(queue_needs)
+    for name, level in requested:
+        needs[name] = max(level, needs.get(name, 0))
+    return [{"skill": name, "level": level} for name, level in sorted(needs.items())]
+
+
+async def _new_customer(
+    connection: asyncpg.Connection,
+    sessions: async_sessionmaker[AsyncSession],
+    data: InteractionCreate,
+    contact: Contact,
+    settings: Settings,
+    actor: str,
+) -> uuid.UUID:
+    """A customer for an unknown caller, or the one a concurrent first contact just made."""
+    kind = contact.kind.value
+    new = CustomerCreate(
+        name=data.customer_name or f"Unknown {kind} {contact.raw}",
+        phones=[contact.raw] if kind == "phone" else [],
+        emails=[contact.raw] if kind == "email" else [],
+        chat_ids=[contact.raw] if kind == "chat" else [],
+    )
+    try:
+        async with unit_of_work(sessions) as session:
+            customer = await customers.create_customer(session, new, settings=settings, actor=actor)
+    except InvalidField as error:
+        raise InvalidField("contact.value", error.detail.split(": ", 1)[-1]) from error
+    except customers.ContactPointTaken:
+        owner: uuid.UUID | None = await connection.fetchval(CONTACT_OWNER, kind, contact.value)
+        if owner is None:
+            raise
+        return owner
+    return customer.id
+
+
+async def _insert(
+    connection: asyncpg.Connection,
+    data: InteractionCreate,
+    queue_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    needs: list[dict[str, Any]],
+    actor: str,
+) -> asyncpg.Record | None:
+    payload = {
+        "channel": data.channel.value,
+        "queue_id": str(queue_id),
+        "customer_id": str(customer_id),
+        "priority": data.priority,
+        "external_ref": data.external_ref,
+    }
+    row: asyncpg.Record | None = await connection.fetchrow(
+        INSERT,
+        uuid.uuid4(),
+        data.channel.value,
+        data.external_ref,
+        queue_id,
+        customer_id,
+        data.priority,
+        json.dumps(needs),
+        data.subject,
+        data.summary,
+        pg.now(),
+        actor,
+        json.dumps(payload),
+    )
+    return row
+
+
+async def _read(connection: asyncpg.Connection, query: str, *args: object) -> InteractionOut:
+    row = await connection.fetchrow(query, *args)
+    assert row is not None, "an interaction seen by its reference is never deleted"
+    return InteractionOut.model_validate(dict(row))

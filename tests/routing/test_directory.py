@@ -1,0 +1,88 @@
+"""The matcher's agent directory keeps skills between passes, yet never routes on stale ones."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+
+from app.core.hub import asyncpg_dsn
+from app.routing.directory import AgentDirectory
+from tests.support import create_skills
+
+Headers = dict[str, str]
+SILENCE = timedelta(seconds=15)
+
+
+async def _agent(client: httpx.AsyncClient, admin: Headers, skills: list[dict[str, Any]]) -> str:
+    body = {"username": "lin", "display_name": "Lin", "skills": skills}
+    response = await client.post("/v1/agents", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    agent_id: str = response.json()["id"]
+    return agent_id
+
+
+async def _present(connection: asyncpg.Connection, agent_id: str) -> None:
+    await connection.execute(
+        "UPDATE agents SET state = 'available', last_seen_at = now() WHERE id = $1::uuid", agent_id
+    )
+
+
+async def _skills_seen(
+    directory: AgentDirectory, connection: asyncpg.Connection
+) -> list[dict[str, int]]:
+    return [dict(agent.skills) for agent in await directory.routable(connection, SILENCE)]
+
+
+async def test_replaced_skills_and_a_renamed_skill_reach_the_next_pass(
+    client: httpx.AsyncClient, admin: Headers, database_url: str
+) -> None:
+    await create_skills(client, admin, "billing", "mandarin")
+    agent_id = await _agent(client, admin, [{"skill": "billing", "level": 4}])
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await _present(connection, agent_id)
+        directory = AgentDirectory()
+        assert await _skills_seen(directory, connection) == [{"billing": 4}]
+
+        replaced = await client.put(
+            f"/v1/agents/{agent_id}/skills",
+            json=[{"skill": "mandarin", "level": 5}],
+            headers=admin,
+        )
+        assert replaced.status_code == 200, replaced.text
+        assert await _skills_seen(directory, connection) == [{"mandarin": 5}]
+
+        skills = (await client.get("/v1/skills", headers=admin)).json()
+        mandarin = next(s for s in skills if s["name"] == "mandarin")
+        renamed = await client.patch(
+            f"/v1/skills/{mandarin['id']}", json={"name": "chinese"}, headers=admin
+        )
+        assert renamed.status_code == 200, renamed.text
+        directory.forget()  # what the matcher does on the `skill.updated` event
+        assert await _skills_seen(directory, connection) == [{"chinese": 5}]
+    finally:
+        await connection.close()
+
+
+async def test_an_agent_without_room_or_presence_is_not_routable(
+    client: httpx.AsyncClient, admin: Headers, database_url: str
+) -> None:
+    await create_skills(client, admin, "billing")
+    agent_id = await _agent(client, admin, [{"skill": "billing", "level": 2}])
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        directory = AgentDirectory()
+        assert await _skills_seen(directory, connection) == []  # never connected
+        await _present(connection, agent_id)
+        assert len(await directory.routable(connection, SILENCE)) == 1
+        await connection.execute(
+            "UPDATE agents SET capacity_voice = 0, capacity_chat = 0, capacity_email = 0,"
+            " updated_at = now() WHERE id = $1::uuid",
+            agent_id,
+        )
+        assert await directory.routable(connection, SILENCE) == []
+    finally:
+        await connection.close()

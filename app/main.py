@@ -17,7 +17,7 @@ from app.core import pg, security
 from app.core.db import create_engine, create_sessionmaker, database_answers
 from app.core.errors import install_error_handlers
 from app.core.hub import EventHub
-from app.core.logging import request_id_middleware
+from app.core.logging import RequestIdMiddleware
 from app.core.settings import Settings
 from app.customers.api import router as customers_router
 from app.desk.api import router as desk_router
@@ -80,7 +80,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     app.state.settings = settings
     security.use_hashing_profile(settings.password_hashing)
     install_error_handlers(app)
-    app.middleware("http")(request_id_middleware)
+    app.add_middleware(RequestIdMiddleware)
     for router in (
         auth_router,
         customers_router,

@@ -41,7 +41,7 @@ async def agent_desk(
         sessions=state.sessions,
         pool=state.pg,
         hub=state.hub,
-        wake_matcher=state.matcher.wake,
+        wake_matcher=state.matcher.wake_if_waiting,
         presence=state.presence,
         heartbeat_seconds=state.settings.heartbeat_seconds,
     )

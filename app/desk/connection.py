@@ -84,7 +84,7 @@ class AgentConnection:
         self._wake_matcher = wake_matcher
         self._presence = presence
         self._heartbeat_seconds = heartbeat_seconds
-        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=SEND_QUEUE)
+        self._outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=SEND_QUEUE)
         self._sent_up_to = 0
 
     async def serve(self) -> None:
@@ -202,7 +202,8 @@ class AgentConnection:
 
     def _send(self, frame: BaseModel) -> None:
         try:
-            self._outbox.put_nowait(frame.model_dump(mode="json"))
+            # pydantic's own JSON encoder: one step, several times faster than dump + json.dumps.
+            self._outbox.put_nowait(frame.model_dump_json())
         except asyncio.QueueFull:
             log.warning("desk too slow; closing its socket", agent_id=str(self.agent_id))
             asyncio.get_running_loop().create_task(self.websocket.close(code=1013))
@@ -211,7 +212,7 @@ class AgentConnection:
         while True:
             message = await self._outbox.get()
             try:
-                await asyncio.wait_for(self.websocket.send_json(message), timeout=SEND_TIMEOUT)
+                await asyncio.wait_for(self.websocket.send_text(message), timeout=SEND_TIMEOUT)
             except (TimeoutError, RuntimeError, WebSocketDisconnect):
                 with contextlib.suppress(Exception):
                     await self.websocket.close(code=1013)

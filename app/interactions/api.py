@@ -54,7 +54,7 @@ async def create_interaction(
     if created:
         # The event's NOTIFY would wake this replica's matcher too, but only after a round trip
         # through PostgreSQL and the event hub.
-        state.matcher.wake()
+        state.matcher.wake(queued=interaction.id)
     else:
         response.status_code = status.HTTP_200_OK
     return interaction

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,10 @@ WAKING_KINDS = frozenset(
 )
 
 
+# New work: always worth a pass. The other waking kinds only free capacity or change agents,
+# which can make new pairs only while something waits (see Matcher._listen).
+NEW_WORK = "interaction.queued"
+
 # Skill names are kept by the agent directory: a renamed or removed skill makes it forget.
 CATALOGUE_KINDS = frozenset({"skill.updated", "skill.deleted"})
 
@@ -65,6 +70,7 @@ def may_find_new_pairs(event: EventRecord) -> bool:
 class PassResult:
     offers: int
     timed_out: int
+    left_waiting: int = 0  # interactions the pass read but could not offer
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +178,12 @@ async def run_pass(
         return PassResult(offers=0, timed_out=timed_out)
     agents = await directory.routable(connection, silence)
     if not agents:
-        return PassResult(offers=0, timed_out=timed_out)
+        return PassResult(offers=0, timed_out=timed_out, left_waiting=len(waiting))
     moment = now()
     rules = {queue_id: queue.rules for queue_id, queue in queues.items()}
     matches = policy.match(waiting, agents, rules, moment)
     offered = await _write_offers(connection, events, matches, waiting, queues, moment)
-    return PassResult(offers=offered, timed_out=timed_out)
+    return PassResult(offers=offered, timed_out=timed_out, left_waiting=len(waiting) - offered)
 
 
 INSERT_OFFERS = """
@@ -299,10 +305,23 @@ class Matcher:
         self._listener: asyncio.Task[None] | None = None
         self._last_sweep = 0.0
         self._last_timeouts = 0.0
+        self._left_waiting = True  # until a pass says otherwise
+        self._woken_for: dict[str, float] = {}  # interaction id -> when woken for it
         self._stopping = False
 
-    def wake(self) -> None:
+    def wake(self, *, queued: uuid.UUID | None = None) -> None:
+        """Run a pass soon. `queued`: the interaction just committed here, whose own event,
+        when the hub brings it, then needs no second pass."""
+        if queued is not None:
+            if len(self._woken_for) > 10_000:  # events lost in an overflow: start afresh
+                self._woken_for.clear()
+            self._woken_for[str(queued)] = time.monotonic()
         self._wake.set()
+
+    def wake_if_waiting(self) -> None:
+        """Capacity may have been freed here: a pass helps only if work is waiting."""
+        if self._left_waiting:
+            self._wake.set()
 
     def start(self) -> None:
         subscription = self._hub.subscribe(
@@ -335,7 +354,14 @@ class Matcher:
                 event = await asyncio.wait_for(subscription.queue.get(), timeout=1.0)
                 if event.kind in CATALOGUE_KINDS:
                     self._directory.forget()
-                self._wake.set()
+                # Freed capacity with nothing waiting makes no pair: at 50 interactions a second
+                # that skips two of every three passes. Work that arrives later wakes a pass by
+                # its own event, and the tick runs one regardless.
+                woken_at = self._woken_for.pop(event.subject_id, None)
+                if event.kind == NEW_WORK and woken_at and time.monotonic() - woken_at < 1.0:
+                    pass  # the pass after that wake read it already
+                elif event.kind == NEW_WORK or self._left_waiting:
+                    self._wake.set()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -349,7 +375,7 @@ class Matcher:
             try:
                 async with transaction(self._pool) as connection:
                     events = Events()
-                    await run_pass(
+                    result = await run_pass(
                         connection,
                         events,
                         self._directory,
@@ -358,6 +384,7 @@ class Matcher:
                         timeouts=timeouts,
                     )
                     await events.write(connection)
+                self._left_waiting = result.left_waiting > 0
                 if sweep:
                     self._last_sweep = started
                 if timeouts:

@@ -59,20 +59,6 @@ async def lock_agent(connection: asyncpg.Connection, agent_id: uuid.UUID) -> Age
 # --- offers ---------------------------------------------------------------------------------
 
 
-async def _pending_offer(
-    connection: asyncpg.Connection, offer_id: uuid.UUID, agent_id: uuid.UUID
-) -> uuid.UUID:
-    """The interaction of the agent's pending offer (no lock: the caller locks in order)."""
-    row = await connection.fetchrow(
-        "SELECT interaction_id, agent_id, state FROM offers WHERE id = $1", offer_id
-    )
-    if row is None or row["agent_id"] != agent_id:
-        raise OfferNotFound(f"you hold no offer {offer_id}")
-    if row["state"] != "pending":
-        raise IllegalTransition(f"the offer is already {row['state']}")
-    return uuid.UUID(str(row["interaction_id"]))
-
-
 async def _lock_interaction(
     connection: asyncpg.Connection, interaction_id: uuid.UUID
 ) -> asyncpg.Record:
@@ -101,6 +87,30 @@ async def _accept(connection: asyncpg.Connection, offer_id: uuid.UUID) -> None:
         raise IllegalTransition(f"the offer is already {state}")
 
 
+AGENT_AND_OFFER = """
+    SELECT a.state, a.state_reason, o.interaction_id, o.agent_id AS holder, o.state AS offer_state
+    FROM agents a LEFT JOIN offers o ON o.id = $2
+    WHERE a.id = $1
+    FOR NO KEY UPDATE OF a
+"""
+
+
+async def _agent_and_offer(
+    connection: asyncpg.Connection, agent_id: uuid.UUID, offer_id: uuid.UUID
+) -> tuple[AgentNow, uuid.UUID]:
+    """Lock the agent and read its pending offer (one round trip; the offer is locked later,
+    after its interaction, in the lock order)."""
+    row = await connection.fetchrow(AGENT_AND_OFFER, agent_id, offer_id)
+    if row is None:
+        raise NotFound(f"no agent with id {agent_id}")
+    if row["holder"] != agent_id:
+        raise OfferNotFound(f"you hold no offer {offer_id}")
+    if row["offer_state"] != "pending":
+        raise IllegalTransition(f"the offer is already {row['offer_state']}")
+    agent = AgentNow(agent_id, AgentState(row["state"]), row["state_reason"])
+    return agent, uuid.UUID(str(row["interaction_id"]))
+
+
 async def accept_offer(
     connection: asyncpg.Connection,
     events: Events,
@@ -110,19 +120,19 @@ async def accept_offer(
     actor: str,
 ) -> uuid.UUID:
     """The agent takes the offered interaction; returns the interaction's id."""
-    agent = await lock_agent(connection, agent_id)
-    interaction_id = await _pending_offer(connection, offer_id, agent_id)
-    interaction = await _lock_interaction(connection, interaction_id)
-    ensure_can_move(S(interaction["state"]), S.assigned, what="assign it")
-    await _accept(connection, offer_id)
+    agent, interaction_id = await _agent_and_offer(connection, agent_id, offer_id)
     moment = now()
-    await connection.execute(
+    assigned = await connection.fetchval(
         "UPDATE interactions SET state = 'assigned', agent_id = $2, assigned_at = $3,"
-        " updated_at = $3 WHERE id = $1",
+        " updated_at = $3 WHERE id = $1 AND state = 'offered' RETURNING id",
         interaction_id,
         agent_id,
         moment,
     )
+    if assigned is None:
+        interaction = await _lock_interaction(connection, interaction_id)
+        ensure_can_move(S(interaction["state"]), S.assigned, what="assign it")
+    await _accept(connection, offer_id)  # a refusal here rolls the assignment back
     events.add(
         "offer.accepted",
         subject_type="offer",
@@ -148,8 +158,7 @@ async def reject_offer(
     reason: str,
     actor: str,
 ) -> None:
-    await lock_agent(connection, agent_id)
-    interaction_id = await _pending_offer(connection, offer_id, agent_id)
+    _, interaction_id = await _agent_and_offer(connection, agent_id, offer_id)
     returned = await _return_to_queue(
         connection,
         events,
@@ -240,6 +249,18 @@ def _moved(
 # --- completion -----------------------------------------------------------------------------
 
 
+COMPLETE = """
+    UPDATE interactions i
+    SET state = CASE WHEN q.wrap_up_seconds > 0 THEN 'wrap_up' ELSE 'completed' END,
+        wrap_up_at = CASE WHEN q.wrap_up_seconds > 0 THEN $3 ELSE i.wrap_up_at END,
+        ended_at = CASE WHEN q.wrap_up_seconds > 0 THEN i.ended_at ELSE $3 END,
+        updated_at = $3, disposition = $4, notes = $5
+    FROM queues q
+    WHERE i.id = $1 AND q.id = i.queue_id AND i.agent_id = $2 AND i.state = 'assigned'
+    RETURNING i.state
+"""
+
+
 async def complete(
     connection: asyncpg.Connection,
     events: Events,
@@ -252,25 +273,19 @@ async def complete(
 ) -> InteractionState:
     """The agent is done: wrap-up follows when the queue asks for it, else completion."""
     agent = await lock_agent(connection, agent_id)
-    interaction = await _lock_interaction(connection, interaction_id)
-    if interaction["agent_id"] != agent_id:
-        raise InteractionNotFound(f"interaction {interaction_id} is not assigned to you")
-    source = S(interaction["state"])
-    target = S.wrap_up if interaction["wrap_up_seconds"] > 0 else S.completed
-    ensure_can_move(source, target, what="complete it")
-    stamp = "wrap_up_at" if target is S.wrap_up else "ended_at"
     moment = now()
-    await connection.execute(
-        f"UPDATE interactions SET state = $2, {stamp} = $3, updated_at = $3,"  # noqa: S608
-        " disposition = $4, notes = $5 WHERE id = $1",
-        interaction_id,
-        target.value,
-        moment,
-        disposition,
-        notes,
+    done = await connection.fetchval(COMPLETE, interaction_id, agent_id, moment, disposition, notes)
+    if done is None:  # say why, from the row as it is
+        interaction = await _lock_interaction(connection, interaction_id)
+        if interaction["agent_id"] != agent_id:
+            raise InteractionNotFound(f"interaction {interaction_id} is not assigned to you")
+        target = S.wrap_up if interaction["wrap_up_seconds"] > 0 else S.completed
+        ensure_can_move(S(interaction["state"]), target, what="complete it")
+        raise IllegalTransition("cannot complete it now")  # not reached: assigned can move
+    target = S(done)
+    _moved(
+        events, interaction_id, S.assigned, target, agent_id, actor, {"disposition": disposition}
     )
-    extra = {"disposition": disposition}
-    _moved(events, interaction_id, source, target, agent_id, actor, extra)
     await refresh_agent_state(connection, events, agent, actor=actor)
     return target
 
@@ -340,30 +355,51 @@ async def set_state(
     return AgentNow(agent.id, state, reason)
 
 
-HOLDINGS = """
-    SELECT
-        EXISTS (SELECT 1 FROM interactions WHERE agent_id = $1 AND state = 'wrap_up'
-                AND channel IN ('voice', 'callback')) AS in_wrap_up,
-        EXISTS (SELECT 1 FROM interactions WHERE agent_id = $1
-                AND state IN ('assigned', 'wrap_up'))
-        OR EXISTS (SELECT 1 FROM offers WHERE agent_id = $1 AND state = 'pending') AS holds
+# The state an agent's holdings call for: wrap_up after a call, busy while holding any work,
+# available when free. Written in the same statement, and only when it differs.
+REFRESH = """
+    WITH held AS (
+        SELECT
+            EXISTS (SELECT 1 FROM interactions WHERE agent_id = $1 AND state = 'wrap_up'
+                    AND channel IN ('voice', 'callback')) AS in_wrap_up,
+            EXISTS (SELECT 1 FROM interactions WHERE agent_id = $1
+                    AND state IN ('assigned', 'wrap_up'))
+            OR EXISTS (SELECT 1 FROM offers WHERE agent_id = $1 AND state = 'pending') AS holds
+    ), wanted AS (
+        SELECT CASE WHEN in_wrap_up THEN 'wrap_up' WHEN holds THEN 'busy' ELSE 'available' END
+            AS state
+        FROM held
+    )
+    UPDATE agents a
+    SET state = wanted.state, state_reason = NULL, state_since = $2, updated_at = $2,
+        idle_since = CASE WHEN wanted.state = 'available' AND a.state <> 'available' THEN $2
+                          ELSE a.idle_since END
+    FROM wanted
+    WHERE a.id = $1 AND (a.state <> wanted.state OR a.state_reason IS NOT NULL)
+    RETURNING wanted.state
 """
 
 
 async def refresh_agent_state(
     connection: asyncpg.Connection, events: Events, agent: AgentNow, *, actor: str
 ) -> AgentNow:
-    """busy while holding work, wrap_up after a call, available when free; away/offline stay."""
+    """busy while holding work, wrap_up after a call, available when free; away/offline stay.
+
+    The agent is locked by the caller, so `agent.state` is the state being left."""
     if agent.state not in ROUTABLE:
         return agent
-    held = await connection.fetchrow(HOLDINGS, agent.id)
-    if held["in_wrap_up"]:
-        target = AgentState.wrap_up
-    elif held["holds"]:
-        target = AgentState.busy
-    else:
-        target = AgentState.available
-    return await set_state(connection, events, agent, target, reason=None, actor=actor)
+    changed = await connection.fetchval(REFRESH, agent.id, now())
+    if changed is None:
+        return agent
+    target = AgentState(changed)
+    events.add(
+        "agent.state_changed",
+        subject_type="agent",
+        subject_id=agent.id,
+        actor=actor,
+        payload={"from": agent.state.value, "to": target.value, "reason": None},
+    )
+    return AgentNow(agent.id, target, None)
 
 
 async def release_agent(

@@ -53,3 +53,14 @@ async def test_a_bad_path_id_is_named(client: httpx.AsyncClient, admin: dict[str
 async def test_requests_carry_a_request_id(client: httpx.AsyncClient) -> None:
     response = await client.get("/health", headers={"X-Request-ID": "abc-123"})
     assert response.headers["x-request-id"] == "abc-123"
+
+
+async def test_a_request_without_an_id_gets_one_even_when_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    fine = await client.get("/health")
+    refused = await client.get("/v1/customers")  # no token: 401
+    assert refused.status_code == 401
+    ids = [fine.headers["x-request-id"], refused.headers["x-request-id"]]
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert ids[0] != ids[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -39,11 +40,28 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         migrate.upgrade(url)
         if settings.load_demo and not args.no_demo:
             asyncio.run(_load_demo_if_empty(settings, url))
-        app = create_app(settings, url)
         host = args.host or settings.host
         port = args.port or settings.port
-        log.info("serving", url=f"http://{host}:{port}", docs=f"http://{host}:{port}/docs")
-        uvicorn.run(app, host=host, port=port, log_config=None)
+        workers = args.workers or settings.workers
+        log.info(
+            "serving",
+            url=f"http://{host}:{port}",
+            docs=f"http://{host}:{port}/docs",
+            workers=workers,
+        )
+        if workers == 1:
+            uvicorn.run(create_app(settings, url), host=host, port=port, log_config=None)
+        else:
+            # Each worker builds its app from the environment: hand it the database resolved here.
+            os.environ["DATABASE_URL"] = url
+            uvicorn.run(
+                "app.main:app_from_environment",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                log_config=None,
+            )
     finally:
         if embedded is not None:
             embedded.stop()
@@ -152,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default CC_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default CC_PORT or 8000)")
     serve.add_argument("--no-demo", action="store_true", help="do not load the demo on first start")
+    serve.add_argument(
+        "--workers", type=int, help="server processes sharing the port (default CC_WORKERS or 1)"
+    )
     serve.set_defaults(handler=_serve)
 
     db = commands.add_parser("db", help="database migrations")

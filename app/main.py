@@ -17,8 +17,8 @@ from app.core import pg, security
 from app.core.db import create_engine, create_sessionmaker, database_answers
 from app.core.errors import install_error_handlers
 from app.core.hub import EventHub
-from app.core.logging import RequestIdMiddleware
-from app.core.settings import Settings
+from app.core.logging import RequestIdMiddleware, configure_logging
+from app.core.settings import Settings, get_settings
 from app.customers.api import router as customers_router
 from app.desk.api import router as desk_router
 from app.desk.rest import router as desk_rest_router
@@ -41,6 +41,16 @@ Every error is `{"error": <code>, "detail": <what is wrong>, "fields": [...]}`.
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: Literal["up", "down"]
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process started by `serve --workers N` (settings from the
+    environment, where `serve` has put the database URL it resolved)."""
+    settings = get_settings()
+    configure_logging(settings.log_level, as_json=settings.log_json)
+    if not settings.database_url:
+        raise RuntimeError("a worker needs DATABASE_URL; start workers with `contactcenter serve`")
+    return create_app(settings, settings.database_url)
 
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:

@@ -30,6 +30,7 @@ class Options:
     baseline_seconds: float = 5.0
     baseline_connections: int = 8
     http_connections: int = 32  # keep-alive pool of the interaction poster
+    workers: int = 1  # server processes (`serve --workers`), each a replica on one port
     ws_compression: bool = False  # permessage-deflate on the agents' sockets
     seed: int = 7
     quick: bool = False
@@ -86,6 +87,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         "baseline_seconds": "seconds of the bare asyncpg baseline",
         "baseline_connections": "connections of the bare asyncpg baseline",
         "http_connections": "keep-alive connections posting interactions",
+        "workers": "server processes sharing the port (serve --workers)",
         "seed": "random seed (agents' skills, the stream)",
         "output": "where the JSON results go",
     }

@@ -120,6 +120,7 @@ class Server:
     """The real server as a subprocess (`python -m app.cli serve`), its output in a log file."""
 
     database_url: str
+    workers: int = 1
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(
@@ -145,7 +146,10 @@ class Server:
         return env
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "app.cli", "serve", "--no-demo", "--port", str(self.port)]
+        command = [
+            *(sys.executable, "-m", "app.cli", "serve", "--no-demo"),
+            *("--port", str(self.port), "--workers", str(self.workers)),
+        ]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 command,
@@ -251,6 +255,7 @@ class CpuMeter:
         self._postmaster = psutil.Process(postmaster_pid) if postmaster_pid else None
         self._me = psutil.Process()
         self._backends: dict[int, psutil.Process] = {}
+        self._workers: dict[int, psutil.Process] = {}
 
     def snapshot(self) -> dict[str, float]:
         times = psutil.cpu_times()
@@ -259,7 +264,7 @@ class CpuMeter:
             "wall": time.monotonic(),
             "machine_busy": float(sum(times) - idle),
             "bench": _cpu_seconds(self._me),
-            "server": _cpu_seconds(self._server) if self._server else 0.0,
+            "server": self._server_seconds(),
             "postgres": 0.0,
         }
         if self._postmaster is not None:
@@ -270,6 +275,16 @@ class CpuMeter:
                     total += _cpu_seconds(backend)
             snap["postgres"] = total
         return snap
+
+    def _server_seconds(self) -> float:
+        """The server process and its workers (`serve --workers`), if any."""
+        if self._server is None:
+            return 0.0
+        total = _cpu_seconds(self._server)
+        with contextlib.suppress(psutil.Error):
+            for child in self._server.children(recursive=True):
+                total += _cpu_seconds(self._workers.setdefault(child.pid, child))
+        return total
 
     @staticmethod
     def usage(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

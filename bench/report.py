@@ -88,7 +88,8 @@ def table(results: dict[str, Any]) -> str:
             "parameters",
             f"{params['agents']} agents, {params['rate']:g}/s for "
             f"{params['steady']:g} s (handle {params['handle']:g} s); ramp from "
-            f"{params['ramp_start']:g}/s (handle {params['ramp_handle']:g} s)",
+            f"{params['ramp_start']:g}/s (handle {params['ramp_handle']:g} s); "
+            f"{params.get('workers', 1)} server worker(s)",
         ),
         ("", ""),
         ("ingest_to_offer p50", f"{itr['p50']} ms   {goal('p50_ms', ' ms')}"),

@@ -520,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         log("starting PostgreSQL")
         database.start()
-        server = Server(database.url)
+        server = Server(database.url, workers=options.workers)
         results = _run(bench(options, database, server))
     except KeyboardInterrupt:
         log("interrupted; stopping the server and PostgreSQL")

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Server processes on this machine; each is a full replica (its own matcher, hub and pools)
+    # sharing the port, as routing is safe across replicas (docs/deployment.md).
+    workers: int = Field(default=1, ge=1, le=64)
     # DATABASE_URL is read without the prefix too, as every PaaS sets it that way.
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     data_dir: Path = PROJECT_ROOT / ".data"

@@ -39,9 +39,9 @@ def test_help_explains_every_command() -> None:
 class Service:
     """`contactcenter serve` in its own process on an embedded PostgreSQL in `data_dir`."""
 
-    def __init__(self, data_dir: Path, port: int, log_path: Path) -> None:
+    def __init__(self, data_dir: Path, port: int, log_path: Path, *, workers: int = 1) -> None:
         environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-        environment.update(CC_DATA_DIR=str(data_dir), CC_PORT=str(port))
+        environment.update(CC_DATA_DIR=str(data_dir), CC_PORT=str(port), CC_WORKERS=str(workers))
         self.base_url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
         self._log = log_path.open("a")
@@ -115,6 +115,22 @@ def test_serve_runs_on_embedded_postgres_stops_it_and_finds_the_data_again(
     assert _login(second.base_url, "admin", passwords["admin"]) == 200
     second.stop(signal.SIGINT)
     assert not _postgres_running_in(data_dir / "postgres"), "Ctrl-C must stop the embedded server"
+
+
+def test_serve_with_two_workers_runs_two_replicas_and_sigterm_stops_them_all(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    service = Service(data_dir, free_port(), tmp_path / "workers.log", workers=2)
+    service.wait_healthy()
+    workers = psutil.Process(service.process.pid).children(recursive=True)
+    apps = [w for w in workers if "spawn_main" in " ".join(w.cmdline())]
+    assert len(apps) == 2, [w.cmdline() for w in workers]
+    passwords = service.passwords()
+    assert _login(service.base_url, "admin", passwords["admin"]) == 200
+
+    assert service.stop(signal.SIGTERM) in (0, 128 + signal.SIGTERM)
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in apps)
+    assert not _postgres_running_in(data_dir / "postgres"), "SIGTERM must stop the embedded server"
 
 
 def test_create_user_and_demo_on_a_given_database(database_url: str) -> None:

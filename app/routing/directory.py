@@ -54,6 +54,9 @@ ROUTABLE_AGENTS = """
       AND (coalesce(l.voice, 0) < a.capacity_voice
            OR coalesce(l.chat, 0) < a.capacity_chat
            OR coalesce(l.email, 0) < a.capacity_email)
+      AND ($2::text[] IS NULL OR EXISTS (
+          SELECT 1 FROM agent_skills s JOIN skills k ON k.id = s.skill_id
+          WHERE s.agent_id = a.id AND k.name = ANY($2::text[])))
 """
 
 SKILLS_OF = """
@@ -76,12 +79,19 @@ class AgentDirectory:
         self._agents.clear()
 
     async def routable(
-        self, connection: asyncpg.Connection, silence: timedelta
+        self,
+        connection: asyncpg.Connection,
+        silence: timedelta,
+        *,
+        any_of: frozenset[str] | None = None,
     ) -> list[policy.AvailableAgent]:
-        rows = await connection.fetch(ROUTABLE_AGENTS, now() - silence)
+        """The routable agents; with `any_of`, only those holding at least one of those skills
+        (the waiting work all needs one of them: the others could not qualify anyway)."""
+        wanted = None if any_of is None else sorted(any_of)
+        rows = await connection.fetch(ROUTABLE_AGENTS, now() - silence, wanted)
         await self._refresh_skills(connection, rows)
         agents = [self._agent(row) for row in rows]
-        if len(self._agents) > 2 * len(rows) + 100:  # agents gone from routing: let them go
+        if len(self._agents) > 4 * max(len(rows), 1000):  # agents gone from routing: let go
             present = {row["id"] for row in rows}
             self._agents = {k: v for k, v in self._agents.items() if k in present}
         return agents

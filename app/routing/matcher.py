@@ -176,11 +176,12 @@ async def run_pass(
     waiting = await _waiting(connection, sticky=sticky)
     if not waiting:
         return PassResult(offers=0, timed_out=timed_out)
-    agents = await directory.routable(connection, silence)
-    if not agents:
-        return PassResult(offers=0, timed_out=timed_out, left_waiting=len(waiting))
     moment = now()
     rules = {queue_id: queue.rules for queue_id, queue in queues.items()}
+    any_of = policy.skills_any_of(waiting, rules, moment)
+    agents = await directory.routable(connection, silence, any_of=any_of)
+    if not agents:
+        return PassResult(offers=0, timed_out=timed_out, left_waiting=len(waiting))
     matches = policy.match(waiting, agents, rules, moment)
     offered = await _write_offers(connection, events, matches, waiting, queues, moment)
     return PassResult(offers=offered, timed_out=timed_out, left_waiting=len(waiting) - offered)

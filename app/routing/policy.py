@@ -139,6 +139,23 @@ def current_needs(
     return tuple(SkillNeed(skill, level) for skill, level in levels.items())
 
 
+def skills_any_of(
+    waiting: Sequence[WaitingInteraction], rules: Mapping[uuid.UUID, QueueRules], now: datetime
+) -> frozenset[str] | None:
+    """Skills of which a candidate for some waiting interaction holds at least one, or None
+    when some interaction needs no skill now (then anyone may qualify)."""
+    names: set[str] = set()
+    for item in waiting:
+        queue_rules = rules.get(item.queue_id)
+        if queue_rules is None:  # not routable: `match` skips it
+            continue
+        needs = current_needs(item, queue_rules, now)
+        if not needs:
+            return None
+        names.update(need.skill for need in needs)
+    return frozenset(names)
+
+
 def has_room(agent: AvailableAgent, channel: Channel, load: Load) -> bool:
     """Whether `agent`, holding `load` (offers included), can take one more `channel` item.
 

@@ -34,6 +34,7 @@ from app.routing.policy import (
     has_room,
     match,
     qualifies,
+    skills_any_of,
 )
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -797,6 +798,32 @@ def test_match_keeps_every_routing_rule(snapshot: Snapshot) -> None:
     assert_maximal_and_in_priority_order(snapshot, matches, history)
     assert_reasons_name_the_deciding_rule(snapshot, matches, history)
     assert pairs(matches) == reference_match(waiting, agents, queues)
+
+
+@given(snapshots())
+@settings(max_examples=200, deadline=None)
+def test_agents_holding_none_of_the_wanted_skills_change_nothing(snapshot: Snapshot) -> None:
+    """The matcher reads only agents holding one of `skills_any_of`: leaving the others out
+    gives exactly the same matches, reasons included."""
+    waiting, agents, queues = snapshot
+    wanted = skills_any_of(waiting, queues, NOW)
+    kept = [a for a in agents if wanted is None or wanted & set(a.skills)]
+    assert match(waiting, kept, queues, NOW) == match(waiting, agents, queues, NOW)
+
+
+def test_skills_any_of_is_none_when_some_work_needs_no_skill_now() -> None:
+    needs_billing = item(1, needs={"billing": 3})
+    needs_two = item(2, needs={"sales": 1, "mandarin": 2})
+    relaxed_away = item(3, waited=120, needs={"billing": 2})
+    other_queue = item(4, queue=UNKNOWN_QUEUE, needs={})
+    queues = {BILLING: rules(relaxation=[(60, 0)])}
+    assert skills_any_of([needs_billing, needs_two, other_queue], queues, NOW) == {
+        "billing",
+        "sales",
+        "mandarin",
+    }
+    assert skills_any_of([needs_billing, relaxed_away], queues, NOW) is None
+    assert skills_any_of([], queues, NOW) == frozenset()
 
 
 @given(snapshots(), st.randoms(use_true_random=False))

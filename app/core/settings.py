@@ -44,14 +44,17 @@ class Settings(BaseSettings):
     # DATABASE_URL is read without the prefix too, as every PaaS sets it that way.
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     data_dir: Path = PROJECT_ROOT / ".data"
-    db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    # The ORM's pool serves the admin API; the hot paths have their own (db_hot_pool_size).
+    db_pool_size: int = Field(default=5, ge=1)
+    db_max_overflow: int = Field(default=5, ge=0)
     # A ping before every checkout costs a round trip per transaction (about 1 ms, measured in
     # docs/benchmarks.md). Without it a connection the database dropped fails one transaction,
     # and SQLAlchemy then throws the whole stale pool away; turn it on for flaky networks.
     db_pre_ping: bool = False
     # The plain asyncpg pool of the hot paths (intake, matcher, offer decisions, screen pops).
-    db_hot_pool_size: int = Field(default=16, ge=2)
+    # Sized for the intake's concurrent requests plus the desks' decisions; the matcher has a
+    # connection of its own besides, so a busy pool never delays routing.
+    db_hot_pool_size: int = Field(default=32, ge=2)
 
     secret_key: str = DEVELOPMENT_SECRET
     token_ttl_minutes: int = Field(default=12 * 60, ge=1)

@@ -99,19 +99,19 @@ class AgentDirectory:
     async def _refresh_skills(
         self, connection: asyncpg.Connection, rows: list[asyncpg.Record]
     ) -> None:
-        stale = [
-            row["id"]
-            for row in rows
-            if (known := self._skills.get(row["id"])) is None or known[0] != row["updated_at"]
-        ]
-        if not stale:
-            return
-        levels: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
-        for agent_id, name, level in await connection.fetch(SKILLS_OF, stale):
-            levels[agent_id][name] = level
+        """Read the skills of every agent whose row version moved. A `forget()` while the read
+        is under way drops what was kept, so go round until every agent's skills are known."""
         versions = {row["id"]: row["updated_at"] for row in rows}
-        for agent_id in stale:
-            self._skills[agent_id] = (versions[agent_id], levels.get(agent_id, {}))
+        while stale := [
+            agent_id
+            for agent_id, version in versions.items()
+            if (known := self._skills.get(agent_id)) is None or known[0] != version
+        ]:
+            levels: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
+            for agent_id, name, level in await connection.fetch(SKILLS_OF, stale):
+                levels[agent_id][name] = level
+            for agent_id in stale:
+                self._skills[agent_id] = (versions[agent_id], levels.get(agent_id, {}))
 
     def _agent(self, row: asyncpg.Record) -> policy.AvailableAgent:
         agent_id = row["id"]

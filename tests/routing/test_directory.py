@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import httpx
 
 from app.core.hub import asyncpg_dsn
-from app.routing.directory import AgentDirectory
+from app.routing.directory import SKILLS_OF, AgentDirectory
 from tests.support import create_skills
 
 Headers = dict[str, str]
@@ -84,5 +84,49 @@ async def test_an_agent_without_room_or_presence_is_not_routable(
             agent_id,
         )
         assert await directory.routable(connection, SILENCE) == []
+    finally:
+        await connection.close()
+
+
+class ForgetsOnce:
+    """A connection during whose first skills read the directory is told to forget, as the
+    matcher's listener does on a skill rename while a pass is reading."""
+
+    def __init__(self, connection: asyncpg.Connection, directory: AgentDirectory) -> None:
+        self.connection, self.directory, self.forgot = connection, directory, False
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        if query == SKILLS_OF and not self.forgot:
+            self.forgot = True
+            self.directory.forget()
+        rows: list[asyncpg.Record] = await self.connection.fetch(query, *args)
+        return rows
+
+
+async def test_forgetting_in_the_middle_of_a_read_loses_no_agent(
+    client: httpx.AsyncClient, admin: Headers, database_url: str
+) -> None:
+    await create_skills(client, admin, "billing")
+    ids = []
+    for name in ("lin", "mo"):
+        body = {
+            "username": name,
+            "display_name": name,
+            "skills": [{"skill": "billing", "level": 3}],
+        }
+        response = await client.post("/v1/agents", json=body, headers=admin)
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        for agent_id in ids:
+            await _present(connection, agent_id)
+        directory = AgentDirectory()
+        assert len(await directory.routable(connection, SILENCE)) == 2
+        await connection.execute("UPDATE agents SET updated_at = now() WHERE id = $1::uuid", ids[0])
+        forgetful = cast(asyncpg.Connection, ForgetsOnce(connection, directory))
+        agents = await directory.routable(forgetful, SILENCE)
+        assert sorted(str(a.id) for a in agents) == sorted(ids)
+        assert all(dict(a.skills) == {"billing": 3} for a in agents)
     finally:
         await connection.close()

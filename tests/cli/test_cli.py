@@ -121,14 +121,16 @@ def test_serve_with_two_workers_runs_two_replicas_and_sigterm_stops_them_all(
     data_dir: Path, tmp_path: Path
 ) -> None:
     service = Service(data_dir, free_port(), tmp_path / "workers.log", workers=2)
-    service.wait_healthy()
-    workers = psutil.Process(service.process.pid).children(recursive=True)
-    apps = [w for w in workers if "spawn_main" in " ".join(w.cmdline())]
-    assert len(apps) == 2, [w.cmdline() for w in workers]
-    passwords = service.passwords()
-    assert _login(service.base_url, "admin", passwords["admin"]) == 200
-
-    assert service.stop(signal.SIGTERM) in (0, 128 + signal.SIGTERM)
+    try:
+        service.wait_healthy()
+        workers = psutil.Process(service.process.pid).children(recursive=True)
+        apps = [w for w in workers if "spawn_main" in " ".join(w.cmdline())]
+        assert len(apps) == 2, [w.cmdline() for w in workers]
+        passwords = service.passwords()
+        assert _login(service.base_url, "admin", passwords["admin"]) == 200
+    finally:
+        code = service.stop(signal.SIGTERM)  # also when an assertion failed: leave nothing running
+    assert code in (0, 128 + signal.SIGTERM)
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in apps)
     assert not _postgres_running_in(data_dir / "postgres"), "SIGTERM must stop the embedded server"
 

@@ -88,9 +88,6 @@ class Events:
     ) -> None:
         self._rows.append((kind, subject_type, str(subject_id), actor, json.dumps(payload or {})))
 
-    def __len__(self) -> int:
-        return len(self._rows)
-
     async def write(self, connection: asyncpg.Connection) -> None:
         if not self._rows:
             return

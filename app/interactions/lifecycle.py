@@ -9,6 +9,10 @@ queued/assigned ──transfer out of the contact center──▶ transferred_ou
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
 from app.core.errors import IllegalTransition
 from app.interactions.models import TERMINAL_STATES, InteractionState
 
@@ -33,3 +37,16 @@ def ensure_can_move(current: InteractionState, target: InteractionState, *, what
         raise IllegalTransition(
             f"cannot {what}: the interaction is {current.value}; from there it may go to {allowed}"
         )
+
+
+def move_payload(
+    source: InteractionState,
+    agent_id: uuid.UUID | None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The payload of an `interaction.<state>` event: where it came from, who holds it."""
+    return {
+        "from": source.value,
+        "agent_id": None if agent_id is None else str(agent_id),
+        **(extra or {}),
+    }

@@ -17,9 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.channels import Channel
 from app.core.errors import IllegalTransition, InvalidField, NotFound
 from app.core.events import record_event
-from app.interactions.lifecycle import ensure_can_move
+from app.interactions.lifecycle import ensure_can_move, move_payload
 from app.interactions.models import Interaction, InteractionState, Offer, OfferState
-from app.interactions.schemas import CompleteIn
 from app.queues import service as queues
 from app.queues.models import Queue, QueueSkill
 from app.skills.models import Skill
@@ -126,7 +125,7 @@ async def move(
         subject_type="interaction",
         subject_id=interaction.id,
         actor=actor,
-        payload={"from": previous.value, "agent_id": _str(interaction.agent_id), **(payload or {})},
+        payload=move_payload(previous, interaction.agent_id, payload),
     )
 
 
@@ -204,42 +203,4 @@ async def transfer(
             "note": note,
         },
     )
-    return interaction
-
-
-async def complete(
-    session: AsyncSession,
-    interaction_id: uuid.UUID,
-    data: CompleteIn,
-    *,
-    agent_id: uuid.UUID,
-    actor: str,
-) -> Interaction:
-    """The agent is done: wrap-up follows when the queue asks for it, else completion."""
-    interaction = await get_interaction(session, interaction_id, for_update=True)
-    if interaction.agent_id != agent_id:
-        raise InteractionNotFound(f"interaction {interaction_id} is not assigned to you")
-    queue = await queues.get_queue(session, interaction.queue_id)
-    target = S.wrap_up if queue.wrap_up_seconds > 0 else S.completed
-    ensure_can_move(interaction.state, target, what="complete it")
-    interaction.disposition = data.disposition
-    interaction.notes = data.notes
-    await move(
-        session,
-        interaction,
-        target,
-        actor=actor,
-        what="complete it",
-        payload={"disposition": data.disposition},
-    )
-    return interaction
-
-
-async def end_wrap_up(
-    session: AsyncSession, interaction_id: uuid.UUID, *, agent_id: uuid.UUID | None, actor: str
-) -> Interaction:
-    interaction = await get_interaction(session, interaction_id, for_update=True)
-    if agent_id is not None and interaction.agent_id != agent_id:
-        raise InteractionNotFound(f"interaction {interaction_id} is not assigned to you")
-    await move(session, interaction, S.completed, actor=actor, what="end its wrap-up")
     return interaction

@@ -25,7 +25,7 @@ from app.agents.models import AgentState
 from app.core.errors import IllegalTransition, NotFound
 from app.core.events import SYSTEM_ACTOR
 from app.core.pg import Events, now
-from app.interactions.lifecycle import ensure_can_move
+from app.interactions.lifecycle import ensure_can_move, move_payload
 from app.interactions.models import InteractionState
 from app.interactions.service import InteractionNotFound
 
@@ -238,11 +238,7 @@ def _moved(
         subject_type="interaction",
         subject_id=interaction_id,
         actor=actor,
-        payload={
-            "from": source.value,
-            "agent_id": None if agent_id is None else str(agent_id),
-            **(extra or {}),
-        },
+        payload=move_payload(source, agent_id, extra),
     )
 
 
@@ -345,14 +341,7 @@ async def set_state(
         moment,
         becomes_idle,
     )
-    events.add(
-        "agent.state_changed",
-        subject_type="agent",
-        subject_id=agent.id,
-        actor=actor,
-        payload={"from": agent.state.value, "to": state.value, "reason": reason},
-    )
-    return AgentNow(agent.id, state, reason)
+    return _state_changed(events, agent, state, reason, actor)
 
 
 # The state an agent's holdings call for: wrap_up after a call, busy while holding any work,
@@ -391,15 +380,21 @@ async def refresh_agent_state(
     changed = await connection.fetchval(REFRESH, agent.id, now())
     if changed is None:
         return agent
-    target = AgentState(changed)
+    return _state_changed(events, agent, AgentState(changed), None, actor)
+
+
+def _state_changed(
+    events: Events, agent: AgentNow, state: AgentState, reason: str | None, actor: str
+) -> AgentNow:
+    """The event of a state change just written; returns the agent as it is now."""
     events.add(
         "agent.state_changed",
         subject_type="agent",
         subject_id=agent.id,
         actor=actor,
-        payload={"from": agent.state.value, "to": target.value, "reason": None},
+        payload={"from": agent.state.value, "to": state.value, "reason": reason},
     )
-    return AgentNow(agent.id, target, None)
+    return AgentNow(agent.id, state, reason)
 
 
 async def release_agent(

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -125,6 +125,16 @@ class EventHub:
             self._by_agent[agent_id].discard(subscription)
             if not self._by_agent[agent_id]:
                 del self._by_agent[agent_id]
+
+    def publish(self, events: Sequence[EventRecord]) -> None:
+        """Hand over events this replica has just committed, ahead of the NOTIFY and the read it
+        wakes (a round trip and a few loop turns off every offer's way to the desk). The hub
+        notes their ids, so its own read of them later skips them: each goes out once."""
+        for event in events:
+            if event.id <= self._floor or event.id in self._seen:
+                continue
+            self._seen.add(event.id)
+            self._dispatch(event)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

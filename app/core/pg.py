@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from app.core.hub import asyncpg_dsn
+from app.core.hub import EventRecord, asyncpg_dsn
 
 ACQUIRE_TIMEOUT = 10.0
 
@@ -63,6 +63,7 @@ INSERT_EVENTS = """
     FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
         WITH ORDINALITY AS e(kind, subject_type, subject_id, actor, payload, n)
     ORDER BY n
+    RETURNING id
 """
 
 
@@ -72,10 +73,14 @@ class Events:
     Ids follow the order of `add`, as the insert keeps the order of its input arrays.
     Payloads travel as JSON text, so the statement works on any asyncpg connection whatever
     its codecs (SQLAlchemy's connections encode jsonb differently from this pool's).
+    After `write`, `written` holds the events as the hub will read them, so that once the
+    transaction commits the caller can hand them to its replica's hub at once
+    (`EventHub.publish`) instead of waiting for the NOTIFY and the hub's read.
     """
 
     def __init__(self) -> None:
         self._rows: list[tuple[str, str, str, str, str]] = []
+        self.written: list[EventRecord] = []
 
     def add(
         self,
@@ -92,5 +97,21 @@ class Events:
         if not self._rows:
             return
         columns: Sequence[list[Any]] = [list(column) for column in zip(*self._rows, strict=True)]
-        await connection.execute(INSERT_EVENTS, now(), *columns)
+        moment = now()
+        # Identity values are drawn in input order (ORDER BY n), so sorted ids match the rows.
+        ids = sorted(row["id"] for row in await connection.fetch(INSERT_EVENTS, moment, *columns))
+        self.written.extend(
+            EventRecord(
+                id=event_id,
+                occurred_at=moment,
+                kind=kind,
+                subject_type=subject_type,
+                subject_id=subject_id,
+                actor=actor,
+                payload=json.loads(payload),
+            )
+            for event_id, (kind, subject_type, subject_id, actor, payload) in zip(
+                ids, self._rows, strict=True
+            )
+        )
         self._rows.clear()

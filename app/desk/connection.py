@@ -133,6 +133,7 @@ class AgentConnection:
     async def _close(self) -> None:
         """Leave routing unless a newer socket of the same agent has taken over."""
         with contextlib.suppress(Exception):
+            events = Events()
             async with transaction(self._pool) as connection:
                 claimed = await connection.fetchrow(
                     "UPDATE agents SET connection_id = NULL WHERE id = $1 AND connection_id = $2"
@@ -141,7 +142,6 @@ class AgentConnection:
                     self.connection_id,
                 )
                 if claimed is not None:
-                    events = Events()
                     agent = routing.AgentNow(
                         self.agent_id, AgentState(claimed["state"]), claimed["state_reason"]
                     )
@@ -154,6 +154,7 @@ class AgentConnection:
                         actor=self.actor,
                     )
                     await events.write(connection)
+            self._hub.publish(events.written)
             self._wake_matcher()
 
     async def _replay(self, last_event_id: int | None) -> None:
@@ -263,6 +264,7 @@ class AgentConnection:
         async with transaction(self._pool) as connection:
             detail = await self._decide(connection, events, message)
             await events.write(connection)
+        self._hub.publish(events.written)
         return detail
 
     async def _decide(

@@ -79,6 +79,12 @@ class QueueSettings:
     offer_timeout: timedelta
 
 
+# The pass's lock, and the version of every queue row as it stands.
+LOCK = """
+    SELECT (SELECT array_agg(xmin::text ORDER BY id) FROM queues)
+    FROM (SELECT pg_advisory_xact_lock($1)) AS locked
+"""
+
 QUEUES = """
     SELECT id, tier_weights, aging_factor, relaxation_steps, sticky_seconds,
            offer_timeout_seconds
@@ -123,16 +129,38 @@ LAST_AGENTS = """
 """
 
 
+class QueueBook:
+    """The queues' routing settings, kept between passes while no queue row has changed.
+
+    They change rarely (an admin edits a queue) and are needed on every pass. The pass's first
+    statement, which takes the lock anyway, also returns each queue row's version (`xmin`, new
+    on every write), so an edit is seen by the very next pass and costs no extra round trip.
+    """
+
+    def __init__(self) -> None:
+        self._version: object = None
+        self._queues: dict[uuid.UUID, QueueSettings] = {}
+
+    async def settings(
+        self, connection: asyncpg.Connection, version: object, needed: set[uuid.UUID]
+    ) -> dict[uuid.UUID, QueueSettings]:
+        # A queue created after the lock statement's snapshot is not in its version yet.
+        if version != self._version or not needed <= self._queues.keys():
+            self._queues = {row["id"]: _queue(row) for row in await connection.fetch(QUEUES)}
+            self._version = version
+        return self._queues
+
+
 async def _waiting(
-    connection: asyncpg.Connection, *, sticky: bool
+    connection: asyncpg.Connection,
+    queues: dict[uuid.UUID, QueueSettings],
+    rows: list[asyncpg.Record],
 ) -> list[policy.WaitingInteraction]:
-    rows = await connection.fetch(WAITING, WAITING_LIMIT)
-    if not rows:
-        return []
     last: dict[uuid.UUID, asyncpg.Record] = {}
-    # Only sticky queues need each customer's last agent: skip the query when none is.
+    # Only sticky queues need each customer's last agent: skip the query when none waits.
+    sticky = [row["customer_id"] for row in rows if queues[row["queue_id"]].rules.sticky_seconds]
     if sticky:
-        customers = list({row["customer_id"] for row in rows})
+        customers = list(set(sticky))
         last = {r["customer_id"]: r for r in await connection.fetch(LAST_AGENTS, customers)}
     return [_waiting_item(row, last.get(row["customer_id"])) for row in rows]
 
@@ -156,6 +184,7 @@ async def run_pass(
     connection: asyncpg.Connection,
     events: Events,
     directory: AgentDirectory,
+    book: QueueBook,
     *,
     silence: timedelta,
     sweep: bool,
@@ -166,16 +195,16 @@ async def run_pass(
     `timeouts` ends overdue offers first; the loop asks for it once a tick rather than on every
     pass, as a deadline a fraction of a tick late changes nothing and the query is not free.
     """
-    await connection.execute("SELECT pg_advisory_xact_lock($1)", MATCHER_LOCK_KEY)
+    queues_version = await connection.fetchval(LOCK, MATCHER_LOCK_KEY)
     timed_out = await service.time_out_offers(connection, events) if timeouts else 0
     if sweep:
         await service.sweep_silent_agents(connection, events, silence=silence)
         await service.end_overdue_wrap_ups(connection, events)
-    queues = {row["id"]: _queue(row) for row in await connection.fetch(QUEUES)}
-    sticky = any(q.rules.sticky_seconds > 0 for q in queues.values())
-    waiting = await _waiting(connection, sticky=sticky)
-    if not waiting:
+    rows = await connection.fetch(WAITING, WAITING_LIMIT)
+    if not rows:
         return PassResult(offers=0, timed_out=timed_out)
+    queues = await book.settings(connection, queues_version, {row["queue_id"] for row in rows})
+    waiting = await _waiting(connection, queues, rows)
     moment = now()
     rules = {queue_id: queue.rules for queue_id, queue in queues.items()}
     any_of = policy.skills_any_of(waiting, rules, moment)
@@ -297,6 +326,7 @@ class Matcher:
     ) -> None:
         self._pool = pool
         self._directory = AgentDirectory()
+        self._book = QueueBook()
         self._hub = hub
         self._tick = tick
         self._silence = silence
@@ -380,11 +410,13 @@ class Matcher:
                         connection,
                         events,
                         self._directory,
+                        self._book,
                         silence=self._silence,
                         sweep=sweep,
                         timeouts=timeouts,
                     )
                     await events.write(connection)
+                self._hub.publish(events.written)
                 self._left_waiting = result.left_waiting > 0
                 if sweep:
                     self._last_sweep = started

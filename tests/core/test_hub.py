@@ -8,6 +8,7 @@ import json
 import asyncpg
 
 from app.core.hub import EventHub, EventRecord, Subscription, asyncpg_dsn
+from app.core.pg import Events
 
 AGENT_A = "0b9e2a52-6d0c-4a52-9c55-3c1f1f1f0001"
 AGENT_B = "0b9e2a52-6d0c-4a52-9c55-3c1f1f1f0002"
@@ -69,4 +70,46 @@ async def test_an_agent_subscription_gets_its_own_events_and_a_predicate_gets_wh
         await asyncio.sleep(0.5)
         assert desk_b.queue.empty()
     finally:
+        await hub.stop()
+
+
+async def test_events_published_by_their_writer_reach_a_desk_once_in_order(
+    database_url: str,
+) -> None:
+    """The writer hands its committed events to the hub at once; the hub's own read of the
+    same rows (woken by their NOTIFY) must not deliver them a second time."""
+    hub = EventHub(database_url, poll_interval=0.2)
+    await hub.start()
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        desk = hub.subscribe_agent(AGENT_A)
+        events = Events()
+        events.add("agent.state_changed", subject_type="agent", subject_id=AGENT_A, actor="t")
+        events.add(
+            "interaction.offered",
+            subject_type="interaction",
+            subject_id="i-9",
+            actor="t",
+            payload={"agent_id": AGENT_A, "n": 1},
+        )
+        async with connection.transaction():
+            await events.write(connection)
+        hub.publish(events.written)
+        first = [desk.queue.get_nowait() for _ in range(2)]  # delivered without waiting
+        assert [e.kind for e in first] == ["agent.state_changed", "interaction.offered"]
+        assert first[1].payload == {"agent_id": AGENT_A, "n": 1}
+        stored = await connection.fetch(
+            "SELECT id, kind FROM events WHERE id = ANY($1::bigint[])", [e.id for e in first]
+        )
+        assert sorted((r["id"], r["kind"]) for r in stored) == [(e.id, e.kind) for e in first]
+
+        await _write(
+            asyncpg_dsn(database_url), ("offer.rejected", "offer", "o-9", {"agent_id": AGENT_A})
+        )
+        later = await _drain(desk, 1)
+        assert [e.kind for e in later] == ["offer.rejected"]
+        await asyncio.sleep(0.5)  # the hub has read all three rows by now
+        assert desk.queue.empty()
+    finally:
+        await connection.close()
         await hub.stop()

@@ -30,6 +30,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from app.core import migrate
+    from app.core.collector import tune_for_serving
     from app.main import create_app
 
     # uvicorn shuts down on SIGTERM, then raises the signal again with the handler that was in
@@ -50,7 +51,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             workers=workers,
         )
         if workers == 1:
-            uvicorn.run(create_app(settings, url), host=host, port=port, log_config=None)
+            app = create_app(settings, url)
+            tune_for_serving()
+            uvicorn.run(app, host=host, port=port, log_config=None)
         else:
             # Each worker builds its app from the environment: hand it the database resolved here.
             os.environ["DATABASE_URL"] = url

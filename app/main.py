@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from app.agents.api import router as agents_router
 from app.auth.api import router as auth_router
 from app.core import pg, security
+from app.core.collector import tune_for_serving
 from app.core.db import create_engine, create_sessionmaker, database_answers
 from app.core.errors import install_error_handlers
 from app.core.hub import EventHub
@@ -50,7 +51,9 @@ def app_from_environment() -> FastAPI:
     configure_logging(settings.log_level, as_json=settings.log_json)
     if not settings.database_url:
         raise RuntimeError("a worker needs DATABASE_URL; start workers with `contactcenter serve`")
-    return create_app(settings, settings.database_url)
+    app = create_app(settings, settings.database_url)
+    tune_for_serving()
+    return app
 
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:

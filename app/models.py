@@ -1,6 +1,6 @@
 """Every table, imported once so that Alembic and the tests see the whole schema."""
 
-from app.agents.models import Agent, AgentSkill
+from app.agents.models import Agent, AgentPresence, AgentSkill
 from app.auth.models import AccessToken, GatewayKey, User
 from app.core.events import Event
 from app.core.models import Base
@@ -14,6 +14,7 @@ metadata = Base.metadata
 __all__ = [
     "AccessToken",
     "Agent",
+    "AgentPresence",
     "AgentSkill",
     "ContactPoint",
     "Customer",

@@ -146,6 +146,21 @@ async def latency_breakdown(
     }
 
 
+async def analyze(dsn: str) -> None:
+    """Give the planner statistics for the tables set-up has just filled through the API, as a
+    database in service has them: until autovacuum's next round (a minute or more) it has none,
+    and the matcher's agent read was planned as nested loops (3.7 ms in PostgreSQL instead of
+    0.8 ms). Only these: the tables the run fills would be described as nearly empty."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            "ANALYZE users, agents, skills, agent_skills, queues, queue_skills, customers,"
+            " contact_points"
+        )
+    finally:
+        await connection.close()
+
+
 async def snapshot(dsn: str) -> dict[str, Any]:
     """The database as the run ends, before the server stops: who is in which state, and what
     the server's connections are doing (a stuck run shows here)."""
@@ -312,6 +327,7 @@ async def run_phases(
         f"{len(fleet.desks)} desks connected and available in "
         f"{time.perf_counter() - started:.1f} s ({refused} could not go available)"
     )
+    await analyze(database.dsn)
     idle_before = meter.snapshot()
     await asyncio.sleep(3)
     results["idle_cpu_percent"] = meter.usage(idle_before, meter.snapshot())

@@ -41,8 +41,6 @@ class Agent(UUIDPrimaryKey, Timestamps, Base):
     state_since: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
     # Longest idle first: when the agent last held nothing (routing's tie-breaker).
     idle_since: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
-    # The last sign of life (socket heartbeat or state change); the sweeper acts on silence.
-    last_seen_at: Mapped[datetime | None]
     # The agent's current desk socket: an old socket closing late must not log out a new one.
     connection_id: Mapped[uuid.UUID | None]
 
@@ -62,3 +60,17 @@ class AgentSkill(Base):
         ForeignKey("skills.id", ondelete="RESTRICT"), primary_key=True, index=True
     )
     proficiency: Mapped[int] = mapped_column(SmallInteger)
+
+
+class AgentPresence(Base):
+    """An agent's last sign of life (a desk socket's hello or heartbeat); the sweeper acts on
+    silence. A table of its own, not a column of `agents`: every replica writes it for every
+    agent heard each second, and on the agents row that write took the same row lock as
+    accepting an offer or completing, so routing waited on heartbeats (docs/benchmarks.md)."""
+
+    __tablename__ = "agent_presence"
+
+    agent_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_seen_at: Mapped[datetime]

@@ -52,6 +52,12 @@ HELLO_TIMEOUT = 5.0
 REPLAY_LIMIT = 1000
 
 
+SEEN_NOW = """
+    INSERT INTO agent_presence (agent_id, last_seen_at) VALUES ($1, $2)
+    ON CONFLICT (agent_id) DO UPDATE SET last_seen_at = excluded.last_seen_at
+"""
+
+
 class Phase(enum.Enum):
     connecting = "connecting"
     replaying = "replaying"
@@ -124,11 +130,11 @@ class AgentConnection:
     async def _open(self) -> None:
         async with transaction(self._pool) as connection:
             await connection.execute(
-                "UPDATE agents SET connection_id = $2, last_seen_at = $3 WHERE id = $1",
+                "UPDATE agents SET connection_id = $2 WHERE id = $1",
                 self.agent_id,
                 self.connection_id,
-                now(),
             )
+            await connection.execute(SEEN_NOW, self.agent_id, now())
 
     async def _close(self) -> None:
         """Leave routing unless a newer socket of the same agent has taken over."""

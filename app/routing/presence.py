@@ -1,4 +1,4 @@
-"""Signs of life from this replica's desks, written to `agents.last_seen_at` in batches.
+"""Signs of life from this replica's desks, written to `agent_presence` in batches.
 
 A heartbeat is the most frequent message there is (every desk, every few seconds) and the
 least urgent: the sweeper only asks whether an agent was heard within `silence_seconds`. So a
@@ -21,19 +21,18 @@ from app.core.logging import get_logger
 
 log = get_logger(__name__)
 
-# Rows are locked in id order, so two replicas flushing at once never deadlock each other.
+# A table of its own (app.agents.models.AgentPresence): writing it takes no lock on agent rows,
+# which accepting, completing and the matcher's sweeps hold. Rows go in id order, so two replicas
+# flushing at once never deadlock; an agent deleted meanwhile is left out by the join.
 FLUSH = text(
     """
-    WITH heard AS (
-        SELECT id, seen FROM unnest(CAST(:ids AS uuid[]), CAST(:seen AS timestamptz[]))
-            AS h(id, seen)
-    ), locked AS (
-        SELECT a.id FROM agents a JOIN heard USING (id) ORDER BY a.id FOR NO KEY UPDATE OF a
-    )
-    UPDATE agents SET last_seen_at = heard.seen
-    FROM heard JOIN locked USING (id)
-    WHERE agents.id = heard.id
-      AND (agents.last_seen_at IS NULL OR agents.last_seen_at < heard.seen)
+    INSERT INTO agent_presence (agent_id, last_seen_at)
+    SELECT heard.id, heard.seen
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:seen AS timestamptz[])) AS heard(id, seen)
+    JOIN agents a ON a.id = heard.id
+    ORDER BY heard.id
+    ON CONFLICT (agent_id) DO UPDATE SET last_seen_at = excluded.last_seen_at
+    WHERE agent_presence.last_seen_at < excluded.last_seen_at
     """
 )
 

@@ -488,8 +488,10 @@ async def sweep_silent_agents(
 ) -> int:
     """Rule 8: an agent whose socket has said nothing for `silence` leaves available."""
     rows = await connection.fetch(
-        "SELECT id, state, state_reason FROM agents WHERE state = ANY($1::text[])"
-        " AND last_seen_at < $2 ORDER BY id FOR NO KEY UPDATE SKIP LOCKED",
+        "SELECT a.id, a.state, a.state_reason FROM agents a"
+        " JOIN agent_presence p ON p.agent_id = a.id"
+        " WHERE a.state = ANY($1::text[]) AND p.last_seen_at < $2"
+        " ORDER BY a.id FOR NO KEY UPDATE OF a SKIP LOCKED",
         ROUTABLE_NAMES,
         now() - silence,
     )

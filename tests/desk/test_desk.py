@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 import pytest
 import websockets
 
+from app.core.hub import asyncpg_dsn
 from tests.desk.conftest import Center
 
 
@@ -117,3 +121,29 @@ async def test_only_agents_open_a_desk(center: Center) -> None:
     with pytest.raises((websockets.InvalidStatus, websockets.ConnectionClosed)):
         async with websockets.connect(f"{center.ws_url}/v1/desk/ws?token={token}") as socket:
             await socket.recv()
+
+
+async def test_a_desk_gone_silent_is_sent_away_by_the_sweeper(
+    center: Center, database_url: str
+) -> None:
+    """Rule 8: no heartbeat within the silence allowed and the agent leaves `available`.
+    The last heartbeat is backdated in the presence table rather than waited for."""
+    desk = await center.available(await center.agent("mei", billing=4))
+    await asyncio.sleep(1.5)  # the hello and set_state are flushed to presence by now
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        backdated = await connection.execute(
+            "UPDATE agent_presence SET last_seen_at = now() - interval '1 hour'"
+            " WHERE agent_id = (SELECT a.id FROM agents a JOIN users u ON u.id = a.user_id"
+            " WHERE u.username = 'mei')"
+        )
+    finally:
+        await connection.close()
+    assert backdated == "UPDATE 1"
+
+    state = await desk.next("state", within=10)
+    if state["state"] == "available":  # the frame of its own set_state, sent before
+        state = await desk.next("state", within=10)
+
+    assert state["state"] == "away"
+    assert state["reason"] == "no heartbeat"

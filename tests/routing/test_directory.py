@@ -25,8 +25,11 @@ async def _agent(client: httpx.AsyncClient, admin: Headers, skills: list[dict[st
 
 
 async def _present(connection: asyncpg.Connection, agent_id: str) -> None:
+    await connection.execute("UPDATE agents SET state = 'available' WHERE id = $1::uuid", agent_id)
     await connection.execute(
-        "UPDATE agents SET state = 'available', last_seen_at = now() WHERE id = $1::uuid", agent_id
+        "INSERT INTO agent_presence (agent_id, last_seen_at) VALUES ($1::uuid, now())"
+        " ON CONFLICT (agent_id) DO UPDATE SET last_seen_at = now()",
+        agent_id,
     )
 
 

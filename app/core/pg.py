@@ -10,7 +10,7 @@ asyncpg directly; asyncpg prepares and caches each statement per connection.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -92,6 +92,10 @@ class Events:
         payload: dict[str, Any] | None = None,
     ) -> None:
         self._rows.append((kind, subject_type, str(subject_id), actor, json.dumps(payload or {})))
+
+    def note_written(self, records: Iterable[EventRecord]) -> None:
+        """Events a statement of the caller's own inserted (so they are published too)."""
+        self.written.extend(records)
 
     async def write(self, connection: asyncpg.Connection) -> None:
         if not self._rows:

@@ -216,12 +216,32 @@ async def run_pass(
     return PassResult(offers=offered, timed_out=timed_out, left_waiting=len(waiting) - offered)
 
 
-INSERT_OFFERS = """
-    INSERT INTO offers (id, interaction_id, agent_id, channel, state, created_at, deadline,
-                        reason, matched)
-    SELECT id, interaction_id, agent_id, channel, 'pending', $1, deadline, reason, matched::jsonb
-    FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::timestamptz[], $7::text[],
-                $8::text[]) AS o(id, interaction_id, agent_id, channel, deadline, reason, matched)
+# One statement claims the interactions still queued (one may have been abandoned since the
+# read), inserts their offers and the offers' events, in the order of the matches: three
+# writes, one round trip. Events earlier in the pass (time-outs) are written before it, so ids
+# keep the order things happened in.
+WRITE_OFFERS = """
+    WITH claimed AS (
+        UPDATE interactions SET state = 'offered', offered_at = $1, updated_at = $1
+        WHERE id = ANY($3::uuid[]) AND state = 'queued'
+        RETURNING id
+    ), offered AS (
+        INSERT INTO offers (id, interaction_id, agent_id, channel, state, created_at, deadline,
+                            reason, matched)
+        SELECT o.id, o.interaction_id, o.agent_id, o.channel, 'pending', $1, o.deadline,
+               o.reason, o.matched::jsonb
+        FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::timestamptz[],
+                    $7::text[], $8::text[])
+            AS o(id, interaction_id, agent_id, channel, deadline, reason, matched)
+        JOIN claimed c ON c.id = o.interaction_id
+        RETURNING interaction_id
+    )
+    INSERT INTO events (occurred_at, kind, subject_type, subject_id, actor, payload)
+    SELECT $1, 'interaction.offered', 'interaction', e.interaction_id::text, $9, e.payload::jsonb
+    FROM unnest($3::uuid[], $10::text[]) WITH ORDINALITY AS e(interaction_id, payload, n)
+    JOIN offered USING (interaction_id)
+    ORDER BY e.n
+    RETURNING id, subject_id
 """
 
 
@@ -235,35 +255,31 @@ async def _write_offers(
 ) -> int:
     if not matches:
         return 0
-    # Only interactions still queued are offered: one may have been abandoned meanwhile.
-    claimed = {
-        row["id"]
-        for row in await connection.fetch(
-            "UPDATE interactions SET state = 'offered', offered_at = $2, updated_at = $2"
-            " WHERE id = ANY($1::uuid[]) AND state = 'queued' RETURNING id",
-            [m.interaction_id for m in matches],
-            moment,
-        )
-    }
+    await events.write(connection)  # what the pass did before offering comes first
     by_id = {item.id: item for item in waiting}
-    offers = [
-        _offer_row(match, by_id[match.interaction_id], queues, moment)
-        for match in matches
-        if match.interaction_id in claimed
-    ]
-    if not offers:
-        return 0
+    offers = [_offer_row(match, by_id[match.interaction_id], queues, moment) for match in matches]
+    payloads = {str(o.match.interaction_id): o.event_payload() for o in offers}
     columns = [list(column) for column in zip(*(o.as_row() for o in offers), strict=True)]
-    await connection.execute(INSERT_OFFERS, moment, *columns)
-    for offer in offers:
-        events.add(
-            "interaction.offered",
+    written = await connection.fetch(
+        WRITE_OFFERS,
+        moment,
+        *columns,
+        SYSTEM_ACTOR,
+        [json.dumps(payloads[str(o.match.interaction_id)]) for o in offers],
+    )
+    events.note_written(
+        EventRecord(
+            id=row["id"],
+            occurred_at=moment,
+            kind="interaction.offered",
             subject_type="interaction",
-            subject_id=offer.match.interaction_id,
+            subject_id=row["subject_id"],
             actor=SYSTEM_ACTOR,
-            payload=offer.event_payload(),
+            payload=payloads[row["subject_id"]],
         )
-    return len(offers)
+        for row in sorted(written, key=lambda row: row["id"])
+    )
+    return len(written)
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,10 +64,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         app.state.sessions = create_sessionmaker(engine)
         app.state.pg = await pg.create_pool(database_url, size=settings.db_hot_pool_size)
         hub = EventHub(database_url)
-        # The matcher's own pool: passes run one at a time, and must never queue behind intake.
-        app.state.matcher_pg = await pg.create_pool(database_url, size=2)
         matcher = Matcher(
-            app.state.matcher_pg,
+            database_url,
             hub,
             tick=settings.matcher_tick_seconds,
             silence=timedelta(seconds=settings.silence_seconds),
@@ -84,7 +82,6 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             await matcher.stop()
             await hub.stop()
             await app.state.pg.close()
-            await app.state.matcher_pg.close()
             await engine.dispose()
 
     app = FastAPI(

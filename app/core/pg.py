@@ -42,6 +42,13 @@ async def create_pool(database_url: str, *, size: int) -> asyncpg.Pool:
     )
 
 
+async def connect(database_url: str) -> asyncpg.Connection:
+    """One connection of its own, outside any pool, with the pool's codecs."""
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    await _setup(connection)
+    return connection
+
+
 @asynccontextmanager
 async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     """One connection in one transaction: committed on success, rolled back on any error.

@@ -24,7 +24,7 @@ from app.core.channels import Channel
 from app.core.events import SYSTEM_ACTOR
 from app.core.hub import EventHub, EventRecord, Subscription
 from app.core.logging import get_logger
-from app.core.pg import Events, now, transaction
+from app.core.pg import Events, connect, now
 from app.routing import policy, service
 from app.routing.directory import AgentDirectory
 
@@ -69,7 +69,6 @@ def may_find_new_pairs(event: EventRecord) -> bool:
 @dataclass(frozen=True, slots=True)
 class PassResult:
     offers: int
-    timed_out: int
     left_waiting: int = 0  # interactions the pass read but could not offer
 
 
@@ -78,12 +77,6 @@ class QueueSettings:
     rules: policy.QueueRules
     offer_timeout: timedelta
 
-
-# The pass's lock, and the version of every queue row as it stands.
-LOCK = """
-    SELECT (SELECT array_agg(xmin::text ORDER BY id) FROM queues)
-    FROM (SELECT pg_advisory_xact_lock($1)) AS locked
-"""
 
 QUEUES = """
     SELECT id, tier_weights, aging_factor, relaxation_steps, sticky_seconds,
@@ -109,12 +102,15 @@ def _queue(row: asyncpg.Record) -> QueueSettings:
     return QueueSettings(rules, timedelta(seconds=row["offer_timeout_seconds"]))
 
 
-# The oldest waiting work, with the agents who already refused or missed each item.
+# The oldest waiting work, with the agents who already refused or missed each item, and the
+# version of the queues' rows (`xmin` is new on every write; worked out once per statement).
 WAITING = """
     SELECT i.id, i.channel, i.queue_id, i.priority, i.waiting_since, i.needs, i.customer_id,
            c.tier,
            ARRAY(SELECT o.agent_id FROM offers o WHERE o.interaction_id = i.id
-                 AND o.state IN ('rejected', 'timed_out')) AS refused
+                 AND o.state IN ('rejected', 'timed_out')) AS refused,
+           (SELECT md5(string_agg(q.id::text || ':' || q.xmin::text, ',' ORDER BY q.id))
+            FROM queues q) AS queues_version
     FROM interactions i JOIN customers c ON c.id = i.customer_id
     WHERE i.state = 'queued'
     ORDER BY i.waiting_since
@@ -132,9 +128,9 @@ LAST_AGENTS = """
 class QueueBook:
     """The queues' routing settings, kept between passes while no queue row has changed.
 
-    They change rarely (an admin edits a queue) and are needed on every pass. The pass's first
-    statement, which takes the lock anyway, also returns each queue row's version (`xmin`, new
-    on every write), so an edit is seen by the very next pass and costs no extra round trip.
+    They change rarely (an admin edits a queue) and are needed on every pass. The pass's read
+    of the waiting work also returns the queue rows' version, so an edit is seen by the very
+    next pass and costs no extra round trip.
     """
 
     def __init__(self) -> None:
@@ -144,7 +140,6 @@ class QueueBook:
     async def settings(
         self, connection: asyncpg.Connection, version: object, needed: set[uuid.UUID]
     ) -> dict[uuid.UUID, QueueSettings]:
-        # A queue created after the lock statement's snapshot is not in its version yet.
         if version != self._version or not needed <= self._queues.keys():
             self._queues = {row["id"]: _queue(row) for row in await connection.fetch(QUEUES)}
             self._version = version
@@ -180,6 +175,25 @@ def _waiting_item(row: asyncpg.Record, last: asyncpg.Record | None) -> policy.Wa
     )
 
 
+async def run_upkeep(
+    connection: asyncpg.Connection,
+    events: Events,
+    *,
+    silence: timedelta,
+    sweep: bool,
+    timeouts: bool,
+) -> int:
+    """Rules 7-9, inside the caller's transaction: overdue offers end (`timeouts`), and with
+    `sweep` silent agents leave routing and overdue wrap-ups end. Returns the offers timed out.
+    The loop asks for these once a tick, not every pass: a deadline a fraction of a tick late
+    changes nothing, and the queries are not free."""
+    timed_out = await service.time_out_offers(connection, events) if timeouts else 0
+    if sweep:
+        await service.sweep_silent_agents(connection, events, silence=silence)
+        await service.end_overdue_wrap_ups(connection, events)
+    return timed_out
+
+
 async def run_pass(
     connection: asyncpg.Connection,
     events: Events,
@@ -187,39 +201,34 @@ async def run_pass(
     book: QueueBook,
     *,
     silence: timedelta,
-    sweep: bool,
-    timeouts: bool = True,
 ) -> PassResult:
-    """One matcher pass inside the caller's transaction (commit makes its offers real).
+    """One matching pass, on the connection that holds the matcher's lock (`Matcher`).
 
-    `timeouts` ends overdue offers first; the loop asks for it once a tick rather than on every
-    pass, as a deadline a fraction of a tick late changes nothing and the query is not free.
+    No transaction around it: the lock already keeps every other pass out, each read sees all
+    that was committed before it, and the only write (claims, offers and their events) is one
+    statement, atomic by itself. Between the reads, other transactions only ever lower a load
+    (only passes add one), so what the reads saw is never less safe than the truth.
     """
-    queues_version = await connection.fetchval(LOCK, MATCHER_LOCK_KEY)
-    timed_out = await service.time_out_offers(connection, events) if timeouts else 0
-    if sweep:
-        await service.sweep_silent_agents(connection, events, silence=silence)
-        await service.end_overdue_wrap_ups(connection, events)
     rows = await connection.fetch(WAITING, WAITING_LIMIT)
     if not rows:
-        return PassResult(offers=0, timed_out=timed_out)
-    queues = await book.settings(connection, queues_version, {row["queue_id"] for row in rows})
+        return PassResult(offers=0)
+    needed = {row["queue_id"] for row in rows}
+    queues = await book.settings(connection, rows[0]["queues_version"], needed)
     waiting = await _waiting(connection, queues, rows)
     moment = now()
     rules = {queue_id: queue.rules for queue_id, queue in queues.items()}
     any_of = policy.skills_any_of(waiting, rules, moment)
     agents = await directory.routable(connection, silence, any_of=any_of)
     if not agents:
-        return PassResult(offers=0, timed_out=timed_out, left_waiting=len(waiting))
+        return PassResult(offers=0, left_waiting=len(waiting))
     matches = policy.match(waiting, agents, rules, moment)
     offered = await _write_offers(connection, events, matches, waiting, queues, moment)
-    return PassResult(offers=offered, timed_out=timed_out, left_waiting=len(waiting) - offered)
+    return PassResult(offers=offered, left_waiting=len(waiting) - offered)
 
 
 # One statement claims the interactions still queued (one may have been abandoned since the
 # read), inserts their offers and the offers' events, in the order of the matches: three
-# writes, one round trip. Events earlier in the pass (time-outs) are written before it, so ids
-# keep the order things happened in.
+# writes, one round trip, one commit.
 WRITE_OFFERS = """
     WITH claimed AS (
         UPDATE interactions SET state = 'offered', offered_at = $1, updated_at = $1
@@ -255,7 +264,6 @@ async def _write_offers(
 ) -> int:
     if not matches:
         return 0
-    await events.write(connection)  # what the pass did before offering comes first
     by_id = {item.id: item for item in waiting}
     offers = [_offer_row(match, by_id[match.interaction_id], queues, moment) for match in matches]
     payloads = {str(o.match.interaction_id): o.event_payload() for o in offers}
@@ -329,18 +337,26 @@ def _offer_row(
 
 
 class Matcher:
-    """Runs passes in the background: on every waking event, and on a tick for timeouts/aging."""
+    """Runs passes in the background: on every waking event, and on a tick for timeouts/aging.
+
+    Every replica runs one; one of them leads. Leading means holding a session-level advisory
+    lock on a connection of the matcher's own, and only the leader runs passes, so passes never
+    overlap across replicas (DESIGN.md section 3). The others bid for the lock once a tick: when
+    the leader's process dies, PostgreSQL ends its session, the lock goes with it, and another
+    replica takes over within a tick. A pass then needs no BEGIN, lock and COMMIT of its own
+    (three round trips fewer on every interaction's way to an agent; docs/benchmarks.md).
+    """
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        database_url: str,
         hub: EventHub,
         *,
         tick: float,
         silence: timedelta,
         sweep_every: float = 1.0,
     ) -> None:
-        self._pool = pool
+        self._database_url = database_url
         self._directory = AgentDirectory()
         self._book = QueueBook()
         self._hub = hub
@@ -350,11 +366,18 @@ class Matcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._connection: asyncpg.Connection | None = None
+        self._leading = False
+        self._last_bid = float("-inf")
         self._last_sweep = 0.0
         self._last_timeouts = 0.0
         self._left_waiting = True  # until a pass says otherwise
         self._woken_for: dict[str, float] = {}  # interaction id -> when woken for it
         self._stopping = False
+
+    @property
+    def leading(self) -> bool:
+        return self._leading
 
     def wake(self, *, queued: uuid.UUID | None = None) -> None:
         """Run a pass soon. `queued`: the interaction just committed here, whose own event,
@@ -386,6 +409,7 @@ class Matcher:
             # A cancel that lands inside a database call can come back as a database error;
             # the flag ends the loop then, and the timeout keeps shutdown bounded regardless.
             await asyncio.wait(tasks, timeout=5)
+        await self._resign()
 
     async def _listen(self, subscription: Subscription) -> None:
         """Any waking event wakes a pass; a pass reads everything, so missed events cost nothing
@@ -416,30 +440,65 @@ class Matcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._tick)
             self._wake.clear()
-            started = loop.time()
-            sweep = started - self._last_sweep >= self._sweep_every
-            timeouts = started - self._last_timeouts >= self._tick
             try:
-                async with transaction(self._pool) as connection:
+                connection = await self._lead(loop.time())
+                if connection is not None:
+                    await self._upkeep(connection, loop.time())
                     events = Events()
                     result = await run_pass(
-                        connection,
-                        events,
-                        self._directory,
-                        self._book,
-                        silence=self._silence,
-                        sweep=sweep,
-                        timeouts=timeouts,
+                        connection, events, self._directory, self._book, silence=self._silence
                     )
-                    await events.write(connection)
-                self._hub.publish(events.written)
-                self._left_waiting = result.left_waiting > 0
-                if sweep:
-                    self._last_sweep = started
-                if timeouts:
-                    self._last_timeouts = started
+                    self._hub.publish(events.written)
+                    self._left_waiting = result.left_waiting > 0
             except Exception as error:  # a failed pass is retried on the next tick
                 if self._stopping:
                     return
                 log.exception("matcher pass failed", error=repr(error))
+                await self._resign()
                 await asyncio.sleep(0.2)
+
+    async def _lead(self, moment: float) -> asyncpg.Connection | None:
+        """The leader's connection, bidding for the lock at most once a tick while another
+        replica holds it; None while not leading."""
+        if self._leading and self._connection is not None and not self._connection.is_closed():
+            return self._connection
+        self._leading = False
+        self._left_waiting = False  # only the leader's passes say what waits
+        if moment - self._last_bid < self._tick:
+            return None
+        self._last_bid = moment
+        if self._connection is None or self._connection.is_closed():
+            self._connection = await connect(self._database_url)
+        if await self._connection.fetchval("SELECT pg_try_advisory_lock($1)", MATCHER_LOCK_KEY):
+            self._leading = True
+            self._directory.forget()  # kept from before, while another replica routed
+            log.info("this replica now runs the matcher")
+            return self._connection
+        return None
+
+    async def _upkeep(self, connection: asyncpg.Connection, started: float) -> None:
+        sweep = started - self._last_sweep >= self._sweep_every
+        timeouts = started - self._last_timeouts >= self._tick
+        if not (sweep or timeouts):
+            return
+        events = Events()
+        async with connection.transaction():
+            await run_upkeep(
+                connection, events, silence=self._silence, sweep=sweep, timeouts=timeouts
+            )
+            await events.write(connection)
+        self._hub.publish(events.written)
+        if sweep:
+            self._last_sweep = started
+        if timeouts:
+            self._last_timeouts = started
+
+    async def _resign(self) -> None:
+        """Give up the lead (if held) by ending the session, the one way it is let go."""
+        self._leading = False
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.is_closed():
+            try:
+                await asyncio.wait_for(connection.close(), timeout=2)
+            except Exception:  # closing politely failed: drop the socket, the session ends too
+                connection.terminate()

@@ -141,7 +141,10 @@ async def replicas_running(
     try:
         for name in names:
             started[name] = _start_replica(name, database_url, folder, env)
-        await _wait_healthy(list(started.values()))
+            # One at a time, so the first leads the matching (its matcher bids on its first
+            # tick) and killing it exercises the others taking over.
+            await _wait_healthy([started[name]])
+            await asyncio.sleep(0.5)
         yield started
     except BaseException:
         _show_logs(list(started.values()))

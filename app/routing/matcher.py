@@ -1,10 +1,11 @@
-"""The matcher: one pass at a time across every replica, each a short transaction.
+"""The matcher: one pass at a time across every replica, run by the replica that leads.
 
-A pass takes a PostgreSQL advisory lock (so replicas take turns), times out late offers, reads
-the waiting interactions and the routable agents with what they hold, asks the pure policy for
-the best pairs, and writes the offers and their events. It commits, and the event hub on every
-replica carries each offer to the agent's socket. DESIGN.md section 3 lists the rules it keeps.
-A pass runs many times a second, so it is plain SQL on asyncpg (app/core/pg.py).
+The leader holds a PostgreSQL advisory lock on a connection of its own (`Matcher`). Once a tick
+it times out late offers and sweeps (one transaction); a pass reads the waiting interactions and
+the routable agents with what they hold, asks the pure policy for the best pairs, and writes the
+offers and their events in one statement. The event hub on every replica carries each offer to
+the agent's socket. DESIGN.md section 3 lists the rules it keeps. A pass runs many times a
+second, so it is plain SQL on asyncpg (app/core/pg.py).
 """
 
 from __future__ import annotations

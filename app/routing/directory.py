@@ -27,7 +27,11 @@ import asyncpg
 from app.core.pg import now
 from app.routing import policy
 
-# Every routable, present agent with room on some channel, with its row version and loads.
+# Every routable agent with room on some channel, with its row version, loads and last sign of
+# life. Silence is checked by the caller, not here: a filter on `last_seen_at > now - silence`
+# is estimated from statistics that are always older than the window, so PostgreSQL expected
+# one row, chose nested loops, and the read grew from 3.5 to 19 ms (200 to 5,700 buffers) within
+# a minute of a benchmark run (pg_stat_statements and auto_explain, docs/benchmarks.md).
 ROUTABLE_AGENTS = """
     WITH held AS (
         SELECT agent_id, channel FROM offers WHERE state = 'pending'
@@ -42,7 +46,7 @@ ROUTABLE_AGENTS = """
         FROM held GROUP BY agent_id
     )
     SELECT a.id, a.updated_at, a.capacity_voice, a.capacity_chat, a.capacity_email,
-           a.idle_since, a.state = 'wrap_up' AS in_wrap_up,
+           a.idle_since, a.state = 'wrap_up' AS in_wrap_up, p.last_seen_at,
            coalesce(l.voice, 0) AS voice, coalesce(l.chat, 0) AS chat,
            coalesce(l.email, 0) AS email
     FROM agents a
@@ -51,13 +55,12 @@ ROUTABLE_AGENTS = """
     LEFT JOIN loads l ON l.agent_id = a.id
     WHERE a.state IN ('available', 'busy', 'wrap_up')
       AND u.is_active
-      AND p.last_seen_at > $1
       AND (coalesce(l.voice, 0) < a.capacity_voice
            OR coalesce(l.chat, 0) < a.capacity_chat
            OR coalesce(l.email, 0) < a.capacity_email)
 """
 
-# The same, only agents holding one of the skills $2. Written as a separate IN (a semi-join,
+# The same, only agents holding one of the skills $1. Written as a separate IN (a semi-join,
 # one pass over agent_skills) rather than `$2 IS NULL OR EXISTS (...)`: PostgreSQL cannot turn
 # an OR-ed EXISTS into a join and probed the skills once per agent, which made this the most
 # expensive statement of a pass (docs/benchmarks.md).
@@ -65,7 +68,7 @@ ROUTABLE_AGENTS_WITH_SKILLS = (  # two constants joined: no outside text
     ROUTABLE_AGENTS  # noqa: S608
     + """
       AND a.id IN (SELECT s.agent_id FROM agent_skills s JOIN skills k ON k.id = s.skill_id
-                   WHERE k.name = ANY($2::text[]))
+                   WHERE k.name = ANY($1::text[]))
 """
 )
 
@@ -97,11 +100,12 @@ class AgentDirectory:
     ) -> list[policy.AvailableAgent]:
         """The routable agents; with `any_of`, only those holding at least one of those skills
         (the waiting work all needs one of them: the others could not qualify anyway)."""
-        seen_after = now() - silence
         if any_of is None:
-            rows = await connection.fetch(ROUTABLE_AGENTS, seen_after)
+            found = await connection.fetch(ROUTABLE_AGENTS)
         else:
-            rows = await connection.fetch(ROUTABLE_AGENTS_WITH_SKILLS, seen_after, sorted(any_of))
+            found = await connection.fetch(ROUTABLE_AGENTS_WITH_SKILLS, sorted(any_of))
+        seen_after = now() - silence
+        rows = [row for row in found if row["last_seen_at"] > seen_after]
         await self._refresh_skills(connection, rows)
         agents = [self._agent(row) for row in rows]
         if len(self._agents) > 4 * max(len(rows), 1000):  # agents gone from routing: let go

@@ -82,6 +82,15 @@ async def test_an_agent_without_room_or_presence_is_not_routable(
         await _present(connection, agent_id)
         assert len(await directory.routable(connection, SILENCE)) == 1
         await connection.execute(
+            "UPDATE agent_presence SET last_seen_at = now() - $2::interval"
+            " WHERE agent_id = $1::uuid",
+            agent_id,
+            SILENCE + timedelta(seconds=1),
+        )
+        assert await directory.routable(connection, SILENCE) == []  # gone silent
+        await _present(connection, agent_id)
+        assert len(await directory.routable(connection, SILENCE)) == 1
+        await connection.execute(
             "UPDATE agents SET capacity_voice = 0, capacity_chat = 0, capacity_email = 0,"
             " updated_at = now() WHERE id = $1::uuid",
             agent_id,

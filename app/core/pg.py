@@ -31,7 +31,8 @@ async def _setup(connection: asyncpg.Connection) -> None:
 
 async def _keep(connection: asyncpg.Connection) -> None:
     """Nothing to reset between borrowers: these paths leave no session state behind (no SET,
-    LISTEN or session-level lock; the matcher's advisory lock ends with its transaction)."""
+    LISTEN or session-level lock; the matcher's lock lives on a connection of its own, outside
+    every pool)."""
 
 
 async def create_pool(database_url: str, *, size: int) -> asyncpg.Pool:

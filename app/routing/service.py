@@ -436,7 +436,7 @@ async def _lock_agents(connection: asyncpg.Connection, agent_ids: set[uuid.UUID]
     return [AgentNow(row["id"], AgentState(row["state"]), row["state_reason"]) for row in rows]
 
 
-# --- sweeps (run by the matcher, under its advisory lock) -----------------------------------
+# --- sweeps (run by the leading matcher, once a tick) ---------------------------------------
 
 OVERDUE_OFFERS = """
     SELECT o.id, o.interaction_id, o.agent_id, q.away_on_missed_offer AS away

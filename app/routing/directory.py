@@ -7,12 +7,9 @@ it does not change between two passes a few milliseconds apart. So the directory
 the small changing part every pass (each agent's row version and load counts, which must be
 fresh: capacity is a rule) and keeps the rest:
 
-- skills, per agent, valid while the agent's skill rows are the same: their count and newest
-  `xmin` (replacing skills writes new rows, so both tell); a skill renamed clears them all.
-  Not the agent row's `updated_at`: that moves on every change of state, several times per
-  interaction, and each move cost a pass a second round trip for skills that had not changed;
-- the policy's `AvailableAgent`, reused while the row version, the skills and the loads are
-  unchanged.
+- skills, per agent, valid while the agent row's `updated_at` is unchanged (every write of an
+  agent row moves it, and replacing skills does too); a skill renamed clears them all;
+- the policy's `AvailableAgent`, reused while the row version and the loads are unchanged.
 
 Nothing cached can break a routing rule: capacity, load, state and presence come from the
 database under the matcher's lock on every pass.
@@ -50,17 +47,12 @@ ROUTABLE_AGENTS = """
     )
     SELECT a.id, a.updated_at, a.capacity_voice, a.capacity_chat, a.capacity_email,
            a.idle_since, a.state = 'wrap_up' AS in_wrap_up, p.last_seen_at,
-           coalesce(sv.n, 0) AS skill_rows, sv.newest AS skills_newest,
            coalesce(l.voice, 0) AS voice, coalesce(l.chat, 0) AS chat,
            coalesce(l.email, 0) AS email
     FROM agents a
     JOIN users u ON u.id = a.user_id
     JOIN agent_presence p ON p.agent_id = a.id
     LEFT JOIN loads l ON l.agent_id = a.id
-    LEFT JOIN (
-        SELECT agent_id, count(*) AS n, max(xmin::text::bigint) AS newest
-        FROM agent_skills GROUP BY agent_id
-    ) sv ON sv.agent_id = a.id
     WHERE a.state IN ('available', 'busy', 'wrap_up')
       AND u.is_active
       AND (coalesce(l.voice, 0) < a.capacity_voice
@@ -86,13 +78,12 @@ SKILLS_OF = """
     WHERE s.agent_id = ANY($1::uuid[])
 """
 
-SkillsVersion = tuple[int, int | None]  # how many skill rows, and the newest row's xmin
-Version = tuple[datetime, SkillsVersion, int, int, int]  # row, skills and the three loads
+Version = tuple[datetime, int, int, int]  # row version and the three loads
 
 
 class AgentDirectory:
     def __init__(self) -> None:
-        self._skills: dict[uuid.UUID, tuple[SkillsVersion, Mapping[str, int]]] = {}
+        self._skills: dict[uuid.UUID, tuple[datetime, Mapping[str, int]]] = {}
         self._agents: dict[uuid.UUID, tuple[Version, policy.AvailableAgent]] = {}
 
     def forget(self) -> None:
@@ -127,7 +118,7 @@ class AgentDirectory:
     ) -> None:
         """Read the skills of every agent whose row version moved. A `forget()` while the read
         is under way drops what was kept, so go round until every agent's skills are known."""
-        versions = {row["id"]: _skills_version(row) for row in rows}
+        versions = {row["id"]: row["updated_at"] for row in rows}
         while stale := [
             agent_id
             for agent_id, version in versions.items()
@@ -141,13 +132,7 @@ class AgentDirectory:
 
     def _agent(self, row: asyncpg.Record) -> policy.AvailableAgent:
         agent_id = row["id"]
-        version: Version = (
-            row["updated_at"],
-            _skills_version(row),
-            row["voice"],
-            row["chat"],
-            row["email"],
-        )
+        version: Version = (row["updated_at"], row["voice"], row["chat"], row["email"])
         known = self._agents.get(agent_id)
         if known is not None and known[0] == version:
             return known[1]
@@ -163,7 +148,3 @@ class AgentDirectory:
         )
         self._agents[agent_id] = (version, agent)
         return agent
-
-
-def _skills_version(row: asyncpg.Record) -> SkillsVersion:
-    return (row["skill_rows"], row["skills_newest"])

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, SmallInteger, String, func
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Integer, SmallInteger, String, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.models import Base, Timestamps, UUIDPrimaryKey, utcnow
@@ -41,6 +41,9 @@ class Agent(UUIDPrimaryKey, Timestamps, Base):
     state_since: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
     # Longest idle first: when the agent last held nothing (routing's tie-breaker).
     idle_since: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    # Moves whenever the skills are replaced: the matcher keeps an agent's skills while it is
+    # unchanged (updated_at would not do: it moves on every change of state).
+    skills_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The agent's current desk socket: an old socket closing late must not log out a new one.
     connection_id: Mapped[uuid.UUID | None]
 

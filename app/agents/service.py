@@ -197,7 +197,9 @@ async def replace_skills(
     agent = await get_agent(session, agent_id)
     resolved = await skills.resolve_levels(session, levels, "skills")
     agent.skills = [AgentSkill(skill_id=skill.id, proficiency=level) for skill, level in resolved]
-    # The row's version moves too: the matcher keeps skills while it is unchanged.
+    # The matcher keeps an agent's skills while this is unchanged; an SQL increment, so two
+    # replacements at once still move it twice.
+    agent.skills_version = Agent.skills_version + 1
     agent.updated_at = utcnow()
     await session.flush()
     await record_event(

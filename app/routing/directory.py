@@ -7,8 +7,10 @@ it does not change between two passes a few milliseconds apart. So the directory
 the small changing part every pass (each agent's row version and load counts, which must be
 fresh: capacity is a rule) and keeps the rest:
 
-- skills, per agent, valid while the agent row's `updated_at` is unchanged (every write of an
-  agent row moves it, and replacing skills does too); a skill renamed clears them all;
+- skills, per agent, valid while the agent's `skills_version` is unchanged (replacing skills
+  moves it; the row's `updated_at` would not do, as it moves on every change of state, several
+  times per interaction, and each move cost a pass a second round trip); a skill renamed
+  clears them all;
 - the policy's `AvailableAgent`, reused while the row version and the loads are unchanged.
 
 Nothing cached can break a routing rule: capacity, load, state and presence come from the
@@ -45,8 +47,9 @@ ROUTABLE_AGENTS = """
                count(*) FILTER (WHERE channel = 'email') AS email
         FROM held GROUP BY agent_id
     )
-    SELECT a.id, a.updated_at, a.capacity_voice, a.capacity_chat, a.capacity_email,
-           a.idle_since, a.state = 'wrap_up' AS in_wrap_up, p.last_seen_at,
+    SELECT a.id, a.updated_at, a.skills_version,
+           a.capacity_voice, a.capacity_chat, a.capacity_email, a.idle_since,
+           a.state = 'wrap_up' AS in_wrap_up, p.last_seen_at,
            coalesce(l.voice, 0) AS voice, coalesce(l.chat, 0) AS chat,
            coalesce(l.email, 0) AS email
     FROM agents a
@@ -83,7 +86,7 @@ Version = tuple[datetime, int, int, int]  # row version and the three loads
 
 class AgentDirectory:
     def __init__(self) -> None:
-        self._skills: dict[uuid.UUID, tuple[datetime, Mapping[str, int]]] = {}
+        self._skills: dict[uuid.UUID, tuple[int, Mapping[str, int]]] = {}
         self._agents: dict[uuid.UUID, tuple[Version, policy.AvailableAgent]] = {}
 
     def forget(self) -> None:
@@ -118,7 +121,7 @@ class AgentDirectory:
     ) -> None:
         """Read the skills of every agent whose row version moved. A `forget()` while the read
         is under way drops what was kept, so go round until every agent's skills are known."""
-        versions = {row["id"]: row["updated_at"] for row in rows}
+        versions = {row["id"]: row["skills_version"] for row in rows}
         while stale := [
             agent_id
             for agent_id, version in versions.items()

@@ -142,3 +142,39 @@ async def test_forgetting_in_the_middle_of_a_read_loses_no_agent(
         assert all(dict(a.skills) == {"billing": 3} for a in agents)
     finally:
         await connection.close()
+
+
+class CountsSkillReads:
+    """A connection that counts the directory's reads of skills."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection, self.skill_reads = connection, 0
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        if query == SKILLS_OF:
+            self.skill_reads += 1
+        rows: list[asyncpg.Record] = await self.connection.fetch(query, *args)
+        return rows
+
+
+async def test_a_change_of_state_costs_no_second_read_of_skills(
+    client: httpx.AsyncClient, admin: Headers, database_url: str
+) -> None:
+    await create_skills(client, admin, "billing")
+    agent_id = await _agent(client, admin, [{"skill": "billing", "level": 3}])
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await _present(connection, agent_id)
+        counting = CountsSkillReads(connection)
+        directory = AgentDirectory()
+        reader = cast(asyncpg.Connection, counting)
+        assert len(await directory.routable(reader, SILENCE)) == 1
+        assert counting.skill_reads == 1
+        await connection.execute(
+            "UPDATE agents SET state = 'busy', updated_at = now() WHERE id = $1::uuid", agent_id
+        )
+        (agent,) = await directory.routable(reader, SILENCE)
+        assert counting.skill_reads == 1  # the row moved, its skills did not
+        assert dict(agent.skills) == {"billing": 3}
+    finally:
+        await connection.close()

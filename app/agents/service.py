@@ -24,7 +24,6 @@ from app.auth.models import Role, User
 from app.auth.schemas import UserCreate
 from app.core.errors import NotFound
 from app.core.events import record_event
-from app.core.models import utcnow
 from app.skills import service as skills
 from app.skills.models import Skill
 from app.skills.schemas import SkillLevel
@@ -200,7 +199,6 @@ async def replace_skills(
     # The matcher keeps an agent's skills while this is unchanged; an SQL increment, so two
     # replacements at once still move it twice.
     agent.skills_version = Agent.skills_version + 1
-    agent.updated_at = utcnow()
     await session.flush()
     await record_event(
         session,

@@ -11,7 +11,8 @@ fresh: capacity is a rule) and keeps the rest:
   moves it; the row's `updated_at` would not do, as it moves on every change of state, several
   times per interaction, and each move cost a pass a second round trip); a skill renamed
   clears them all;
-- the policy's `AvailableAgent`, reused while the row version and the loads are unchanged.
+- the policy's `AvailableAgent`, reused while the row version, the skills version and the
+  loads are unchanged.
 
 Nothing cached can break a routing rule: capacity, load, state and presence come from the
 database under the matcher's lock on every pass.
@@ -81,7 +82,7 @@ SKILLS_OF = """
     WHERE s.agent_id = ANY($1::uuid[])
 """
 
-Version = tuple[datetime, int, int, int]  # row version and the three loads
+Version = tuple[datetime, int, int, int, int]  # row and skills versions, the three loads
 
 
 class AgentDirectory:
@@ -135,7 +136,13 @@ class AgentDirectory:
 
     def _agent(self, row: asyncpg.Record) -> policy.AvailableAgent:
         agent_id = row["id"]
-        version: Version = (row["updated_at"], row["voice"], row["chat"], row["email"])
+        version: Version = (
+            row["updated_at"],
+            row["skills_version"],
+            row["voice"],
+            row["chat"],
+            row["email"],
+        )
         known = self._agents.get(agent_id)
         if known is not None and known[0] == version:
             return known[1]

@@ -183,16 +183,16 @@ async def run_upkeep(
     silence: timedelta,
     sweep: bool,
     timeouts: bool,
-) -> int:
+) -> None:
     """Rules 7-9, inside the caller's transaction: overdue offers end (`timeouts`), and with
-    `sweep` silent agents leave routing and overdue wrap-ups end. Returns the offers timed out.
+    `sweep` silent agents leave routing and overdue wrap-ups end.
     The loop asks for these once a tick, not every pass: a deadline a fraction of a tick late
     changes nothing, and the queries are not free."""
-    timed_out = await service.time_out_offers(connection, events) if timeouts else 0
+    if timeouts:
+        await service.time_out_offers(connection, events)
     if sweep:
         await service.sweep_silent_agents(connection, events, silence=silence)
         await service.end_overdue_wrap_ups(connection, events)
-    return timed_out
 
 
 async def run_pass(

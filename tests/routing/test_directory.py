@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, cast
 
@@ -100,17 +101,20 @@ async def test_an_agent_without_room_or_presence_is_not_routable(
         await connection.close()
 
 
-class ForgetsOnce:
-    """A connection during whose first skills read the directory is told to forget, as the
-    matcher's listener does on a skill rename while a pass is reading."""
+class WatchesSkillReads:
+    """A connection that counts the directory's reads of skills and can act at the first one
+    (as the matcher's listener does when a skill is renamed while a pass is reading)."""
 
-    def __init__(self, connection: asyncpg.Connection, directory: AgentDirectory) -> None:
-        self.connection, self.directory, self.forgot = connection, directory, False
+    def __init__(
+        self, connection: asyncpg.Connection, at_first_read: Callable[[], None] = lambda: None
+    ) -> None:
+        self.connection, self.at_first_read, self.skill_reads = connection, at_first_read, 0
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        if query == SKILLS_OF and not self.forgot:
-            self.forgot = True
-            self.directory.forget()
+        if query == SKILLS_OF:
+            self.skill_reads += 1
+            if self.skill_reads == 1:
+                self.at_first_read()
         rows: list[asyncpg.Record] = await self.connection.fetch(query, *args)
         return rows
 
@@ -135,26 +139,16 @@ async def test_forgetting_in_the_middle_of_a_read_loses_no_agent(
             await _present(connection, agent_id)
         directory = AgentDirectory()
         assert len(await directory.routable(connection, SILENCE)) == 2
-        await connection.execute("UPDATE agents SET updated_at = now() WHERE id = $1::uuid", ids[0])
-        forgetful = cast(asyncpg.Connection, ForgetsOnce(connection, directory))
-        agents = await directory.routable(forgetful, SILENCE)
+        await connection.execute(  # as replacing its skills does
+            "UPDATE agents SET skills_version = skills_version + 1 WHERE id = $1::uuid", ids[0]
+        )
+        watching = WatchesSkillReads(connection, at_first_read=directory.forget)
+        agents = await directory.routable(cast(asyncpg.Connection, watching), SILENCE)
+        assert watching.skill_reads == 2  # the forget made it go round for everyone
         assert sorted(str(a.id) for a in agents) == sorted(ids)
         assert all(dict(a.skills) == {"billing": 3} for a in agents)
     finally:
         await connection.close()
-
-
-class CountsSkillReads:
-    """A connection that counts the directory's reads of skills."""
-
-    def __init__(self, connection: asyncpg.Connection) -> None:
-        self.connection, self.skill_reads = connection, 0
-
-    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        if query == SKILLS_OF:
-            self.skill_reads += 1
-        rows: list[asyncpg.Record] = await self.connection.fetch(query, *args)
-        return rows
 
 
 async def test_a_change_of_state_costs_no_second_read_of_skills(
@@ -165,7 +159,7 @@ async def test_a_change_of_state_costs_no_second_read_of_skills(
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         await _present(connection, agent_id)
-        counting = CountsSkillReads(connection)
+        counting = WatchesSkillReads(connection)
         directory = AgentDirectory()
         reader = cast(asyncpg.Connection, counting)
         assert len(await directory.routable(reader, SILENCE)) == 1

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,6 +37,9 @@ class EventRecord:
     subject_id: str
     actor: str
     payload: dict[str, Any]
+    # What the writer had at hand for its own replica's subscribers and the log does not keep
+    # (the matcher attaches each offer's screen pop); empty for events read from the log.
+    attached: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def agent_id(self) -> str | None:

@@ -16,7 +16,6 @@ from pydantic import BaseModel
 from app.agents.models import AgentState
 from app.agents.service import AgentNotFound
 from app.core.hub import EventRecord
-from app.desk import screen_pop
 from app.desk.protocol import (
     AssignmentFrame,
     InteractionUpdateFrame,
@@ -24,9 +23,10 @@ from app.desk.protocol import (
     OfferWithdrawnFrame,
     StateFrame,
 )
-from app.desk.screen_pop import Reader
 from app.interactions.schemas import InteractionOut
 from app.interactions.service import InteractionNotFound
+from app.routing import screen_pop
+from app.routing.screen_pop import Reader
 
 OFFER_ENDINGS = {"offer.withdrawn", "offer.timed_out", "offer.rejected"}
 
@@ -49,14 +49,6 @@ PENDING_OFFERS = (
 )
 
 
-def routing_of(payload: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "reason": payload.get("reason", ""),
-        "matched_skills": payload.get("matched_skills", {}),
-        "effective_priority": payload.get("effective_priority"),
-    }
-
-
 async def frame_for(db: Reader, event: EventRecord) -> BaseModel | None:
     """The frame an event becomes on its agent's desk, or None when the desk need not know."""
     payload = event.payload
@@ -66,13 +58,16 @@ async def frame_for(db: Reader, event: EventRecord) -> BaseModel | None:
         )
     if event.kind == "interaction.offered":
         interaction_id = uuid.UUID(event.subject_id)
+        pop = event.attached.get("screen_pop")
+        if pop is None:  # read from the log: written by another replica, or replayed
+            pop = await screen_pop.build(db, interaction_id, screen_pop.routing_of(payload))
         return OfferFrame(
             event_id=event.id,
             offer_id=uuid.UUID(payload["offer_id"]),
             interaction_id=interaction_id,
             channel=payload["channel"],
             deadline=datetime.fromisoformat(payload["deadline"]),
-            screen_pop=await screen_pop.build(db, interaction_id, routing_of(payload)),
+            screen_pop=pop,
         )
     if event.kind in OFFER_ENDINGS:
         return OfferWithdrawnFrame(
@@ -109,7 +104,13 @@ async def current_frames(db: Reader, agent_id: uuid.UUID) -> list[BaseModel]:
         raise AgentNotFound(f"no agent with id {agent_id}")
     frames: list[BaseModel] = [StateFrame(state=agent["state"], reason=agent["state_reason"])]
     for offer in await db.fetch(PENDING_OFFERS, agent_id):
-        routing = {"reason": offer["reason"], **offer["matched"]}
+        matched = offer["matched"]
+        # The keys of the live offer's pop (screen_pop.routing_of), from the offer's row.
+        routing = {
+            "reason": offer["reason"],
+            "matched_skills": matched.get("skills", {}),
+            "effective_priority": matched.get("effective_priority"),
+        }
         frames.append(
             OfferFrame(
                 offer_id=offer["id"],

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -26,7 +27,7 @@ from app.core.events import SYSTEM_ACTOR
 from app.core.hub import EventHub, EventRecord, Subscription
 from app.core.logging import get_logger
 from app.core.pg import Events, connect, now
-from app.routing import policy, service
+from app.routing import policy, screen_pop, service
 from app.routing.directory import AgentDirectory
 
 log = get_logger(__name__)
@@ -228,9 +229,11 @@ async def run_pass(
 
 
 # One statement claims the interactions still queued (one may have been abandoned since the
-# read), inserts their offers and the offers' events, in the order of the matches: three
-# writes, one round trip, one commit.
-WRITE_OFFERS = """
+# read), inserts their offers and the offers' events, in the order of the matches, and returns
+# each offer's screen pop: three writes and the pop's read, one round trip, one commit. The pop
+# is read from the statement's snapshot, taken before its writes: the interaction is still
+# `queued` there, and nothing the pop shows changes when it is offered.
+WRITE_OFFERS = f"""
     WITH claimed AS (
         UPDATE interactions SET state = 'offered', offered_at = $1, updated_at = $1
         WHERE id = ANY($3::uuid[]) AND state = 'queued'
@@ -245,14 +248,18 @@ WRITE_OFFERS = """
             AS o(id, interaction_id, agent_id, channel, deadline, reason, matched)
         JOIN claimed c ON c.id = o.interaction_id
         RETURNING interaction_id
+    ), written AS (
+        INSERT INTO events (occurred_at, kind, subject_type, subject_id, actor, payload)
+        SELECT $1, 'interaction.offered', 'interaction', e.interaction_id::text, $9,
+               e.payload::jsonb
+        FROM unnest($3::uuid[], $10::text[]) WITH ORDINALITY AS e(interaction_id, payload, n)
+        JOIN offered USING (interaction_id)
+        ORDER BY e.n
+        RETURNING id, subject_id
     )
-    INSERT INTO events (occurred_at, kind, subject_type, subject_id, actor, payload)
-    SELECT $1, 'interaction.offered', 'interaction', e.interaction_id::text, $9, e.payload::jsonb
-    FROM unnest($3::uuid[], $10::text[]) WITH ORDINALITY AS e(interaction_id, payload, n)
-    JOIN offered USING (interaction_id)
-    ORDER BY e.n
-    RETURNING id, subject_id
-"""
+    SELECT w.id, w.subject_id, {screen_pop.COLUMNS}
+    FROM written w JOIN interactions i ON i.id = w.subject_id::uuid {screen_pop.JOINS}
+"""  # noqa: S608 - constants only, no outside text
 
 
 async def _write_offers(
@@ -277,18 +284,24 @@ async def _write_offers(
         [json.dumps(payloads[str(o.match.interaction_id)]) for o in offers],
     )
     events.note_written(
-        EventRecord(
-            id=row["id"],
-            occurred_at=moment,
-            kind="interaction.offered",
-            subject_type="interaction",
-            subject_id=row["subject_id"],
-            actor=SYSTEM_ACTOR,
-            payload=payloads[row["subject_id"]],
-        )
+        _offered(row, moment, payloads[row["subject_id"]])
         for row in sorted(written, key=lambda row: row["id"])
     )
     return len(written)
+
+
+def _offered(row: asyncpg.Record, moment: datetime, payload: dict[str, Any]) -> EventRecord:
+    pop = screen_pop.from_row(row, screen_pop.routing_of(payload))
+    return EventRecord(
+        id=row["id"],
+        occurred_at=moment,
+        kind="interaction.offered",
+        subject_type="interaction",
+        subject_id=row["subject_id"],
+        actor=SYSTEM_ACTOR,
+        payload=payload,
+        attached={"screen_pop": pop},
+    )
 
 
 @dataclass(frozen=True, slots=True)

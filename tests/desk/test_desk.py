@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
 import pytest
@@ -33,6 +34,49 @@ async def test_an_offer_arrives_with_its_screen_pop_and_accepting_assigns_it(
     assert assignment["interaction"]["id"] == call["id"]
     fetched = await center.http.get(f"/v1/interactions/{call['id']}", headers=center.admin)
     assert fetched.json()["state"] == "assigned"
+
+
+async def test_the_screen_pop_lists_the_customers_earlier_interactions_newest_first(
+    center: Center,
+) -> None:
+    desk = await center.available(await center.agent("mei", billing=4))
+
+    async def handle(disposition: str, **call: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        interaction = await center.call(**call)
+        offer = await desk.next("offer")
+        await desk.send(type="accept", offer_id=offer["offer_id"])
+        await desk.next("assignment")
+        await desk.send(type="complete", interaction_id=interaction["id"], disposition=disposition)
+        await desk.next("ack")
+        return interaction, offer["screen_pop"]
+
+    first, first_pop = await handle("refunded", subject="Card declined")
+    # The same customer again, by chat and identified by id this time.
+    second, _ = await handle(
+        "explained", channel="chat", customer_id=first["customer_id"], subject="Still declined"
+    )
+    third, pop = await handle("resolved", subject="Third time")
+
+    assert first_pop["history"] == []  # a first contact has none
+    assert [{k: v for k, v in h.items() if k != "created_at"} for h in pop["history"]] == [
+        {
+            "id": second["id"],
+            "channel": "chat",
+            "state": "completed",
+            "subject": "Still declined",
+            "disposition": "explained",
+            "agent": "Mei",
+        },
+        {
+            "id": first["id"],
+            "channel": "voice",
+            "state": "completed",
+            "subject": "Card declined",
+            "disposition": "refunded",
+            "agent": "Mei",
+        },
+    ]
+    assert pop["customer"]["id"] == first["customer_id"] == third["customer_id"]
 
 
 async def test_a_retried_delivery_is_the_same_interaction(center: Center) -> None:
@@ -114,6 +158,10 @@ async def test_reconnecting_replays_the_pending_offer(center: Center) -> None:
     second = await center.desk(mei, last_event_id=0)
     replayed = [f for f in second.frames if f["type"] == "offer"]
     assert offer["offer_id"] in {f["offer_id"] for f in replayed}
+    # Missed events and what the agent holds now are both replayed, each with its screen pop
+    # read afresh: the same pop as the one the matcher built when it made the offer.
+    assert len(replayed) == 2
+    assert all(f["screen_pop"] == offer["screen_pop"] for f in replayed)
 
 
 async def test_only_agents_open_a_desk(center: Center) -> None:

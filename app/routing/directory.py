@@ -1,28 +1,37 @@
 """The routable agents as a matcher pass needs them, read cheaply pass after pass.
 
 A pass needs every agent with room: its state, capacity, idle time, what it holds, and its
-skills. Reading all of that for 500 agents, skills as JSON, and building 500 policy objects
-cost about 15 ms a pass (docs/benchmarks.md), more than the rest of the pass together. Most of
-it does not change between two passes a few milliseconds apart. So the directory reads only
-the small changing part every pass (each agent's row version and load counts, which must be
-fresh: capacity is a rule) and keeps the rest:
+skills. Reading all of that for 500 agents took 9 ms of every pass even with nothing else to do
+(docs/benchmarks.md), while between two passes a few milliseconds apart only the agents the
+last events named have changed. So the directory keeps the routable agents and re-reads:
 
-- skills, per agent, valid while the agent's `skills_version` is unchanged (replacing skills
-  moves it; the row's `updated_at` would not do, as it moves on every change of state, several
-  times per interaction, and each move cost a pass a second round trip); a skill renamed
-  clears them all;
-- the policy's `AvailableAgent`, reused while the row version, the skills version and the
-  loads are unchanged.
+- every agent an event has named since (`mark`: the matcher's listener marks the agent of
+  every event it hears; the pass marks the agents it just offered to), with the same query
+  restricted to them, whose loads come from two index look-ups;
+- all of them once every `read_all_every` seconds (1 s), which brings presence up to date and
+  heals anything an event did not say (a user deactivated; events lost in an overflow);
+- skills, per agent, only when its `skills_version` moved (replacing skills moves it; the row's
+  `updated_at` would not do, as it moves on every change of state); a skill renamed clears
+  everything (`forget`).
 
-Nothing cached can break a routing rule: capacity, load, state and presence come from the
-database under the matcher's lock on every pass.
+Why a kept agent never breaks a routing rule (DESIGN.md section 3, docs/routing.md):
+
+- **Capacity.** Only a matcher pass adds load, and the pass marks every agent it offered to, so
+  the next pass reads that agent afresh. Everything else (accepts, completes, timeouts) only
+  lowers a load: a kept load is never below the truth.
+- **State.** An agent who left routing a moment ago may still be kept as routable; the write of
+  the offers checks each agent's state in the database and skips an offer to one who left
+  (app/routing/matcher.py, `WRITE_OFFERS`).
+- **Presence.** Silence is checked on every pass against the last sign of life read, at most
+  `read_all_every` old; the sweeper sends a silent agent away in any case (rule 8).
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -30,17 +39,18 @@ import asyncpg
 from app.core.pg import now
 from app.routing import policy
 
-# Every routable agent with room on some channel, with its row version, loads and last sign of
-# life. Silence is checked by the caller, not here: a filter on `last_seen_at > now - silence`
-# is estimated from statistics that are always older than the window, so PostgreSQL expected
-# one row, chose nested loops, and the read grew from 3.5 to 19 ms (200 to 5,700 buffers) within
-# a minute of a benchmark run (pg_stat_statements and auto_explain, docs/benchmarks.md).
-ROUTABLE_AGENTS = """
+# Routable agents with room on some channel, with their row version, loads and last sign of life,
+# all of them or only those named in $1 (`AMONG`). Silence is checked by the caller, not here:
+# a filter on `last_seen_at > now - silence` is estimated from statistics that are always older
+# than the window, so PostgreSQL expected one row, chose nested loops, and the read grew from
+# 3.5 to 19 ms (200 to 5,700 buffers) within a minute of a benchmark run (pg_stat_statements
+# and auto_explain, docs/benchmarks.md).
+_ROUTABLE = """
     WITH held AS (
-        SELECT agent_id, channel FROM offers WHERE state = 'pending'
+        SELECT agent_id, channel FROM offers WHERE state = 'pending' {offers_among}
         UNION ALL
         SELECT agent_id, channel FROM interactions
-        WHERE state IN ('assigned', 'wrap_up') AND agent_id IS NOT NULL
+        WHERE state IN ('assigned', 'wrap_up') AND agent_id IS NOT NULL {interactions_among}
     ), loads AS (
         SELECT agent_id,
                count(*) FILTER (WHERE channel IN ('voice', 'callback')) AS voice,
@@ -62,18 +72,15 @@ ROUTABLE_AGENTS = """
       AND (coalesce(l.voice, 0) < a.capacity_voice
            OR coalesce(l.chat, 0) < a.capacity_chat
            OR coalesce(l.email, 0) < a.capacity_email)
+      {agents_among}
 """
-
-# The same, only agents holding one of the skills $1. Written as a separate IN (a semi-join,
-# one pass over agent_skills) rather than `$2 IS NULL OR EXISTS (...)`: PostgreSQL cannot turn
-# an OR-ed EXISTS into a join and probed the skills once per agent, which made this the most
-# expensive statement of a pass (docs/benchmarks.md).
-ROUTABLE_AGENTS_WITH_SKILLS = (  # two constants joined: no outside text
-    ROUTABLE_AGENTS  # noqa: S608
-    + """
-      AND a.id IN (SELECT s.agent_id FROM agent_skills s JOIN skills k ON k.id = s.skill_id
-                   WHERE k.name = ANY($1::text[]))
-"""
+ROUTABLE_AGENTS = _ROUTABLE.format(offers_among="", interactions_among="", agents_among="")
+# The same for the agents $1 only: each branch filtered by agent, so the loads come from the
+# (agent_id, state) indexes instead of every pending offer and held interaction.
+ROUTABLE_AMONG = _ROUTABLE.format(
+    offers_among="AND agent_id = ANY($1::uuid[])",
+    interactions_among="AND agent_id = ANY($1::uuid[])",
+    agents_among="AND a.id = ANY($1::uuid[])",
 )
 
 SKILLS_OF = """
@@ -86,14 +93,27 @@ Version = tuple[datetime, int, int, int, int]  # row and skills versions, the th
 
 
 class AgentDirectory:
-    def __init__(self) -> None:
+    def __init__(self, *, read_all_every: float = 1.0) -> None:
+        self._read_all_every = read_all_every
+        self._forgotten = 0  # how many times `forget` was called
+        self._read_all_at: float | None = None  # monotonic; None: read everyone next pass
+        self._dirty: set[uuid.UUID] = set()
+        self._rows: dict[uuid.UUID, asyncpg.Record] = {}  # the routable agents, as last read
         self._skills: dict[uuid.UUID, tuple[int, Mapping[str, int]]] = {}
         self._agents: dict[uuid.UUID, tuple[Version, policy.AvailableAgent]] = {}
 
     def forget(self) -> None:
-        """Drop everything kept (a skill was renamed or removed)."""
+        """Drop everything kept (a skill was renamed or removed; another replica routed)."""
+        self._forgotten += 1
+        self._read_all_at = None
+        self._dirty.clear()
+        self._rows.clear()
         self._skills.clear()
         self._agents.clear()
+
+    def mark(self, agent_ids: Iterable[uuid.UUID]) -> None:
+        """These agents may have changed: the next pass reads them afresh."""
+        self._dirty.update(agent_ids)
 
     async def routable(
         self,
@@ -104,35 +124,61 @@ class AgentDirectory:
     ) -> list[policy.AvailableAgent]:
         """The routable agents; with `any_of`, only those holding at least one of those skills
         (the waiting work all needs one of them: the others could not qualify anyway)."""
-        if any_of is None:
-            found = await connection.fetch(ROUTABLE_AGENTS)
-        else:
-            found = await connection.fetch(ROUTABLE_AGENTS_WITH_SKILLS, sorted(any_of))
+        await self._read(connection)
         seen_after = now() - silence
-        rows = [row for row in found if row["last_seen_at"] > seen_after]
+        agents = [
+            self._agent(row) for row in self._rows.values() if row["last_seen_at"] > seen_after
+        ]
+        if any_of is None:
+            return agents
+        return [agent for agent in agents if not any_of.isdisjoint(agent.skills)]
+
+    async def _read(self, connection: asyncpg.Connection) -> None:
+        """Bring the kept agents up to date. A `forget()` while a read is under way (the
+        listener runs between its statements) may drop what it had just read, so go round,
+        reading everyone, until a read ends undisturbed."""
+        while True:
+            forgotten = self._forgotten
+            await self._read_once(connection)
+            if forgotten == self._forgotten:
+                return
+
+    async def _read_once(self, connection: asyncpg.Connection) -> None:
+        moment = time.monotonic()
+        if self._read_all_at is None or moment - self._read_all_at >= self._read_all_every:
+            self._dirty.clear()
+            rows = await connection.fetch(ROUTABLE_AGENTS)
+            self._rows = {row["id"]: row for row in rows}
+            self._read_all_at = moment
+        elif self._dirty:
+            among, self._dirty = list(self._dirty), set()
+            rows = await connection.fetch(ROUTABLE_AMONG, among)
+            for agent_id in among:  # those not read back have left routing or have no room
+                self._rows.pop(agent_id, None)
+            self._rows.update((row["id"], row) for row in rows)
+        else:
+            return
         await self._refresh_skills(connection, rows)
-        agents = [self._agent(row) for row in rows]
-        if len(self._agents) > 4 * max(len(rows), 1000):  # agents gone from routing: let go
-            present = {row["id"] for row in rows}
-            self._agents = {k: v for k, v in self._agents.items() if k in present}
-        return agents
+        for agent_id in self._agents.keys() - self._rows.keys():
+            del self._agents[agent_id]
 
     async def _refresh_skills(
         self, connection: asyncpg.Connection, rows: list[asyncpg.Record]
     ) -> None:
-        """Read the skills of every agent whose row version moved. A `forget()` while the read
-        is under way drops what was kept, so go round until every agent's skills are known."""
+        """Read the skills of every agent whose skills version moved."""
         versions = {row["id"]: row["skills_version"] for row in rows}
-        while stale := [
+        stale = [
             agent_id
             for agent_id, version in versions.items()
             if (known := self._skills.get(agent_id)) is None or known[0] != version
-        ]:
-            levels: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
-            for agent_id, name, level in await connection.fetch(SKILLS_OF, stale):
-                levels[agent_id][name] = level
-            for agent_id in stale:
-                self._skills[agent_id] = (versions[agent_id], levels.get(agent_id, {}))
+        ]
+        if not stale:
+            return
+        levels: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
+        for agent_id, name, level in await connection.fetch(SKILLS_OF, stale):
+            levels[agent_id][name] = level
+        for agent_id in stale:
+            self._skills[agent_id] = (versions[agent_id], levels.get(agent_id, {}))
 
     def _agent(self, row: asyncpg.Record) -> policy.AvailableAgent:
         agent_id = row["id"]

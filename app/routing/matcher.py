@@ -224,29 +224,35 @@ async def run_pass(
     if not agents:
         return PassResult(offers=0, left_waiting=len(waiting))
     matches = policy.match(waiting, agents, rules, moment)
+    # Marked before the write: whether or not it lands, the next pass reads these agents afresh.
+    directory.mark(match.agent_id for match in matches)
     offered = await _write_offers(connection, events, matches, waiting, queues, moment)
     return PassResult(offers=offered, left_waiting=len(waiting) - offered)
 
 
-# One statement claims the interactions still queued (one may have been abandoned since the
-# read), inserts their offers and the offers' events, in the order of the matches, and returns
-# each offer's screen pop: three writes and the pop's read, one round trip, one commit. The pop
-# is read from the statement's snapshot, taken before its writes: the interaction is still
-# `queued` there, and nothing the pop shows changes when it is offered.
+# One statement keeps the offers whose agent is still routable (the directory may not have
+# heard yet that one left), claims their interactions if still queued (one may have been
+# abandoned since the read), inserts the offers and their events in the order of the matches,
+# and returns each offer's screen pop: three writes and the pop's read, one round trip, one
+# commit. The pop is read from the statement's snapshot, taken before its writes: the
+# interaction is still `queued` there, and nothing the pop shows changes when it is offered.
 WRITE_OFFERS = f"""
-    WITH claimed AS (
+    WITH proposed AS (
+        SELECT o.*
+        FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::timestamptz[],
+                    $7::text[], $8::text[])
+            AS o(id, interaction_id, agent_id, channel, deadline, reason, matched)
+        JOIN agents a ON a.id = o.agent_id AND a.state IN ('available', 'busy', 'wrap_up')
+    ), claimed AS (
         UPDATE interactions SET state = 'offered', offered_at = $1, updated_at = $1
-        WHERE id = ANY($3::uuid[]) AND state = 'queued'
+        WHERE id IN (SELECT interaction_id FROM proposed) AND state = 'queued'
         RETURNING id
     ), offered AS (
         INSERT INTO offers (id, interaction_id, agent_id, channel, state, created_at, deadline,
                             reason, matched)
-        SELECT o.id, o.interaction_id, o.agent_id, o.channel, 'pending', $1, o.deadline,
-               o.reason, o.matched::jsonb
-        FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::timestamptz[],
-                    $7::text[], $8::text[])
-            AS o(id, interaction_id, agent_id, channel, deadline, reason, matched)
-        JOIN claimed c ON c.id = o.interaction_id
+        SELECT p.id, p.interaction_id, p.agent_id, p.channel, 'pending', $1, p.deadline,
+               p.reason, p.matched::jsonb
+        FROM proposed p JOIN claimed c ON c.id = p.interaction_id
         RETURNING interaction_id
     ), written AS (
         INSERT INTO events (occurred_at, kind, subject_type, subject_id, actor, payload)
@@ -409,7 +415,11 @@ class Matcher:
 
     def start(self) -> None:
         subscription = self._hub.subscribe(
-            lambda event: event.kind in CATALOGUE_KINDS or may_find_new_pairs(event)
+            lambda event: (
+                event.agent_id is not None
+                or event.kind in CATALOGUE_KINDS
+                or may_find_new_pairs(event)
+            )
         )
         self._listener = asyncio.create_task(self._listen(subscription), name="matcher-wake")
         self._task = asyncio.create_task(self._run(), name="matcher")
@@ -436,17 +446,24 @@ class Matcher:
                 self._directory.forget()
                 self._wake.set()
             with contextlib.suppress(TimeoutError):
-                event = await asyncio.wait_for(subscription.queue.get(), timeout=1.0)
-                if event.kind in CATALOGUE_KINDS:
-                    self._directory.forget()
-                # Freed capacity with nothing waiting makes no pair: at 50 interactions a second
-                # that skips two of every three passes. Work that arrives later wakes a pass by
-                # its own event, and the tick runs one regardless.
-                woken_at = self._woken_for.pop(event.subject_id, None)
-                if event.kind == NEW_WORK and woken_at and time.monotonic() - woken_at < 1.0:
-                    pass  # the pass after that wake read it already
-                elif event.kind == NEW_WORK or self._left_waiting:
-                    self._wake.set()
+                self._heard(await asyncio.wait_for(subscription.queue.get(), timeout=1.0))
+
+    def _heard(self, event: EventRecord) -> None:
+        with contextlib.suppress(ValueError):  # an event naming no agent id in good form
+            if (agent_id := event.agent_id) is not None:
+                self._directory.mark([uuid.UUID(agent_id)])
+        if event.kind in CATALOGUE_KINDS:
+            self._directory.forget()
+        elif not may_find_new_pairs(event):
+            return
+        # Freed capacity with nothing waiting makes no pair: at 50 interactions a second that
+        # skips two of every three passes. Work that arrives later wakes a pass by its own
+        # event, and the tick runs one regardless.
+        woken_at = self._woken_for.pop(event.subject_id, None)
+        if event.kind == NEW_WORK and woken_at and time.monotonic() - woken_at < 1.0:
+            pass  # the pass after that wake read it already
+        elif event.kind == NEW_WORK or self._left_waiting:
+            self._wake.set()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -1,16 +1,22 @@
-"""The matcher's agent directory keeps skills between passes, yet never routes on stale ones."""
+"""The matcher's agent directory keeps agents between passes, yet never routes on stale ones."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any, cast
 
 import asyncpg
 import httpx
+import pytest
+from fastapi import FastAPI
 
+from app.core import pg
 from app.core.hub import asyncpg_dsn
+from app.core.pg import Events
 from app.routing.directory import SKILLS_OF, AgentDirectory
+from app.routing.matcher import PassResult, QueueBook, run_pass
 from tests.support import create_skills
 
 Headers = dict[str, str]
@@ -57,6 +63,7 @@ async def test_replaced_skills_and_a_renamed_skill_reach_the_next_pass(
             headers=admin,
         )
         assert replaced.status_code == 200, replaced.text
+        directory.mark([uuid.UUID(agent_id)])  # what the matcher does on its event
         assert await _skills_seen(directory, connection) == [{"mandarin": 5}]
 
         skills = (await client.get("/v1/skills", headers=admin)).json()
@@ -78,7 +85,7 @@ async def test_an_agent_without_room_or_presence_is_not_routable(
     agent_id = await _agent(client, admin, [{"skill": "billing", "level": 2}])
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
-        directory = AgentDirectory()
+        directory = AgentDirectory(read_all_every=0)  # every call reads everyone
         assert await _skills_seen(directory, connection) == []  # never connected
         await _present(connection, agent_id)
         assert len(await directory.routable(connection, SILENCE)) == 1
@@ -142,6 +149,7 @@ async def test_forgetting_in_the_middle_of_a_read_loses_no_agent(
         await connection.execute(  # as replacing its skills does
             "UPDATE agents SET skills_version = skills_version + 1 WHERE id = $1::uuid", ids[0]
         )
+        directory.mark([uuid.UUID(ids[0])])
         watching = WatchesSkillReads(connection, at_first_read=directory.forget)
         agents = await directory.routable(cast(asyncpg.Connection, watching), SILENCE)
         assert watching.skill_reads == 2  # the forget made it go round for everyone
@@ -167,8 +175,82 @@ async def test_a_change_of_state_costs_no_second_read_of_skills(
         await connection.execute(
             "UPDATE agents SET state = 'busy', updated_at = now() WHERE id = $1::uuid", agent_id
         )
+        directory.mark([uuid.UUID(agent_id)])
         (agent,) = await directory.routable(reader, SILENCE)
         assert counting.skill_reads == 1  # the row moved, its skills did not
         assert dict(agent.skills) == {"billing": 3}
     finally:
         await connection.close()
+
+
+@pytest.fixture
+async def routing_by_hand(
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers, database_url: str
+) -> AsyncIterator[asyncpg.Connection]:
+    """One agent with room for a single chat, present, and the app's own matcher stopped: the
+    test runs the passes."""
+    await app.state.matcher.stop()
+    await create_skills(client, admin, "billing")
+    queue = {"name": "billing", "required_skills": [{"skill": "billing", "level": 1}]}
+    assert (await client.post("/v1/queues", json=queue, headers=admin)).status_code == 201
+    body = {
+        "username": "lin",
+        "display_name": "Lin",
+        "capacity": {"voice": 1, "chat": 1, "email": 1},
+        "skills": [{"skill": "billing", "level": 3}],
+    }
+    response = await client.post("/v1/agents", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    connection = await pg.connect(database_url)
+    try:
+        await _present(connection, response.json()["id"])
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def _chat(client: httpx.AsyncClient, admin: Headers, visitor: str) -> str:
+    body = {"channel": "chat", "queue": "billing", "contact": {"kind": "chat", "value": visitor}}
+    response = await client.post("/v1/interactions", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    interaction_id: str = response.json()["id"]
+    return interaction_id
+
+
+async def _pass(connection: asyncpg.Connection, directory: AgentDirectory) -> PassResult:
+    return await run_pass(connection, Events(), directory, QueueBook(), silence=SILENCE)
+
+
+async def test_the_pass_after_an_offer_sees_the_load_it_added(
+    routing_by_hand: asyncpg.Connection, client: httpx.AsyncClient, admin: Headers
+) -> None:
+    directory = AgentDirectory()
+    await _chat(client, admin, "visitor-1")
+    assert (await _pass(routing_by_hand, directory)).offers == 1
+    await _chat(client, admin, "visitor-2")
+
+    # Well within the second between two reads of everyone: the agent kept from the first
+    # pass had no load, yet its one chat is taken now.
+    second = await _pass(routing_by_hand, directory)
+
+    assert (second.offers, second.left_waiting) == (0, 1)
+    pending = await routing_by_hand.fetchval("SELECT count(*) FROM offers WHERE state = 'pending'")
+    assert pending == 1
+
+
+async def test_no_offer_goes_to_an_agent_who_left_after_the_directory_read_them(
+    routing_by_hand: asyncpg.Connection, client: httpx.AsyncClient, admin: Headers
+) -> None:
+    directory = AgentDirectory()
+    assert len(await directory.routable(routing_by_hand, SILENCE)) == 1
+    await routing_by_hand.execute("UPDATE agents SET state = 'away'")  # no event heard yet
+    interaction_id = await _chat(client, admin, "visitor-1")
+
+    result = await _pass(routing_by_hand, directory)
+
+    assert result.offers == 0
+    state = await routing_by_hand.fetchval(
+        "SELECT state FROM interactions WHERE id = $1::uuid", interaction_id
+    )
+    assert state == "queued"
+    assert await routing_by_hand.fetchval("SELECT count(*) FROM offers") == 0

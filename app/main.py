@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -23,6 +23,7 @@ from app.core.settings import Settings, get_settings
 from app.customers.api import router as customers_router
 from app.desk.api import router as desk_router
 from app.desk.rest import router as desk_rest_router
+from app.interactions.api import document_intake_body
 from app.interactions.api import router as interactions_router
 from app.queues.api import router as queues_router
 from app.routing.matcher import Matcher
@@ -54,6 +55,15 @@ def app_from_environment() -> FastAPI:
     app = create_app(settings, settings.database_url)
     tune_for_serving()
     return app
+
+
+def _document_the_intake_body(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document_intake_body(FastAPI.openapi(app))
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way
 
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:
@@ -108,6 +118,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         supervisor_router,
     ):
         app.include_router(router)
+    _document_the_intake_body(app)
 
     @app.get(
         "/health",

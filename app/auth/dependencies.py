@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import asyncpg
@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import service
 from app.auth.models import Role
 from app.auth.principal import Principal
-from app.core import pg
 from app.core.db import get_session
 from app.core.errors import Forbidden, NotAuthenticated
+from app.core.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="A login token (cct_…) or a gateway key (cck_…)")
 
@@ -23,44 +23,34 @@ _bearer = HTTPBearer(auto_error=False, description="A login token (cct_…) or a
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def hot_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    """FastAPI dependency: one connection of the hot-path pool (app.core.pg) for the request.
-
-    Shared by the caller's look-up and the endpoint, so a request waits for a free connection
-    once, not once per step. Statements on it run on their own, not in a request transaction.
-    """
-    async with request.app.state.pg.acquire(timeout=pg.ACQUIRE_TIMEOUT) as connection:
-        yield connection
-
-
-# scope="function": back to the pool before the response leaves, like Session.
-HotConnection = Annotated[asyncpg.Connection, Depends(hot_connection, scope="function")]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 async def current_principal(
     request: Request, session: Session, credentials: Credentials
 ) -> Principal:
-    secret = _secret(credentials)
+    secret = _secret(None if credentials is None else credentials.credentials)
     settings = request.app.state.settings
     return _known(await service.principal_for_secret(session, secret, settings))
 
 
 async def hot_principal(
-    request: Request, connection: HotConnection, credentials: Credentials
+    connection: asyncpg.Connection, authorization: str | None, settings: Settings
 ) -> Principal:
-    """`current_principal` without the ORM session, for endpoints on the hot-path pool."""
-    secret = _secret(credentials)
-    settings = request.app.state.settings
+    """`current_principal` on a hot-path connection (app.core.pg), from the Authorization
+    header as given, for endpoints that skip FastAPI's dependencies (POST /v1/interactions).
+    Answers as `current_principal` would, with the same errors."""
+    scheme, _, given = (authorization or "").partition(" ")
+    secret = _secret(given.strip() if scheme.lower() == "bearer" else None)
     return _known(await service.hot_principal_for_secret(connection, secret, settings))
 
 
-def _secret(credentials: HTTPAuthorizationCredentials | None) -> str:
-    if credentials is None:
+def _secret(given: str | None) -> str:
+    if not given:
         raise NotAuthenticated(
             "send an Authorization: Bearer <token> header; log in at /v1/auth/login"
         )
-    return credentials.credentials
+    return given
 
 
 def _known(principal: Principal | None) -> Principal:

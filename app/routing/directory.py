@@ -98,7 +98,8 @@ class AgentDirectory:
         self._forgotten = 0  # how many times `forget` was called
         self._read_all_at: float | None = None  # monotonic; None: read everyone next pass
         self._dirty: set[uuid.UUID] = set()
-        self._rows: dict[uuid.UUID, asyncpg.Record] = {}  # the routable agents, as last read
+        # The routable agents as last read, with their last sign of life then.
+        self._kept: dict[uuid.UUID, tuple[datetime, policy.AvailableAgent]] = {}
         self._skills: dict[uuid.UUID, tuple[int, Mapping[str, int]]] = {}
         self._agents: dict[uuid.UUID, tuple[Version, policy.AvailableAgent]] = {}
 
@@ -107,7 +108,7 @@ class AgentDirectory:
         self._forgotten += 1
         self._read_all_at = None
         self._dirty.clear()
-        self._rows.clear()
+        self._kept.clear()
         self._skills.clear()
         self._agents.clear()
 
@@ -126,12 +127,11 @@ class AgentDirectory:
         (the waiting work all needs one of them: the others could not qualify anyway)."""
         await self._read(connection)
         seen_after = now() - silence
-        agents = [
-            self._agent(row) for row in self._rows.values() if row["last_seen_at"] > seen_after
+        return [
+            agent
+            for seen, agent in self._kept.values()
+            if seen > seen_after and (any_of is None or not any_of.isdisjoint(agent.skills))
         ]
-        if any_of is None:
-            return agents
-        return [agent for agent in agents if not any_of.isdisjoint(agent.skills)]
 
     async def _read(self, connection: asyncpg.Connection) -> None:
         """Bring the kept agents up to date. A `forget()` while a read is under way (the
@@ -139,27 +139,32 @@ class AgentDirectory:
         reading everyone, until a read ends undisturbed."""
         while True:
             forgotten = self._forgotten
-            await self._read_once(connection)
+            await self._read_once(connection, forgotten)
             if forgotten == self._forgotten:
                 return
 
-    async def _read_once(self, connection: asyncpg.Connection) -> None:
+    async def _read_once(self, connection: asyncpg.Connection, forgotten: int) -> None:
         moment = time.monotonic()
         if self._read_all_at is None or moment - self._read_all_at >= self._read_all_every:
             self._dirty.clear()
             rows = await connection.fetch(ROUTABLE_AGENTS)
-            self._rows = {row["id"]: row for row in rows}
+            await self._refresh_skills(connection, rows)
+            if forgotten != self._forgotten:
+                return
+            self._kept = {row["id"]: (row["last_seen_at"], self._agent(row)) for row in rows}
             self._read_all_at = moment
         elif self._dirty:
             among, self._dirty = list(self._dirty), set()
             rows = await connection.fetch(ROUTABLE_AMONG, among)
+            await self._refresh_skills(connection, rows)
+            if forgotten != self._forgotten:
+                return
             for agent_id in among:  # those not read back have left routing or have no room
-                self._rows.pop(agent_id, None)
-            self._rows.update((row["id"], row) for row in rows)
+                self._kept.pop(agent_id, None)
+            self._kept.update((row["id"], (row["last_seen_at"], self._agent(row))) for row in rows)
         else:
             return
-        await self._refresh_skills(connection, rows)
-        for agent_id in self._agents.keys() - self._rows.keys():
+        for agent_id in self._agents.keys() - self._kept.keys():
             del self._agents[agent_id]
 
     async def _refresh_skills(

@@ -18,7 +18,8 @@ async def test_every_operation_has_a_summary_and_lives_under_v1(client: httpx.As
 
 async def test_request_bodies_carry_examples(client: httpx.AsyncClient) -> None:
     schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
-    for name in ("CustomerCreate", "AgentCreate", "QueueCreate", "LoginIn", "SkillCreate"):
+    names = ("CustomerCreate", "AgentCreate", "QueueCreate", "LoginIn", "SkillCreate")
+    for name in (*names, "InteractionCreate"):
         assert schemas[name].get("examples"), f"{name} has no example"
 
 
@@ -26,3 +27,26 @@ async def test_docs_page_is_served(client: httpx.AsyncClient) -> None:
     response = await client.get("/docs")
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
+
+
+async def test_the_intake_documents_its_body_and_answers(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    intake = spec["paths"]["/v1/interactions"]["post"]
+    reference = intake["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schemas = spec["components"]["schemas"]
+    body = schemas[reference.removeprefix("#/components/schemas/")]
+    assert {"channel", "queue", "contact", "external_ref"} <= body["properties"].keys()
+    for field in body["properties"].values():  # every model it refers to is there too
+        for ref in _references(field):
+            assert ref.removeprefix("#/components/schemas/") in schemas, ref
+    assert {"200", "201", "422"} <= intake["responses"].keys()
+    assert intake["security"] == [{"HTTPBearer": []}]
+
+
+def _references(node: object) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if "$ref" in node else []
+        return found + [ref for value in node.values() for ref in _references(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in _references(value)]
+    return []

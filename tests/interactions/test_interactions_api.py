@@ -146,3 +146,29 @@ async def test_a_gateway_key_may_post_interactions(
         "/v1/events", params={"subject_id": response.json()["id"]}, headers=admin
     )
     assert events.json()[0]["actor"] == f"gateway:{key['id']}"
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer", "Bearer   ", "Basic Ym9zczpzZWNyZXQ=", "Bearer cct_not-a-real-token"],
+)
+async def test_intake_refuses_a_caller_it_does_not_know_before_reading_the_body(
+    client: httpx.AsyncClient, billing: dict[str, Any], authorization: str | None
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = await client.post("/v1/interactions", content=b"{not json", headers=headers)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "not_authenticated"
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(("content", "field"), [(b"{not json", "body"), (b"", "body")])
+async def test_intake_names_a_body_that_is_not_json(
+    client: httpx.AsyncClient, admin: Headers, billing: dict[str, Any], content: bytes, field: str
+) -> None:
+    headers = {**admin, "Content-Type": "application/json"}
+    response = await client.post("/v1/interactions", content=content, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "validation_error"
+    assert [f["field"] for f in response.json()["fields"]] == [field]

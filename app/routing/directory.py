@@ -123,9 +123,16 @@ class AgentDirectory:
         *,
         any_of: frozenset[str] | None = None,
     ) -> list[policy.AvailableAgent]:
-        """The routable agents; with `any_of`, only those holding at least one of those skills
-        (the waiting work all needs one of them: the others could not qualify anyway)."""
-        await self._read(connection)
+        """`refresh`, then `kept`."""
+        await self.refresh(connection)
+        return self.kept(silence, any_of=any_of)
+
+    def kept(
+        self, silence: timedelta, *, any_of: frozenset[str] | None = None
+    ) -> list[policy.AvailableAgent]:
+        """The routable agents as last refreshed; with `any_of`, only those holding at least one
+        of those skills (the waiting work all needs one of them: the others could not qualify
+        anyway)."""
         seen_after = now() - silence
         return [
             agent
@@ -133,7 +140,7 @@ class AgentDirectory:
             if seen > seen_after and (any_of is None or not any_of.isdisjoint(agent.skills))
         ]
 
-    async def _read(self, connection: asyncpg.Connection) -> None:
+    async def refresh(self, connection: asyncpg.Connection) -> None:
         """Bring the kept agents up to date. A `forget()` while a read is under way (the
         listener runs between its statements) may drop what it had just read, so go round,
         reading everyone, until a read ends undisturbed."""

@@ -203,15 +203,25 @@ async def run_pass(
     book: QueueBook,
     *,
     silence: timedelta,
+    reader: asyncpg.Connection | None = None,
 ) -> PassResult:
     """One matching pass, on the connection that holds the matcher's lock (`Matcher`).
 
     No transaction around it: the lock already keeps every other pass out, each read sees all
     that was committed before it, and the only write (claims, offers and their events) is one
     statement, atomic by itself. Between the reads, other transactions only ever lower a load
-    (only passes add one), so what the reads saw is never less safe than the truth.
+    (only passes add one), so what the reads saw is never less safe than the truth. With a
+    second connection (`reader`), the agents are read on it while the waiting work is read on
+    the first: two round trips at once instead of one after the other.
     """
-    rows = await connection.fetch(WAITING, WAITING_LIMIT)
+    if reader is None:
+        await directory.refresh(connection)
+        rows = await connection.fetch(WAITING, WAITING_LIMIT)
+    else:
+        async with asyncio.TaskGroup() as both:
+            both.create_task(directory.refresh(reader))
+            waiting_read = both.create_task(connection.fetch(WAITING, WAITING_LIMIT))
+        rows = waiting_read.result()
     if not rows:
         return PassResult(offers=0)
     needed = {row["queue_id"] for row in rows}
@@ -220,7 +230,7 @@ async def run_pass(
     moment = now()
     rules = {queue_id: queue.rules for queue_id, queue in queues.items()}
     any_of = policy.skills_any_of(waiting, rules, moment)
-    agents = await directory.routable(connection, silence, any_of=any_of)
+    agents = directory.kept(silence, any_of=any_of)
     if not agents:
         return PassResult(offers=0, left_waiting=len(waiting))
     matches = policy.match(waiting, agents, rules, moment)
@@ -387,6 +397,7 @@ class Matcher:
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
         self._connection: asyncpg.Connection | None = None
+        self._reader: asyncpg.Connection | None = None
         self._leading = False
         self._last_bid = float("-inf")
         self._last_sweep = 0.0
@@ -477,7 +488,12 @@ class Matcher:
                     await self._upkeep(connection, loop.time())
                     events = Events()
                     result = await run_pass(
-                        connection, events, self._directory, self._book, silence=self._silence
+                        connection,
+                        events,
+                        self._directory,
+                        self._book,
+                        silence=self._silence,
+                        reader=await self._reader_connection(),
                     )
                     self._hub.publish(events.written)
                     self._left_waiting = result.left_waiting > 0
@@ -507,6 +523,13 @@ class Matcher:
             return self._connection
         return None
 
+    async def _reader_connection(self) -> asyncpg.Connection:
+        """The leader's second connection, for the agents' read while the first reads the
+        waiting work (`run_pass`)."""
+        if self._reader is None or self._reader.is_closed():
+            self._reader = await connect(self._database_url)
+        return self._reader
+
     async def _upkeep(self, connection: asyncpg.Connection, started: float) -> None:
         sweep = started - self._last_sweep >= self._sweep_every
         timeouts = started - self._last_timeouts >= self._tick
@@ -527,9 +550,11 @@ class Matcher:
     async def _resign(self) -> None:
         """Give up the lead (if held) by ending the session, the one way it is let go."""
         self._leading = False
-        connection, self._connection = self._connection, None
-        if connection is not None and not connection.is_closed():
-            try:
-                await asyncio.wait_for(connection.close(), timeout=2)
-            except Exception:  # closing politely failed: drop the socket, the session ends too
-                connection.terminate()
+        connections = (self._connection, self._reader)
+        self._connection = self._reader = None
+        for connection in connections:
+            if connection is not None and not connection.is_closed():
+                try:
+                    await asyncio.wait_for(connection.close(), timeout=2)
+                except Exception:  # closing politely failed: drop the socket; the session ends
+                    connection.terminate()

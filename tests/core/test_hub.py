@@ -113,3 +113,36 @@ async def test_events_published_by_their_writer_reach_a_desk_once_in_order(
     finally:
         await connection.close()
         await hub.stop()
+
+
+class CountsReads(EventHub):
+    reads = 0
+
+    async def _fetch(self) -> None:
+        self.reads += 1
+        await super()._fetch()
+
+
+async def test_the_notify_of_an_event_already_published_costs_no_read(database_url: str) -> None:
+    hub = CountsReads(database_url, poll_interval=60)  # no polling: only a NOTIFY wakes a read
+    await hub.start()
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        desk = hub.subscribe_agent(AGENT_A)
+        events = Events()
+        events.add("agent.state_changed", subject_type="agent", subject_id=AGENT_A, actor="t")
+        async with connection.transaction():
+            await events.write(connection)
+        hub.publish(events.written)
+        await asyncio.sleep(0.5)  # its NOTIFY has come by now
+        assert hub.reads == 0
+        assert [e.kind for e in await _drain(desk, 1)] == ["agent.state_changed"]
+
+        await _write(  # committed elsewhere: only a read brings it
+            asyncpg_dsn(database_url), ("offer.rejected", "offer", "o-9", {"agent_id": AGENT_A})
+        )
+        assert [e.kind for e in await _drain(desk, 1)] == ["offer.rejected"]
+        assert hub.reads >= 1
+    finally:
+        await connection.close()
+        await hub.stop()

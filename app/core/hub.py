@@ -152,7 +152,8 @@ class EventHub:
     async def _run(self) -> None:
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
+                async with asyncio.timeout(self._poll_interval):  # no task per wait, as wait_for
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self._fetch()

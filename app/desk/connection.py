@@ -219,7 +219,10 @@ class AgentConnection:
         while True:
             message = await self._outbox.get()
             try:
-                await asyncio.wait_for(self.websocket.send_text(message), timeout=SEND_TIMEOUT)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for sends each frame from a
+                # task of its own, one more task and one more turn of the loop per frame.
+                async with asyncio.timeout(SEND_TIMEOUT):
+                    await self.websocket.send_text(message)
             except (TimeoutError, RuntimeError, WebSocketDisconnect):
                 with contextlib.suppress(Exception):
                     await self.websocket.close(code=1013)

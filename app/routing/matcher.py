@@ -458,8 +458,12 @@ class Matcher:
                 subscription.overflowed.clear()
                 self._directory.forget()
                 self._wake.set()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps the wait in a task
+            # of its own, one per event heard and one per pass.
             with contextlib.suppress(TimeoutError):
-                self._heard(await asyncio.wait_for(subscription.queue.get(), timeout=1.0))
+                async with asyncio.timeout(1.0):
+                    event = await subscription.queue.get()
+                self._heard(event)
 
     def _heard(self, event: EventRecord) -> None:
         with contextlib.suppress(ValueError):  # an event naming no agent id in good form
@@ -482,7 +486,8 @@ class Matcher:
         loop = asyncio.get_running_loop()
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._tick)
+                async with asyncio.timeout(self._tick):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 connection = await self._lead(loop.time())

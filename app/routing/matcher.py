@@ -398,8 +398,6 @@ class Matcher:
         self._listener: asyncio.Task[None] | None = None
         self._connection: asyncpg.Connection | None = None
         self._reader: asyncpg.Connection | None = None
-        self._upkeeper: asyncpg.Connection | None = None
-        self._upkeep_task: asyncio.Task[None] | None = None
         self._leading = False
         self._last_bid = float("-inf")
         self._last_sweep = 0.0
@@ -492,7 +490,7 @@ class Matcher:
             try:
                 connection = await self._lead(loop.time())
                 if connection is not None:
-                    self._start_upkeep(loop.time())
+                    await self._upkeep(connection, loop.time())
                     events = Events()
                     result = await run_pass(
                         connection,
@@ -537,36 +535,17 @@ class Matcher:
             self._reader = await connect(self._database_url)
         return self._reader
 
-    def _start_upkeep(self, started: float) -> None:
-        """Time out late offers (once a tick) and sweep (once `sweep_every`), in a task of its
-        own on a connection of its own, so that a pass never waits for them: they were six
-        round trips in front of every twelfth pass. Running beside a pass is safe, as upkeep
-        only lowers loads and returns work to the queue, like any offer decision."""
-        if self._upkeep_task is not None and not self._upkeep_task.done():
-            return
+    async def _upkeep(self, connection: asyncpg.Connection, started: float) -> None:
         sweep = started - self._last_sweep >= self._sweep_every
         timeouts = started - self._last_timeouts >= self._tick
-        if sweep or timeouts:
-            self._upkeep_task = asyncio.create_task(
-                self._upkeep(started, sweep=sweep, timeouts=timeouts), name="matcher-upkeep"
-            )
-
-    async def _upkeep(self, started: float, *, sweep: bool, timeouts: bool) -> None:
-        try:
-            if self._upkeeper is None or self._upkeeper.is_closed():
-                self._upkeeper = await connect(self._database_url)
-            connection, events = self._upkeeper, Events()
-            async with connection.transaction():
-                await run_upkeep(
-                    connection, events, silence=self._silence, sweep=sweep, timeouts=timeouts
-                )
-                await events.write(connection)
-        except Exception as error:  # tried again next tick, on a fresh connection
-            if not self._stopping:
-                log.exception("matcher upkeep failed", error=repr(error))
-            await _close(self._upkeeper)
-            self._upkeeper = None
+        if not (sweep or timeouts):
             return
+        events = Events()
+        async with connection.transaction():
+            await run_upkeep(
+                connection, events, silence=self._silence, sweep=sweep, timeouts=timeouts
+            )
+            await events.write(connection)
         self._hub.publish(events.written)
         if sweep:
             self._last_sweep = started
@@ -576,19 +555,11 @@ class Matcher:
     async def _resign(self) -> None:
         """Give up the lead (if held) by ending the session, the one way it is let go."""
         self._leading = False
-        if self._upkeep_task is not None:
-            self._upkeep_task.cancel()
-            await asyncio.wait([self._upkeep_task], timeout=5)
-        connections = (self._connection, self._reader, self._upkeeper)
-        self._connection = self._reader = self._upkeeper = None
+        connections = (self._connection, self._reader)
+        self._connection = self._reader = None
         for connection in connections:
-            await _close(connection)
-
-
-async def _close(connection: asyncpg.Connection | None) -> None:
-    if connection is None or connection.is_closed():
-        return
-    try:
-        await asyncio.wait_for(connection.close(), timeout=2)
-    except Exception:  # closing politely failed: drop the socket; the session ends too
-        connection.terminate()
+            if connection is not None and not connection.is_closed():
+                try:
+                    await asyncio.wait_for(connection.close(), timeout=2)
+                except Exception:  # closing politely failed: drop the socket; the session ends
+                    connection.terminate()

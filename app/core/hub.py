@@ -141,7 +141,8 @@ class EventHub:
 
     def _on_notify(self, _connection: object, _pid: object, _channel: object, payload: str) -> None:
         """The NOTIFY of one committed event, its id as payload: a read is needed only for an
-        event not yet handed over by `publish` (on one replica, only intake's go unpublished)."""
+        event not yet handed over by `publish` (intake's, the REST desk's and the admin paths'
+        events, and every event of another replica)."""
         try:
             event_id = int(payload)
         except ValueError:
@@ -152,7 +153,9 @@ class EventHub:
     async def _run(self) -> None:
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._poll_interval):  # no task per wait, as wait_for
+                async with asyncio.timeout(
+                    self._poll_interval
+                ):  # unlike wait_for, no task per wait
                     await self._wake.wait()
             self._wake.clear()
             try:

@@ -56,14 +56,17 @@ INTAKE_BODY: dict[str, Any] = {
 async def create_interaction(request: Request) -> Response:
     """Every interaction of every channel comes in here, so it skips FastAPI's dependencies,
     body parsing and response validation, which cost more than the rest of the request
-    (docs/benchmarks.md), and does the same itself: the caller first, then the body, with the
-    same errors. One connection of the hot-path pool serves the whole request."""
+    (docs/benchmarks.md), and does the same itself: the caller first (401), then the body
+    (422, the same field names and messages as FastAPI's, but an empty or malformed body is
+    named by pydantic's JSON error, and the content type is not checked). One connection of
+    the hot-path pool serves the caller's check and the intake."""
     state = request.app.state
+    raw = await request.body()  # before a connection is taken: a slow upload holds none
     async with state.pg.acquire(timeout=pg.ACQUIRE_TIMEOUT) as connection:
         principal = await hot_principal(
             connection, request.headers.get("authorization"), state.settings
         )
-        body = _intake_body(await request.body())
+        body = _intake_body(raw)
         interaction, created = await intake.queue_interaction(
             connection,
             body,

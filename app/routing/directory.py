@@ -19,9 +19,10 @@ Why a kept agent never breaks a routing rule (DESIGN.md section 3, docs/routing.
 - **Capacity.** Only a matcher pass adds load, and the pass marks every agent it offered to, so
   the next pass reads that agent afresh. Everything else (accepts, completes, timeouts) only
   lowers a load: a kept load is never below the truth.
-- **State.** An agent who left routing a moment ago may still be kept as routable; the write of
-  the offers checks each agent's state in the database and skips an offer to one who left
-  (app/routing/matcher.py, `WRITE_OFFERS`).
+- **State, capacity, skills.** An agent kept may have changed since it was read (a change of
+  state, an admin lowering its capacity, a user deactivated): the offers' write lands an offer
+  only while the agent's row is still as read (`version_read`: `updated_at`, which every such
+  change moves) and its user active (app/routing/matcher.py, `WRITE_OFFERS`).
 - **Presence.** Silence is checked on every pass against the last sign of life read, at most
   `read_all_every` old; the sweeper sends a silent agent away in any case (rule 8).
 """
@@ -98,8 +99,8 @@ class AgentDirectory:
         self._forgotten = 0  # how many times `forget` was called
         self._read_all_at: float | None = None  # monotonic; None: read everyone next pass
         self._dirty: set[uuid.UUID] = set()
-        # The routable agents as last read, with their last sign of life then.
-        self._kept: dict[uuid.UUID, tuple[datetime, policy.AvailableAgent]] = {}
+        # The routable agents as last read: their last sign of life and row version then.
+        self._kept: dict[uuid.UUID, tuple[datetime, datetime, policy.AvailableAgent]] = {}
         self._skills: dict[uuid.UUID, tuple[int, Mapping[str, int]]] = {}
         self._agents: dict[uuid.UUID, tuple[Version, policy.AvailableAgent]] = {}
 
@@ -123,7 +124,7 @@ class AgentDirectory:
         *,
         any_of: frozenset[str] | None = None,
     ) -> list[policy.AvailableAgent]:
-        """`refresh`, then `kept`."""
+        """`refresh`, then `kept`, in one call (a pass makes them apart, to read alongside)."""
         await self.refresh(connection)
         return self.kept(silence, any_of=any_of)
 
@@ -136,7 +137,7 @@ class AgentDirectory:
         seen_after = now() - silence
         return [
             agent
-            for seen, agent in self._kept.values()
+            for seen, _, agent in self._kept.values()
             if seen > seen_after and (any_of is None or not any_of.isdisjoint(agent.skills))
         ]
 
@@ -158,7 +159,7 @@ class AgentDirectory:
             await self._refresh_skills(connection, rows)
             if forgotten != self._forgotten:
                 return
-            self._kept = {row["id"]: (row["last_seen_at"], self._agent(row)) for row in rows}
+            self._kept = {row["id"]: self._keep(row) for row in rows}
             self._read_all_at = moment
         elif self._dirty:
             among, self._dirty = list(self._dirty), set()
@@ -168,11 +169,19 @@ class AgentDirectory:
                 return
             for agent_id in among:  # those not read back have left routing or have no room
                 self._kept.pop(agent_id, None)
-            self._kept.update((row["id"], (row["last_seen_at"], self._agent(row))) for row in rows)
+            self._kept.update((row["id"], self._keep(row)) for row in rows)
         else:
             return
         for agent_id in self._agents.keys() - self._kept.keys():
             del self._agents[agent_id]
+
+    def version_read(self, agent_id: uuid.UUID) -> datetime:
+        """The agent row's `updated_at` as last read: the offers' write lands only while the
+        row is still so (its state, capacity and skills unchanged since)."""
+        return self._kept[agent_id][1]
+
+    def _keep(self, row: asyncpg.Record) -> tuple[datetime, datetime, policy.AvailableAgent]:
+        return row["last_seen_at"], row["updated_at"], self._agent(row)
 
     async def _refresh_skills(
         self, connection: asyncpg.Connection, rows: list[asyncpg.Record]

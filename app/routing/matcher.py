@@ -15,7 +15,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +34,7 @@ log = get_logger(__name__)
 
 MATCHER_LOCK_KEY = 7_2026_11_29
 WAITING_LIMIT = 5000
+REASON_LENGTH = 300  # offers.reason's width: the live pop and a replayed one say the same
 # Events after which a pass may find new pairs: work arrived, or an agent has room again.
 WAKING_KINDS = frozenset(
     {
@@ -236,23 +237,29 @@ async def run_pass(
     matches = policy.match(waiting, agents, rules, moment)
     # Marked before the write: whether or not it lands, the next pass reads these agents afresh.
     directory.mark(match.agent_id for match in matches)
-    offered = await _write_offers(connection, events, matches, waiting, queues, moment)
+    offered = await _write_offers(
+        connection, events, matches, waiting, queues, moment, directory.version_read
+    )
     return PassResult(offers=offered, left_waiting=len(waiting) - offered)
 
 
-# One statement keeps the offers whose agent is still routable (the directory may not have
-# heard yet that one left), claims their interactions if still queued (one may have been
-# abandoned since the read), inserts the offers and their events in the order of the matches,
-# and returns each offer's screen pop: three writes and the pop's read, one round trip, one
-# commit. The pop is read from the statement's snapshot, taken before its writes: the
-# interaction is still `queued` there, and nothing the pop shows changes when it is offered.
+# One statement keeps the offers whose agent row is still as the directory read it and routable
+# (it may not have heard yet of a change of state, capacity or skills, or of a user
+# deactivated: such an offer is skipped and its agent read afresh by the next pass), claims
+# their interactions if still queued (one may have been abandoned since the read), inserts the
+# offers and their events in the order of the matches, and returns each offer's screen pop:
+# three writes and the pop's read, one round trip, one commit. The pop is read from the
+# statement's snapshot, taken before its writes: the interaction is still `queued` there, and
+# nothing the pop shows changes when it is offered.
 WRITE_OFFERS = f"""
     WITH proposed AS (
         SELECT o.*
         FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::timestamptz[],
-                    $7::text[], $8::text[])
-            AS o(id, interaction_id, agent_id, channel, deadline, reason, matched)
-        JOIN agents a ON a.id = o.agent_id AND a.state IN ('available', 'busy', 'wrap_up')
+                    $7::text[], $8::text[], $11::timestamptz[])
+            AS o(id, interaction_id, agent_id, channel, deadline, reason, matched, agent_read)
+        JOIN agents a ON a.id = o.agent_id AND a.updated_at = o.agent_read
+                     AND a.state IN ('available', 'busy', 'wrap_up')
+        JOIN users u ON u.id = a.user_id AND u.is_active
     ), claimed AS (
         UPDATE interactions SET state = 'offered', offered_at = $1, updated_at = $1
         WHERE id IN (SELECT interaction_id FROM proposed) AND state = 'queued'
@@ -285,6 +292,7 @@ async def _write_offers(
     waiting: Sequence[policy.WaitingInteraction],
     queues: dict[uuid.UUID, QueueSettings],
     moment: datetime,
+    version_read: Callable[[uuid.UUID], datetime],
 ) -> int:
     if not matches:
         return 0
@@ -298,6 +306,7 @@ async def _write_offers(
         *columns,
         SYSTEM_ACTOR,
         [json.dumps(payloads[str(o.match.interaction_id)]) for o in offers],
+        [version_read(o.match.agent_id) for o in offers],
     )
     events.note_written(
         _offered(row, moment, payloads[row["subject_id"]])
@@ -334,7 +343,7 @@ class _NewOffer:
             self.match.agent_id,
             self.item.channel.value,
             self.deadline,
-            self.match.reason[:300],
+            self.match.reason[:REASON_LENGTH],
             json.dumps(
                 {
                     "skills": dict(self.match.matched_skills),
@@ -351,7 +360,7 @@ class _NewOffer:
             "channel": self.item.channel.value,
             "queue_id": str(self.item.queue_id),
             "deadline": self.deadline.isoformat(),
-            "reason": self.match.reason,
+            "reason": self.match.reason[:REASON_LENGTH],
             "matched_skills": dict(self.match.matched_skills),
             "effective_priority": self.match.effective_priority,
         }
@@ -516,6 +525,9 @@ class Matcher:
             return self._connection
         self._leading = False
         self._left_waiting = False  # only the leader's passes say what waits
+        if self._reader is not None:  # a second connection only while leading
+            reader, self._reader = self._reader, None
+            await _close(reader)
         if moment - self._last_bid < self._tick:
             return None
         self._last_bid = moment
@@ -558,8 +570,13 @@ class Matcher:
         connections = (self._connection, self._reader)
         self._connection = self._reader = None
         for connection in connections:
-            if connection is not None and not connection.is_closed():
-                try:
-                    await asyncio.wait_for(connection.close(), timeout=2)
-                except Exception:  # closing politely failed: drop the socket; the session ends
-                    connection.terminate()
+            await _close(connection)
+
+
+async def _close(connection: asyncpg.Connection | None) -> None:
+    if connection is None or connection.is_closed():
+        return
+    try:
+        await asyncio.wait_for(connection.close(), timeout=2)
+    except Exception:  # closing politely failed: drop the socket; the session ends too
+        connection.terminate()

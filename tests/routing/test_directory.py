@@ -221,10 +221,14 @@ async def _pass(connection: asyncpg.Connection, directory: AgentDirectory) -> Pa
     return await run_pass(connection, Events(), directory, QueueBook(), silence=SILENCE)
 
 
+# Everyone is read again once a second by default: these tests must not lean on that.
+NEVER_ALL_AGAIN = 3600.0
+
+
 async def test_the_pass_after_an_offer_sees_the_load_it_added(
     routing_by_hand: asyncpg.Connection, client: httpx.AsyncClient, admin: Headers
 ) -> None:
-    directory = AgentDirectory()
+    directory = AgentDirectory(read_all_every=NEVER_ALL_AGAIN)
     await _chat(client, admin, "visitor-1")
     assert (await _pass(routing_by_hand, directory)).offers == 1
     await _chat(client, admin, "visitor-2")
@@ -238,12 +242,20 @@ async def test_the_pass_after_an_offer_sees_the_load_it_added(
     assert pending == 1
 
 
-async def test_no_offer_goes_to_an_agent_who_left_after_the_directory_read_them(
-    routing_by_hand: asyncpg.Connection, client: httpx.AsyncClient, admin: Headers
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE agents SET state = 'away'",  # as written by hand: no updated_at, no event
+        "UPDATE agents SET capacity_chat = 0, updated_at = now()",
+        "UPDATE users SET is_active = false WHERE username = 'lin'",
+    ],
+)
+async def test_no_offer_goes_to_an_agent_changed_after_the_directory_read_them(
+    routing_by_hand: asyncpg.Connection, client: httpx.AsyncClient, admin: Headers, change: str
 ) -> None:
-    directory = AgentDirectory()
+    directory = AgentDirectory(read_all_every=NEVER_ALL_AGAIN)
     assert len(await directory.routable(routing_by_hand, SILENCE)) == 1
-    await routing_by_hand.execute("UPDATE agents SET state = 'away'")  # no event heard yet
+    await routing_by_hand.execute(change)  # no event heard of it yet
     interaction_id = await _chat(client, admin, "visitor-1")
 
     result = await _pass(routing_by_hand, directory)

@@ -73,6 +73,7 @@ def may_find_new_pairs(event: EventRecord) -> bool:
 class PassResult:
     offers: int
     left_waiting: int = 0  # interactions the pass read but could not offer
+    skipped: int = 0  # pairs the write turned down (an agent changed, an interaction left)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +241,9 @@ async def run_pass(
     offered = await _write_offers(
         connection, events, matches, waiting, queues, moment, directory.version_read
     )
-    return PassResult(offers=offered, left_waiting=len(waiting) - offered)
+    return PassResult(
+        offers=offered, left_waiting=len(waiting) - offered, skipped=len(matches) - offered
+    )
 
 
 # One statement keeps the offers whose agent row is still as the directory read it and routable
@@ -511,6 +514,8 @@ class Matcher:
                     )
                     self._hub.publish(events.written)
                     self._left_waiting = result.left_waiting > 0
+                    if result.skipped:  # its agents are marked: the next pass reads them afresh
+                        self._wake.set()
             except Exception as error:  # a failed pass is retried on the next tick
                 if self._stopping:
                     return

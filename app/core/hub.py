@@ -152,10 +152,9 @@ class EventHub:
 
     async def _run(self) -> None:
         while not self._stopping:
+            # asyncio.timeout: unlike wait_for on Python 3.11, no task per wait.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(
-                    self._poll_interval
-                ):  # unlike wait_for, no task per wait
+                async with asyncio.timeout(self._poll_interval):
                     await self._wake.wait()
             self._wake.clear()
             try:

@@ -105,12 +105,9 @@ async def current_frames(db: Reader, agent_id: uuid.UUID) -> list[BaseModel]:
     frames: list[BaseModel] = [StateFrame(state=agent["state"], reason=agent["state_reason"])]
     for offer in await db.fetch(PENDING_OFFERS, agent_id):
         matched = offer["matched"]
-        # The keys of the live offer's pop (screen_pop.routing_of), from the offer's row.
-        routing = {
-            "reason": offer["reason"],
-            "matched_skills": matched.get("skills", {}),
-            "effective_priority": matched.get("effective_priority"),
-        }
+        routing = screen_pop.routing(
+            offer["reason"], matched.get("skills", {}), matched.get("effective_priority")
+        )
         frames.append(
             OfferFrame(
                 offer_id=offer["id"],

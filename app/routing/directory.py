@@ -33,6 +33,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -93,16 +94,24 @@ SKILLS_OF = """
 Version = tuple[datetime, int, int, int, int]  # row and skills versions, the three loads
 
 
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """One routable agent as last read: its last sign of life, the version of what the policy
+    object was built from (reused while that is unchanged), and the policy object."""
+
+    seen: datetime
+    version: Version
+    agent: policy.AvailableAgent
+
+
 class AgentDirectory:
     def __init__(self, *, read_all_every: float = 1.0) -> None:
         self._read_all_every = read_all_every
         self._forgotten = 0  # how many times `forget` was called
         self._read_all_at: float | None = None  # monotonic; None: read everyone next pass
         self._dirty: set[uuid.UUID] = set()
-        # The routable agents as last read: their last sign of life and row version then.
-        self._kept: dict[uuid.UUID, tuple[datetime, datetime, policy.AvailableAgent]] = {}
+        self._kept: dict[uuid.UUID, _Kept] = {}  # the routable agents, as last read
         self._skills: dict[uuid.UUID, tuple[int, Mapping[str, int]]] = {}
-        self._agents: dict[uuid.UUID, tuple[Version, policy.AvailableAgent]] = {}
 
     def forget(self) -> None:
         """Drop everything kept (a skill was renamed or removed; another replica routed)."""
@@ -111,7 +120,6 @@ class AgentDirectory:
         self._dirty.clear()
         self._kept.clear()
         self._skills.clear()
-        self._agents.clear()
 
     def mark(self, agent_ids: Iterable[uuid.UUID]) -> None:
         """These agents may have changed: the next pass reads them afresh."""
@@ -136,9 +144,10 @@ class AgentDirectory:
         anyway)."""
         seen_after = now() - silence
         return [
-            agent
-            for seen, _, agent in self._kept.values()
-            if seen > seen_after and (any_of is None or not any_of.isdisjoint(agent.skills))
+            kept.agent
+            for kept in self._kept.values()
+            if kept.seen > seen_after
+            and (any_of is None or not any_of.isdisjoint(kept.agent.skills))
         ]
 
     async def refresh(self, connection: asyncpg.Connection) -> None:
@@ -167,21 +176,15 @@ class AgentDirectory:
             await self._refresh_skills(connection, rows)
             if forgotten != self._forgotten:
                 return
+            fresh = {row["id"]: self._keep(row) for row in rows}
             for agent_id in among:  # those not read back have left routing or have no room
                 self._kept.pop(agent_id, None)
-            self._kept.update((row["id"], self._keep(row)) for row in rows)
-        else:
-            return
-        for agent_id in self._agents.keys() - self._kept.keys():
-            del self._agents[agent_id]
+            self._kept.update(fresh)
 
     def version_read(self, agent_id: uuid.UUID) -> datetime:
         """The agent row's `updated_at` as last read: the offers' write lands only while the
         row is still so (its state, capacity and skills unchanged since)."""
-        return self._kept[agent_id][1]
-
-    def _keep(self, row: asyncpg.Record) -> tuple[datetime, datetime, policy.AvailableAgent]:
-        return row["last_seen_at"], row["updated_at"], self._agent(row)
+        return self._kept[agent_id].version[0]
 
     async def _refresh_skills(
         self, connection: asyncpg.Connection, rows: list[asyncpg.Record]
@@ -201,7 +204,7 @@ class AgentDirectory:
         for agent_id in stale:
             self._skills[agent_id] = (versions[agent_id], levels.get(agent_id, {}))
 
-    def _agent(self, row: asyncpg.Record) -> policy.AvailableAgent:
+    def _keep(self, row: asyncpg.Record) -> _Kept:
         agent_id = row["id"]
         version: Version = (
             row["updated_at"],
@@ -210,9 +213,9 @@ class AgentDirectory:
             row["chat"],
             row["email"],
         )
-        known = self._agents.get(agent_id)
-        if known is not None and known[0] == version:
-            return known[1]
+        known = self._kept.get(agent_id)
+        if known is not None and known.version == version:
+            return _Kept(row["last_seen_at"], version, known.agent)
         agent = policy.AvailableAgent(
             id=agent_id,
             skills=self._skills[agent_id][1],
@@ -223,5 +226,4 @@ class AgentDirectory:
             idle_since=row["idle_since"],
             in_wrap_up=row["in_wrap_up"],
         )
-        self._agents[agent_id] = (version, agent)
-        return agent
+        return _Kept(row["last_seen_at"], version, agent)

@@ -55,13 +55,24 @@ JOINS = """
 POP = f"SELECT {COLUMNS} FROM interactions i {JOINS} WHERE i.id = $1"  # noqa: S608 - constants
 
 
-def routing_of(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Why the interaction went to this agent, from its `interaction.offered` event."""
+def routing(
+    reason: str, matched_skills: Mapping[str, int], effective_priority: float | None
+) -> dict[str, Any]:
+    """The pop's `routing` slot: why the interaction went to this agent."""
     return {
-        "reason": payload.get("reason", ""),
-        "matched_skills": payload.get("matched_skills", {}),
-        "effective_priority": payload.get("effective_priority"),
+        "reason": reason,
+        "matched_skills": matched_skills,
+        "effective_priority": effective_priority,
     }
+
+
+def routing_of(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The `routing` slot from an `interaction.offered` event's payload."""
+    return routing(
+        payload.get("reason", ""),
+        payload.get("matched_skills", {}),
+        payload.get("effective_priority"),
+    )
 
 
 async def build(db: Reader, interaction_id: uuid.UUID, routing: dict[str, Any]) -> dict[str, Any]:

@@ -23,8 +23,10 @@ Headers = dict[str, str]
 SILENCE = timedelta(seconds=15)
 
 
-async def _agent(client: httpx.AsyncClient, admin: Headers, skills: list[dict[str, Any]]) -> str:
-    body = {"username": "lin", "display_name": "Lin", "skills": skills}
+async def _agent(
+    client: httpx.AsyncClient, admin: Headers, skills: list[dict[str, Any]], **more: Any
+) -> str:
+    body = {"username": "lin", "display_name": "Lin", "skills": skills, **more}
     response = await client.post("/v1/agents", json=body, headers=admin)
     assert response.status_code == 201, response.text
     agent_id: str = response.json()["id"]
@@ -193,17 +195,15 @@ async def routing_by_hand(
     await create_skills(client, admin, "billing")
     queue = {"name": "billing", "required_skills": [{"skill": "billing", "level": 1}]}
     assert (await client.post("/v1/queues", json=queue, headers=admin)).status_code == 201
-    body = {
-        "username": "lin",
-        "display_name": "Lin",
-        "capacity": {"voice": 1, "chat": 1, "email": 1},
-        "skills": [{"skill": "billing", "level": 3}],
-    }
-    response = await client.post("/v1/agents", json=body, headers=admin)
-    assert response.status_code == 201, response.text
+    agent_id = await _agent(
+        client,
+        admin,
+        [{"skill": "billing", "level": 3}],
+        capacity={"voice": 1, "chat": 1, "email": 1},
+    )
     connection = await pg.connect(database_url)
     try:
-        await _present(connection, response.json()["id"])
+        await _present(connection, agent_id)
         yield connection
     finally:
         await connection.close()

@@ -25,7 +25,7 @@ from app.agents.models import AgentState
 from app.core.errors import AppError
 from app.core.hub import EventHub, EventRecord, Subscription
 from app.core.logging import get_logger
-from app.core.pg import Events, now, transaction
+from app.core.pg import ACQUIRE_TIMEOUT, Events, now, transaction
 from app.desk import frames
 from app.desk.protocol import (
     Accept,
@@ -270,9 +270,13 @@ class AgentConnection:
         if isinstance(message, Heartbeat | Hello):
             return {}
         events = Events()
-        async with transaction(self._pool) as connection:
-            detail = await self._decide(connection, events, message)
-            await events.write(connection)
+        if isinstance(message, Accept | Complete):  # one autocommitted call each: no BEGIN
+            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
+                detail = await self._decide(connection, events, message)
+        else:
+            async with transaction(self._pool) as connection:
+                detail = await self._decide(connection, events, message)
+                await events.write(connection)
         self._hub.publish(events.written)
         return detail
 

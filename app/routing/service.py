@@ -14,16 +14,19 @@ no particular order (measured: such waits deadlocked the matcher under load).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, NoReturn
 
 import asyncpg
 
 from app.agents.models import AgentState
 from app.core.errors import IllegalTransition, NotFound
 from app.core.events import SYSTEM_ACTOR
+from app.core.hub import EventRecord
 from app.core.pg import Events, now
 from app.interactions.lifecycle import ensure_can_move, move_payload
 from app.interactions.models import InteractionState
@@ -72,21 +75,6 @@ async def _lock_interaction(
     return row
 
 
-async def _accept(connection: asyncpg.Connection, offer_id: uuid.UUID) -> None:
-    """Mark a pending offer accepted; a deadline already passed refuses it."""
-    accepted = await connection.fetchval(
-        "UPDATE offers SET state = 'accepted', decided_at = $2"
-        " WHERE id = $1 AND state = 'pending' AND deadline > $2 RETURNING id",
-        offer_id,
-        now(),
-    )
-    if accepted is None:
-        state = await connection.fetchval("SELECT state FROM offers WHERE id = $1", offer_id)
-        if state == "pending":
-            raise IllegalTransition("the offer has timed out; it is back in the queue")
-        raise IllegalTransition(f"the offer is already {state}")
-
-
 AGENT_AND_OFFER = """
     SELECT a.state, a.state_reason, o.interaction_id, o.agent_id AS holder, o.state AS offer_state
     FROM agents a LEFT JOIN offers o ON o.id = $2
@@ -111,6 +99,22 @@ async def _agent_and_offer(
     return agent, uuid.UUID(str(row["interaction_id"]))
 
 
+# One call: the statements of an accept run inside PostgreSQL (migration 0006), in the lock order.
+ACCEPT = (
+    "SELECT * FROM routing_accept($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb,"
+    " $7::text::jsonb)"
+)
+
+# Why an accept was refused, read after the call wrote nothing.
+ACCEPT_REFUSED = """
+    SELECT o.agent_id AS holder, o.state AS offer_state, o.deadline, i.state AS interaction_state
+    FROM agents a
+    LEFT JOIN offers o ON o.id = $2
+    LEFT JOIN interactions i ON i.id = o.interaction_id
+    WHERE a.id = $1
+"""
+
+
 async def accept_offer(
     connection: asyncpg.Connection,
     events: Events,
@@ -119,34 +123,57 @@ async def accept_offer(
     agent_id: uuid.UUID,
     actor: str,
 ) -> uuid.UUID:
-    """The agent takes the offered interaction; returns the interaction's id."""
-    agent, interaction_id = await _agent_and_offer(connection, agent_id, offer_id)
+    """The agent takes the offered interaction; returns the interaction's id.
+
+    An available agent becomes busy (wrap-up and away stay as they are)."""
     moment = now()
-    assigned = await connection.fetchval(
-        "UPDATE interactions SET state = 'assigned', agent_id = $2, assigned_at = $3,"
-        " updated_at = $3 WHERE id = $1 AND state = 'offered' RETURNING id",
-        interaction_id,
+    rows = await connection.fetch(
+        ACCEPT,
         agent_id,
+        offer_id,
         moment,
+        actor,
+        json.dumps({"agent_id": str(agent_id)}),
+        json.dumps(move_payload(S.offered, agent_id, {"offer_id": str(offer_id)})),
+        json.dumps(state_payload(AgentState.available, AgentState.busy, None)),
     )
-    if assigned is None:
-        interaction = await _lock_interaction(connection, interaction_id)
-        ensure_can_move(S(interaction["state"]), S.assigned, what="assign it")
-    await _accept(connection, offer_id)  # a refusal here rolls the assignment back
-    events.add(
-        "offer.accepted",
-        subject_type="offer",
-        subject_id=offer_id,
-        actor=actor,
-        payload={"interaction_id": str(interaction_id), "agent_id": str(agent_id)},
-    )
-    _moved(
-        events, interaction_id, S.offered, S.assigned, agent_id, actor, {"offer_id": str(offer_id)}
-    )
-    # Holding work now: an available agent becomes busy (wrap-up and away stay as they are).
-    if agent.state is AgentState.available:
-        await set_state(connection, events, agent, AgentState.busy, reason=None, actor=actor)
-    return interaction_id
+    if not rows:
+        await _explain_refused_accept(connection, agent_id, offer_id)
+    written = _written(rows, moment, actor)
+    events.note_written(written)
+    return next(uuid.UUID(e.subject_id) for e in written if e.kind == "interaction.assigned")
+
+
+async def _explain_refused_accept(
+    connection: asyncpg.Connection, agent_id: uuid.UUID, offer_id: uuid.UUID
+) -> NoReturn:
+    row = await connection.fetchrow(ACCEPT_REFUSED, agent_id, offer_id)
+    if row is None:
+        raise NotFound(f"no agent with id {agent_id}")
+    if row["holder"] != agent_id:
+        raise OfferNotFound(f"you hold no offer {offer_id}")
+    if row["offer_state"] != "pending":
+        raise IllegalTransition(f"the offer is already {row['offer_state']}")
+    ensure_can_move(S(row["interaction_state"]), S.assigned, what="assign it")
+    if row["deadline"] <= now():
+        raise IllegalTransition("the offer has timed out; it is back in the queue")
+    raise IllegalTransition("the offer changed while it was being accepted; try again")
+
+
+def _written(rows: list[asyncpg.Record], moment: datetime, actor: str) -> list[EventRecord]:
+    """The events a routing function wrote, as the hub would read them, in id order."""
+    return [
+        EventRecord(
+            id=row["event_id"],
+            occurred_at=moment,
+            kind=row["event_kind"],
+            subject_type=row["event_subject_type"],
+            subject_id=row["event_subject_id"],
+            actor=actor,
+            payload=json.loads(row["event_payload"]),
+        )
+        for row in sorted(rows, key=lambda row: row["event_id"])
+    ]
 
 
 async def reject_offer(
@@ -245,15 +272,15 @@ def _moved(
 # --- completion -----------------------------------------------------------------------------
 
 
-COMPLETE = """
-    UPDATE interactions i
-    SET state = CASE WHEN q.wrap_up_seconds > 0 THEN 'wrap_up' ELSE 'completed' END,
-        wrap_up_at = CASE WHEN q.wrap_up_seconds > 0 THEN $3 ELSE i.wrap_up_at END,
-        ended_at = CASE WHEN q.wrap_up_seconds > 0 THEN i.ended_at ELSE $3 END,
-        updated_at = $3, disposition = $4, notes = $5
-    FROM queues q
-    WHERE i.id = $1 AND q.id = i.queue_id AND i.agent_id = $2 AND i.state = 'assigned'
-    RETURNING i.state
+COMPLETE = "SELECT * FROM routing_complete($1, $2, $3, $4, $5, $6, $7::text::jsonb)"
+
+# Why a completion was refused, read after the call wrote nothing.
+COMPLETE_REFUSED = """
+    SELECT EXISTS (SELECT 1 FROM agents WHERE id = $1) AS agent_known,
+           i.state, i.agent_id, q.wrap_up_seconds
+    FROM (SELECT 1) AS one
+    LEFT JOIN interactions i ON i.id = $2
+    LEFT JOIN queues q ON q.id = i.queue_id
 """
 
 
@@ -267,23 +294,42 @@ async def complete(
     agent_id: uuid.UUID,
     actor: str,
 ) -> InteractionState:
-    """The agent is done: wrap-up follows when the queue asks for it, else completion."""
-    agent = await lock_agent(connection, agent_id)
+    """The agent is done: wrap-up follows when the queue asks for it, else completion.
+
+    One call (migration 0006): the agent's state then follows what it holds, as
+    `refresh_agent_state` has it."""
     moment = now()
-    done = await connection.fetchval(COMPLETE, interaction_id, agent_id, moment, disposition, notes)
-    if done is None:  # say why, from the row as it is
-        interaction = await _lock_interaction(connection, interaction_id)
-        if interaction["agent_id"] != agent_id:
-            raise InteractionNotFound(f"interaction {interaction_id} is not assigned to you")
-        target = S.wrap_up if interaction["wrap_up_seconds"] > 0 else S.completed
-        ensure_can_move(S(interaction["state"]), target, what="complete it")
-        raise IllegalTransition("cannot complete it now")  # not reached: assigned can move
-    target = S(done)
-    _moved(
-        events, interaction_id, S.assigned, target, agent_id, actor, {"disposition": disposition}
+    rows = await connection.fetch(
+        COMPLETE,
+        agent_id,
+        interaction_id,
+        moment,
+        actor,
+        disposition,
+        notes,
+        json.dumps(move_payload(S.assigned, agent_id, {"disposition": disposition})),
     )
-    await refresh_agent_state(connection, events, agent, actor=actor)
-    return target
+    if not rows:
+        await _explain_refused_completion(connection, agent_id, interaction_id)
+    written = _written(rows, moment, actor)
+    events.note_written(written)
+    return S(written[0].kind.removeprefix("interaction."))
+
+
+async def _explain_refused_completion(
+    connection: asyncpg.Connection, agent_id: uuid.UUID, interaction_id: uuid.UUID
+) -> NoReturn:
+    row = await connection.fetchrow(COMPLETE_REFUSED, agent_id, interaction_id)
+    assert row is not None  # one row, whatever exists
+    if not row["agent_known"]:
+        raise NotFound(f"no agent with id {agent_id}")
+    if row["state"] is None:
+        raise InteractionNotFound(f"no interaction with id {interaction_id}")
+    if row["agent_id"] != agent_id:
+        raise InteractionNotFound(f"interaction {interaction_id} is not assigned to you")
+    target = S.wrap_up if row["wrap_up_seconds"] > 0 else S.completed
+    ensure_can_move(S(row["state"]), target, what="complete it")
+    raise IllegalTransition("the interaction changed while it was being completed; try again")
 
 
 async def end_wrap_up(
@@ -344,29 +390,8 @@ async def set_state(
     return _state_changed(events, agent, state, reason, actor)
 
 
-# The state an agent's holdings call for: wrap_up after a call, busy while holding any work,
-# available when free. Written in the same statement, and only when it differs.
-REFRESH = """
-    WITH held AS (
-        SELECT
-            EXISTS (SELECT 1 FROM interactions WHERE agent_id = $1 AND state = 'wrap_up'
-                    AND channel IN ('voice', 'callback')) AS in_wrap_up,
-            EXISTS (SELECT 1 FROM interactions WHERE agent_id = $1
-                    AND state IN ('assigned', 'wrap_up'))
-            OR EXISTS (SELECT 1 FROM offers WHERE agent_id = $1 AND state = 'pending') AS holds
-    ), wanted AS (
-        SELECT CASE WHEN in_wrap_up THEN 'wrap_up' WHEN holds THEN 'busy' ELSE 'available' END
-            AS state
-        FROM held
-    )
-    UPDATE agents a
-    SET state = wanted.state, state_reason = NULL, state_since = $2, updated_at = $2,
-        idle_since = CASE WHEN wanted.state = 'available' AND a.state <> 'available' THEN $2
-                          ELSE a.idle_since END
-    FROM wanted
-    WHERE a.id = $1 AND (a.state <> wanted.state OR a.state_reason IS NOT NULL)
-    RETURNING wanted.state
-"""
+# The state an agent's holdings call for, written when it differs (migration 0006).
+REFRESH = "SELECT routing_refresh_agent($1, $2)"
 
 
 async def refresh_agent_state(
@@ -392,9 +417,14 @@ def _state_changed(
         subject_type="agent",
         subject_id=agent.id,
         actor=actor,
-        payload={"from": agent.state.value, "to": state.value, "reason": reason},
+        payload=state_payload(agent.state, state, reason),
     )
     return AgentNow(agent.id, state, reason)
+
+
+def state_payload(source: AgentState, target: AgentState, reason: str | None) -> dict[str, Any]:
+    """The payload of an `agent.state_changed` event (also built in routing_complete)."""
+    return {"from": source.value, "to": target.value, "reason": reason}
 
 
 async def release_agent(

@@ -72,8 +72,11 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         engine = create_engine(settings, database_url)
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
-        app.state.pg = await pg.create_pool(database_url, size=settings.db_hot_pool_size)
         hub = EventHub(database_url)
+        # Every writer on the hot pool publishes its events, so their NOTIFYs need no read here.
+        app.state.pg = await pg.create_pool(
+            database_url, size=settings.db_hot_pool_size, on_connect=hub.own
+        )
         matcher = Matcher(
             database_url,
             hub,

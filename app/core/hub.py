@@ -5,6 +5,11 @@ are handed out at insert but become visible at commit, so a later id can show up
 earlier one: the hub keeps a floor (every id at or below it was handled) and the ids above it it
 has seen, and skips a hole only after `gap_grace` seconds (a rolled-back insert never fills it).
 A subscriber that falls behind is told so (`overflowed`) instead of slowing anyone else down.
+
+The events this replica writes on its hot paths are handed over by their writers (`publish`),
+with what the log does not keep (`EventRecord.attached`). The connections those writers use are
+registered with `own`, and the NOTIFYs of their sessions wake no read: otherwise a NOTIFY that
+overtakes its writer's `publish` would have the event read and delivered without its `attached`.
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ class EventHub:
         self._seen: set[int] = set()
         self._gap_noticed: tuple[int, float] | None = None
         self._connection: asyncpg.Connection | None = None
+        self._owned: dict[int, asyncpg.Connection] = {}  # backend PID -> its connection here
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._started = False
@@ -129,20 +135,50 @@ class EventHub:
             if not self._by_agent[agent_id]:
                 del self._by_agent[agent_id]
 
+    def own(self, connection: asyncpg.Connection) -> None:
+        """Register a connection of this replica whose every committed event its writer hands
+        to `publish`: the NOTIFYs of its session (known by the backend PID each carries) then
+        wake no read. Its events still reach the hub if a writer commits and fails to publish
+        (a crash or a cancel in between): the poll, every `poll_interval`, reads what no one
+        handed over. The PID is forgotten when the connection closes, as PostgreSQL may give it
+        to another session later, whose events only a read brings."""
+        if connection.is_closed():  # no PID, and no close left to forget it at
+            return
+        pid = connection.get_server_pid()
+        self._owned[pid] = connection
+
+        def forget(_closed: object) -> None:
+            # A newer connection may hold the PID already if the server reused it meanwhile.
+            if self._owned.get(pid) is connection:
+                del self._owned[pid]
+
+        connection.add_termination_listener(forget)
+
+    def owns(self, pid: int) -> bool:
+        """Whether the NOTIFYs of backend `pid` are left to its writers' `publish` (`own`)."""
+        return pid in self._owned
+
     def publish(self, events: Sequence[EventRecord]) -> None:
         """Hand over events this replica has just committed, ahead of the NOTIFY and the read it
         wakes (a round trip and a few loop turns off every offer's way to the desk). The hub
-        notes their ids, so its own read of them later skips them: each goes out once."""
+        notes their ids, so its own read of them later skips them: each goes out once.
+
+        A writer on a connection registered with `own` must call this once its transaction has
+        committed: the hub does not read on that connection's NOTIFYs, so an event not handed
+        over waits for the next poll."""
         for event in events:
             if event.id <= self._floor or event.id in self._seen:
                 continue
             self._seen.add(event.id)
             self._dispatch(event)
 
-    def _on_notify(self, _connection: object, _pid: object, _channel: object, payload: str) -> None:
-        """The NOTIFY of one committed event, its id as payload: a read is needed only for an
-        event not yet handed over by `publish` (intake's, the REST desk's and the admin paths'
-        events, and every event of another replica)."""
+    def _on_notify(self, _connection: object, pid: int, _channel: object, payload: str) -> None:
+        """The NOTIFY of one committed event, its id as payload, from the session `pid` that
+        committed it: a read is needed only for an event that no writer here hands over (the
+        REST desk's and the admin paths' events, and every event of another replica). Events of
+        an owned connection come by `publish`, or by the poll if their writer failed to call it."""
+        if pid in self._owned:
+            return
         try:
             event_id = int(payload)
         except ValueError:

@@ -10,7 +10,7 @@ asyncpg directly; asyncpg prepares and caches each statement per connection.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -35,11 +35,24 @@ async def _keep(connection: asyncpg.Connection) -> None:
     every pool)."""
 
 
-async def create_pool(database_url: str, *, size: int) -> asyncpg.Pool:
+async def create_pool(
+    database_url: str,
+    *,
+    size: int,
+    on_connect: Callable[[asyncpg.Connection], None] | None = None,
+) -> asyncpg.Pool:
+    """The hot pool. `on_connect` is called with each new connection once it is set up (the app
+    registers them with its hub: `EventHub.own`)."""
+
+    async def init(connection: asyncpg.Connection) -> None:
+        await _setup(connection)
+        if on_connect is not None:
+            on_connect(connection)
+
     # reset=_keep saves the reset statement asyncpg would otherwise run on every release;
     # min_size=0 lets the app start while the database is down (/health then says so).
     return await asyncpg.create_pool(
-        asyncpg_dsn(database_url), min_size=0, max_size=size, init=_setup, reset=_keep
+        asyncpg_dsn(database_url), min_size=0, max_size=size, init=init, reset=_keep
     )
 
 

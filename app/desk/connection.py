@@ -140,28 +140,33 @@ class AgentConnection:
         """Leave routing unless a newer socket of the same agent has taken over."""
         with contextlib.suppress(Exception):
             events = Events()
-            async with transaction(self._pool) as connection:
-                claimed = await connection.fetchrow(
-                    "UPDATE agents SET connection_id = NULL WHERE id = $1 AND connection_id = $2"
-                    " RETURNING state, state_reason",
-                    self.agent_id,
-                    self.connection_id,
-                )
-                if claimed is not None:
-                    agent = routing.AgentNow(
-                        self.agent_id, AgentState(claimed["state"]), claimed["state_reason"]
-                    )
-                    await routing.release_agent(
-                        connection,
-                        events,
-                        agent,
-                        state=AgentState.offline,
-                        reason="desk disconnected",
-                        actor=self.actor,
-                    )
-                    await events.write(connection)
-            self._hub.publish(events.written)
+            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
+                async with connection.transaction():
+                    await self._leave(connection, events)
+                self._hub.publish(events.written)
             self._wake_matcher()
+
+    async def _leave(self, connection: asyncpg.Connection, events: Events) -> None:
+        claimed = await connection.fetchrow(
+            "UPDATE agents SET connection_id = NULL WHERE id = $1 AND connection_id = $2"
+            " RETURNING state, state_reason",
+            self.agent_id,
+            self.connection_id,
+        )
+        if claimed is None:
+            return
+        agent = routing.AgentNow(
+            self.agent_id, AgentState(claimed["state"]), claimed["state_reason"]
+        )
+        await routing.release_agent(
+            connection,
+            events,
+            agent,
+            state=AgentState.offline,
+            reason="desk disconnected",
+            actor=self.actor,
+        )
+        await events.write(connection)
 
     async def _replay(self, last_event_id: int | None) -> None:
         """Missed events first (when the desk says where it was), then what it holds now."""
@@ -270,14 +275,15 @@ class AgentConnection:
         if isinstance(message, Heartbeat | Hello):
             return {}
         events = Events()
-        if isinstance(message, Accept | Complete):  # one autocommitted call each: no BEGIN
-            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
+        async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
+            if isinstance(message, Accept | Complete):  # one autocommitted call each: no BEGIN
                 detail = await self._decide(connection, events, message)
-        else:
-            async with transaction(self._pool) as connection:
-                detail = await self._decide(connection, events, message)
-                await events.write(connection)
-        self._hub.publish(events.written)
+            else:
+                async with connection.transaction():
+                    detail = await self._decide(connection, events, message)
+                    await events.write(connection)
+            # Before the connection goes back: the hub reads nothing on this pool's NOTIFYs.
+            self._hub.publish(events.written)
         return detail
 
     async def _decide(

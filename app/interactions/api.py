@@ -67,20 +67,25 @@ async def create_interaction(request: Request) -> Response:
             connection, request.headers.get("authorization"), state.settings
         )
         body = _intake_body(raw)
-        interaction, created = await intake.queue_interaction(
+        interaction, queued = await intake.queue_interaction(
             connection,
             body,
             settings=state.settings,
             sessions=state.sessions,
             actor=principal.actor,
         )
-    if created:
-        # The event's NOTIFY would wake this replica's matcher too, but only after a round trip
-        # through PostgreSQL and the event hub.
-        state.matcher.wake(queued=interaction.id)
+        if queued is not None:
+            # Committed already (one statement). Handed over before the connection goes back:
+            # the hub reads nothing on this pool's NOTIFYs, and a cancel during the release
+            # would leave the event to the hub's next poll.
+            state.hub.publish([queued])
+            # The published event reaches the matcher too, but through its subscription, a
+            # loop turn later; woken here, it knows that event needs no pass of its own. No
+            # await in between, so the matcher cannot hear the event before this wake.
+            state.matcher.wake(queued=interaction.id)
     return Response(
         interaction.model_dump_json(),
-        status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        status_code=status.HTTP_201_CREATED if queued is not None else status.HTTP_200_OK,
         media_type="application/json",
     )
 

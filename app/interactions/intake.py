@@ -4,8 +4,10 @@ Every interaction enters here, so the usual delivery (a known customer, by id or
 costs two statements: one reads the earlier delivery of the same reference, the queue, its skills,
 the requested skills and the customer; one inserts the interaction and its event together. Each
 runs on its own (no BEGIN/COMMIT): the second is a single statement, so the row and its event
-still commit as one. Validation runs in Python between the two, in the order and with the
-messages of the ORM version it replaced, so a client sees the same answers.
+still commit as one. It returns the event's id too: the caller hands the event to its replica's
+hub (`EventHub.publish`) as soon as the statement returns, as the hub reads nothing on the hot
+pool's NOTIFYs. Validation runs in Python between the two, in the order and with the messages
+of the ORM version it replaced, so a client sees the same answers.
 
 A first contact from an unknown caller is rare: its customer is made by the customers service
 in a unit of work of its own, committed just before the interaction's insert, and only after
@@ -28,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core import pg
 from app.core.db import unit_of_work
 from app.core.errors import InvalidField
+from app.core.hub import EventRecord
 from app.core.settings import Settings
 from app.customers import service as customers
 from app.customers.contact_points import InvalidContactPoint, normalize
@@ -78,8 +81,9 @@ INSERT = """
         INSERT INTO events (occurred_at, kind, subject_type, subject_id, actor, payload)
         SELECT $10, 'interaction.queued', 'interaction', new.id::text, $11, $12::text::jsonb
         FROM new
+        RETURNING id
     )
-    SELECT * FROM new
+    SELECT new.*, queued.id AS queued_event_id FROM new CROSS JOIN queued
 """
 
 BY_REFERENCE = "SELECT * FROM interactions WHERE channel = $1 AND external_ref = $2"
@@ -113,12 +117,13 @@ async def queue_interaction(
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
     actor: str,
-) -> tuple[InteractionOut, bool]:
-    """Queue a new interaction; returns (interaction, created). A known reference is not new."""
+) -> tuple[InteractionOut, EventRecord | None]:
+    """Queue a new interaction; returns it and, when it is new, its committed
+    `interaction.queued` event, for the caller to publish. A known reference is not new (None)."""
     contact = _contact(data, settings.default_phone_region)
     found = await _look_up(connection, data, contact)
     if found.existing_id is not None:
-        return await _read(connection, BY_ID, found.existing_id), False
+        return await _read(connection, BY_ID, found.existing_id), None
     if found.queue_id is None:
         raise InvalidField("queue", f"no queue named or numbered {data.queue!r}")
     if found.customer_id is None:
@@ -128,11 +133,11 @@ async def queue_interaction(
     if customer_id is None:
         assert contact is not None
         customer_id = await _new_customer(connection, sessions, data, contact, settings, actor)
-    row = await _insert(connection, data, found.queue_id, customer_id, needs, actor)
-    if row is None:
+    inserted = await _insert(connection, data, found.queue_id, customer_id, needs, actor)
+    if inserted is None:
         assert data.external_ref is not None
-        return await _read(connection, BY_REFERENCE, data.channel.value, data.external_ref), False
-    return InteractionOut.model_validate(dict(row)), True
+        return await _read(connection, BY_REFERENCE, data.channel.value, data.external_ref), None
+    return inserted
 
 
 def _contact(data: InteractionCreate, region: str) -> Contact | None:
@@ -244,7 +249,8 @@ async def _insert(
     customer_id: uuid.UUID,
     needs: list[dict[str, Any]],
     actor: str,
-) -> asyncpg.Record | None:
+) -> tuple[InteractionOut, EventRecord] | None:
+    """The new interaction and its event as the hub would read it; None for a known reference."""
     payload = {
         "channel": data.channel.value,
         "queue_id": str(queue_id),
@@ -252,6 +258,7 @@ async def _insert(
         "priority": data.priority,
         "external_ref": data.external_ref,
     }
+    moment = pg.now()
     row: asyncpg.Record | None = await connection.fetchrow(
         INSERT,
         uuid.uuid4(),
@@ -263,11 +270,23 @@ async def _insert(
         json.dumps(needs),
         data.subject,
         data.summary,
-        pg.now(),
+        moment,
         actor,
         json.dumps(payload),
     )
-    return row
+    if row is None:
+        return None
+    interaction = dict(row)
+    event = EventRecord(
+        id=interaction.pop("queued_event_id"),
+        occurred_at=moment,
+        kind="interaction.queued",
+        subject_type="interaction",
+        subject_id=str(interaction["id"]),
+        actor=actor,
+        payload=payload,
+    )
+    return InteractionOut.model_validate(interaction), event
 
 
 async def _read(connection: asyncpg.Connection, query: str, *args: object) -> InteractionOut:

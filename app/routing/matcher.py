@@ -538,6 +538,8 @@ class Matcher:
         self._last_bid = moment
         if self._connection is None or self._connection.is_closed():
             self._connection = await connect(self._database_url)
+            # Passes and upkeep publish what they write: their NOTIFYs need no read here.
+            self._hub.own(self._connection)
         if await self._connection.fetchval("SELECT pg_try_advisory_lock($1)", MATCHER_LOCK_KEY):
             self._leading = True
             self._directory.forget()  # kept from before, while another replica routed
@@ -547,7 +549,7 @@ class Matcher:
 
     async def _reader_connection(self) -> asyncpg.Connection:
         """The leader's second connection, for the agents' read while the first reads the
-        waiting work (`run_pass`)."""
+        waiting work (`run_pass`). It writes nothing, so it is not the hub's to own."""
         if self._reader is None or self._reader.is_closed():
             self._reader = await connect(self._database_url)
         return self._reader

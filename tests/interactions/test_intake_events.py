@@ -1,0 +1,88 @@
+"""Intake hands its `interaction.queued` event to its replica's hub: no read of the log for it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app import main
+from app.core.hub import EventHub, EventRecord
+from app.core.settings import Settings
+
+Headers = dict[str, str]
+
+
+class CountsReads(EventHub):
+    """The app's own hub, counting its reads of the log; it does not poll, so that only a NOTIFY
+    wakes a read."""
+
+    reads = 0
+
+    def __init__(self, database_url: str, **_options: Any) -> None:
+        super().__init__(database_url, poll_interval=60)
+
+    async def _fetch(self) -> None:
+        await super()._fetch()
+        self.reads += 1
+
+
+@pytest.fixture
+async def app(
+    settings: Settings, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[FastAPI]:
+    monkeypatch.setattr(main, "EventHub", CountsReads)
+    application = main.create_app(settings, database_url)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+async def _settled(hub: CountsReads) -> int:
+    """The reads once the setup's own events (written by the ORM, so read) are all in."""
+    async with asyncio.timeout(10):
+        while True:
+            reads = hub.reads
+            await asyncio.sleep(0.3)
+            if hub.reads == reads:
+                return reads
+
+
+async def test_a_new_interaction_s_event_is_published_as_stored_and_costs_the_hub_no_read(
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers
+) -> None:
+    queue = await client.post("/v1/queues", json={"name": "Billing"}, headers=admin)
+    assert queue.status_code == 201, queue.text
+    customer = await client.post("/v1/customers", json={"name": "Ada"}, headers=admin)
+    hub: CountsReads = app.state.hub
+    heard = hub.subscribe(lambda event: event.kind == "interaction.queued")
+    reads = await _settled(hub)
+
+    body = {
+        "channel": "chat",
+        "queue": "billing",
+        "customer_id": customer.json()["id"],
+        "external_ref": "chat-7",
+    }
+    response = await client.post("/v1/interactions", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    published = heard.queue.get_nowait()  # there before the answer
+    async with app.state.pg.acquire() as connection:
+        row = await connection.fetchrow(
+            "SELECT id, occurred_at, kind, subject_type, subject_id, actor, payload FROM events"
+            " WHERE subject_id = $1",
+            response.json()["id"],
+        )
+    assert row is not None
+    assert published == EventRecord(**row)  # every field, as the hub would have read it
+    assert published.payload["external_ref"] == "chat-7"
+
+    again = await client.post("/v1/interactions", json=body, headers=admin)
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == response.json()["id"]
+    await asyncio.sleep(0.5)  # the NOTIFY has come by now
+    assert hub.reads == reads
+    assert heard.queue.empty(), "delivered once; a repeated reference writes no event"

@@ -73,7 +73,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
         hub = EventHub(database_url)
-        # Every writer on the hot pool publishes its events, so their NOTIFYs need no read here.
+        # Every writer on the hot pool publishes its events; the hub announces them.
         app.state.pg = await pg.create_pool(
             database_url, size=settings.db_hot_pool_size, on_connect=hub.own
         )

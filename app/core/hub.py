@@ -7,9 +7,12 @@ has seen, and skips a hole only after `gap_grace` seconds (a rolled-back insert 
 A subscriber that falls behind is told so (`overflowed`) instead of slowing anyone else down.
 
 The events this replica writes on its hot paths are handed over by their writers (`publish`),
-with what the log does not keep (`EventRecord.attached`). The connections those writers use are
-registered with `own`, and the NOTIFYs of their sessions wake no read: otherwise a NOTIFY that
-overtakes its writer's `publish` would have the event read and delivered without its `attached`.
+with what the log does not keep (`EventRecord.attached`). Their connections are registered with
+`own`, which turns their per-event NOTIFY off (`cc.notify`, migration 0007): a NOTIFY holds
+PostgreSQL's global notification lock across its transaction's commit flush, so every writer
+waited for the flush of the one before it. The hub announces what was published to the other
+replicas instead, with one NOTIFY per batch from its own connection, outside any writing
+transaction.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from app.core.logging import get_logger
 log = get_logger(__name__)
 
 FETCH_LIMIT = 2000
+HUB_APPLICATION = "cc-event-hub"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +93,10 @@ class EventHub:
         self._seen: set[int] = set()
         self._gap_noticed: tuple[int, float] | None = None
         self._connection: asyncpg.Connection | None = None
-        self._owned: dict[int, asyncpg.Connection] = {}  # backend PID -> its connection here
+        self._own_pid: int | None = None  # the session of this hub's connection
+        self._unannounced: int | None = None  # the newest event published, not yet announced
+        self._read_wanted = False
+        self._last_read = 0.0  # loop time of the last read (0: none yet)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._started = False
@@ -104,6 +111,7 @@ class EventHub:
         if self._connection is not None:
             self._floor = await self._connection.fetchval("SELECT coalesce(max(id), 0) FROM events")
             self._started = True
+            self._last_read = asyncio.get_running_loop().time()  # the floor's read counts as one
         self._task = asyncio.create_task(self._run(), name="event-hub")
 
     async def stop(self) -> None:
@@ -135,28 +143,13 @@ class EventHub:
             if not self._by_agent[agent_id]:
                 del self._by_agent[agent_id]
 
-    def own(self, connection: asyncpg.Connection) -> None:
-        """Register a connection of this replica whose every committed event its writer hands
-        to `publish`: the NOTIFYs of its session (known by the backend PID each carries) then
-        wake no read. Its events still reach the hub if a writer commits and fails to publish
-        (a crash or a cancel in between): the poll, every `poll_interval`, reads what no one
-        handed over. The PID is forgotten when the connection closes, as PostgreSQL may give it
-        to another session later, whose events only a read brings."""
-        if connection.is_closed():  # no PID, and no close left to forget it at
-            return
-        pid = connection.get_server_pid()
-        self._owned[pid] = connection
-
-        def forget(_closed: object) -> None:
-            # A newer connection may hold the PID already if the server reused it meanwhile.
-            if self._owned.get(pid) is connection:
-                del self._owned[pid]
-
-        connection.add_termination_listener(forget)
-
-    def owns(self, pid: int) -> bool:
-        """Whether the NOTIFYs of backend `pid` are left to its writers' `publish` (`own`)."""
-        return pid in self._owned
+    @staticmethod
+    async def own(connection: asyncpg.Connection) -> None:
+        """Make a connection of this replica one whose writers hand every committed event to
+        `publish`: its inserts send no NOTIFY (the hub announces them). An event a writer
+        commits and fails to publish (a crash or a cancel in between) still reaches this hub
+        and the others by their poll, every `poll_interval`."""
+        await connection.execute("SET cc.notify TO 'off'")
 
     def publish(self, events: Sequence[EventRecord]) -> None:
         """Hand over events this replica has just committed, ahead of the NOTIFY and the read it
@@ -164,37 +157,46 @@ class EventHub:
         notes their ids, so its own read of them later skips them: each goes out once.
 
         A writer on a connection registered with `own` must call this once its transaction has
-        committed: the hub does not read on that connection's NOTIFYs, so an event not handed
-        over waits for the next poll."""
+        committed: its inserts send no NOTIFY, so an event not handed over waits for the polls.
+        The newest id published is announced to the other replicas on the hub's next turn."""
         for event in events:
+            if self._unannounced is None or event.id > self._unannounced:
+                self._unannounced = event.id
             if event.id <= self._floor or event.id in self._seen:
                 continue
             self._seen.add(event.id)
             self._dispatch(event)
+        if self._unannounced is not None:
+            self._wake.set()
 
     def _on_notify(self, _connection: object, pid: int, _channel: object, payload: str) -> None:
-        """The NOTIFY of one committed event, its id as payload, from the session `pid` that
-        committed it: a read is needed only for an event that no writer here hands over (the
-        REST desk's and the admin paths' events, and every event of another replica). Events of
-        an owned connection come by `publish`, or by the poll if their writer failed to call it."""
-        if pid in self._owned:
+        """The NOTIFY of committed events, the newest id as payload: a read is needed only for
+        an event not handed over by `publish` (the REST desk's and the admin paths' events, and
+        every event of another replica). This hub's own announcements come back too: skipped."""
+        if pid == self._own_pid:
             return
         try:
             event_id = int(payload)
         except ValueError:
             event_id = None
         if event_id is None or (event_id > self._floor and event_id not in self._seen):
+            self._read_wanted = True
             self._wake.set()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while not self._stopping:
             # asyncio.timeout: unlike wait_for on Python 3.11, no task per wait.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._poll_interval):
+                async with asyncio.timeout(self._last_read + self._poll_interval - loop.time()):
                     await self._wake.wait()
             self._wake.clear()
             try:
-                await self._fetch()
+                await self._announce()
+                if self._read_wanted or loop.time() - self._last_read >= self._poll_interval:
+                    self._read_wanted = False
+                    self._last_read = loop.time()
+                    await self._fetch()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 if self._stopping:
                     return
@@ -202,12 +204,24 @@ class EventHub:
                 await asyncio.sleep(0.5)
                 await self._reconnect()
 
+    async def _announce(self) -> None:
+        """One NOTIFY for everything published since the last: the other replicas read then.
+        Sent in a transaction of its own that writes nothing, so it waits for no flush."""
+        if self._unannounced is None or self._connection is None:
+            return
+        newest, self._unannounced = self._unannounced, None
+        await self._connection.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(newest))
+
     async def _reconnect(self) -> None:
         with contextlib.suppress(Exception):
             if self._connection is not None:
                 await self._connection.close()
         try:
-            self._connection = await asyncpg.connect(self._dsn)
+            # Named, so that its announcements can be told apart in pg_stat_activity.
+            self._connection = await asyncpg.connect(
+                self._dsn, server_settings={"application_name": HUB_APPLICATION}
+            )
+            self._own_pid = self._connection.get_server_pid()
             await self._connection.add_listener(NOTIFY_CHANNEL, self._on_notify)
         except (OSError, asyncpg.PostgresError):
             self._connection = None

@@ -10,7 +10,7 @@ asyncpg directly; asyncpg prepares and caches each statement per connection.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -32,22 +32,23 @@ async def _setup(connection: asyncpg.Connection) -> None:
 async def _keep(connection: asyncpg.Connection) -> None:
     """Nothing to reset between borrowers: these paths leave no session state behind (no SET,
     LISTEN or session-level lock; the matcher's lock lives on a connection of its own, outside
-    every pool)."""
+    every pool). The one setting made at connect (`on_connect`) is meant to stay."""
 
 
 async def create_pool(
     database_url: str,
     *,
     size: int,
-    on_connect: Callable[[asyncpg.Connection], None] | None = None,
+    on_connect: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
 ) -> asyncpg.Pool:
-    """The hot pool. `on_connect` is called with each new connection once it is set up (the app
-    registers them with its hub: `EventHub.own`)."""
+    """The hot pool. `on_connect` is awaited with each new connection once it is set up (the
+    app registers them with its hub: `EventHub.own`, which sets a session setting that stays
+    for the connection's life)."""
 
     async def init(connection: asyncpg.Connection) -> None:
         await _setup(connection)
         if on_connect is not None:
-            on_connect(connection)
+            await on_connect(connection)
 
     # reset=_keep saves the reset statement asyncpg would otherwise run on every release;
     # min_size=0 lets the app start while the database is down (/health then says so).

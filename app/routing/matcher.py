@@ -538,8 +538,8 @@ class Matcher:
         self._last_bid = moment
         if self._connection is None or self._connection.is_closed():
             self._connection = await connect(self._database_url)
-            # Passes and upkeep publish what they write: their NOTIFYs need no read here.
-            self._hub.own(self._connection)
+            # Passes and upkeep publish what they write; the hub announces it.
+            await self._hub.own(self._connection)
         if await self._connection.fetchval("SELECT pg_try_advisory_lock($1)", MATCHER_LOCK_KEY):
             self._leading = True
             self._directory.forget()  # kept from before, while another replica routed

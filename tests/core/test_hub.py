@@ -11,9 +11,9 @@ from collections.abc import Callable
 import asyncpg
 from fastapi import FastAPI
 
+from app.core.events import NOTIFY_CHANNEL
 from app.core.hub import EventHub, EventRecord, Subscription, asyncpg_dsn
 from app.core.pg import Events
-from app.routing.matcher import MATCHER_LOCK_KEY
 
 AGENT_A = "0b9e2a52-6d0c-4a52-9c55-3c1f1f1f0001"
 AGENT_B = "0b9e2a52-6d0c-4a52-9c55-3c1f1f1f0002"
@@ -186,7 +186,7 @@ async def test_an_owned_connection_s_notify_costs_no_read_even_when_it_beats_the
     await hub.start()
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
-        hub.own(connection)
+        await hub.own(connection)
         desk = hub.subscribe_agent(AGENT_A)
         events = await _commit_agent_event(connection, to="available")
         await asyncio.sleep(0.5)  # its NOTIFY has come by now
@@ -211,7 +211,7 @@ async def test_an_event_an_owned_writer_commits_but_never_publishes_comes_by_the
     await hub.start()
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
-        hub.own(connection)
+        await hub.own(connection)
         desk = hub.subscribe_agent(AGENT_A)
         reads = hub.reads
         await _until(lambda: hub.reads > reads)  # a poll has just read: the next is 1 s away
@@ -227,52 +227,44 @@ async def test_an_event_an_owned_writer_commits_but_never_publishes_comes_by_the
         await hub.stop()
 
 
-async def test_a_closed_owned_connection_s_pid_is_forgotten_and_its_successor_is_read(
+async def test_events_published_on_one_replica_reach_another_by_one_announcement(
     database_url: str,
 ) -> None:
-    """PostgreSQL may give a gone session's PID to a new one: the hub must read its events."""
+    """Owned connections send no NOTIFY per event; the hub that publishes announces them with
+    one, from its own session, and another replica's hub reads them at once."""
     dsn = asyncpg_dsn(database_url)
-    hub = EventHub(database_url, poll_interval=30)  # a delivery within seconds is a NOTIFY's
-    await hub.start()
-    closed, killed, admin = [await asyncpg.connect(dsn) for _ in range(3)]
+    here = EventHub(database_url, poll_interval=30)  # a delivery within seconds is a NOTIFY's
+    there = EventHub(database_url, poll_interval=30)
+    await here.start()
+    await there.start()
+    heard: list[tuple[int, str]] = []
+    writer, listener = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
     try:
-        for connection in (closed, killed):
-            hub.own(connection)
-            assert hub.owns(connection.get_server_pid())
-        gone = [closed.get_server_pid(), killed.get_server_pid()]
-        await closed.close()
-        await admin.execute("SELECT pg_terminate_backend($1)", gone[1])  # ended by the server
-        await _until(lambda: not any(hub.owns(pid) for pid in gone))
-        assert not hub.owns(admin.get_server_pid())
+        await listener.add_listener(
+            NOTIFY_CHANNEL, lambda _c, pid, _ch, id_: heard.append((pid, id_))
+        )
+        await here.own(writer)
+        desk_there = there.subscribe_agent(AGENT_A)
+        first = await _commit_agent_event(writer, to="available")
+        second = await _commit_agent_event(writer, to="busy")
+        await asyncio.sleep(0.3)
+        assert heard == [], "an owned connection's insert sent a NOTIFY"
+        here.publish(first.written + second.written)
 
-        desk = hub.subscribe_agent(AGENT_A)
-        successor = await asyncpg.connect(dsn)
-        try:
-            events = await _commit_agent_event(successor, to="busy")
-        finally:
-            await successor.close()
-        delivered = await asyncio.wait_for(desk.queue.get(), timeout=2)
-        assert delivered == events.written[0]
+        delivered = [await asyncio.wait_for(desk_there.queue.get(), timeout=2) for _ in range(2)]
+        assert delivered == first.written + second.written
+        await _until(lambda: len(heard) > 0)
+        assert [id_ for _, id_ in heard] == [str(second.written[0].id)]  # one for the batch
+        assert heard[0][0] not in {writer.get_server_pid(), listener.get_server_pid()}
     finally:
-        for connection in (closed, killed, admin):
-            connection.terminate()
-        await hub.stop()
+        for connection in (writer, listener):
+            await connection.close()
+        await here.stop()
+        await there.stop()
 
 
-async def test_the_app_s_hub_owns_the_hot_pool_and_the_matcher_s_connection(app: FastAPI) -> None:
-    hub: EventHub = app.state.hub
+async def test_the_app_s_hot_pool_sends_no_notify_per_event(app: FastAPI) -> None:
     pool: asyncpg.Pool = app.state.pg
     async with pool.acquire() as first, pool.acquire() as second:
-        assert hub.owns(first.get_server_pid())
-        assert hub.owns(second.get_server_pid())
-        async with asyncio.timeout(5):  # the matcher bids for its lock on its first turn
-            while True:
-                leader = await first.fetchval(
-                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                    " AND classid = 0 AND objid = $1 AND objsubid = 1",
-                    MATCHER_LOCK_KEY,
-                )
-                if leader is not None:
-                    break
-                await asyncio.sleep(0.05)
-        assert hub.owns(leader)
+        assert await first.fetchval("SHOW cc.notify") == "off"
+        assert await second.fetchval("SHOW cc.notify") == "off"

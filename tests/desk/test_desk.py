@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 import websockets
 
-from app.core.hub import asyncpg_dsn
+from app.core.hub import HUB_APPLICATION, asyncpg_dsn
 from tests.desk.conftest import Center
 
 
@@ -195,3 +195,43 @@ async def test_a_desk_gone_silent_is_sent_away_by_the_sweeper(
 
     assert state["state"] == "away"
     assert state["reason"] == "no heartbeat"
+
+
+async def test_the_hot_paths_notify_only_through_the_hubs_announcements(
+    center: Center, database_url: str
+) -> None:
+    """Intake, the matcher and the desk commit their events without a NOTIFY each (each one
+    would hold PostgreSQL's global notification lock across its commit); the hub that
+    published them announces them to other replicas, from its own session."""
+    desk = await center.available(await center.agent("mei", billing=4))
+    customer = {"name": "Wang Fang", "phones": ["+86 138 0013 8000"]}  # written by the ORM
+    created = await center.http.post("/v1/customers", json=customer, headers=center.admin)
+    assert created.status_code == 201, created.text
+    heard: list[tuple[int, int]] = []
+    caught_up = asyncio.Event()
+    newest = 1 << 62  # until the flow is over
+
+    def note(_connection: object, pid: int, _channel: object, payload: str) -> None:
+        heard.append((pid, int(payload)))
+        if int(payload) >= newest:
+            caught_up.set()
+
+    listener = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await listener.add_listener("cc_events", note)
+        call = await center.call()
+        offer = await desk.next("offer")
+        await desk.send(type="accept", offer_id=offer["offer_id"])
+        await desk.next("assignment")
+        await desk.send(type="complete", interaction_id=call["id"], disposition="resolved")
+        await desk.next("ack")
+        newest = await listener.fetchval("SELECT max(id) FROM events")
+        if heard and heard[-1][1] >= newest:
+            caught_up.set()
+        await asyncio.wait_for(caught_up.wait(), timeout=5)
+        hubs = await listener.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1", HUB_APPLICATION
+        )
+    finally:
+        await listener.close()
+    assert {pid for pid, _ in heard} <= {row["pid"] for row in hubs}, heard

@@ -1,6 +1,7 @@
 """The realtime hub: tails the event log and hands each new event to the subscribers that care.
 
-Woken by the NOTIFY the events trigger sends at commit, with a polling fallback. Identity values
+Woken by a NOTIFY (the events trigger's at commit, or another hub's announcement), with a
+polling fallback. Identity values
 are handed out at insert but become visible at commit, so a later id can show up before an
 earlier one: the hub keeps a floor (every id at or below it was handled) and the ids above it it
 has seen, and skips a hole only after `gap_grace` seconds (a rolled-back insert never fills it).
@@ -152,8 +153,8 @@ class EventHub:
         await connection.execute("SET cc.notify TO 'off'")
 
     def publish(self, events: Sequence[EventRecord]) -> None:
-        """Hand over events this replica has just committed, ahead of the NOTIFY and the read it
-        wakes (a round trip and a few loop turns off every offer's way to the desk). The hub
+        """Hand over events this replica has just committed, so that its desks need no read of
+        them (a round trip and a few loop turns off every offer's way to the desk). The hub
         notes their ids, so its own read of them later skips them: each goes out once.
 
         A writer on a connection registered with `own` must call this once its transaction has
@@ -207,10 +208,12 @@ class EventHub:
     async def _announce(self) -> None:
         """One NOTIFY for everything published since the last: the other replicas read then.
         Sent in a transaction of its own that writes nothing, so it waits for no flush."""
-        if self._unannounced is None or self._connection is None:
+        newest = self._unannounced
+        if newest is None or self._connection is None:
             return
-        newest, self._unannounced = self._unannounced, None
         await self._connection.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(newest))
+        if self._unannounced == newest:  # else more came meanwhile: the next turn announces
+            self._unannounced = None
 
     async def _reconnect(self) -> None:
         with contextlib.suppress(Exception):
@@ -246,7 +249,8 @@ class EventHub:
             self._seen.add(row["id"])
             self._dispatch(_record(row))
         self._advance_floor()
-        if len(rows) == FETCH_LIMIT:
+        if len(rows) == FETCH_LIMIT:  # more to read: at once, not at the next poll
+            self._read_wanted = True
             self._wake.set()
 
     def _dispatch(self, event: EventRecord) -> None:

@@ -32,7 +32,7 @@ async def _setup(connection: asyncpg.Connection) -> None:
 async def _keep(connection: asyncpg.Connection) -> None:
     """Nothing to reset between borrowers: these paths leave no session state behind (no SET,
     LISTEN or session-level lock; the matcher's lock lives on a connection of its own, outside
-    every pool). The one setting made at connect (`on_connect`) is meant to stay."""
+    every pool). The one setting made once at connect (`on_connect`) is meant to stay."""
 
 
 async def create_pool(

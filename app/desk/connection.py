@@ -282,7 +282,7 @@ class AgentConnection:
                 async with connection.transaction():
                     detail = await self._decide(connection, events, message)
                     await events.write(connection)
-            # Before the connection goes back: the hub reads nothing on this pool's NOTIFYs.
+            # Before the connection goes back: this pool's commits send no NOTIFY (EventHub.own).
             self._hub.publish(events.written)
         return detail
 

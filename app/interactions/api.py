@@ -76,8 +76,8 @@ async def create_interaction(request: Request) -> Response:
         )
         if queued is not None:
             # Committed already (one statement). Handed over before the connection goes back:
-            # the hub reads nothing on this pool's NOTIFYs, and a cancel during the release
-            # would leave the event to the hub's next poll.
+            # this pool's commits send no NOTIFY (EventHub.own), and a cancel during the release
+            # would leave the event to the hubs' next poll.
             state.hub.publish([queued])
             # The published event reaches the matcher too, but through its subscription, a
             # loop turn later; woken here, it knows that event needs no pass of its own. No

@@ -5,8 +5,8 @@ costs two statements: one reads the earlier delivery of the same reference, the 
 the requested skills and the customer; one inserts the interaction and its event together. Each
 runs on its own (no BEGIN/COMMIT): the second is a single statement, so the row and its event
 still commit as one. It returns the event's id too: the caller hands the event to its replica's
-hub (`EventHub.publish`) as soon as the statement returns, as the hub reads nothing on the hot
-pool's NOTIFYs. Validation runs in Python between the two, in the order and with the messages
+hub (`EventHub.publish`) as soon as the statement returns, as the hot pool's commits send no
+NOTIFY. Validation runs in Python between the two, in the order and with the messages
 of the ORM version it replaced, so a client sees the same answers.
 
 A first contact from an unknown caller is rare: its customer is made by the customers service

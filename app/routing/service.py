@@ -3,6 +3,8 @@
 These run several times per interaction, so they are plain SQL on asyncpg (app/core/pg.py).
 Each function works inside the caller's transaction and adds its events to the caller's
 `pg.Events`; whoever commits then wakes the matcher (freed capacity may route waiting work).
+Accepting and completing are one call each to a PL/pgSQL function (migration 0006), which
+writes its events itself; they come back in `Events.written`, ready to publish.
 
 Lock order, everywhere: the agent, then the interaction, then the offer. Two transactions that
 take locks in one order cannot deadlock each other; the sweeps, which lock many rows, skip rows
@@ -88,15 +90,25 @@ async def _agent_and_offer(
 ) -> tuple[AgentNow, uuid.UUID]:
     """Lock the agent and read its pending offer (one round trip; the offer is locked later,
     after its interaction, in the lock order)."""
-    row = await connection.fetchrow(AGENT_AND_OFFER, agent_id, offer_id)
+    row = _pending_offer(
+        await connection.fetchrow(AGENT_AND_OFFER, agent_id, offer_id), agent_id, offer_id
+    )
+    agent = AgentNow(agent_id, AgentState(row["state"]), row["state_reason"])
+    return agent, uuid.UUID(str(row["interaction_id"]))
+
+
+def _pending_offer(
+    row: asyncpg.Record | None, agent_id: uuid.UUID, offer_id: uuid.UUID
+) -> asyncpg.Record:
+    """The row of an agent and its offer (`holder`, `offer_state`), if that offer is pending and
+    held by the agent; else the error that says which is not so."""
     if row is None:
         raise NotFound(f"no agent with id {agent_id}")
     if row["holder"] != agent_id:
         raise OfferNotFound(f"you hold no offer {offer_id}")
     if row["offer_state"] != "pending":
         raise IllegalTransition(f"the offer is already {row['offer_state']}")
-    agent = AgentNow(agent_id, AgentState(row["state"]), row["state_reason"])
-    return agent, uuid.UUID(str(row["interaction_id"]))
+    return row
 
 
 # One call: the statements of an accept run inside PostgreSQL (migration 0006), in the lock order.
@@ -147,13 +159,9 @@ async def accept_offer(
 async def _explain_refused_accept(
     connection: asyncpg.Connection, agent_id: uuid.UUID, offer_id: uuid.UUID
 ) -> NoReturn:
-    row = await connection.fetchrow(ACCEPT_REFUSED, agent_id, offer_id)
-    if row is None:
-        raise NotFound(f"no agent with id {agent_id}")
-    if row["holder"] != agent_id:
-        raise OfferNotFound(f"you hold no offer {offer_id}")
-    if row["offer_state"] != "pending":
-        raise IllegalTransition(f"the offer is already {row['offer_state']}")
+    row = _pending_offer(
+        await connection.fetchrow(ACCEPT_REFUSED, agent_id, offer_id), agent_id, offer_id
+    )
     ensure_can_move(S(row["interaction_state"]), S.assigned, what="assign it")
     if row["deadline"] <= now():
         raise IllegalTransition("the offer has timed out; it is back in the queue")

@@ -9,10 +9,12 @@ import time
 from collections.abc import Callable
 
 import asyncpg
+import pytest
 from fastapi import FastAPI
 
+from app.core import hub as hub_module
 from app.core.events import NOTIFY_CHANNEL
-from app.core.hub import EventHub, EventRecord, Subscription, asyncpg_dsn
+from app.core.hub import HUB_APPLICATION, EventHub, EventRecord, Subscription, asyncpg_dsn
 from app.core.pg import Events
 
 AGENT_A = "0b9e2a52-6d0c-4a52-9c55-3c1f1f1f0001"
@@ -177,11 +179,11 @@ async def _until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.01)
 
 
-async def test_an_owned_connection_s_notify_costs_no_read_even_when_it_beats_the_publish(
+async def test_an_owned_connection_s_events_cost_no_read_and_go_out_as_published(
     database_url: str,
 ) -> None:
-    """The NOTIFY arrives before the writer publishes (as it often does under load): the hub
-    leaves the event to the writer, so it goes out once, with what only the writer had."""
+    """An owned connection's commit sends no NOTIFY: however late the writer publishes, the hub
+    reads nothing, so the event goes out once, with what only the writer had."""
     hub = CountsReads(database_url, poll_interval=60)  # no polling: only a NOTIFY wakes a read
     await hub.start()
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
@@ -189,7 +191,7 @@ async def test_an_owned_connection_s_notify_costs_no_read_even_when_it_beats_the
         await hub.own(connection)
         desk = hub.subscribe_agent(AGENT_A)
         events = await _commit_agent_event(connection, to="available")
-        await asyncio.sleep(0.5)  # its NOTIFY has come by now
+        await asyncio.sleep(0.5)  # a NOTIFY, had there been one, would have come by now
         assert hub.reads == 0
         assert desk.queue.empty()
         hub.publish([dataclasses.replace(events.written[0], attached={"screen_pop": {"x": 1}})])
@@ -207,21 +209,21 @@ async def test_an_owned_connection_s_notify_costs_no_read_even_when_it_beats_the
 async def test_an_event_an_owned_writer_commits_but_never_publishes_comes_by_the_poll(
     database_url: str,
 ) -> None:
-    hub = CountsReads(database_url, poll_interval=1.0)
+    hub = CountsReads(database_url, poll_interval=3.0)
     await hub.start()
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         await hub.own(connection)
         desk = hub.subscribe_agent(AGENT_A)
         reads = hub.reads
-        await _until(lambda: hub.reads > reads)  # a poll has just read: the next is 1 s away
+        await _until(lambda: hub.reads > reads)  # a poll has just read: the next is ~3 s away
         committed = time.monotonic()
         events = await _commit_agent_event(connection, to="away")
-        await asyncio.sleep(0.3)
-        assert desk.queue.empty(), "its NOTIFY woke a read"
-        delivered = await asyncio.wait_for(desk.queue.get(), timeout=1.5)
+        await asyncio.sleep(1.0)
+        assert desk.queue.empty(), "something other than the poll woke a read"
+        delivered = await asyncio.wait_for(desk.queue.get(), timeout=4)
         assert delivered == events.written[0]
-        assert time.monotonic() - committed < 1.5
+        assert time.monotonic() - committed < 4
     finally:
         await connection.close()
         await hub.stop()
@@ -254,8 +256,12 @@ async def test_events_published_on_one_replica_reach_another_by_one_announcement
         delivered = [await asyncio.wait_for(desk_there.queue.get(), timeout=2) for _ in range(2)]
         assert delivered == first.written + second.written
         await _until(lambda: len(heard) > 0)
+        await asyncio.sleep(0.3)  # no second announcement follows
+        hubs = await listener.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1", HUB_APPLICATION
+        )
         assert [id_ for _, id_ in heard] == [str(second.written[0].id)]  # one for the batch
-        assert heard[0][0] not in {writer.get_server_pid(), listener.get_server_pid()}
+        assert heard[0][0] in {row["pid"] for row in hubs}
     finally:
         for connection in (writer, listener):
             await connection.close()
@@ -268,3 +274,28 @@ async def test_the_app_s_hot_pool_sends_no_notify_per_event(app: FastAPI) -> Non
     async with pool.acquire() as first, pool.acquire() as second:
         assert await first.fetchval("SHOW cc.notify") == "off"
         assert await second.fetchval("SHOW cc.notify") == "off"
+
+
+async def test_a_read_that_fills_a_page_reads_the_next_at_once(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog larger than one read (a burst, another replica's flood) is read page after
+    page, not a page per poll."""
+    monkeypatch.setattr(hub_module, "FETCH_LIMIT", 2)
+    dsn = asyncpg_dsn(database_url)
+    hub = EventHub(database_url, poll_interval=30)  # a delivery within seconds is not a poll's
+    await hub.start()
+    writer, other = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        await hub.own(writer)  # no NOTIFY per event: one foreign NOTIFY wakes the only read
+        desk = hub.subscribe_agent(AGENT_A)
+        written = [await _commit_agent_event(writer, n=n) for n in range(5)]
+        await other.execute(
+            "SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(written[-1].written[0].id)
+        )
+        delivered = [await asyncio.wait_for(desk.queue.get(), timeout=2) for _ in range(5)]
+        assert delivered == [events.written[0] for events in written]
+    finally:
+        for connection in (writer, other):
+            await connection.close()
+        await hub.stop()

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 import websockets
 
+from app.core.events import NOTIFY_CHANNEL
 from app.core.hub import HUB_APPLICATION, asyncpg_dsn
 from tests.desk.conftest import Center
 
@@ -218,7 +219,7 @@ async def test_the_hot_paths_notify_only_through_the_hubs_announcements(
 
     listener = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
-        await listener.add_listener("cc_events", note)
+        await listener.add_listener(NOTIFY_CHANNEL, note)
         call = await center.call()
         offer = await desk.next("offer")
         await desk.send(type="accept", offer_id=offer["offer_id"])

@@ -83,6 +83,6 @@ async def test_a_new_interaction_s_event_is_published_as_stored_and_costs_the_hu
     again = await client.post("/v1/interactions", json=body, headers=admin)
     assert again.status_code == 200, again.text
     assert again.json()["id"] == response.json()["id"]
-    await asyncio.sleep(0.5)  # the NOTIFY has come by now
+    await asyncio.sleep(0.5)  # a NOTIFY, had there been one, would have come by now
     assert hub.reads == reads
     assert heard.queue.empty(), "delivered once; a repeated reference writes no event"

@@ -6,6 +6,7 @@ or times one out behind the test's back: each offer is written by the test, as a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.core.errors import AppError, IllegalTransition, NotFound
-from app.core.hub import EventRecord
+from app.core.hub import EventRecord, asyncpg_dsn
 from app.core.pg import Events
 from app.core.settings import Settings
 from app.interactions.service import InteractionNotFound
@@ -345,3 +346,46 @@ async def test_a_refused_completion_says_why_and_writes_nothing(
     twice = await refusal(interaction_id, mei)
     assert isinstance(twice, IllegalTransition)
     assert twice.detail.startswith("cannot complete it: the interaction is completed")
+
+
+async def _until_waiting_for_a_lock(observer: asyncpg.Connection, pid: int) -> None:
+    waiting = "SELECT count(*) FROM pg_locks WHERE pid = $1 AND NOT granted"
+    for _ in range(250):
+        if await observer.fetchval(waiting, pid):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"session {pid} never waited for a lock")
+
+
+async def test_an_accept_waiting_on_a_withdrawal_sees_it_once_the_lock_is_free(
+    client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection, database_url: str
+) -> None:
+    """The customer hangs up while the agent accepts: the withdrawal holds the interaction's
+    lock, the accept waits for it, then reads the interaction as it is now and refuses."""
+    await _queue(client, admin)
+    mei = await _available_agent(client, admin, connection, "mei")
+    interaction_id, offer_id = await _offered(client, admin, connection, mei)
+    before = await _last_event(connection)
+    other = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        withdrawal = other.transaction()
+        await withdrawal.start()
+        await other.execute(
+            "UPDATE interactions SET state = 'queued' WHERE id = $1", interaction_id
+        )
+        await other.execute("UPDATE offers SET state = 'withdrawn' WHERE id = $1", offer_id)
+        accepting = asyncio.create_task(
+            routing.accept_offer(connection, Events(), offer_id, agent_id=mei, actor="mei")
+        )
+        await _until_waiting_for_a_lock(other, connection.get_server_pid())
+        await withdrawal.commit()
+        with pytest.raises(IllegalTransition, match="the offer is already withdrawn"):
+            await accepting
+    finally:
+        await other.close()
+    assert await _states(connection, interaction_id, offer_id) == (
+        "queued",
+        "withdrawn",
+        "available",
+    )
+    assert await _logged(connection, before) == []

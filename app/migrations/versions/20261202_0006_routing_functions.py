@@ -171,10 +171,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(
-        "DROP FUNCTION IF EXISTS routing_complete(uuid, uuid, timestamptz, text, text, text, jsonb)"
-    )
-    op.execute(
-        "DROP FUNCTION IF EXISTS routing_accept(uuid, uuid, timestamptz, text, jsonb, jsonb, jsonb)"
-    )
-    op.execute("DROP FUNCTION IF EXISTS routing_refresh_agent(uuid, timestamptz)")
+    op.execute("DROP FUNCTION routing_complete(uuid, uuid, timestamptz, text, text, text, jsonb)")
+    op.execute("DROP FUNCTION routing_accept(uuid, uuid, timestamptz, text, jsonb, jsonb, jsonb)")
+    op.execute("DROP FUNCTION routing_refresh_agent(uuid, timestamptz)")

@@ -272,20 +272,28 @@ class _Pass:
         key = (kind, tuple(sorted((need.skill, need.level) for need in needs)))
         pool = self.pools.get(key)
         if pool is None:
-            ranked = [
-                _Ranked(
-                    -_proficiency(agent, needs),
-                    self.totals[number],
-                    agent.idle_since,
-                    agent.id,
-                    number,
-                )
-                for number in self.room(kind)
-                if qualifies(agent := self.agents[number], needs)
-            ]
+            ranked = self._ranked(kind, needs)
             heapq.heapify(ranked)
             pool = self.pools[key] = _Pool(ranked, frozenset(r.number for r in ranked))
         return pool
+
+    def _ranked(self, kind: Channel, needs: tuple[SkillNeed, ...]) -> list[_Ranked]:
+        """Everyone with room for `kind` who qualifies for `needs`, unsorted."""
+        agents, totals = self.agents, self.totals
+        if len(needs) != 1:
+            return [
+                _Ranked(-_proficiency(agent, needs), totals[n], agent.idle_since, agent.id, n)
+                for n in self.room(kind)
+                if qualifies(agent := agents[n], needs)
+            ]
+        # One skill needed, by far the usual case: the same test and rank as `qualifies` and
+        # `_proficiency`, without a generator per agent (a pass builds several such pools).
+        skill, level = needs[0].skill, needs[0].level
+        return [
+            _Ranked(-held, totals[n], agent.idle_since, agent.id, n)
+            for n in self.room(kind)
+            if (held := (agent := agents[n]).skills.get(skill, 0)) >= level
+        ]
 
     def can_take(self, agent_id: uuid.UUID, channel: Channel, needs: Sequence[SkillNeed]) -> bool:
         number = self.index.get(agent_id)

@@ -22,6 +22,7 @@ from app.core.logging import RequestIdMiddleware, configure_logging
 from app.core.settings import Settings, get_settings
 from app.customers.api import router as customers_router
 from app.desk.api import router as desk_router
+from app.desk.rest import agents_router as desk_agents_router
 from app.desk.rest import router as desk_rest_router
 from app.interactions.api import document_intake_body
 from app.interactions.api import router as interactions_router
@@ -117,6 +118,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         customers_router,
         skills_router,
         agents_router,
+        desk_agents_router,
         queues_router,
         supervisor_router,
     ):

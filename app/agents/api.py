@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, status
 
 from app.agents import service
 from app.agents.models import AgentState
-from app.agents.schemas import AgentCreate, AgentCreated, AgentOut, AgentStateChange, AgentUpdate
+from app.agents.schemas import AgentCreate, AgentCreated, AgentOut, AgentUpdate
 from app.auth.dependencies import Admin, AnyUser, Session, Staff
 from app.auth.models import Role
 from app.auth.principal import Principal
@@ -18,7 +18,7 @@ from app.skills.schemas import SkillLevel
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
 
 
-async def _visible_agent(principal: Principal, session: Session, agent_id: uuid.UUID) -> None:
+async def visible_agent(principal: Principal, session: Session, agent_id: uuid.UUID) -> None:
     """Staff see every agent; an agent sees only itself."""
     if principal.has_role(Role.supervisor, Role.admin):
         return
@@ -54,7 +54,7 @@ async def my_agent(principal: AnyUser, session: Session) -> AgentOut:
 
 @router.get("/{agent_id}", summary="One agent")
 async def get_agent(agent_id: uuid.UUID, principal: AnyUser, session: Session) -> AgentOut:
-    await _visible_agent(principal, session, agent_id)
+    await visible_agent(principal, session, agent_id)
     return await service.get_agent_view(session, agent_id)
 
 
@@ -70,11 +70,3 @@ async def replace_skills(
     agent_id: uuid.UUID, body: list[SkillLevel], principal: Admin, session: Session
 ) -> AgentOut:
     return await service.replace_skills(session, agent_id, body, actor=principal.actor)
-
-
-@router.post("/{agent_id}/state", summary="Go available, away or offline")
-async def change_state(
-    agent_id: uuid.UUID, body: AgentStateChange, principal: AnyUser, session: Session
-) -> AgentOut:
-    await _visible_agent(principal, session, agent_id)
-    return await service.change_state(session, agent_id, body, actor=principal.actor)

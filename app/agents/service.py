@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +14,6 @@ from app.agents.models import Agent, AgentSkill, AgentState
 from app.agents.schemas import (
     AgentCreate,
     AgentOut,
-    AgentStateChange,
     AgentUpdate,
     Capacity,
 )
@@ -208,30 +206,4 @@ async def replace_skills(
         actor=actor,
         payload={"skills": {skill.name: level for skill, level in resolved}},
     )
-    return await get_agent_view(session, agent.id)
-
-
-async def change_state(
-    session: AsyncSession, agent_id: uuid.UUID, change: AgentStateChange, *, actor: str
-) -> AgentOut:
-    # Locked so two replicas changing one agent's state do not interleave; NO KEY UPDATE, as
-    # the matcher's new offers hold KEY SHARE on their agents (foreign keys) meanwhile.
-    query = select(Agent).where(Agent.id == agent_id).with_for_update(key_share=True)
-    agent = (await session.execute(query)).scalar_one_or_none()
-    if agent is None:
-        raise AgentNotFound(f"no agent with id {agent_id}")
-    previous = agent.state
-    if previous is not change.state or agent.state_reason != change.reason:
-        agent.state = AgentState(change.state)
-        agent.state_reason = change.reason
-        agent.state_since = datetime.now(UTC)
-        await session.flush()
-        await record_event(
-            session,
-            "agent.state_changed",
-            subject_type="agent",
-            subject_id=agent.id,
-            actor=actor,
-            payload={"from": previous.value, "to": agent.state.value, "reason": change.reason},
-        )
     return await get_agent_view(session, agent.id)

@@ -327,24 +327,10 @@ class AgentConnection:
     async def _set_state(
         self, connection: asyncpg.Connection, events: Events, message: SetState
     ) -> dict[str, Any]:
-        agent = await routing.lock_agent(connection, self.agent_id)
-        if message.state is AgentState.available:
-            agent = await routing.set_state(
-                connection,
-                events,
-                agent,
-                AgentState.available,
-                reason=message.reason,
-                actor=self.actor,
-            )
-            await routing.refresh_agent_state(connection, events, agent, actor=self.actor)
-        else:
-            await routing.release_agent(
-                connection,
-                events,
-                agent,
-                state=AgentState(message.state),
-                reason=message.reason or message.state.value,
-                actor=self.actor,
-            )
+        state = AgentState(message.state)
+        # Leaving routing from the desk says why even when the agent did not: the state itself.
+        reason = message.reason if state is AgentState.available else message.reason or state.value
+        await routing.change_state(
+            connection, events, self.agent_id, state, reason=reason, actor=self.actor
+        )
         return {"state": message.state.value}

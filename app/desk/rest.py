@@ -1,4 +1,5 @@
-"""The desk's actions over plain HTTP, for consoles that are not on the socket at that moment."""
+"""The desk's actions over plain HTTP, for consoles that are not on the socket at that moment:
+the same routing service as the socket, in the ORM session's transaction."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import uuid
 
 from fastapi import APIRouter, Request
 
+from app.agents import service as agents
+from app.agents.api import visible_agent
+from app.agents.models import AgentState
+from app.agents.schemas import AgentOut, AgentStateChange
 from app.auth.dependencies import AnyUser, Session
 from app.core.db import driver_connection
 from app.core.errors import Forbidden
@@ -16,6 +21,34 @@ from app.interactions.schemas import CompleteIn, InteractionOut, TransferIn
 from app.routing import service as routing
 
 router = APIRouter(prefix="/v1/interactions", tags=["interactions"])
+agents_router = APIRouter(prefix="/v1/agents", tags=["agents"])
+
+
+@agents_router.post("/{agent_id}/state", summary="Go available, away or offline")
+async def change_state(
+    agent_id: uuid.UUID,
+    body: AgentStateChange,
+    principal: AnyUser,
+    session: Session,
+    request: Request,
+) -> AgentOut:
+    """As the desk's `set_state`: away or offline returns the agent's pending offers to the
+    queue; available becomes busy at once if the agent still holds work."""
+    await visible_agent(principal, session, agent_id)
+    connection = await driver_connection(session)
+    events = Events()
+    await routing.change_state(
+        connection,
+        events,
+        agent_id,
+        AgentState(body.state),
+        reason=body.reason,
+        actor=principal.actor,
+    )
+    await events.write(connection)
+    request.app.state.matcher.wake()
+    session.expire_all()  # written beside the ORM: read the agent afresh
+    return await agents.get_agent_view(session, agent_id)
 
 
 @router.post("/{interaction_id}/transfer", summary="Send assigned work to another queue")

@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 import asyncpg
 
 from app.agents.models import AgentState
+from app.agents.service import AgentNotFound
 from app.core.errors import IllegalTransition, NotFound
 from app.core.events import SYSTEM_ACTOR
 from app.core.hub import EventRecord
@@ -57,7 +58,7 @@ async def lock_agent(connection: asyncpg.Connection, agent_id: uuid.UUID) -> Age
         "SELECT state, state_reason FROM agents WHERE id = $1 FOR NO KEY UPDATE", agent_id
     )
     if row is None:
-        raise NotFound(f"no agent with id {agent_id}")
+        raise AgentNotFound(f"no agent with id {agent_id}")
     return AgentNow(agent_id, AgentState(row["state"]), row["state_reason"])
 
 
@@ -103,7 +104,7 @@ def _pending_offer(
     """The row of an agent and its offer (`holder`, `offer_state`), if that offer is pending and
     held by the agent; else the error that says which is not so."""
     if row is None:
-        raise NotFound(f"no agent with id {agent_id}")
+        raise AgentNotFound(f"no agent with id {agent_id}")
     if row["holder"] != agent_id:
         raise OfferNotFound(f"you hold no offer {offer_id}")
     if row["offer_state"] != "pending":
@@ -330,7 +331,7 @@ async def _explain_refused_completion(
     row = await connection.fetchrow(COMPLETE_REFUSED, agent_id, interaction_id)
     assert row is not None  # one row, whatever exists
     if not row["agent_known"]:
-        raise NotFound(f"no agent with id {agent_id}")
+        raise AgentNotFound(f"no agent with id {agent_id}")
     if row["state"] is None:
         raise InteractionNotFound(f"no interaction with id {interaction_id}")
     if row["agent_id"] != agent_id:
@@ -435,16 +436,38 @@ def state_payload(source: AgentState, target: AgentState, reason: str | None) ->
     return {"from": source.value, "to": target.value, "reason": reason}
 
 
+async def change_state(
+    connection: asyncpg.Connection,
+    events: Events,
+    agent_id: uuid.UUID,
+    state: AgentState,
+    *,
+    reason: str | None,
+    actor: str,
+) -> None:
+    """An agent (or its supervisor) asks for available, away or offline, from the desk or REST.
+
+    Available: the state its holdings then call for (busy while it holds work), idle from now
+    if it was not available. Away or offline: it leaves routing, and its offers return."""
+    agent = await lock_agent(connection, agent_id)
+    if state is AgentState.available:
+        agent = await set_state(connection, events, agent, state, reason=reason, actor=actor)
+        await refresh_agent_state(connection, events, agent, actor=actor)
+    else:
+        await release_agent(connection, events, agent, state=state, reason=reason, actor=actor)
+
+
 async def release_agent(
     connection: asyncpg.Connection,
     events: Events,
     agent: AgentNow,
     *,
     state: AgentState,
-    reason: str,
+    reason: str | None,
     actor: str,
 ) -> AgentNow:
-    """The agent (locked) leaves routing: socket gone, heartbeat lost, away: its offers return."""
+    """The agent (locked) leaves routing: socket gone, heartbeat lost, away: its offers return
+    (withdrawn for `reason`, or for the state it goes to when none is given)."""
     offers = await connection.fetch(
         "SELECT id, interaction_id FROM offers WHERE agent_id = $1 AND state = 'pending'"
         " ORDER BY interaction_id",
@@ -458,7 +481,7 @@ async def release_agent(
             interaction_id=offer["interaction_id"],
             agent_id=agent.id,
             outcome="withdrawn",
-            reason=reason,
+            reason=reason or state.value,
             actor=actor,
         )
     return await set_state(connection, events, agent, state, reason=reason, actor=actor)

@@ -236,3 +236,39 @@ async def test_the_hot_paths_notify_only_through_the_hubs_announcements(
     finally:
         await listener.close()
     assert {pid for pid, _ in heard} <= {row["pid"] for row in hubs}, heard
+
+
+async def test_going_away_over_rest_returns_the_pending_offer_and_available_again_is_busy(
+    center: Center,
+) -> None:
+    """The REST state change is the desk's: away withdraws what was offered, and available
+    while still holding work is busy, not available."""
+    mei = await center.agent("mei", billing=4)
+    desk = await center.available(mei)
+    me = (await center.http.get("/v1/agents/me", headers=mei)).json()
+    first = await center.call(external_ref="call-a")
+    offer = await desk.next("offer")
+
+    away = await center.http.post(
+        f"/v1/agents/{me['id']}/state", json={"state": "away", "reason": "break"}, headers=mei
+    )
+    assert away.status_code == 200, away.text
+    assert (away.json()["state"], away.json()["state_reason"]) == ("away", "break")
+    withdrawn = await desk.next("offer_withdrawn")
+    assert withdrawn["offer_id"] == offer["offer_id"]
+    assert withdrawn["reason"] == "break"
+    fetched = await center.http.get(f"/v1/interactions/{first['id']}", headers=center.admin)
+    assert fetched.json()["state"] == "queued"
+
+    back = await center.http.post(
+        f"/v1/agents/{me['id']}/state", json={"state": "available"}, headers=mei
+    )
+    assert back.status_code == 200, back.text
+    again = await desk.next("offer")  # the same call, offered afresh
+    assert again["interaction_id"] == first["id"]
+    await desk.send(type="accept", offer_id=again["offer_id"])
+    await desk.next("assignment")
+    holding = await center.http.post(
+        f"/v1/agents/{me['id']}/state", json={"state": "available"}, headers=mei
+    )
+    assert holding.json()["state"] == "busy"

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from app.core.channels import Channel
 from app.customers.models import ContactKind
+from app.customers.schemas import Name
 from app.interactions.models import InteractionState
 from app.skills.schemas import SkillLevel
 
@@ -40,8 +41,8 @@ class InteractionCreate(BaseModel):
         default=None,
         description="Who is calling or writing; an unknown contact becomes a new customer",
     )
-    customer_name: str | None = Field(
-        default=None, max_length=200, description="Name for a new customer, if one is created"
+    customer_name: Name | None = Field(
+        default=None, description="Name for a new customer, if one is created"
     )
     external_ref: ExternalRef | None = Field(
         default=None,

@@ -188,13 +188,14 @@ async def run_upkeep(
     timeouts: bool,
 ) -> None:
     """Rules 7-9, inside the caller's transaction: overdue offers end (`timeouts`), and with
-    `sweep` silent agents leave routing and overdue wrap-ups end.
+    `sweep` silent and deactivated agents leave routing and overdue wrap-ups end.
     The loop asks for these once a tick, not every pass: a deadline a fraction of a tick late
     changes nothing, and the queries are not free."""
     if timeouts:
         await service.time_out_offers(connection, events)
     if sweep:
         await service.sweep_silent_agents(connection, events, silence=silence)
+        await service.sweep_deactivated_agents(connection, events)
         await service.end_overdue_wrap_ups(connection, events)
 
 

@@ -569,6 +569,33 @@ async def sweep_silent_agents(
     return len(rows)
 
 
+# Agents whose user was deactivated but who still take part in routing (or hold offers).
+DEACTIVATED = """
+    SELECT a.id, a.state, a.state_reason FROM agents a JOIN users u ON u.id = a.user_id
+    WHERE a.state <> 'offline' AND NOT u.is_active
+    ORDER BY a.id FOR NO KEY UPDATE OF a SKIP LOCKED
+"""
+
+
+async def sweep_deactivated_agents(connection: asyncpg.Connection, events: Events) -> int:
+    """An agent whose user was deactivated goes offline and its offers return to the queue.
+
+    The user is deactivated in the admin API, below routing, so the sweep does it, within a
+    tick; meanwhile no pass offers it anything (the offers' write checks `is_active`)."""
+    rows = await connection.fetch(DEACTIVATED)
+    for row in rows:
+        agent = AgentNow(row["id"], AgentState(row["state"]), row["state_reason"])
+        await release_agent(
+            connection,
+            events,
+            agent,
+            state=AgentState.offline,
+            reason="deactivated",
+            actor=SYSTEM_ACTOR,
+        )
+    return len(rows)
+
+
 OVERDUE_WRAP_UPS = """
     SELECT i.id, i.agent_id FROM interactions i JOIN queues q ON q.id = i.queue_id
     WHERE i.state = 'wrap_up'

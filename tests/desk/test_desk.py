@@ -272,3 +272,25 @@ async def test_going_away_over_rest_returns_the_pending_offer_and_available_agai
         f"/v1/agents/{me['id']}/state", json={"state": "available"}, headers=mei
     )
     assert holding.json()["state"] == "busy"
+
+
+async def test_a_deactivated_agent_goes_offline_and_its_offer_returns_to_the_queue(
+    center: Center,
+) -> None:
+    mei = await center.agent("mei", billing=4)
+    desk = await center.available(mei)
+    user_id = (await center.http.get("/v1/agents/me", headers=mei)).json()["user_id"]
+    call = await center.call()
+    offer = await desk.next("offer")
+
+    patched = await center.http.patch(
+        f"/v1/users/{user_id}", json={"is_active": False}, headers=center.admin
+    )
+    assert patched.status_code == 200, patched.text
+
+    withdrawn = await desk.next("offer_withdrawn", within=4)  # the sweep runs once a second
+    assert (withdrawn["offer_id"], withdrawn["reason"]) == (offer["offer_id"], "deactivated")
+    state = await desk.next("state")
+    assert (state["state"], state["reason"]) == ("offline", "deactivated")
+    fetched = await center.http.get(f"/v1/interactions/{call['id']}", headers=center.admin)
+    assert fetched.json()["state"] == "queued"

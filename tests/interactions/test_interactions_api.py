@@ -77,6 +77,8 @@ async def test_the_same_reference_twice_is_one_interaction_even_when_racing(
         ({"priority": 5000}, "priority"),
         ({"skills": [{"skill": "juggling", "level": 2}]}, "skills[0].skill"),
         ({"contact": {"kind": "phone", "value": "123"}}, "contact.value"),
+        ({"customer_name": "   "}, "customer_name"),
+        ({"customer_name": "x" * 201}, "customer_name"),
     ],
 )
 async def test_bad_intake_is_refused_naming_the_field_and_writes_nothing(

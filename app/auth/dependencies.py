@@ -31,18 +31,21 @@ async def current_principal(
 ) -> Principal:
     secret = _secret(None if credentials is None else credentials.credentials)
     settings = request.app.state.settings
-    return _known(await service.principal_for_secret(session, secret, settings))
+    return known_principal(await service.principal_for_secret(session, secret, settings))
+
+
+def bearer_secret(authorization: str | None) -> str:
+    """The secret of an `Authorization: Bearer <secret>` header as given, or the 401 asking for
+    one: for endpoints that skip FastAPI's dependencies (POST /v1/interactions)."""
+    scheme, _, given = (authorization or "").partition(" ")
+    return _secret(given.strip() if scheme.lower() == "bearer" else None)
 
 
 async def hot_principal(
-    connection: asyncpg.Connection, authorization: str | None, settings: Settings
+    connection: asyncpg.Connection, secret: str, settings: Settings
 ) -> Principal:
-    """`current_principal` on a hot-path connection (app.core.pg), from the Authorization
-    header as given, for endpoints that skip FastAPI's dependencies (POST /v1/interactions).
-    Answers as `current_principal` would, with the same errors."""
-    scheme, _, given = (authorization or "").partition(" ")
-    secret = _secret(given.strip() if scheme.lower() == "bearer" else None)
-    return _known(await service.hot_principal_for_secret(connection, secret, settings))
+    """`current_principal` on a hot-path connection (app.core.pg), with the same errors."""
+    return known_principal(await service.hot_principal_for_secret(connection, secret, settings))
 
 
 def _secret(given: str | None) -> str:
@@ -53,7 +56,8 @@ def _secret(given: str | None) -> str:
     return given
 
 
-def _known(principal: Principal | None) -> Principal:
+def known_principal(principal: Principal | None) -> Principal:
+    """The principal, or the 401 for a token or key that matched no one."""
     if principal is None:
         raise NotAuthenticated("the token is unknown, expired or revoked; log in again")
     return principal

@@ -208,43 +208,63 @@ async def principal_for_secret(
     return Principal(kind="user", id=user.id, name=user.username, role=user.role)
 
 
-SIGNED_IN_USER = """
-    SELECT u.id, u.username, u.role
-    FROM access_tokens t JOIN users u ON u.id = t.user_id
-    WHERE t.token_digest = $1 AND t.expires_at > now() AND u.is_active
-"""
-
-# last_used_at is written at most once a minute: writing it on every request would make
-# concurrent requests with one key queue on that row's lock, and nobody needs it finer.
-GATEWAY_BY_KEY = """
-    WITH key AS (
-        SELECT id, name FROM gateway_keys WHERE key_digest = $1 AND revoked_at IS NULL
+# The caller of a hot-path request, as a CTE named `caller` (kind, id, name, role): the user of a
+# login token or a gateway key, from the secret's digest ($1) and whether it is a key ($2). A
+# key's last use is noted ($3: now) at most once a minute ($4: a minute ago): writing it on
+# every request would queue concurrent requests with one key on that row's lock. Statements
+# that authenticate and do their work in one round trip start with it (intake's look-up), and
+# take their own parameters from $5.
+CALLER = """
+    caller AS (
+        SELECT 'user' AS kind, u.id, u.username AS name, u.role::text AS role
+        FROM access_tokens t JOIN users u ON u.id = t.user_id
+        WHERE NOT $2::bool AND t.token_digest = $1 AND t.expires_at > now() AND u.is_active
+        UNION ALL
+        SELECT 'gateway', k.id, k.name, NULL
+        FROM gateway_keys k
+        WHERE $2::bool AND k.key_digest = $1 AND k.revoked_at IS NULL
     ), touched AS (
-        UPDATE gateway_keys SET last_used_at = $2
-        WHERE id = (SELECT id FROM key) AND (last_used_at IS NULL OR last_used_at < $3)
+        UPDATE gateway_keys SET last_used_at = $3
+        WHERE $2::bool AND id = (SELECT id FROM caller)
+          AND (last_used_at IS NULL OR last_used_at < $4)
     )
-    SELECT id, name FROM key
 """
+CALLER_ONLY = f"WITH {CALLER} SELECT kind, id, name, role FROM caller"  # noqa: S608 - constants
 LAST_USED_GRAIN = timedelta(minutes=1)
+
+
+def caller_arguments(secret: str, settings: Settings) -> tuple[str, bool, datetime, datetime]:
+    """The parameters $1-$4 of a statement that starts with `CALLER`."""
+    moment = datetime.now(UTC)
+    is_key = secret.startswith(f"{GATEWAY_KEY_PREFIX}_")
+    return (
+        security.digest_secret(secret, settings.secret_key),
+        is_key,
+        moment,
+        moment - LAST_USED_GRAIN,
+    )
+
+
+def caller_from(
+    kind: str | None, id_: uuid.UUID | None, name: str | None, role: str | None
+) -> Principal | None:
+    """The principal of a `caller` row's columns; None when no row matched."""
+    if kind is None or id_ is None or name is None:
+        return None
+    if kind == "gateway":
+        return Principal(kind="gateway", id=_plain(id_), name=name)
+    assert role is not None  # a user always has one
+    return Principal(kind="user", id=_plain(id_), name=name, role=Role(role))
 
 
 async def hot_principal_for_secret(
     connection: asyncpg.Connection, secret: str, settings: Settings
 ) -> Principal | None:
     """`principal_for_secret` in one plain statement, for the hot paths (app.core.pg)."""
-    digest = security.digest_secret(secret, settings.secret_key)
-    if secret.startswith(f"{GATEWAY_KEY_PREFIX}_"):
-        moment = datetime.now(UTC)
-        key = await connection.fetchrow(GATEWAY_BY_KEY, digest, moment, moment - LAST_USED_GRAIN)
-        if key is None:
-            return None
-        return Principal(kind="gateway", id=_plain(key["id"]), name=key["name"])
-    user = await connection.fetchrow(SIGNED_IN_USER, digest)
-    if user is None:
+    row = await connection.fetchrow(CALLER_ONLY, *caller_arguments(secret, settings))
+    if row is None:
         return None
-    return Principal(
-        kind="user", id=_plain(user["id"]), name=user["username"], role=Role(user["role"])
-    )
+    return caller_from(row["kind"], row["id"], row["name"], row["role"])
 
 
 def _plain(value: uuid.UUID) -> uuid.UUID:

@@ -3,18 +3,26 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from app.agents import service as agents
-from app.auth.dependencies import AnyUser, Session, current_principal, hot_principal
+from app.auth.dependencies import (
+    AnyUser,
+    Session,
+    bearer_secret,
+    current_principal,
+    hot_principal,
+)
 from app.auth.models import Role
 from app.auth.principal import Principal
 from app.core import pg
 from app.core.channels import Channel
 from app.core.errors import Forbidden
 from app.core.pagination import Page, Pagination
+from app.core.settings import Settings
 from app.interactions import intake, service
 from app.interactions.models import Interaction, InteractionState
 from app.interactions.schemas import InteractionCreate, InteractionOut
@@ -58,21 +66,17 @@ async def create_interaction(request: Request) -> Response:
     body parsing and response validation, which cost more than the rest of the request
     (docs/benchmarks.md), and does the same itself: the caller first (401), then the body
     (422, the same field names and messages as FastAPI's, but an empty or malformed body is
-    named by pydantic's JSON error, and the content type is not checked). One connection of
-    the hot-path pool serves the caller's check and the intake."""
+    named by pydantic's JSON error, and the content type is not checked). The caller's token
+    or key is checked by intake's look-up, in the same statement (a bad body checks it alone
+    first, so an unknown caller still hears 401 before 422)."""
     state = request.app.state
+    secret = bearer_secret(request.headers.get("authorization"))  # none at all: 401 at once
     raw = await request.body()  # before a connection is taken: a slow upload holds none
     async with state.pg.acquire(timeout=pg.ACQUIRE_TIMEOUT) as connection:
-        principal = await hot_principal(
-            connection, request.headers.get("authorization"), state.settings
-        )
-        body = _intake_body(raw)
+        body = await _intake_body(raw, connection, secret, state.settings)
+        # The caller is checked in the look-up's round trip (one statement less per request).
         interaction, queued = await intake.queue_interaction(
-            connection,
-            body,
-            settings=state.settings,
-            sessions=state.sessions,
-            actor=principal.actor,
+            connection, body, settings=state.settings, sessions=state.sessions, secret=secret
         )
         if queued is not None:
             # Committed already (one statement). Handed over before the connection goes back:
@@ -90,10 +94,13 @@ async def create_interaction(request: Request) -> Response:
     )
 
 
-def _intake_body(raw: bytes) -> InteractionCreate:
+async def _intake_body(
+    raw: bytes, connection: asyncpg.Connection, secret: str, settings: Settings
+) -> InteractionCreate:
     try:
         return InteractionCreate.model_validate_json(raw)
     except ValidationError as error:
+        await hot_principal(connection, secret, settings)  # an unknown caller hears 401 first
         # Located under "body", as FastAPI locates the errors of a body it validates.
         raise RequestValidationError(
             [{**problem, "loc": ("body", *problem["loc"])} for problem in error.errors()]

@@ -1,8 +1,9 @@
 """Intake on the hot path: plain SQL on the asyncpg pool (app.core.pg), not the ORM.
 
 Every interaction enters here, so the usual delivery (a known customer, by id or contact point)
-costs two statements: one reads the earlier delivery of the same reference, the queue, its skills,
-the requested skills and the customer; one inserts the interaction and its event together. Each
+costs two statements: one checks the request's caller (its token or key) and reads the earlier
+delivery of the same reference, the queue, its skills, the requested skills and the customer; one
+inserts the interaction and its event together. Each
 runs on its own (no BEGIN/COMMIT): the second is a single statement, so the row and its event
 still commit as one. It returns the event's id too: the caller hands the event to its replica's
 hub (`EventHub.publish`) as soon as the statement returns, as the hot pool's commits send no
@@ -22,11 +23,15 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.auth import service as auth
+from app.auth.dependencies import known_principal
+from app.auth.principal import Principal
 from app.core import pg
 from app.core.db import unit_of_work
 from app.core.errors import InvalidField
@@ -39,32 +44,35 @@ from app.customers.schemas import CustomerCreate
 from app.interactions.schemas import InteractionCreate, InteractionOut
 from app.skills.schemas import SkillLevel
 
+# The caller first (auth's `CALLER`, $1-$4; without a secret no row), then what intake needs.
 # A queue by id wins over a queue whose name happens to be that id, as in the ORM version.
-LOOK_UP = """
-    WITH queue AS (
+LOOK_UP = f"""
+    WITH {auth.CALLER}, queue AS (
         SELECT coalesce(
-            (SELECT id FROM queues WHERE id = $3),
-            (SELECT id FROM queues WHERE lower(name) = $4)
+            (SELECT id FROM queues WHERE id = $7),
+            (SELECT id FROM queues WHERE lower(name) = $8)
         ) AS id
     )
     SELECT
-        (SELECT id FROM interactions WHERE channel = $1 AND external_ref = $2) AS existing_id,
+        (SELECT id FROM interactions WHERE channel = $5 AND external_ref = $6) AS existing_id,
         queue.id AS queue_id,
         (
-            SELECT coalesce(jsonb_object_agg(s.name, qs.min_proficiency), '{}'::jsonb)
+            SELECT coalesce(jsonb_object_agg(s.name, qs.min_proficiency), '{{}}'::jsonb)
             FROM queue_skills qs JOIN skills s ON s.id = qs.skill_id
             WHERE qs.queue_id = queue.id
         ) AS queue_needs,
         (
-            SELECT coalesce(jsonb_object_agg(lower(name), name), '{}'::jsonb)
-            FROM skills WHERE lower(name) = ANY($5::text[])
+            SELECT coalesce(jsonb_object_agg(lower(name), name), '{{}}'::jsonb)
+            FROM skills WHERE lower(name) = ANY($9::text[])
         ) AS skills,
         coalesce(
-            (SELECT id FROM customers WHERE id = $6),
-            (SELECT customer_id FROM contact_points WHERE kind = $7 AND value = $8)
-        ) AS customer_id
-    FROM queue
-"""
+            (SELECT id FROM customers WHERE id = $10),
+            (SELECT customer_id FROM contact_points WHERE kind = $11 AND value = $12)
+        ) AS customer_id,
+        caller.kind AS caller_kind, caller.id AS caller_id, caller.name AS caller_name,
+        caller.role AS caller_role
+    FROM queue LEFT JOIN caller ON true
+"""  # noqa: S608 - constants only, no outside text
 
 # DO NOTHING on a repeated reference: a concurrent delivery of it won, and no event is written.
 # JSON goes in as text, which reads the same whatever jsonb codec the connection has.
@@ -85,6 +93,9 @@ INSERT = """
     )
     SELECT new.*, queued.id AS queued_event_id FROM new CROSS JOIN queued
 """
+
+# For a caller known already: a digest no secret has, so `caller` is empty and nothing written.
+NO_CALLER = ("", False, datetime.min.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
 
 BY_REFERENCE = "SELECT * FROM interactions WHERE channel = $1 AND external_ref = $2"
 BY_ID = "SELECT * FROM interactions WHERE id = $1"
@@ -108,6 +119,7 @@ class Found:
     queue_needs: dict[str, int]
     skills: dict[str, str]
     customer_id: uuid.UUID | None
+    caller: Principal | None
 
 
 async def queue_interaction(
@@ -116,12 +128,21 @@ async def queue_interaction(
     *,
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
-    actor: str,
+    actor: str | None = None,
+    secret: str | None = None,
 ) -> tuple[InteractionOut, EventRecord | None]:
     """Queue a new interaction; returns it and, when it is new, its committed
-    `interaction.queued` event, for the caller to publish. A known reference is not new (None)."""
+    `interaction.queued` event, for the caller to publish. A known reference is not new (None).
+
+    Who asks: `actor`, a caller known already (a channel adapter), or `secret`, a request's
+    token or gateway key, checked in the look-up's round trip; an unknown one is refused (401)
+    before anything else is answered."""
     contact = _contact(data, settings.default_phone_region)
-    found = await _look_up(connection, data, contact)
+    arguments = NO_CALLER if secret is None else auth.caller_arguments(secret, settings)
+    found = await _look_up(connection, data, contact, arguments)
+    if secret is not None:
+        actor = known_principal(found.caller).actor
+    assert actor is not None, "queue_interaction needs an actor or a secret"
     if found.existing_id is not None:
         return await _read(connection, BY_ID, found.existing_id), None
     if found.queue_id is None:
@@ -151,10 +172,14 @@ def _contact(data: InteractionCreate, region: str) -> Contact | None:
 
 
 async def _look_up(
-    connection: asyncpg.Connection, data: InteractionCreate, contact: Contact | None
+    connection: asyncpg.Connection,
+    data: InteractionCreate,
+    contact: Contact | None,
+    caller: tuple[str, bool, datetime, datetime],
 ) -> Found:
     row = await connection.fetchrow(
         LOOK_UP,
+        *caller,
         data.channel.value,
         data.external_ref,
         _as_uuid(data.queue),
@@ -171,6 +196,9 @@ async def _look_up(
         queue_needs=row["queue_needs"],
         skills=row["skills"],
         customer_id=row["customer_id"],
+        caller=auth.caller_from(
+            row["caller_kind"], row["caller_id"], row["caller_name"], row["caller_role"]
+        ),
     )
 
 

@@ -150,6 +150,36 @@ async def test_a_gateway_key_may_post_interactions(
     assert events.json()[0]["actor"] == f"gateway:{key['id']}"
 
 
+@pytest.mark.parametrize("gone", ["unknown token", "unknown key", "logged out", "revoked key"])
+async def test_a_valid_delivery_from_a_caller_no_longer_known_is_401_and_writes_nothing(
+    client: httpx.AsyncClient,
+    admin: Headers,
+    supervisor: Headers,
+    billing: dict[str, Any],
+    gone: str,
+) -> None:
+    """The caller is checked in intake's look-up: before the queue, the customer or an earlier
+    delivery of the reference can answer anything."""
+    first = await _post(client, admin, contact={"kind": "chat", "value": "v1"}, external_ref="r1")
+    assert first.status_code == 201
+    secret = {"unknown token": "cct_not-a-real-token", "unknown key": "cck_not-a-real-key"}.get(
+        gone, ""
+    )
+    if gone == "logged out":
+        assert (await client.post("/v1/auth/logout", headers=supervisor)).is_success
+        secret = supervisor["Authorization"].removeprefix("Bearer ")
+    if gone == "revoked key":
+        key = (await client.post("/v1/gateway-keys", json={"name": "k"}, headers=admin)).json()
+        assert (await client.delete(f"/v1/gateway-keys/{key['id']}", headers=admin)).is_success
+        secret = key["key"]
+    caller = {"Authorization": f"Bearer {secret}"}
+
+    for body in ({"external_ref": "r2"}, {"external_ref": "r1"}, {"queue": "nowhere"}):
+        response = await _post(client, caller, contact={"kind": "chat", "value": "v2"}, **body)
+        assert response.status_code == 401, response.text
+    assert (await client.get("/v1/interactions", headers=admin)).json()["total"] == 1
+
+
 @pytest.mark.parametrize(
     "authorization",
     [None, "Bearer", "Bearer   ", "Basic Ym9zczpzZWNyZXQ=", "Bearer cct_not-a-real-token"],

@@ -556,17 +556,7 @@ async def sweep_silent_agents(
         ROUTABLE_NAMES,
         now() - silence,
     )
-    for row in rows:
-        agent = AgentNow(row["id"], AgentState(row["state"]), row["state_reason"])
-        await release_agent(
-            connection,
-            events,
-            agent,
-            state=AgentState.away,
-            reason="no heartbeat",
-            actor=SYSTEM_ACTOR,
-        )
-    return len(rows)
+    return await _release_all(connection, events, rows, AgentState.away, "no heartbeat")
 
 
 # Agents whose user was deactivated but who still take part in routing (or hold offers).
@@ -583,15 +573,21 @@ async def sweep_deactivated_agents(connection: asyncpg.Connection, events: Event
     The user is deactivated in the admin API, below routing, so the sweep does it, within a
     tick; meanwhile no pass offers it anything (the offers' write checks `is_active`)."""
     rows = await connection.fetch(DEACTIVATED)
+    return await _release_all(connection, events, rows, AgentState.offline, "deactivated")
+
+
+async def _release_all(
+    connection: asyncpg.Connection,
+    events: Events,
+    rows: list[asyncpg.Record],
+    state: AgentState,
+    reason: str,
+) -> int:
+    """A sweep's agents (locked rows of id, state, state_reason) leave routing for `state`."""
     for row in rows:
         agent = AgentNow(row["id"], AgentState(row["state"]), row["state_reason"])
         await release_agent(
-            connection,
-            events,
-            agent,
-            state=AgentState.offline,
-            reason="deactivated",
-            actor=SYSTEM_ACTOR,
+            connection, events, agent, state=state, reason=reason, actor=SYSTEM_ACTOR
         )
     return len(rows)
 

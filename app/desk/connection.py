@@ -253,7 +253,7 @@ class AgentConnection:
 
     async def _handle(self, message: AgentMessage) -> None:
         try:
-            detail = await self._apply(message)
+            applied = await self._apply(message)
         except AppError as error:
             self._send(ErrorFrame(of=message.type, error=error.code, detail=error.detail))
             return
@@ -266,14 +266,14 @@ class AgentConnection:
                 )
             )
             return
-        if not isinstance(message, Heartbeat | Hello):
-            self._send(AckFrame(of=message.type, detail=detail))
+        if applied:
             self._wake_matcher()
 
-    async def _apply(self, message: AgentMessage) -> dict[str, Any]:
+    async def _apply(self, message: AgentMessage) -> bool:
+        """Carry out a message; True when it changed something (it was acknowledged then)."""
         self._presence.seen(self.agent_id)
         if isinstance(message, Heartbeat | Hello):
-            return {}
+            return False
         events = Events()
         async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
             if isinstance(message, Accept | Complete):  # one autocommitted call each: no BEGIN
@@ -282,9 +282,11 @@ class AgentConnection:
                 async with connection.transaction():
                     detail = await self._decide(connection, events, message)
                     await events.write(connection)
-            # Before the connection goes back: this pool's commits send no NOTIFY (EventHub.own).
+            # The answer first, then the frames of what it caused; both before the connection
+            # goes back, as this pool's commits send no NOTIFY (EventHub.own).
+            self._send(AckFrame(of=message.type, detail=detail))
             self._hub.publish(events.written)
-        return detail
+        return True
 
     async def _decide(
         self, connection: asyncpg.Connection, events: Events, message: AgentMessage

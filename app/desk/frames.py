@@ -77,11 +77,14 @@ async def frame_for(db: Reader, event: EventRecord) -> BaseModel | None:
             reason=str(payload.get("reason", event.kind)),
         )
     if event.kind == "interaction.assigned":
-        interaction_id = uuid.UUID(event.subject_id)
-        row = await db.fetchrow(INTERACTION, interaction_id)
-        if row is None:
-            raise InteractionNotFound(f"no interaction with id {interaction_id}")
-        return AssignmentFrame(event_id=event.id, interaction=_dump(row))
+        interaction = event.attached.get("interaction")
+        if interaction is None:  # read from the log: another replica's, or replayed
+            interaction_id = uuid.UUID(event.subject_id)
+            row = await db.fetchrow(INTERACTION, interaction_id)
+            if row is None:
+                raise InteractionNotFound(f"no interaction with id {interaction_id}")
+            interaction = _dump(row)
+        return AssignmentFrame(event_id=event.id, interaction=interaction)
     if event.kind.startswith("interaction.") and event.kind != "interaction.queued":
         state = event.kind.removeprefix("interaction.")
         return InteractionUpdateFrame(

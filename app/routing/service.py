@@ -33,6 +33,7 @@ from app.core.hub import EventRecord
 from app.core.pg import Events, now
 from app.interactions.lifecycle import ensure_can_move, move_payload
 from app.interactions.models import InteractionState
+from app.interactions.schemas import InteractionOut
 from app.interactions.service import InteractionNotFound
 
 S = InteractionState
@@ -170,7 +171,8 @@ async def _explain_refused_accept(
 
 
 def _written(rows: list[asyncpg.Record], moment: datetime, actor: str) -> list[EventRecord]:
-    """The events a routing function wrote, as the hub would read them, in id order."""
+    """The events a routing function wrote, as the hub would read them, in id order, with what
+    it returned beside them (`routing_accept`: the interaction it assigned)."""
     return [
         EventRecord(
             id=row["event_id"],
@@ -180,9 +182,17 @@ def _written(rows: list[asyncpg.Record], moment: datetime, actor: str) -> list[E
             subject_id=row["event_subject_id"],
             actor=actor,
             payload=json.loads(row["event_payload"]),
+            attached=_attached(row.get("event_attached")),
         )
         for row in sorted(rows, key=lambda row: row["event_id"])
     ]
+
+
+def _attached(interaction: str | None) -> dict[str, Any]:
+    """The interaction as the REST API and the assignment frame show it, from its JSON."""
+    if interaction is None:
+        return {}
+    return {"interaction": InteractionOut.model_validate_json(interaction).model_dump(mode="json")}
 
 
 async def reject_offer(

@@ -33,6 +33,8 @@ async def test_an_offer_arrives_with_its_screen_pop_and_accepting_assigns_it(
     await desk.send(type="accept", offer_id=offer["offer_id"])
     assignment = await desk.next("assignment")
     assert assignment["interaction"]["id"] == call["id"]
+    answered = desk.frames[-2]  # the answer comes before the frames of what it caused
+    assert (answered["type"], answered["of"]) == ("ack", "accept")
     fetched = await center.http.get(f"/v1/interactions/{call['id']}", headers=center.admin)
     assert fetched.json()["state"] == "assigned"
 
@@ -294,3 +296,25 @@ async def test_a_deactivated_agent_goes_offline_and_its_offer_returns_to_the_que
     assert (state["state"], state["reason"]) == ("offline", "deactivated")
     fetched = await center.http.get(f"/v1/interactions/{call['id']}", headers=center.admin)
     assert fetched.json()["state"] == "queued"
+
+
+async def test_the_live_assignment_shows_the_interaction_as_a_replay_and_the_api_do(
+    center: Center,
+) -> None:
+    """The live frame carries the row `routing_accept` returned; a replayed one reads it: the
+    two, and the REST API, must agree to the microsecond."""
+    mei = await center.agent("mei", billing=4)
+    desk = await center.available(mei)
+    call = await center.call(subject="Refund", external_ref="call-live")
+    offer = await desk.next("offer")
+    await desk.send(type="accept", offer_id=offer["offer_id"])
+    live = await desk.next("assignment")
+
+    again = await center.desk(mei, last_event_id=offer["event_id"])
+    replayed = [f for f in again.frames if f["type"] == "assignment"]
+    fetched = await center.http.get(f"/v1/interactions/{call['id']}", headers=center.admin)
+
+    assert [f.get("event_id") for f in replayed] == [live["event_id"], None]  # missed, then held
+    assert all(f["interaction"] == live["interaction"] for f in replayed)
+    assert live["interaction"] == fetched.json()
+    assert live["interaction"]["state"] == "assigned"

@@ -181,6 +181,9 @@ async def test_accepting_assigns_makes_the_agent_busy_and_returns_the_events_it_
     assert logged[2]["payload"] == {"from": "available", "to": "busy", "reason": None}
     # What the desk publishes at once is what the hub of another replica reads from the log.
     assert _as_logged(events.written) == logged
+    # With the interaction as assigned, for the assignment frame, as the REST API shows it.
+    shown = await client.get(f"/v1/interactions/{interaction_id}", headers=admin)
+    assert events.written[1].attached == {"interaction": shown.json()}
 
 
 async def test_an_agent_already_busy_accepts_without_a_change_of_state(

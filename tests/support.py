@@ -20,6 +20,7 @@ from app.auth.models import Role
 from app.auth.schemas import UserCreate
 from app.core.db import unit_of_work
 from app.core.events import SYSTEM_ACTOR
+from app.core.hub import EventHub
 from app.core.settings import Settings
 from app.main import create_app
 
@@ -93,3 +94,13 @@ async def create_skills(client: httpx.AsyncClient, admin: Headers, *names: str) 
     for name in names:
         response = await client.post("/v1/skills", json={"name": name}, headers=admin)
         assert response.status_code == 201, response.text
+
+
+class CountsReads(EventHub):
+    """The real event hub, counting its reads of the log (finished ones)."""
+
+    reads = 0
+
+    async def _fetch(self) -> None:
+        await super()._fetch()
+        self.reads += 1

@@ -16,6 +16,7 @@ from app.core import hub as hub_module
 from app.core.events import NOTIFY_CHANNEL
 from app.core.hub import HUB_APPLICATION, EventHub, EventRecord, Subscription, asyncpg_dsn
 from app.core.pg import Events
+from tests.support import CountsReads
 
 AGENT_A = "0b9e2a52-6d0c-4a52-9c55-3c1f1f1f0001"
 AGENT_B = "0b9e2a52-6d0c-4a52-9c55-3c1f1f1f0002"
@@ -120,14 +121,6 @@ async def test_events_published_by_their_writer_reach_a_desk_once_in_order(
     finally:
         await connection.close()
         await hub.stop()
-
-
-class CountsReads(EventHub):
-    reads = 0  # reads of the log finished so far
-
-    async def _fetch(self) -> None:
-        await super()._fetch()
-        self.reads += 1
 
 
 async def test_the_notify_of_an_event_already_published_costs_no_read(database_url: str) -> None:

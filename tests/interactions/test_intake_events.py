@@ -3,39 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from app import main
-from app.core.hub import EventHub, EventRecord
+from app.core.hub import EventRecord
 from app.core.settings import Settings
+from tests.support import CountsReads
 
 Headers = dict[str, str]
-
-
-class CountsReads(EventHub):
-    """The app's own hub, counting its reads of the log; it does not poll, so that only a NOTIFY
-    wakes a read."""
-
-    reads = 0
-
-    def __init__(self, database_url: str, **_options: Any) -> None:
-        super().__init__(database_url, poll_interval=60)
-
-    async def _fetch(self) -> None:
-        await super()._fetch()
-        self.reads += 1
 
 
 @pytest.fixture
 async def app(
     settings: Settings, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[FastAPI]:
-    monkeypatch.setattr(main, "EventHub", CountsReads)
+    # The app's own hub, counting its reads; it does not poll, so only a NOTIFY wakes a read.
+    monkeypatch.setattr(main, "EventHub", functools.partial(CountsReads, poll_interval=60))
     application = main.create_app(settings, database_url)
     async with application.router.lifespan_context(application):
         yield application

@@ -27,6 +27,7 @@ from app.desk.rest import router as desk_rest_router
 from app.interactions.api import document_intake_body
 from app.interactions.api import router as interactions_router
 from app.queues.api import router as queues_router
+from app.routing.arrivals import Arrivals
 from app.routing.matcher import Matcher
 from app.routing.presence import Presence
 from app.skills.api import router as skills_router
@@ -86,6 +87,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         )
         presence = Presence(app.state.sessions)
         app.state.hub, app.state.matcher, app.state.presence = hub, matcher, presence
+        app.state.arrivals = Arrivals(matcher)
         await hub.start()
         matcher.start()
         presence.start()

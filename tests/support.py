@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -9,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import asyncpg
 import httpx
 import uvicorn
 from fastapi import FastAPI
@@ -104,3 +106,13 @@ class CountsReads(EventHub):
     async def _fetch(self) -> None:
         await super()._fetch()
         self.reads += 1
+
+
+async def until_waiting_for_a_lock(observer: asyncpg.Connection, pid: int) -> None:
+    """Returns once the session `pid` waits for a lock another session holds."""
+    waiting = "SELECT count(*) FROM pg_locks WHERE pid = $1 AND NOT granted"
+    for _ in range(250):
+        if await observer.fetchval(waiting, pid):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"session {pid} never waited for a lock")

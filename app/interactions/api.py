@@ -75,21 +75,24 @@ async def create_interaction(request: Request) -> Response:
     async with state.pg.acquire(timeout=pg.ACQUIRE_TIMEOUT) as connection:
         body = await _intake_body(raw, connection, secret, state.settings)
         # The caller is checked in the look-up's round trip (one statement less per request).
-        interaction, queued = await intake.queue_interaction(
-            connection, body, settings=state.settings, sessions=state.sessions, secret=secret
+        # Routing's placer offers the arrival at once when it can, and wakes the matcher when
+        # it cannot (app.routing.arrivals).
+        interaction, inserted = await intake.queue_interaction(
+            connection,
+            body,
+            settings=state.settings,
+            sessions=state.sessions,
+            secret=secret,
+            placer=state.arrivals,
         )
-        if queued is not None:
+        if inserted is not None:
             # Committed already (one statement). Handed over before the connection goes back:
             # this pool's commits send no NOTIFY (EventHub.own), and a cancel during the release
-            # would leave the event to the hubs' next poll.
-            state.hub.publish([queued])
-            # The published event reaches the matcher too, but through its subscription, a
-            # loop turn later; woken here, it knows that event needs no pass of its own. No
-            # await in between, so the matcher cannot hear the event before this wake.
-            state.matcher.wake(queued=interaction.id)
+            # would leave the events to the hubs' next poll.
+            state.hub.publish(inserted.events)
     return Response(
         interaction.model_dump_json(),
-        status_code=status.HTTP_201_CREATED if queued is not None else status.HTTP_200_OK,
+        status_code=status.HTTP_201_CREATED if inserted is not None else status.HTTP_200_OK,
         media_type="application/json",
     )
 

@@ -3,12 +3,13 @@
 Every interaction enters here, so the usual delivery (a known customer, by id or contact point)
 costs two statements: one checks the request's caller (its token or key) and reads the earlier
 delivery of the same reference, the queue, its skills, the requested skills and the customer; one
-inserts the interaction and its event together. Each
-runs on its own (no BEGIN/COMMIT): the second is a single statement, so the row and its event
-still commit as one. It returns the event's id too: the caller hands the event to its replica's
-hub (`EventHub.publish`) as soon as the statement returns, as the hot pool's commits send no
-NOTIFY. Validation runs in Python between the two, in the order and with the messages
-of the ORM version it replaced, so a client sees the same answers.
+inserts the interaction and its event together, and, through a `Placer` (app.routing.arrivals),
+may offer it to an agent in that same statement. Each runs on its own (no BEGIN/COMMIT): the
+second is a single statement, so the row and its events still commit as one. It returns the
+events' ids too: the caller hands the events to its replica's hub (`EventHub.publish`) as soon
+as the statement returns, as the hot pool's commits send no NOTIFY. Validation runs in Python
+between the two, in the order and with the messages of the ORM version it replaced, so a
+client sees the same answers.
 
 A first contact from an unknown caller is rare: its customer is made by the customers service
 in a unit of work of its own, committed just before the interaction's insert, and only after
@@ -24,7 +25,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,15 +43,23 @@ from app.customers.contact_points import InvalidContactPoint, normalize
 from app.customers.models import ContactKind
 from app.customers.schemas import CustomerCreate
 from app.interactions.schemas import InteractionCreate, InteractionOut
+from app.queues.service import SETTINGS_VERSION
 from app.skills.schemas import SkillLevel
 
-# The caller first (auth's `CALLER`, $1-$4; without a secret no row), then what intake needs.
+# The caller first (auth's `CALLER`, $1-$4; without a secret no row), then what intake needs,
+# and what routing needs to place the arrival at once (`Placer`): the customer's tier, their
+# last agent when the queue is sticky, and the queues' version.
 # A queue by id wins over a queue whose name happens to be that id, as in the ORM version.
 LOOK_UP = f"""
     WITH {auth.CALLER}, queue AS (
         SELECT coalesce(
             (SELECT id FROM queues WHERE id = $7),
             (SELECT id FROM queues WHERE lower(name) = $8)
+        ) AS id
+    ), customer AS (
+        SELECT coalesce(
+            (SELECT id FROM customers WHERE id = $10),
+            (SELECT customer_id FROM contact_points WHERE kind = $11 AND value = $12)
         ) AS id
     )
     SELECT
@@ -65,34 +74,49 @@ LOOK_UP = f"""
             SELECT coalesce(jsonb_object_agg(lower(name), name), '{{}}'::jsonb)
             FROM skills WHERE lower(name) = ANY($9::text[])
         ) AS skills,
-        coalesce(
-            (SELECT id FROM customers WHERE id = $10),
-            (SELECT customer_id FROM contact_points WHERE kind = $11 AND value = $12)
-        ) AS customer_id,
+        customer.id AS customer_id, c.tier::text AS tier,
+        last.agent_id AS last_agent_id, last.assigned_at AS last_agent_at,
+        {SETTINGS_VERSION} AS queues_version,
         caller.kind AS caller_kind, caller.id AS caller_id, caller.name AS caller_name,
         caller.role AS caller_role
-    FROM queue LEFT JOIN caller ON true
+    FROM queue CROSS JOIN customer
+    LEFT JOIN customers c ON c.id = customer.id
+    LEFT JOIN LATERAL (
+        SELECT h.agent_id, h.assigned_at FROM interactions h
+        WHERE h.customer_id = customer.id AND h.agent_id IS NOT NULL
+          AND h.assigned_at IS NOT NULL
+          AND EXISTS (SELECT FROM queues s WHERE s.id = queue.id AND s.sticky_seconds > 0)
+        ORDER BY h.assigned_at DESC
+        LIMIT 1
+    ) last ON true
+    LEFT JOIN caller ON true
 """  # noqa: S608 - constants only, no outside text
 
-# DO NOTHING on a repeated reference: a concurrent delivery of it won, and no event is written.
-# JSON goes in as text, which reads the same whatever jsonb codec the connection has.
-INSERT = """
-    WITH new AS (
+# The new row, $1-$12 of `NewInteraction.arguments`, in the state `{state}` (an SQL expression;
+# a `Placer` may offer it in the same statement). DO NOTHING on a repeated reference: a
+# concurrent delivery of it won, and no event is written. JSON goes in as text, which reads
+# the same whatever jsonb codec the connection has.
+NEW_ROW = """
+    new AS (
         INSERT INTO interactions (
             id, channel, external_ref, queue_id, customer_id, priority, needs, subject, summary,
-            state, waiting_since, created_at, updated_at
+            state, waiting_since, offered_at, created_at, updated_at
         )
-        VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, 'queued', $10, $10, $10)
+        VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, {state}, $10,
+                CASE WHEN {state} = 'offered' THEN $10::timestamptz END, $10, $10)
         ON CONFLICT ON CONSTRAINT uq_interactions_channel_external_ref DO NOTHING
         RETURNING *
-    ), queued AS (
+    )
+"""
+INSERT = f"""
+    WITH {NEW_ROW.format(state="'queued'")}, queued AS (
         INSERT INTO events (occurred_at, kind, subject_type, subject_id, actor, payload)
         SELECT $10, 'interaction.queued', 'interaction', new.id::text, $11, $12::text::jsonb
         FROM new
         RETURNING id
     )
     SELECT new.*, queued.id AS queued_event_id FROM new CROSS JOIN queued
-"""
+"""  # noqa: S608 - constants only, no outside text
 
 # For a caller known already: a digest no secret has, so `caller` is empty and nothing written.
 NO_CALLER = ("", False, datetime.min.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
@@ -119,7 +143,86 @@ class Found:
     queue_needs: dict[str, int]
     skills: dict[str, str]
     customer_id: uuid.UUID | None
+    tier: str | None
+    last_agent_id: uuid.UUID | None
+    last_agent_at: datetime | None
+    queues_version: str | None
     caller: Principal | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewInteraction:
+    """A valid arrival about to be written: its row, its event's payload, and what routing
+    needs to weigh it (`tier` None: a customer made by this request, not read by the look-up)."""
+
+    id: uuid.UUID
+    data: InteractionCreate
+    queue_id: uuid.UUID
+    customer_id: uuid.UUID
+    needs: list[dict[str, Any]]
+    moment: datetime
+    actor: str
+    tier: str | None
+    last_agent_id: uuid.UUID | None
+    last_agent_at: datetime | None
+    queues_version: str | None
+
+    def payload(self) -> dict[str, Any]:
+        """The `interaction.queued` event's payload."""
+        return {
+            "channel": self.data.channel.value,
+            "queue_id": str(self.queue_id),
+            "customer_id": str(self.customer_id),
+            "priority": self.data.priority,
+            "external_ref": self.data.external_ref,
+        }
+
+    def arguments(self) -> tuple[object, ...]:
+        """$1-$12 of `NEW_ROW` and `INSERT`."""
+        return (
+            self.id,
+            self.data.channel.value,
+            self.data.external_ref,
+            self.queue_id,
+            self.customer_id,
+            self.data.priority,
+            json.dumps(self.needs),
+            self.data.subject,
+            self.data.summary,
+            self.moment,
+            self.actor,
+            json.dumps(self.payload()),
+        )
+
+    def queued_event(self, event_id: int) -> EventRecord:
+        return EventRecord(
+            id=event_id,
+            occurred_at=self.moment,
+            kind="interaction.queued",
+            subject_type="interaction",
+            subject_id=str(self.id),
+            actor=self.actor,
+            payload=self.payload(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Inserted:
+    """A new interaction as written, with its committed events in log order (for the caller to
+    publish) and, when a `Placer` offered it at once, the agent it was offered to."""
+
+    interaction: InteractionOut
+    events: list[EventRecord]
+    offered_to: uuid.UUID | None = None
+
+
+class Placer(Protocol):
+    """Writes a new interaction, offering it to an agent in the same statement when it can
+    (app.routing.arrivals); `insert` below is the plain way. None for a known reference."""
+
+    async def insert(
+        self, connection: asyncpg.Connection, new: NewInteraction
+    ) -> Inserted | None: ...
 
 
 async def queue_interaction(
@@ -130,9 +233,10 @@ async def queue_interaction(
     sessions: async_sessionmaker[AsyncSession],
     actor: str | None = None,
     secret: str | None = None,
-) -> tuple[InteractionOut, EventRecord | None]:
-    """Queue a new interaction; returns it and, when it is new, its committed
-    `interaction.queued` event, for the caller to publish. A known reference is not new (None).
+    placer: Placer | None = None,
+) -> tuple[InteractionOut, Inserted | None]:
+    """Queue a new interaction; returns it and, when it is new, how it was written (its
+    committed events, for the caller to publish). A known reference is not new (None).
 
     Who asks: `actor`, a caller known already (a channel adapter), or `secret`, a request's
     token or gateway key, checked in the look-up's round trip; an unknown one is refused (401)
@@ -154,11 +258,25 @@ async def queue_interaction(
     if customer_id is None:
         assert contact is not None
         customer_id = await _new_customer(connection, sessions, data, contact, settings, actor)
-    inserted = await _insert(connection, data, found.queue_id, customer_id, needs, actor)
+    known = customer_id == found.customer_id
+    new = NewInteraction(
+        id=uuid.uuid4(),
+        data=data,
+        queue_id=found.queue_id,
+        customer_id=customer_id,
+        needs=needs,
+        moment=pg.now(),
+        actor=actor,
+        tier=found.tier if known else None,
+        last_agent_id=found.last_agent_id if known else None,
+        last_agent_at=found.last_agent_at if known else None,
+        queues_version=found.queues_version,
+    )
+    inserted = await (insert(connection, new) if placer is None else placer.insert(connection, new))
     if inserted is None:
         assert data.external_ref is not None
         return await _read(connection, BY_REFERENCE, data.channel.value, data.external_ref), None
-    return inserted
+    return inserted.interaction, inserted
 
 
 def _contact(data: InteractionCreate, region: str) -> Contact | None:
@@ -196,6 +314,10 @@ async def _look_up(
         queue_needs=row["queue_needs"],
         skills=row["skills"],
         customer_id=row["customer_id"],
+        tier=row["tier"],
+        last_agent_id=row["last_agent_id"],
+        last_agent_at=row["last_agent_at"],
+        queues_version=row["queues_version"],
         caller=auth.caller_from(
             row["caller_kind"], row["caller_id"], row["caller_name"], row["caller_role"]
         ),
@@ -270,51 +392,14 @@ async def _new_customer(
     return customer.id
 
 
-async def _insert(
-    connection: asyncpg.Connection,
-    data: InteractionCreate,
-    queue_id: uuid.UUID,
-    customer_id: uuid.UUID,
-    needs: list[dict[str, Any]],
-    actor: str,
-) -> tuple[InteractionOut, EventRecord] | None:
-    """The new interaction and its event as the hub would read it; None for a known reference."""
-    payload = {
-        "channel": data.channel.value,
-        "queue_id": str(queue_id),
-        "customer_id": str(customer_id),
-        "priority": data.priority,
-        "external_ref": data.external_ref,
-    }
-    moment = pg.now()
-    row: asyncpg.Record | None = await connection.fetchrow(
-        INSERT,
-        uuid.uuid4(),
-        data.channel.value,
-        data.external_ref,
-        queue_id,
-        customer_id,
-        data.priority,
-        json.dumps(needs),
-        data.subject,
-        data.summary,
-        moment,
-        actor,
-        json.dumps(payload),
-    )
+async def insert(connection: asyncpg.Connection, new: NewInteraction) -> Inserted | None:
+    """The new interaction, queued, and its event as the hub would read it."""
+    row: asyncpg.Record | None = await connection.fetchrow(INSERT, *new.arguments())
     if row is None:
         return None
     interaction = dict(row)
-    event = EventRecord(
-        id=interaction.pop("queued_event_id"),
-        occurred_at=moment,
-        kind="interaction.queued",
-        subject_type="interaction",
-        subject_id=str(interaction["id"]),
-        actor=actor,
-        payload=payload,
-    )
-    return InteractionOut.model_validate(interaction), event
+    event = new.queued_event(interaction.pop("queued_event_id"))
+    return Inserted(InteractionOut.model_validate(interaction), [event])
 
 
 async def _read(connection: asyncpg.Connection, query: str, *args: object) -> InteractionOut:

@@ -16,13 +16,16 @@ last events named have changed. So the directory keeps the routable agents and r
 
 Why a kept agent never breaks a routing rule (DESIGN.md section 3, docs/routing.md):
 
-- **Capacity.** Only a matcher pass adds load, and the pass marks every agent it offered to, so
-  the next pass reads that agent afresh. Everything else (accepts, completes, timeouts) only
-  lowers a load: a kept load is never below the truth.
+- **Capacity.** Only an offer adds load, and every write of an offer (a pass's, or an
+  arrival's: app/routing/arrivals.py) takes the agent's row lock and moves its `updated_at`.
+  Everything else (accepts, completes, timeouts) only lowers a load: a kept load read with the
+  row's `updated_at` is never below the truth while the row still has that `updated_at`.
 - **State, capacity, skills.** An agent kept may have changed since it was read (a change of
-  state, an admin lowering its capacity, a user deactivated): the offers' write lands an offer
-  only while the agent's row is still as read (`version_read`: `updated_at`, which every such
-  change moves) and its user active (app/routing/matcher.py, `WRITE_OFFERS`).
+  state, an admin lowering its capacity, a user deactivated, an offer): the offers' write lands
+  an offer only while the agent's row is still as read (`version_read`: `updated_at`, which
+  every such change moves) and its user active (app/routing/matcher.py, `WRITE_OFFERS`).
+  A pass marks every agent it offered to, and the matcher marks the agent of every event it
+  hears, so the next pass reads them afresh.
 - **Presence.** Silence is checked on every pass against the last sign of life read, at most
   `read_all_every` old; the sweeper sends a silent agent away in any case (rule 8).
 """
@@ -32,12 +35,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import asyncpg
 
+from app.core.channels import Channel
 from app.core.pg import now
 from app.routing import policy
 
@@ -137,18 +141,35 @@ class AgentDirectory:
         return self.kept(silence, any_of=any_of)
 
     def kept(
-        self, silence: timedelta, *, any_of: frozenset[str] | None = None
+        self,
+        silence: timedelta,
+        *,
+        any_of: frozenset[str] | None = None,
+        excluding: Set[uuid.UUID] = frozenset(),
     ) -> list[policy.AvailableAgent]:
-        """The routable agents as last refreshed; with `any_of`, only those holding at least one
-        of those skills (the waiting work all needs one of them: the others could not qualify
-        anyway)."""
+        """The routable agents as last refreshed but those `excluding`; with `any_of`, only
+        those holding at least one of those skills (the waiting work all needs one of them:
+        the others could not qualify anyway)."""
         seen_after = now() - silence
         return [
             kept.agent
-            for kept in self._kept.values()
+            for agent_id, kept in self._kept.items()
             if kept.seen > seen_after
             and (any_of is None or not any_of.isdisjoint(kept.agent.skills))
+            and agent_id not in excluding
         ]
+
+    def offered(
+        self, agent_id: uuid.UUID, channel: Channel, read: datetime, version: datetime
+    ) -> None:
+        """An offer written outside a pass (app/routing/arrivals.py) to an agent kept at row
+        version `read`, which moved it to `version`: keep both until the next read, so the
+        next arrival counts that offer and writes against the row as it is now."""
+        kept = self._kept.get(agent_id)
+        if kept is None or kept.version[0] != read:  # read afresh since: that read stands
+            return
+        agent = replace(kept.agent, load=policy.with_one_more(kept.agent.load, channel))
+        self._kept[agent_id] = _Kept(kept.seen, (version, *kept.version[1:]), agent)
 
     async def refresh(self, connection: asyncpg.Connection) -> None:
         """Bring the kept agents up to date. A `forget()` while a read is under way (the

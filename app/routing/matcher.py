@@ -15,7 +15,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +27,7 @@ from app.core.events import SYSTEM_ACTOR
 from app.core.hub import EventHub, EventRecord, Subscription
 from app.core.logging import get_logger
 from app.core.pg import Events, connect, now
+from app.queues.service import SETTINGS_VERSION
 from app.routing import policy, screen_pop, service
 from app.routing.directory import AgentDirectory
 
@@ -72,8 +73,12 @@ def may_find_new_pairs(event: EventRecord) -> bool:
 @dataclass(frozen=True, slots=True)
 class PassResult:
     offers: int
-    left_waiting: int = 0  # interactions the pass read but could not offer
+    left: tuple[policy.WaitingInteraction, ...] = ()  # read but not offered
     skipped: int = 0  # pairs the write turned down (an agent changed, an interaction left)
+
+    @property
+    def left_waiting(self) -> int:
+        return len(self.left)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,19 +112,18 @@ def _queue(row: asyncpg.Record) -> QueueSettings:
 
 
 # The oldest waiting work, with the agents who already refused or missed each item, and the
-# version of the queues' rows (`xmin` is new on every write; worked out once per statement).
-WAITING = """
+# version of the queues' rows (worked out once per statement).
+WAITING = f"""
     SELECT i.id, i.channel, i.queue_id, i.priority, i.waiting_since, i.needs, i.customer_id,
            c.tier,
            ARRAY(SELECT o.agent_id FROM offers o WHERE o.interaction_id = i.id
                  AND o.state IN ('rejected', 'timed_out')) AS refused,
-           (SELECT md5(string_agg(q.id::text || ':' || q.xmin::text, ',' ORDER BY q.id))
-            FROM queues q) AS queues_version
+           {SETTINGS_VERSION} AS queues_version
     FROM interactions i JOIN customers c ON c.id = i.customer_id
     WHERE i.state = 'queued'
     ORDER BY i.waiting_since
     LIMIT $1
-"""
+"""  # noqa: S608 - constants only, no outside text
 
 LAST_AGENTS = """
     SELECT DISTINCT ON (customer_id) customer_id, agent_id, assigned_at
@@ -140,6 +144,10 @@ class QueueBook:
     def __init__(self) -> None:
         self._version: object = None
         self._queues: dict[uuid.UUID, QueueSettings] = {}
+
+    def current(self, version: object) -> dict[uuid.UUID, QueueSettings] | None:
+        """The settings kept, if they are those of `version`; None until a pass reads them."""
+        return self._queues if version is not None and version == self._version else None
 
     async def settings(
         self, connection: asyncpg.Connection, version: object, needed: set[uuid.UUID]
@@ -235,35 +243,46 @@ async def run_pass(
     any_of = policy.skills_any_of(waiting, rules, moment)
     agents = directory.kept(silence, any_of=any_of)
     if not agents:
-        return PassResult(offers=0, left_waiting=len(waiting))
+        return PassResult(offers=0, left=tuple(waiting))
     matches = policy.match(waiting, agents, rules, moment)
     # Marked before the write: whether or not it lands, the next pass reads these agents afresh.
     directory.mark(match.agent_id for match in matches)
     offered = await _write_offers(
         connection, events, matches, waiting, queues, moment, directory.version_read
     )
-    return PassResult(
-        offers=offered, left_waiting=len(waiting) - offered, skipped=len(matches) - offered
-    )
+    left = tuple(item for item in waiting if item.id not in offered)
+    return PassResult(offers=len(offered), left=left, skipped=len(matches) - len(offered))
 
 
-# One statement keeps the offers whose agent row is still as the directory read it and routable
-# (it may not have heard yet of a change of state, capacity or skills, or of a user
-# deactivated: such an offer is skipped and its agent read afresh by the next pass), claims
-# their interactions if still queued (one may have been abandoned since the read), inserts the
-# offers and their events in the order of the matches, and returns each offer's screen pop:
-# three writes and the pop's read, one round trip, one commit. The pop is read from the
-# statement's snapshot, taken before its writes: the interaction is still `queued` there, and
-# nothing the pop shows changes when it is offered.
+# Every writer of an offer takes the agent's row lock and moves its `updated_at` (this and
+# app.routing.arrivals), landing the offer only while the row is still as it was read: of two
+# writers that counted on the same room, the second finds the row changed and writes nothing.
+NEXT_VERSION = "greatest(clock_timestamp(), a.updated_at + interval '1 microsecond')"
+
+# One statement locks the agents whose row is still as the directory read it and routable (it
+# may not have heard yet of a change of state, capacity or skills, of a user deactivated, or of
+# an offer written by an arrival: such an offer is skipped and its agent read afresh by the
+# next pass), claims their interactions if still queued (one may have been abandoned since the
+# read), inserts the offers and their events in the order of the matches, and returns each
+# offer's screen pop: four writes and the pop's read, one round trip, one commit. The agents
+# are locked before the interactions, the order of routing_accept (migration 0006). The pop is
+# read from the statement's snapshot, taken before its writes: the interaction is still
+# `queued` there, and nothing the pop shows changes when it is offered.
 WRITE_OFFERS = f"""
-    WITH proposed AS (
+    WITH input AS (
         SELECT o.*
         FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::timestamptz[],
                     $7::text[], $8::text[], $11::timestamptz[])
             AS o(id, interaction_id, agent_id, channel, deadline, reason, matched, agent_read)
-        JOIN agents a ON a.id = o.agent_id AND a.updated_at = o.agent_read
-                     AND a.state IN ('available', 'busy', 'wrap_up')
-        JOIN users u ON u.id = a.user_id AND u.is_active
+    ), locked AS (
+        UPDATE agents a SET updated_at = {NEXT_VERSION}
+        FROM (SELECT DISTINCT agent_id, agent_read FROM input) r, users u
+        WHERE a.id = r.agent_id AND a.updated_at = r.agent_read
+          AND a.state IN ('available', 'busy', 'wrap_up')
+          AND u.id = a.user_id AND u.is_active
+        RETURNING a.id
+    ), proposed AS (
+        SELECT input.* FROM input JOIN locked ON locked.id = input.agent_id
     ), claimed AS (
         UPDATE interactions SET state = 'offered', offered_at = $1, updated_at = $1
         WHERE id IN (SELECT interaction_id FROM proposed) AND state = 'queued'
@@ -297,11 +316,12 @@ async def _write_offers(
     queues: dict[uuid.UUID, QueueSettings],
     moment: datetime,
     version_read: Callable[[uuid.UUID], datetime],
-) -> int:
+) -> set[uuid.UUID]:
+    """Writes what lands of `matches`; returns the interactions offered."""
     if not matches:
-        return 0
+        return set()
     by_id = {item.id: item for item in waiting}
-    offers = [_offer_row(match, by_id[match.interaction_id], queues, moment) for match in matches]
+    offers = [new_offer(match, by_id[match.interaction_id], queues, moment) for match in matches]
     payloads = {str(o.match.interaction_id): o.event_payload() for o in offers}
     columns = [list(column) for column in zip(*(o.as_row() for o in offers), strict=True)]
     written = await connection.fetch(
@@ -313,20 +333,23 @@ async def _write_offers(
         [version_read(o.match.agent_id) for o in offers],
     )
     events.note_written(
-        _offered(row, moment, payloads[row["subject_id"]])
+        offered_event(row["id"], moment, payloads[row["subject_id"]], row)
         for row in sorted(written, key=lambda row: row["id"])
     )
-    return len(written)
+    return {uuid.UUID(row["subject_id"]) for row in written}
 
 
-def _offered(row: asyncpg.Record, moment: datetime, payload: dict[str, Any]) -> EventRecord:
-    pop = screen_pop.from_row(row, screen_pop.routing_of(payload))
+def offered_event(
+    event_id: int, moment: datetime, payload: dict[str, Any], pop_row: Mapping[str, Any]
+) -> EventRecord:
+    """An `interaction.offered` event as written, with the screen pop read alongside."""
+    pop = screen_pop.from_row(pop_row, screen_pop.routing_of(payload))
     return EventRecord(
-        id=row["id"],
+        id=event_id,
         occurred_at=moment,
         kind="interaction.offered",
         subject_type="interaction",
-        subject_id=row["subject_id"],
+        subject_id=str(pop_row["pop_interaction_id"]),
         actor=SYSTEM_ACTOR,
         payload=payload,
         attached={"screen_pop": pop},
@@ -334,7 +357,9 @@ def _offered(row: asyncpg.Record, moment: datetime, payload: dict[str, Any]) -> 
 
 
 @dataclass(frozen=True, slots=True)
-class _NewOffer:
+class NewOffer:
+    """An offer about to be written: its row and its event's payload."""
+
     id: uuid.UUID
     match: policy.Match
     item: policy.WaitingInteraction
@@ -347,13 +372,21 @@ class _NewOffer:
             self.match.agent_id,
             self.item.channel.value,
             self.deadline,
-            self.match.reason[:REASON_LENGTH],
-            json.dumps(
-                {
-                    "skills": dict(self.match.matched_skills),
-                    "effective_priority": self.match.effective_priority,
-                }
-            ),
+            self.reason,
+            self.matched(),
+        )
+
+    @property
+    def reason(self) -> str:
+        return self.match.reason[:REASON_LENGTH]
+
+    def matched(self) -> str:
+        """The offer row's `matched` column, as JSON text."""
+        return json.dumps(
+            {
+                "skills": dict(self.match.matched_skills),
+                "effective_priority": self.match.effective_priority,
+            }
         )
 
     def event_payload(self) -> dict[str, object]:
@@ -364,19 +397,29 @@ class _NewOffer:
             "channel": self.item.channel.value,
             "queue_id": str(self.item.queue_id),
             "deadline": self.deadline.isoformat(),
-            "reason": self.match.reason[:REASON_LENGTH],
+            "reason": self.reason,
             "matched_skills": dict(self.match.matched_skills),
             "effective_priority": self.match.effective_priority,
         }
 
 
-def _offer_row(
+def new_offer(
     match: policy.Match,
     item: policy.WaitingInteraction,
     queues: dict[uuid.UUID, QueueSettings],
     moment: datetime,
-) -> _NewOffer:
-    return _NewOffer(uuid.uuid4(), match, item, moment + queues[item.queue_id].offer_timeout)
+) -> NewOffer:
+    return NewOffer(uuid.uuid4(), match, item, moment + queues[item.queue_id].offer_timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class ArrivalView:
+    """The leader's routing state between passes, for an arrival matched as it comes in."""
+
+    directory: AgentDirectory
+    queues: dict[uuid.UUID, QueueSettings]
+    left: tuple[policy.WaitingInteraction, ...]  # what the last pass read and did not offer
+    silence: timedelta
 
 
 class Matcher:
@@ -416,6 +459,7 @@ class Matcher:
         self._last_sweep = 0.0
         self._last_timeouts = 0.0
         self._left_waiting = True  # until a pass says otherwise
+        self._left: tuple[policy.WaitingInteraction, ...] = ()  # what the last pass left
         self._woken_for: dict[str, float] = {}  # interaction id -> when woken for it
         self._stopping = False
 
@@ -427,10 +471,29 @@ class Matcher:
         """Run a pass soon. `queued`: the interaction just committed here, whose own event,
         when the hub brings it, then needs no second pass."""
         if queued is not None:
-            if len(self._woken_for) > 10_000:  # events lost in an overflow: start afresh
-                self._woken_for.clear()
-            self._woken_for[str(queued)] = time.monotonic()
+            self._expect(queued)
         self._wake.set()
+
+    def arrival_view(self, queues_version: str | None) -> ArrivalView | None:
+        """What a new arrival may be matched against at once (app.routing.arrivals): None
+        unless this replica leads and the queues' settings it keeps are of `queues_version`."""
+        if not self._leading:
+            return None
+        queues = self._book.current(queues_version)
+        if queues is None:
+            return None
+        return ArrivalView(self._directory, queues, self._left, self._silence)
+
+    def placed(self, interaction_id: uuid.UUID) -> None:
+        """An arrival was offered as it came in: its `interaction.queued`, when the hub brings
+        it, needs no pass."""
+        self._expect(interaction_id)
+
+    def _expect(self, interaction_id: uuid.UUID) -> None:
+        """The `interaction.queued` of this interaction needs no pass of its own."""
+        if len(self._woken_for) > 10_000:  # events lost in an overflow: start afresh
+            self._woken_for.clear()
+        self._woken_for[str(interaction_id)] = time.monotonic()
 
     def wake_if_waiting(self) -> None:
         """Capacity may have been freed here: a pass helps only if work is waiting."""
@@ -514,6 +577,7 @@ class Matcher:
                         reader=await self._reader_connection(),
                     )
                     self._hub.publish(events.written)
+                    self._left = result.left
                     self._left_waiting = result.left_waiting > 0
                     if result.skipped:  # its agents are marked: the next pass reads them afresh
                         self._wake.set()
@@ -531,6 +595,7 @@ class Matcher:
             return self._connection
         self._leading = False
         self._left_waiting = False  # only the leader's passes say what waits
+        self._left = ()
         if self._reader is not None:  # a second connection only while leading
             reader, self._reader = self._reader, None
             await _close(reader)

@@ -184,7 +184,8 @@ def _proficiency(agent: AvailableAgent, needs: Sequence[SkillNeed]) -> int:
     return sum(agent.skills.get(need.skill, 0) for need in needs)
 
 
-def _with_one_more(load: Load, channel: Channel) -> Load:
+def with_one_more(load: Load, channel: Channel) -> Load:
+    """The load with one more item of `channel` (callback counts as voice)."""
     match channel:
         case Channel.voice | Channel.callback:
             return replace(load, voice=load.voice + 1)
@@ -326,7 +327,7 @@ class _Pass:
 
     def take(self, number: int, channel: Channel) -> None:
         agent = self.agents[number]
-        load = self.loads[number] = _with_one_more(self.loads[number], channel)
+        load = self.loads[number] = with_one_more(self.loads[number], channel)
         self.totals[number] += 1
         for kind, room in self._room.items():
             if not has_room(agent, kind, load):

@@ -24,7 +24,7 @@ from app.core.pg import Events
 from app.core.settings import Settings
 from app.interactions.service import InteractionNotFound
 from app.routing import service as routing
-from tests.support import create_skills
+from tests.support import create_skills, until_waiting_for_a_lock
 
 Headers = dict[str, str]
 
@@ -351,15 +351,6 @@ async def test_a_refused_completion_says_why_and_writes_nothing(
     assert twice.detail.startswith("cannot complete it: the interaction is completed")
 
 
-async def _until_waiting_for_a_lock(observer: asyncpg.Connection, pid: int) -> None:
-    waiting = "SELECT count(*) FROM pg_locks WHERE pid = $1 AND NOT granted"
-    for _ in range(250):
-        if await observer.fetchval(waiting, pid):
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"session {pid} never waited for a lock")
-
-
 async def test_an_accept_waiting_on_a_withdrawal_sees_it_once_the_lock_is_free(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection, database_url: str
 ) -> None:
@@ -380,7 +371,7 @@ async def test_an_accept_waiting_on_a_withdrawal_sees_it_once_the_lock_is_free(
         accepting = asyncio.create_task(
             routing.accept_offer(connection, Events(), offer_id, agent_id=mei, actor="mei")
         )
-        await _until_waiting_for_a_lock(other, connection.get_server_pid())
+        await until_waiting_for_a_lock(other, connection.get_server_pid())
         await withdrawal.commit()
         with pytest.raises(IllegalTransition, match="the offer is already withdrawn"):
             await accepting

@@ -1,0 +1,206 @@
+"""Arrivals offered as they come in: the new interaction and its offer in one statement.
+
+At a light load most interactions arrive to find agents free and nothing else waiting. Queued
+for the matcher, each waits for a wake, a pass's reads and a pass's write (two round trips and
+a commit more than its own insert) before its offer is on its way. Here, on the replica whose
+matcher leads, the policy picks the arrival's agent while the request is in hand, from the
+agents the matcher's directory keeps and against the work its last pass left waiting, and
+intake's insert writes the offer too (`PLACE`). Intake calls this through its `Placer`
+protocol; anything this cannot place is queued as before, and the matcher woken.
+
+Why the rules of DESIGN.md section 3 still hold:
+
+- **One agent per interaction, never over capacity.** `PLACE` takes the agent's row lock and
+  writes the offer only while the row is as the directory read it, as a pass's write does
+  (app/routing/matcher.py, `NEXT_VERSION`): every offer's write moves the row's `updated_at`
+  under that lock, so of two writers that counted on the same room only the first lands.
+- **Highest effective priority first.** The policy weighs the arrival against everything the
+  last pass left waiting, and `PLACE` offers it only while nothing else is queued that this
+  pass did not know of. Otherwise it is queued like any other.
+- **Longest idle, best proficiency, sticky agent.** It is the policy's own choice, from the
+  directory as last read; an agent whose row moved since is not written to (the arrival then
+  waits for a pass, which reads it afresh).
+
+Under load this steps aside: while a backlog waits (more than `LEFT_LIMIT` left by the last
+pass) or `IN_FLIGHT_LIMIT` placements are under way, arrivals queue, and a pass matches them in
+one batch, which costs less per interaction than one policy call and one locked write each.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from app.core.events import SYSTEM_ACTOR
+from app.core.hub import EventRecord
+from app.interactions import intake
+from app.interactions.schemas import InteractionOut
+from app.routing import policy, screen_pop
+from app.routing.matcher import (
+    NEXT_VERSION,
+    ArrivalView,
+    Matcher,
+    NewOffer,
+    new_offer,
+    offered_event,
+)
+
+LEFT_LIMIT = 32
+IN_FLIGHT_LIMIT = 8
+
+_OFFERED = "CASE WHEN EXISTS (SELECT FROM placed) THEN 'offered' ELSE 'queued' END"
+
+# $1-$12: intake's new row (`NewInteraction.arguments`); $13, $14: the agent and its row as
+# read; $15: what the last pass left waiting; $16-$19: the offer; $20, $21: the offer's event.
+# Both events go in one insert, in log order. The pop is read from the statement's snapshot,
+# which holds the customer's history but not this interaction (it is `i`, the new row).
+PLACE = f"""
+    WITH placed AS (
+        UPDATE agents a SET updated_at = {NEXT_VERSION}
+        FROM users u
+        WHERE a.id = $13 AND a.updated_at = $14
+          AND a.state IN ('available', 'busy', 'wrap_up')
+          AND u.id = a.user_id AND u.is_active
+          AND NOT EXISTS (
+              SELECT FROM interactions q WHERE q.state = 'queued' AND q.id <> ALL($15::uuid[])
+          )
+        RETURNING a.id, a.updated_at
+    ), {intake.NEW_ROW.format(state=_OFFERED)}, offered AS (
+        INSERT INTO offers (id, interaction_id, agent_id, channel, state, created_at, deadline,
+                            reason, matched)
+        SELECT $16, new.id, placed.id, new.channel, 'pending', $10, $17, $18, $19::text::jsonb
+        FROM new CROSS JOIN placed
+        RETURNING interaction_id
+    ), logged AS (
+        INSERT INTO events AS e (occurred_at, kind, subject_type, subject_id, actor, payload)
+        SELECT $10, n.kind, 'interaction', new.id::text, n.actor, n.payload::jsonb
+        FROM new CROSS JOIN (
+            VALUES (1, 'interaction.queued', $11, $12), (2, 'interaction.offered', $20, $21)
+        ) AS n(ord, kind, actor, payload)
+        WHERE n.ord = 1 OR EXISTS (SELECT FROM offered)
+        ORDER BY n.ord
+        RETURNING e.id, e.kind
+    )
+    SELECT i.*, placed.updated_at AS agent_version,
+           (SELECT id FROM logged WHERE kind = 'interaction.queued') AS queued_event_id,
+           (SELECT id FROM logged WHERE kind = 'interaction.offered') AS offered_event_id,
+           {screen_pop.COLUMNS}
+    FROM new i LEFT JOIN placed ON true {screen_pop.JOINS}
+"""  # noqa: S608 - constants only, no outside text
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    offer: NewOffer
+    agent_read: datetime  # the agent row's `updated_at` the policy's choice was made on
+    known: list[uuid.UUID]  # the waiting work the policy weighed the arrival against
+
+
+class Arrivals:
+    """Intake's `Placer` on this replica: offers arrivals at once while its matcher leads."""
+
+    def __init__(self, matcher: Matcher) -> None:
+        self._matcher = matcher
+        self._in_flight: set[uuid.UUID] = set()  # agents of placements under way
+
+    async def insert(
+        self, connection: asyncpg.Connection, new: intake.NewInteraction
+    ) -> intake.Inserted | None:
+        view = self._matcher.arrival_view(new.queues_version)
+        proposal = None if view is None else self._propose(view, new)
+        if view is None or proposal is None:
+            inserted = await intake.insert(connection, new)
+            if inserted is not None:
+                self._matcher.wake(queued=new.id)
+            return inserted
+        agent_id = proposal.offer.match.agent_id
+        self._in_flight.add(agent_id)
+        try:
+            placed = await place(connection, new, proposal)
+        finally:
+            self._in_flight.discard(agent_id)
+        if placed is None:
+            return None
+        inserted, version = placed
+        if version is None:  # the agent's row moved, or other work waits: a pass decides
+            self._matcher.wake(queued=new.id)
+        else:
+            self._matcher.placed(new.id)
+            view.directory.offered(agent_id, new.data.channel, proposal.agent_read, version)
+        return inserted
+
+    def _propose(self, view: ArrivalView, new: intake.NewInteraction) -> Proposal | None:
+        if (
+            new.tier is None
+            or len(view.left) > LEFT_LIMIT
+            or len(self._in_flight) >= IN_FLIGHT_LIMIT
+            or new.queue_id not in view.queues
+        ):
+            return None
+        item = waiting_item(new)
+        waiting = [*view.left, item]
+        rules = {queue_id: queue.rules for queue_id, queue in view.queues.items()}
+        agents = view.directory.kept(
+            view.silence,
+            any_of=policy.skills_any_of(waiting, rules, new.moment),
+            excluding=self._in_flight,
+        )
+        matches = policy.match(waiting, agents, rules, new.moment)
+        mine = next((match for match in matches if match.interaction_id == new.id), None)
+        if mine is None:
+            return None
+        return Proposal(
+            offer=new_offer(mine, item, view.queues, new.moment),
+            agent_read=view.directory.version_read(mine.agent_id),
+            known=[left.id for left in view.left],
+        )
+
+
+def waiting_item(new: intake.NewInteraction) -> policy.WaitingInteraction:
+    assert new.tier is not None
+    return policy.WaitingInteraction(
+        id=new.id,
+        channel=new.data.channel,
+        queue_id=new.queue_id,
+        priority=new.data.priority,
+        tier=new.tier,
+        waiting_since=new.moment,
+        needs=tuple(policy.SkillNeed(n["skill"], int(n["level"])) for n in new.needs),
+        last_agent_id=new.last_agent_id,
+        last_agent_at=new.last_agent_at,
+    )
+
+
+async def place(
+    connection: asyncpg.Connection, new: intake.NewInteraction, proposal: Proposal
+) -> tuple[intake.Inserted, datetime | None] | None:
+    """The arrival as written, and the agent row's new version if it was offered; None for a
+    known reference (a concurrent delivery of it won)."""
+    offer = proposal.offer
+    payload = offer.event_payload()
+    row = await connection.fetchrow(
+        PLACE,
+        *new.arguments(),
+        offer.match.agent_id,
+        proposal.agent_read,
+        proposal.known,
+        offer.id,
+        offer.deadline,
+        offer.reason,
+        offer.matched(),
+        SYSTEM_ACTOR,
+        json.dumps(payload),
+    )
+    if row is None:
+        return None
+    events: list[EventRecord] = [new.queued_event(row["queued_event_id"])]
+    offered_to = None
+    if row["offered_event_id"] is not None:
+        events.append(offered_event(row["offered_event_id"], new.moment, payload, row))
+        offered_to = offer.match.agent_id
+    inserted = intake.Inserted(InteractionOut.model_validate(dict(row)), events, offered_to)
+    return inserted, row["agent_version"]

@@ -1,0 +1,340 @@
+"""Arrivals offered by their own insert (app/routing/arrivals.py): when they are, when they
+wait for a pass instead, and why two writers never share one agent's room.
+
+The matcher's tick is an hour here: a pass runs only when something wakes it, so the tests
+know what the matcher's directory has read and what it has not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.core import pg
+from app.core.pg import Events
+from app.core.settings import Settings
+from app.interactions import intake
+from app.interactions.schemas import InteractionCreate
+from app.queues.service import SETTINGS_VERSION
+from app.routing import arrivals, policy
+from app.routing.directory import AgentDirectory
+from app.routing.matcher import NewOffer, QueueBook, run_pass
+from tests.support import create_skills, until_waiting_for_a_lock
+
+Headers = dict[str, str]
+SILENCE = timedelta(seconds=15)
+CONTACT = {"kind": "phone", "value": "+86 138 0013 8000"}
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        environment="test",
+        load_demo=False,
+        default_phone_region="CN",
+        password_hashing="fast",
+        matcher_tick_seconds=3600,
+    )
+
+
+@pytest.fixture
+async def connection(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    opened = await pg.connect(database_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def _mei(
+    client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection, *, chats: int = 3
+) -> uuid.UUID:
+    """A billing queue and Mei, available and present, who can hold `chats` chats."""
+    await create_skills(client, admin, "billing")
+    queue = {"name": "billing", "required_skills": [{"skill": "billing", "level": 1}]}
+    assert (await client.post("/v1/queues", json=queue, headers=admin)).status_code == 201
+    body = {
+        "username": "mei",
+        "display_name": "Mei",
+        "skills": [{"skill": "billing", "level": 3}],
+        "capacity": {"voice": 1, "chat": chats, "email": 2},
+    }
+    response = await client.post("/v1/agents", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    mei = uuid.UUID(response.json()["id"])
+    await connection.execute("UPDATE agents SET state = 'available' WHERE id = $1", mei)
+    await connection.execute(
+        "INSERT INTO agent_presence (agent_id, last_seen_at) VALUES ($1, now())", mei
+    )
+    return mei
+
+
+async def _chat(client: httpx.AsyncClient, admin: Headers, reference: str) -> dict[str, Any]:
+    body = {"channel": "chat", "queue": "billing", "contact": CONTACT, "external_ref": reference}
+    response = await client.post("/v1/interactions", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def _offered_to(connection: asyncpg.Connection, interaction_id: str) -> list[uuid.UUID]:
+    rows = await connection.fetch(
+        "SELECT agent_id FROM offers WHERE interaction_id = $1::uuid AND state = 'pending'",
+        interaction_id,
+    )
+    return [row["agent_id"] for row in rows]
+
+
+async def _until(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
+    for _ in range(int(within / 0.02)):
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("not so within the time allowed")
+
+
+async def _first_offered(
+    client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection, mei: uuid.UUID
+) -> dict[str, Any]:
+    """A first contact (its customer is new, so it waits for a pass), offered to Mei."""
+    first = await _chat(client, admin, "chat-1")
+    assert first["state"] == "queued"
+
+    async def offered() -> bool:
+        return await _offered_to(connection, first["id"]) == [mei]
+
+    await _until(offered)
+    return first
+
+
+async def _until_the_directory_is_current(
+    app: FastAPI, connection: asyncpg.Connection, mei: uuid.UUID
+) -> None:
+    """Wake passes until the matcher's directory holds Mei's row as it is now."""
+    matcher = app.state.matcher
+
+    async def current() -> bool:
+        matcher.wake()
+        view = matcher.arrival_view(await connection.fetchval(f"SELECT {SETTINGS_VERSION}"))
+        version = await connection.fetchval("SELECT updated_at FROM agents WHERE id = $1", mei)
+        return (
+            view is not None
+            and mei in {agent.id for agent in view.directory.kept(SILENCE)}
+            and view.directory.version_read(mei) == version
+        )
+
+    await _until(current)
+
+
+async def _kinds_logged(connection: asyncpg.Connection, interaction_id: str) -> list[str]:
+    rows = await connection.fetch(
+        "SELECT kind FROM events WHERE subject_id = $1 ORDER BY id", interaction_id
+    )
+    return [row["kind"] for row in rows]
+
+
+async def test_an_arrival_with_a_free_agent_is_offered_by_its_own_insert(
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
+) -> None:
+    mei = await _mei(client, admin, connection)
+    await _first_offered(client, admin, connection, mei)
+    await _until_the_directory_is_current(app, connection, mei)
+
+    second = await _chat(client, admin, "chat-2")
+
+    # Offered before the response was written: no pass could have done that.
+    assert second["state"] == "offered"
+    assert await _offered_to(connection, second["id"]) == [mei]
+    assert await _kinds_logged(connection, second["id"]) == [
+        "interaction.queued",
+        "interaction.offered",
+    ]
+    matched = await connection.fetchval(
+        "SELECT matched->'skills' FROM offers WHERE interaction_id = $1::uuid", second["id"]
+    )
+    assert matched == {"billing": 3}
+
+
+async def test_an_arrival_waits_for_a_pass_when_the_agent_changed_since_it_was_read(
+    client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
+) -> None:
+    """The first offer's write moved Mei's row after the pass had read it; no pass has read it
+    since, so the second arrival's own write finds the row changed and only queues it."""
+    mei = await _mei(client, admin, connection)
+    await _first_offered(client, admin, connection, mei)
+
+    second = await _chat(client, admin, "chat-2")
+
+    assert second["state"] == "queued"
+
+    async def offered() -> bool:  # the pass it woke reads Mei afresh and offers it
+        return await _offered_to(connection, second["id"]) == [mei]
+
+    await _until(offered)
+
+
+async def test_an_arrival_waits_when_other_work_is_queued_that_the_last_pass_did_not_see(
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
+) -> None:
+    mei = await _mei(client, admin, connection)
+    first = await _first_offered(client, admin, connection, mei)
+    await _until_the_directory_is_current(app, connection, mei)
+    # Queued behind the matcher's back: no event, no pass has read it.
+    earlier = await connection.fetchval(
+        "INSERT INTO interactions (id, channel, queue_id, customer_id, priority, needs,"
+        " subject, summary, state, waiting_since, created_at, updated_at)"
+        " SELECT gen_random_uuid(), 'chat', queue_id, customer_id, 0, needs, '', '', 'queued',"
+        " now(), now(), now() FROM interactions WHERE id = $1::uuid RETURNING id::text",
+        first["id"],
+    )
+
+    second = await _chat(client, admin, "chat-2")
+
+    assert second["state"] == "queued"
+
+    async def both_offered() -> bool:
+        return all([await _offered_to(connection, i) == [mei] for i in (earlier, second["id"])])
+
+    await _until(both_offered)
+    order = await connection.fetch(
+        "SELECT subject_id FROM events WHERE kind = 'interaction.offered'"
+        " AND subject_id = ANY($1::text[]) ORDER BY id",
+        [earlier, second["id"]],
+    )
+    assert [row["subject_id"] for row in order] == [earlier, second["id"]]  # oldest first
+
+
+def _arrival(first: dict[str, Any], reference: str) -> intake.NewInteraction:
+    queue_id, customer_id = uuid.UUID(first["queue_id"]), uuid.UUID(first["customer_id"])
+    data = InteractionCreate.model_validate(
+        {
+            "channel": "chat",
+            "queue": str(queue_id),
+            "customer_id": str(customer_id),
+            "external_ref": reference,
+        }
+    )
+    return intake.NewInteraction(
+        id=uuid.uuid4(),
+        data=data,
+        queue_id=queue_id,
+        customer_id=customer_id,
+        needs=[{"skill": "billing", "level": 1}],
+        moment=pg.now(),
+        actor="test",
+        tier="iron",
+        last_agent_id=None,
+        last_agent_at=None,
+        queues_version=None,
+    )
+
+
+def _proposal(new: intake.NewInteraction, agent_id: uuid.UUID, read: datetime) -> arrivals.Proposal:
+    """What the policy would propose: Mei, as her row was read at `read`."""
+    match = policy.Match(new.id, agent_id, 0.0, {"billing": 3}, "the test's choice")
+    offer = NewOffer(uuid.uuid4(), match, arrivals.waiting_item(new), new.moment + SILENCE)
+    return arrivals.Proposal(offer, read, known=[])
+
+
+async def _row_version(connection: asyncpg.Connection, agent_id: uuid.UUID) -> datetime:
+    version: datetime = await connection.fetchval(
+        "SELECT updated_at FROM agents WHERE id = $1", agent_id
+    )
+    return version
+
+
+async def test_of_two_arrivals_counting_on_one_room_only_the_first_is_offered(
+    client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection, database_url: str
+) -> None:
+    """Both read Mei with room for one more chat; the second waits for the first's row lock,
+    then finds her row moved and writes its arrival queued, with no offer."""
+    mei = await _mei(client, admin, connection, chats=2)
+    first = await _first_offered(client, admin, connection, mei)
+    read = await _row_version(connection, mei)
+    one, two = _arrival(first, "chat-a"), _arrival(first, "chat-b")
+    other = await pg.connect(database_url)
+    try:
+        writing = other.transaction()
+        await writing.start()
+        placed_one = await arrivals.place(other, one, _proposal(one, mei, read))
+        placing_two = asyncio.create_task(
+            arrivals.place(connection, two, _proposal(two, mei, read))
+        )
+        await until_waiting_for_a_lock(other, connection.get_server_pid())
+        await writing.commit()
+        placed_two = await placing_two
+    finally:
+        await other.close()
+
+    assert placed_one is not None
+    assert placed_one[0].offered_to == mei
+    assert placed_two is not None
+    assert placed_two[0].offered_to is None
+    assert placed_two[0].interaction.state == "queued"
+    assert [e.kind for e in placed_two[0].events] == ["interaction.queued"]
+    pending = await connection.fetchval(
+        "SELECT count(*) FROM offers WHERE agent_id = $1 AND state = 'pending'", mei
+    )
+    assert pending == 2  # the first contact's and one; her capacity
+
+
+async def test_a_pass_that_read_an_agent_before_an_arrival_took_its_room_offers_nothing(
+    client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
+) -> None:
+    """The matcher's write and an arrival's write lock the same row and check the same version:
+    a pass that read Mei before an arrival was offered to her skips its pair."""
+    mei = await _mei(client, admin, connection, chats=2)
+    first = await _first_offered(client, admin, connection, mei)
+    directory = AgentDirectory()
+    await directory.refresh(connection)  # Mei read with room for one more chat
+    arrival = _arrival(first, "chat-a")
+    placed = await arrivals.place(
+        connection, arrival, _proposal(arrival, mei, directory.version_read(mei))
+    )
+    assert placed is not None
+    assert placed[0].offered_to == mei
+    waiting = await intake.insert(connection, _arrival(first, "chat-b"))
+    assert waiting is not None
+
+    result = await run_pass(connection, Events(), directory, QueueBook(), silence=SILENCE)
+
+    assert (result.offers, result.skipped) == (0, 1)
+    assert await _offered_to(connection, str(waiting.interaction.id)) == []
+
+
+async def test_a_burst_of_arrivals_never_fills_an_agent_past_her_capacity(
+    client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection, app: FastAPI
+) -> None:
+    mei = await _mei(client, admin, connection, chats=3)
+    await _first_offered(client, admin, connection, mei)
+    await _until_the_directory_is_current(app, connection, mei)
+
+    burst = await asyncio.gather(*(_chat(client, admin, f"burst-{n}") for n in range(12)))
+
+    async def settled() -> bool:
+        app.state.matcher.wake()
+        pending: int = await connection.fetchval(
+            "SELECT count(*) FROM offers WHERE agent_id = $1 AND state = 'pending'", mei
+        )
+        return pending == 3
+
+    await _until(settled)
+    await asyncio.sleep(0.2)  # a pass that would over-fill her would have written by now
+    states = await connection.fetch(
+        "SELECT i.state, count(o.id) AS pending FROM interactions i"
+        " LEFT JOIN offers o ON o.interaction_id = i.id AND o.state = 'pending'"
+        " WHERE i.id = ANY($1::uuid[]) GROUP BY i.id, i.state",
+        [created["id"] for created in burst],
+    )
+    assert len(states) == 12  # none lost
+    assert sorted((row["state"], row["pending"]) for row in states) == (
+        [("offered", 1)] * 2 + [("queued", 0)] * 10
+    )

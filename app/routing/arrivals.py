@@ -17,13 +17,17 @@ Why the rules of DESIGN.md section 3 still hold:
 - **Highest effective priority first.** The policy weighs the arrival against everything the
   last pass left waiting, and `PLACE` offers it only while nothing else is queued that this
   pass did not know of. Otherwise it is queued like any other.
-- **Longest idle, best proficiency, sticky agent.** It is the policy's own choice, from the
-  directory as last read; an agent whose row moved since is not written to (the arrival then
-  waits for a pass, which reads it afresh).
+- **Longest idle, best proficiency, sticky agent.** It is the policy's own choice: with nothing
+  else waiting, the arrival's turn in a `policy.Standing` of the agents as the directory last
+  read them, in which every arrival matched since has taken its agent (so the pools are built
+  once per read of the agents, not once per arrival); else one `policy.match` over what waits
+  and the arrival. An agent whose row moved since it was read is not written to: the arrival
+  then waits for a pass, which reads it afresh.
 
-Under load this steps aside: while a backlog waits (more than `LEFT_LIMIT` left by the last
-pass) or `IN_FLIGHT_LIMIT` placements are under way, arrivals queue, and a pass matches them in
-one batch, which costs less per interaction than one policy call and one locked write each.
+Under load this steps aside, because a pass matches a batch for less than one locked write per
+arrival: while more than `ARRIVING_LIMIT` other arrivals are under way, while the last pass left
+more than `LEFT_LIMIT` waiting, or while an arrival queued here waits for the next pass to read
+it (`Matcher.arrival_view`), arrivals are queued, and the matcher woken, as before.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from app.routing.matcher import (
 )
 
 LEFT_LIMIT = 32
-IN_FLIGHT_LIMIT = 8
+ARRIVING_LIMIT = 4  # other arrivals under way, beyond which this one queues
 
 _OFFERED = "CASE WHEN EXISTS (SELECT FROM placed) THEN 'offered' ELSE 'queued' END"
 
@@ -106,8 +110,18 @@ class Arrivals:
     def __init__(self, matcher: Matcher) -> None:
         self._matcher = matcher
         self._in_flight: set[uuid.UUID] = set()  # agents of placements under way
+        self._arriving = 0  # inserts under way, placed or not
 
     async def insert(
+        self, connection: asyncpg.Connection, new: intake.NewInteraction
+    ) -> intake.Inserted | None:
+        self._arriving += 1
+        try:
+            return await self._insert(connection, new)
+        finally:
+            self._arriving -= 1
+
+    async def _insert(
         self, connection: asyncpg.Connection, new: intake.NewInteraction
     ) -> intake.Inserted | None:
         view = self._matcher.arrival_view(new.queues_version)
@@ -137,30 +151,34 @@ class Arrivals:
         if (
             new.tier is None
             or len(view.left) > LEFT_LIMIT
-            or len(self._in_flight) >= IN_FLIGHT_LIMIT
+            or self._arriving > ARRIVING_LIMIT
             or new.queue_id not in view.queues
         ):
             return None
-        item = waiting_item(new)
-        waiting = [*view.left, item]
+        # An agent with a placement under way is passed over: its row moves when that lands.
+        item = waiting_item(new, excluded=frozenset(self._in_flight))
         rules = {queue_id: queue.rules for queue_id, queue in view.queues.items()}
-        agents = view.directory.kept(
-            view.silence,
-            any_of=policy.skills_any_of(waiting, rules, new.moment),
-            excluding=self._in_flight,
-        )
-        matches = policy.match(waiting, agents, rules, new.moment)
-        mine = next((match for match in matches if match.interaction_id == new.id), None)
-        if mine is None:
+        if view.left:  # weighed against what waits: a pass of its own over all of it
+            waiting = [*view.left, item]
+            agents = view.directory.kept(
+                view.silence, any_of=policy.skills_any_of(waiting, rules, new.moment)
+            )
+            matches = policy.match(waiting, agents, rules, new.moment)
+            match = next((m for m in matches if m.interaction_id == new.id), None)
+        else:  # nothing else waits: its turn in the standing kept since the last read
+            match = view.directory.standing(view.silence).serve(item, rules, new.moment)
+        if match is None:
             return None
         return Proposal(
-            offer=new_offer(mine, item, view.queues, new.moment),
-            agent_read=view.directory.version_read(mine.agent_id),
+            offer=new_offer(match, item, view.queues, new.moment),
+            agent_read=view.directory.version_read(match.agent_id),
             known=[left.id for left in view.left],
         )
 
 
-def waiting_item(new: intake.NewInteraction) -> policy.WaitingInteraction:
+def waiting_item(
+    new: intake.NewInteraction, *, excluded: frozenset[uuid.UUID] = frozenset()
+) -> policy.WaitingInteraction:
     assert new.tier is not None
     return policy.WaitingInteraction(
         id=new.id,
@@ -172,6 +190,7 @@ def waiting_item(new: intake.NewInteraction) -> policy.WaitingInteraction:
         needs=tuple(policy.SkillNeed(n["skill"], int(n["level"])) for n in new.needs),
         last_agent_id=new.last_agent_id,
         last_agent_at=new.last_agent_at,
+        excluded_agents=excluded,
     )
 
 

@@ -116,10 +116,13 @@ class AgentDirectory:
         self._dirty: set[uuid.UUID] = set()
         self._kept: dict[uuid.UUID, _Kept] = {}  # the routable agents, as last read
         self._skills: dict[uuid.UUID, tuple[int, Mapping[str, int]]] = {}
+        self._generation = 0  # moves whenever a read or `forget` changes what is kept
+        self._standing: tuple[int, policy.Standing] | None = None
 
     def forget(self) -> None:
         """Drop everything kept (a skill was renamed or removed; another replica routed)."""
         self._forgotten += 1
+        self._generation += 1
         self._read_all_at = None
         self._dirty.clear()
         self._kept.clear()
@@ -159,12 +162,21 @@ class AgentDirectory:
             and agent_id not in excluding
         ]
 
+    def standing(self, silence: timedelta) -> policy.Standing:
+        """The kept agents as a `policy.Standing`, for the arrivals matched one by one until
+        the next read (app/routing/arrivals.py). Built once per read, not once per arrival:
+        each arrival's pair is taken in it, so the next arrival already counts that load."""
+        if self._standing is None or self._standing[0] != self._generation:
+            self._standing = (self._generation, policy.Standing(self.kept(silence)))
+        return self._standing[1]
+
     def offered(
         self, agent_id: uuid.UUID, channel: Channel, read: datetime, version: datetime
     ) -> None:
         """An offer written outside a pass (app/routing/arrivals.py) to an agent kept at row
         version `read`, which moved it to `version`: keep both until the next read, so the
-        next arrival counts that offer and writes against the row as it is now."""
+        next arrival counts that offer and writes against the row as it is now. (The
+        standing took it already, when the arrival was matched.)"""
         kept = self._kept.get(agent_id)
         if kept is None or kept.version[0] != read:  # read afresh since: that read stands
             return
@@ -190,6 +202,7 @@ class AgentDirectory:
             if forgotten != self._forgotten:
                 return
             self._kept = {row["id"]: self._keep(row) for row in rows}
+            self._generation += 1
             self._read_all_at = moment
         elif self._dirty:
             among, self._dirty = list(self._dirty), set()
@@ -201,6 +214,7 @@ class AgentDirectory:
             for agent_id in among:  # those not read back have left routing or have no room
                 self._kept.pop(agent_id, None)
             self._kept.update(fresh)
+            self._generation += 1
 
     def version_read(self, agent_id: uuid.UUID) -> datetime:
         """The agent row's `updated_at` as last read: the offers' write lands only while the

@@ -460,6 +460,7 @@ class Matcher:
         self._last_timeouts = 0.0
         self._left_waiting = True  # until a pass says otherwise
         self._left: tuple[policy.WaitingInteraction, ...] = ()  # what the last pass left
+        self._unread = 0  # interactions queued here since the last pass began
         self._woken_for: dict[str, float] = {}  # interaction id -> when woken for it
         self._stopping = False
 
@@ -472,12 +473,15 @@ class Matcher:
         when the hub brings it, then needs no second pass."""
         if queued is not None:
             self._expect(queued)
+            self._unread += 1
         self._wake.set()
 
     def arrival_view(self, queues_version: str | None) -> ArrivalView | None:
         """What a new arrival may be matched against at once (app.routing.arrivals): None
-        unless this replica leads and the queues' settings it keeps are of `queues_version`."""
-        if not self._leading:
+        unless this replica leads, the queues' settings it keeps are of `queues_version`, and
+        no interaction queued here since the last pass began waits to be read (an arrival
+        would only find it queued ahead of it: under load, passes match in batches)."""
+        if not self._leading or self._unread:
             return None
         queues = self._book.current(queues_version)
         if queues is None:
@@ -566,6 +570,7 @@ class Matcher:
             try:
                 connection = await self._lead(loop.time())
                 if connection is not None:
+                    unread = self._unread  # committed already: this pass reads them
                     await self._upkeep(connection, loop.time())
                     events = Events()
                     result = await run_pass(
@@ -579,6 +584,7 @@ class Matcher:
                     self._hub.publish(events.written)
                     self._left = result.left
                     self._left_waiting = result.left_waiting > 0
+                    self._unread -= unread
                     if result.skipped:  # its agents are marked: the next pass reads them afresh
                         self._wake.set()
             except Exception as error:  # a failed pass is retried on the next tick
@@ -596,6 +602,7 @@ class Matcher:
         self._leading = False
         self._left_waiting = False  # only the leader's passes say what waits
         self._left = ()
+        self._unread = 0
         if self._reader is not None:  # a second connection only while leading
             reader, self._reader = self._reader, None
             await _close(reader)

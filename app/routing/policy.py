@@ -407,39 +407,69 @@ def match(
 
     matches: list[Match] = []
     for priority, item, queue_rules in in_line:
-        needs = current_needs(item, queue_rules, now)
-        kind = _kind(item.channel)
-        last = item.last_agent_id
-        if (
-            last is not None
-            and item.last_agent_at is not None
-            and queue_rules.sticky_seconds > 0
-            and (now - item.last_agent_at).total_seconds() <= queue_rules.sticky_seconds
-            and last not in item.excluded_agents
-            and state.can_take(last, item.channel, needs)
-        ):
-            chosen = last
-            ago = round(_seconds_since(item.last_agent_at, now))
-            reason = f"sticky: last agent for this customer ({ago} s ago)"
-        else:
-            pool = state.pool(kind, needs)
-            excluded = state.numbers(item.excluded_agents)
-            ranked = state.best_two(pool, kind, excluded)
-            if not ranked:
-                continue
-            chosen = ranked[0].agent_id
-            candidates = state.count_candidates(pool, kind, excluded)
-            reason = _reason(ranked, state.agents[ranked[0].number], needs, candidates, now)
-        number = state.index[chosen]
-        agent = state.agents[number]
-        state.take(number, item.channel)
-        matches.append(
-            Match(
-                interaction_id=item.id,
-                agent_id=chosen,
-                effective_priority=priority,
-                matched_skills={need.skill: agent.skills.get(need.skill, 0) for need in needs},
-                reason=reason,
-            )
-        )
+        match = _serve(state, priority, item, queue_rules, now)
+        if match is not None:
+            matches.append(match)
     return matches
+
+
+class Standing:
+    """The agents as a run of arrivals finds them, one interaction after another, between two
+    reads of the agents: `match` for a single interaction, each pair taken before the next
+    interaction is weighed, so the pools are built once for the whole run instead of once per
+    interaction (app/routing/arrivals.py). The same pass, kept open: `serve` on a standing made
+    of `agents` gives, interaction by interaction, exactly the pairs `match` gives for those
+    interactions in that order, so every rule of `match` holds for each.
+    """
+
+    def __init__(self, agents: Sequence[AvailableAgent]) -> None:
+        self._state = _Pass(agents)
+
+    def serve(
+        self, item: WaitingInteraction, rules: Mapping[uuid.UUID, QueueRules], now: datetime
+    ) -> Match | None:
+        """The agent for `item`, taken (its load grows), or None (no candidate, no rules)."""
+        queue_rules = rules.get(item.queue_id)
+        if queue_rules is None:
+            return None
+        priority = effective_priority(item, queue_rules, now)
+        return _serve(self._state, priority, item, queue_rules, now)
+
+
+def _serve(
+    state: _Pass, priority: float, item: WaitingInteraction, queue_rules: QueueRules, now: datetime
+) -> Match | None:
+    """One interaction's turn in a pass: its sticky agent or its best candidate, taken."""
+    needs = current_needs(item, queue_rules, now)
+    kind = _kind(item.channel)
+    last = item.last_agent_id
+    if (
+        last is not None
+        and item.last_agent_at is not None
+        and queue_rules.sticky_seconds > 0
+        and (now - item.last_agent_at).total_seconds() <= queue_rules.sticky_seconds
+        and last not in item.excluded_agents
+        and state.can_take(last, item.channel, needs)
+    ):
+        chosen = last
+        ago = round(_seconds_since(item.last_agent_at, now))
+        reason = f"sticky: last agent for this customer ({ago} s ago)"
+    else:
+        pool = state.pool(kind, needs)
+        excluded = state.numbers(item.excluded_agents)
+        ranked = state.best_two(pool, kind, excluded)
+        if not ranked:
+            return None
+        chosen = ranked[0].agent_id
+        candidates = state.count_candidates(pool, kind, excluded)
+        reason = _reason(ranked, state.agents[ranked[0].number], needs, candidates, now)
+    number = state.index[chosen]
+    agent = state.agents[number]
+    state.take(number, item.channel)
+    return Match(
+        interaction_id=item.id,
+        agent_id=chosen,
+        effective_priority=priority,
+        matched_skills={need.skill: agent.skills.get(need.skill, 0) for need in needs},
+        reason=reason,
+    )

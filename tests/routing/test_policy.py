@@ -28,6 +28,7 @@ from app.routing.policy import (
     QueueRules,
     RelaxationStep,
     SkillNeed,
+    Standing,
     WaitingInteraction,
     current_needs,
     effective_priority,
@@ -822,6 +823,21 @@ def test_skills_any_of_is_none_when_some_work_needs_no_skill_now() -> None:
     )
     assert skills_any_of([needs_billing, relaxed_away], queues, NOW) is None
     assert skills_any_of([], queues, NOW) == frozenset()
+
+
+@given(snapshots())
+@settings(max_examples=200, deadline=None)
+def test_a_standing_serves_arrivals_one_by_one_as_match_serves_them_together(
+    snapshot: Snapshot,
+) -> None:
+    """What app/routing/arrivals.py relies on: interactions arriving one after another, each
+    served by the standing kept since the agents were read, get the pairs and reasons one
+    `match` over all of them gives, when they arrive in its service order (any rule that
+    holds for `match` then holds for them)."""
+    waiting, agents, queues = snapshot
+    standing = Standing(agents)
+    served = [standing.serve(w, queues, NOW) for w in service_order(waiting, queues)]
+    assert [m for m in served if m is not None] == match(waiting, agents, queues, NOW)
 
 
 @given(snapshots(), st.randoms(use_true_random=False))

@@ -165,9 +165,13 @@ class AgentDirectory:
     def standing(self, silence: timedelta) -> policy.Standing:
         """The kept agents as a `policy.Standing`, for the arrivals matched one by one until
         the next read (app/routing/arrivals.py). Built once per read, not once per arrival:
-        each arrival's pair is taken in it, so the next arrival already counts that load."""
+        each arrival's pair is taken in it, so the next arrival already counts that load.
+        The matcher calls it after each pass, so that arrivals seldom wait for the build."""
         if self._standing is None or self._standing[0] != self._generation:
-            self._standing = (self._generation, policy.Standing(self.kept(silence)))
+            standing = policy.Standing(self.kept(silence))
+            if self._standing is not None:  # the pools the last run of arrivals needed
+                standing.warm(self._standing[1].pools())
+            self._standing = (self._generation, standing)
         return self._standing[1]
 
     def offered(

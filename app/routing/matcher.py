@@ -585,6 +585,7 @@ class Matcher:
                     self._left = result.left
                     self._left_waiting = result.left_waiting > 0
                     self._unread -= unread
+                    self._directory.standing(self._silence)  # built now, not by an arrival
                     if result.skipped:  # its agents are marked: the next pass reads them afresh
                         self._wake.set()
             except Exception as error:  # a failed pass is retried on the next tick

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import NamedTuple, assert_never
@@ -234,6 +234,10 @@ class _Pool:
     members: frozenset[int]
 
 
+# A pool's channel kind and needs, as (skill, level) pairs in skill order.
+PoolKey = tuple[Channel, tuple[tuple[str, int], ...]]
+
+
 class _Pass:
     """The mutable state of one `match` call: loads so far and who still has room for what.
 
@@ -252,7 +256,7 @@ class _Pass:
         self.loads = [agent.load for agent in self.agents]
         self.totals = [_total(agent.load) for agent in self.agents]
         self._room: dict[Channel, set[int]] = {}
-        self.pools: dict[tuple[Channel, tuple[tuple[str, int], ...]], _Pool] = {}
+        self.pools: dict[PoolKey, _Pool] = {}
 
     def room(self, kind: Channel) -> set[int]:
         """Who has room for one more of `kind` now (room only shrinks as loads grow)."""
@@ -424,6 +428,17 @@ class Standing:
 
     def __init__(self, agents: Sequence[AvailableAgent]) -> None:
         self._state = _Pass(agents)
+
+    def pools(self) -> list[PoolKey]:
+        """The pools built so far, by channel kind and needs."""
+        return list(self._state.pools)
+
+    def warm(self, pools: Iterable[PoolKey]) -> None:
+        """Build these pools now rather than at their first arrival (it changes no choice: an
+        entry ranked before loads grew ranks its agent too well, never too badly, and is
+        fixed when it reaches the top, as within a pass)."""
+        for kind, needs in pools:
+            self._state.pool(kind, tuple(SkillNeed(skill, level) for skill, level in needs))
 
     def serve(
         self, item: WaitingInteraction, rules: Mapping[uuid.UUID, QueueRules], now: datetime

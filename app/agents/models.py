@@ -4,7 +4,16 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Integer, SmallInteger, String, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Integer,
+    SmallInteger,
+    String,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.models import Base, Timestamps, UUIDPrimaryKey, utcnow
@@ -44,6 +53,10 @@ class Agent(UUIDPrimaryKey, Timestamps, Base):
     # Moves whenever the skills are replaced: the matcher keeps an agent's skills while it is
     # unchanged (updated_at would not do: it moves on every change of state).
     skills_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Moves with everything routing counts on: each offer written to the agent (by its writer),
+    # and capacity, skills, idle time or a change of state other than between available and
+    # busy (a trigger, migration 0009). An offer lands only while it is as routing read it.
+    routing_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # The agent's current desk socket: an old socket closing late must not log out a new one.
     connection_id: Mapped[uuid.UUID | None]
 

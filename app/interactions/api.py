@@ -51,7 +51,10 @@ INTAKE_BODY: dict[str, Any] = {
     summary="Queue an interaction from any channel (idempotent per channel reference)",
     response_class=Response,
     responses={
-        201: {"model": InteractionOut, "description": "Queued"},
+        201: {
+            "model": InteractionOut,
+            "description": "Written: `offered` already when an agent was free, else `queued`",
+        },
         200: {
             "model": InteractionOut,
             "description": "The same channel reference was delivered before",

@@ -12,7 +12,7 @@ Why the rules of DESIGN.md section 3 still hold:
 
 - **One agent per interaction, never over capacity.** `PLACE` takes the agent's row lock and
   writes the offer only while the row is as the directory read it, as a pass's write does
-  (app/routing/matcher.py, `NEXT_VERSION`): every offer's write moves the row's `updated_at`
+  (app/routing/matcher.py, `NEXT_VERSION`): every offer's write moves the row's `routing_version`
   under that lock, so of two writers that counted on the same room only the first lands.
 - **Highest effective priority first.** The policy weighs the arrival against everything the
   last pass left waiting, and `PLACE` offers it only while nothing else is queued that this
@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 import asyncpg
 
@@ -64,15 +63,15 @@ _OFFERED = "CASE WHEN EXISTS (SELECT FROM placed) THEN 'offered' ELSE 'queued' E
 # which holds the customer's history but not this interaction (it is `i`, the new row).
 PLACE = f"""
     WITH placed AS (
-        UPDATE agents a SET updated_at = {NEXT_VERSION}
+        UPDATE agents a SET routing_version = {NEXT_VERSION}
         FROM users u
-        WHERE a.id = $13 AND a.updated_at = $14
+        WHERE a.id = $13 AND a.routing_version = $14
           AND a.state IN ('available', 'busy', 'wrap_up')
           AND u.id = a.user_id AND u.is_active
           AND NOT EXISTS (
               SELECT FROM interactions q WHERE q.state = 'queued' AND q.id <> ALL($15::uuid[])
           )
-        RETURNING a.id, a.updated_at
+        RETURNING a.id, a.routing_version
     ), {intake.NEW_ROW.format(state=_OFFERED)}, offered AS (
         INSERT INTO offers (id, interaction_id, agent_id, channel, state, created_at, deadline,
                             reason, matched)
@@ -89,7 +88,7 @@ PLACE = f"""
         ORDER BY n.ord
         RETURNING e.id, e.kind
     )
-    SELECT i.*, placed.updated_at AS agent_version,
+    SELECT i.*, placed.routing_version AS agent_version,
            (SELECT id FROM logged WHERE kind = 'interaction.queued') AS queued_event_id,
            (SELECT id FROM logged WHERE kind = 'interaction.offered') AS offered_event_id,
            {screen_pop.COLUMNS}
@@ -100,7 +99,7 @@ PLACE = f"""
 @dataclass(frozen=True, slots=True)
 class Proposal:
     offer: NewOffer
-    agent_read: datetime  # the agent row's `updated_at` the policy's choice was made on
+    agent_read: int  # the agent row's `routing_version` the policy's choice was made on
     known: list[uuid.UUID]  # the waiting work the policy weighed the arrival against
 
 
@@ -141,10 +140,11 @@ class Arrivals:
             return None
         inserted, version = placed
         if version is None:  # the agent's row moved, or other work waits: a pass decides
+            view.directory.set_aside(agent_id)
             self._matcher.wake(queued=new.id)
         else:
             self._matcher.placed(new.id)
-            view.directory.offered(agent_id, new.data.channel, proposal.agent_read, version)
+            view.directory.offered(agent_id, [new.data.channel], proposal.agent_read, version)
         return inserted
 
     def _propose(self, view: ArrivalView, new: intake.NewInteraction) -> Proposal | None:
@@ -196,7 +196,7 @@ def waiting_item(
 
 async def place(
     connection: asyncpg.Connection, new: intake.NewInteraction, proposal: Proposal
-) -> tuple[intake.Inserted, datetime | None] | None:
+) -> tuple[intake.Inserted, int | None] | None:
     """The arrival as written, and the agent row's new version if it was offered; None for a
     known reference (a concurrent delivery of it won)."""
     offer = proposal.offer

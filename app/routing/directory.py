@@ -10,20 +10,22 @@ last events named have changed. So the directory keeps the routable agents and r
   restricted to them, whose loads come from two index look-ups;
 - all of them once every `read_all_every` seconds (1 s), which brings presence up to date and
   heals anything an event did not say (a user deactivated; events lost in an overflow);
-- skills, per agent, only when its `skills_version` moved (replacing skills moves it; the row's
-  `updated_at` would not do, as it moves on every change of state); a skill renamed clears
+- skills, per agent, only when its `skills_version` moved (replacing skills moves it; the
+  row's other versions move for more than that); a skill renamed clears
   everything (`forget`).
 
 Why a kept agent never breaks a routing rule (DESIGN.md section 3, docs/routing.md):
 
 - **Capacity.** Only an offer adds load, and every write of an offer (a pass's, or an
-  arrival's: app/routing/arrivals.py) takes the agent's row lock and moves its `updated_at`.
-  Everything else (accepts, completes, timeouts) only lowers a load: a kept load read with the
-  row's `updated_at` is never below the truth while the row still has that `updated_at`.
-- **State, capacity, skills.** An agent kept may have changed since it was read (a change of
-  state, an admin lowering its capacity, a user deactivated, an offer): the offers' write lands
-  an offer only while the agent's row is still as read (`version_read`: `updated_at`, which
-  every such change moves) and its user active (app/routing/matcher.py, `WRITE_OFFERS`).
+  arrival's: app/routing/arrivals.py) takes the agent's row lock and moves its
+  `routing_version` (migration 0009). Everything else (accepts, completes, timeouts) only
+  lowers a load: a kept load is never below the truth while the row still has the
+  `routing_version` it was read with.
+- **State, capacity, skills.** An agent kept may have changed since it was read (away, wrap-up,
+  an admin lowering its capacity, new skills, a user deactivated, an offer): the offers' write
+  lands an offer only while the agent's row is still as read (`version_read`:
+  `routing_version`, which every such change moves, but not a move between available and busy,
+  which routing does not weigh) and its user active (app/routing/matcher.py, `WRITE_OFFERS`).
   A pass marks every agent it offered to, and the matcher marks the agent of every event it
   hears, so the next pass reads them afresh.
 - **Presence.** Silence is checked on every pass against the last sign of life read, at most
@@ -35,7 +37,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -64,7 +66,7 @@ _ROUTABLE = """
                count(*) FILTER (WHERE channel = 'email') AS email
         FROM held GROUP BY agent_id
     )
-    SELECT a.id, a.updated_at, a.skills_version,
+    SELECT a.id, a.routing_version, a.skills_version,
            a.capacity_voice, a.capacity_chat, a.capacity_email, a.idle_since,
            a.state = 'wrap_up' AS in_wrap_up, p.last_seen_at,
            coalesce(l.voice, 0) AS voice, coalesce(l.chat, 0) AS chat,
@@ -95,7 +97,7 @@ SKILLS_OF = """
     WHERE s.agent_id = ANY($1::uuid[])
 """
 
-Version = tuple[datetime, int, int, int, int]  # row and skills versions, the three loads
+Version = tuple[int, int, int, int, int]  # routing and skills versions, the three loads
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,17 +177,25 @@ class AgentDirectory:
         return self._standing[1]
 
     def offered(
-        self, agent_id: uuid.UUID, channel: Channel, read: datetime, version: datetime
+        self, agent_id: uuid.UUID, channels: Sequence[Channel], read: int, version: int
     ) -> None:
-        """An offer written outside a pass (app/routing/arrivals.py) to an agent kept at row
-        version `read`, which moved it to `version`: keep both until the next read, so the
-        next arrival counts that offer and writes against the row as it is now. (The
-        standing took it already, when the arrival was matched.)"""
+        """Offers of `channels` written to an agent kept at `routing_version` `read`, which
+        moved it to `version`: keep both until the next read, so that a standing built before
+        that read counts these offers and writes against the row as it is now."""
         kept = self._kept.get(agent_id)
         if kept is None or kept.version[0] != read:  # read afresh since: that read stands
             return
-        agent = replace(kept.agent, load=policy.with_one_more(kept.agent.load, channel))
+        load = kept.agent.load
+        for channel in channels:
+            load = policy.with_one_more(load, channel)
+        agent = replace(kept.agent, load=load)
         self._kept[agent_id] = _Kept(kept.seen, (version, *kept.version[1:]), agent)
+
+    def set_aside(self, agent_id: uuid.UUID) -> None:
+        """An arrival's write found this agent's row moved since it was read: the standing
+        serves no more to the agent until the next read brings it up to date."""
+        if self._standing is not None:
+            self._standing[1].set_aside(agent_id)
 
     async def refresh(self, connection: asyncpg.Connection) -> None:
         """Bring the kept agents up to date. A `forget()` while a read is under way (the
@@ -220,9 +230,9 @@ class AgentDirectory:
             self._kept.update(fresh)
             self._generation += 1
 
-    def version_read(self, agent_id: uuid.UUID) -> datetime:
-        """The agent row's `updated_at` as last read: the offers' write lands only while the
-        row is still so (its state, capacity and skills unchanged since)."""
+    def version_read(self, agent_id: uuid.UUID) -> int:
+        """The agent row's `routing_version` as last read: an offer's write lands only while
+        the row is still so (nothing routing counts on has changed since)."""
         return self._kept[agent_id].version[0]
 
     async def _refresh_skills(
@@ -246,7 +256,7 @@ class AgentDirectory:
     def _keep(self, row: asyncpg.Record) -> _Kept:
         agent_id = row["id"]
         version: Version = (
-            row["updated_at"],
+            row["routing_version"],
             row["skills_version"],
             row["voice"],
             row["chat"],

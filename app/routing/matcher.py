@@ -15,7 +15,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -247,17 +247,15 @@ async def run_pass(
     matches = policy.match(waiting, agents, rules, moment)
     # Marked before the write: whether or not it lands, the next pass reads these agents afresh.
     directory.mark(match.agent_id for match in matches)
-    offered = await _write_offers(
-        connection, events, matches, waiting, queues, moment, directory.version_read
-    )
+    offered = await _write_offers(connection, events, matches, waiting, queues, moment, directory)
     left = tuple(item for item in waiting if item.id not in offered)
     return PassResult(offers=len(offered), left=left, skipped=len(matches) - len(offered))
 
 
-# Every writer of an offer takes the agent's row lock and moves its `updated_at` (this and
-# app.routing.arrivals), landing the offer only while the row is still as it was read: of two
-# writers that counted on the same room, the second finds the row changed and writes nothing.
-NEXT_VERSION = "greatest(clock_timestamp(), a.updated_at + interval '1 microsecond')"
+# Every writer of an offer takes the agent's row lock and moves its `routing_version` (this
+# and app.routing.arrivals), landing the offer only while the row is still as it was read: of
+# two writers that counted on the same room, the second finds the row moved and writes nothing.
+NEXT_VERSION = "a.routing_version + 1"
 
 # One statement locks the agents whose row is still as the directory read it and routable (it
 # may not have heard yet of a change of state, capacity or skills, of a user deactivated, or of
@@ -272,15 +270,15 @@ WRITE_OFFERS = f"""
     WITH input AS (
         SELECT o.*
         FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::timestamptz[],
-                    $7::text[], $8::text[], $11::timestamptz[])
+                    $7::text[], $8::text[], $11::bigint[])
             AS o(id, interaction_id, agent_id, channel, deadline, reason, matched, agent_read)
     ), locked AS (
-        UPDATE agents a SET updated_at = {NEXT_VERSION}
+        UPDATE agents a SET routing_version = {NEXT_VERSION}
         FROM (SELECT DISTINCT agent_id, agent_read FROM input) r, users u
-        WHERE a.id = r.agent_id AND a.updated_at = r.agent_read
+        WHERE a.id = r.agent_id AND a.routing_version = r.agent_read
           AND a.state IN ('available', 'busy', 'wrap_up')
           AND u.id = a.user_id AND u.is_active
-        RETURNING a.id
+        RETURNING a.id, a.routing_version
     ), proposed AS (
         SELECT input.* FROM input JOIN locked ON locked.id = input.agent_id
     ), claimed AS (
@@ -303,8 +301,9 @@ WRITE_OFFERS = f"""
         ORDER BY e.n
         RETURNING id, subject_id
     )
-    SELECT w.id, w.subject_id, {screen_pop.COLUMNS}
+    SELECT w.id, w.subject_id, l.routing_version AS agent_version, {screen_pop.COLUMNS}
     FROM written w JOIN interactions i ON i.id = w.subject_id::uuid {screen_pop.JOINS}
+    JOIN proposed p ON p.interaction_id = i.id JOIN locked l ON l.id = p.agent_id
 """  # noqa: S608 - constants only, no outside text
 
 
@@ -315,27 +314,36 @@ async def _write_offers(
     waiting: Sequence[policy.WaitingInteraction],
     queues: dict[uuid.UUID, QueueSettings],
     moment: datetime,
-    version_read: Callable[[uuid.UUID], datetime],
+    directory: AgentDirectory,
 ) -> set[uuid.UUID]:
-    """Writes what lands of `matches`; returns the interactions offered."""
+    """Writes what lands of `matches`; returns the interactions offered. The directory keeps
+    the offered agents' new rows, so that arrivals count these offers before the next read."""
     if not matches:
         return set()
     by_id = {item.id: item for item in waiting}
     offers = [new_offer(match, by_id[match.interaction_id], queues, moment) for match in matches]
-    payloads = {str(o.match.interaction_id): o.event_payload() for o in offers}
+    by_interaction = {str(o.match.interaction_id): o for o in offers}
     columns = [list(column) for column in zip(*(o.as_row() for o in offers), strict=True)]
+    read = {o.match.agent_id: directory.version_read(o.match.agent_id) for o in offers}
     written = await connection.fetch(
         WRITE_OFFERS,
         moment,
         *columns,
         SYSTEM_ACTOR,
-        [json.dumps(payloads[str(o.match.interaction_id)]) for o in offers],
-        [version_read(o.match.agent_id) for o in offers],
+        [json.dumps(o.event_payload()) for o in offers],
+        [read[o.match.agent_id] for o in offers],
     )
     events.note_written(
-        offered_event(row["id"], moment, payloads[row["subject_id"]], row)
+        offered_event(row["id"], moment, by_interaction[row["subject_id"]].event_payload(), row)
         for row in sorted(written, key=lambda row: row["id"])
     )
+    landed: dict[uuid.UUID, tuple[int, list[Channel]]] = {}
+    for row in written:
+        offer = by_interaction[row["subject_id"]]
+        version, channels = landed.setdefault(offer.match.agent_id, (row["agent_version"], []))
+        channels.append(offer.item.channel)
+    for agent_id, (version, channels) in landed.items():
+        directory.offered(agent_id, channels, read[agent_id], version)
     return {uuid.UUID(row["subject_id"]) for row in written}
 
 

@@ -256,6 +256,7 @@ class _Pass:
         self.loads = [agent.load for agent in self.agents]
         self.totals = [_total(agent.load) for agent in self.agents]
         self._room: dict[Channel, set[int]] = {}
+        self._set_aside: set[int] = set()
         self.pools: dict[PoolKey, _Pool] = {}
 
     def room(self, kind: Channel) -> set[int]:
@@ -267,7 +268,7 @@ class _Pass:
                 number
                 for number, agent in enumerate(self.agents)
                 if has_room(agent, kind, loads[number])
-            }
+            } - self._set_aside
         return room
 
     def numbers(self, agent_ids: frozenset[uuid.UUID]) -> frozenset[int]:
@@ -328,6 +329,12 @@ class _Pass:
     def count_candidates(self, pool: _Pool, kind: Channel, excluded: frozenset[int]) -> int:
         with_room = pool.members & self.room(kind)
         return len(with_room) - len(with_room & excluded) if excluded else len(with_room)
+
+    def set_aside(self, number: int) -> None:
+        """No room for this agent from now on, whatever its load."""
+        self._set_aside.add(number)
+        for room in self._room.values():
+            room.discard(number)
 
     def take(self, number: int, channel: Channel) -> None:
         agent = self.agents[number]
@@ -428,6 +435,13 @@ class Standing:
 
     def __init__(self, agents: Sequence[AvailableAgent]) -> None:
         self._state = _Pass(agents)
+
+    def set_aside(self, agent_id: uuid.UUID) -> None:
+        """Serve no more to this agent (its row moved since it was read: nothing written to it
+        would land)."""
+        number = self._state.index.get(agent_id)
+        if number is not None:
+            self._state.set_aside(number)
 
     def pools(self) -> list[PoolKey]:
         """The pools built so far, by channel kind and needs."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -124,7 +124,7 @@ async def _until_the_directory_is_current(
     async def current() -> bool:
         matcher.wake()
         view = matcher.arrival_view(await connection.fetchval(f"SELECT {SETTINGS_VERSION}"))
-        version = await connection.fetchval("SELECT updated_at FROM agents WHERE id = $1", mei)
+        version = await _row_version(connection, mei)
         return (
             view is not None
             and mei in {agent.id for agent in view.directory.kept(SILENCE)}
@@ -164,12 +164,14 @@ async def test_an_arrival_with_a_free_agent_is_offered_by_its_own_insert(
 
 
 async def test_an_arrival_waits_for_a_pass_when_the_agent_changed_since_it_was_read(
-    client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    """The first offer's write moved Mei's row after the pass had read it; no pass has read it
-    since, so the second arrival's own write finds the row changed and only queues it."""
+    """Mei's capacity changed behind the matcher's back (no event, no pass since): she still has
+    room, but the arrival's own write finds her row moved and only queues the arrival."""
     mei = await _mei(client, admin, connection)
     await _first_offered(client, admin, connection, mei)
+    await _until_the_directory_is_current(app, connection, mei)
+    await connection.execute("UPDATE agents SET capacity_chat = 2 WHERE id = $1", mei)
 
     second = await _chat(client, admin, "chat-2")
 
@@ -237,16 +239,16 @@ def _arrival(first: dict[str, Any], reference: str) -> intake.NewInteraction:
     )
 
 
-def _proposal(new: intake.NewInteraction, agent_id: uuid.UUID, read: datetime) -> arrivals.Proposal:
+def _proposal(new: intake.NewInteraction, agent_id: uuid.UUID, read: int) -> arrivals.Proposal:
     """What the policy would propose: Mei, as her row was read at `read`."""
     match = policy.Match(new.id, agent_id, 0.0, {"billing": 3}, "the test's choice")
     offer = NewOffer(uuid.uuid4(), match, arrivals.waiting_item(new), new.moment + SILENCE)
     return arrivals.Proposal(offer, read, known=[])
 
 
-async def _row_version(connection: asyncpg.Connection, agent_id: uuid.UUID) -> datetime:
-    version: datetime = await connection.fetchval(
-        "SELECT updated_at FROM agents WHERE id = $1", agent_id
+async def _row_version(connection: asyncpg.Connection, agent_id: uuid.UUID) -> int:
+    version: int = await connection.fetchval(
+        "SELECT routing_version FROM agents WHERE id = $1", agent_id
     )
     return version
 

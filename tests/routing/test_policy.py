@@ -846,6 +846,21 @@ def test_a_standing_serves_arrivals_one_by_one_as_match_serves_them_together(
         assert [m for m in served if m is not None] == expected
 
 
+@given(snapshots(), AGENT_NUMBERS)
+@settings(max_examples=200, deadline=None)
+def test_a_standing_serves_an_agent_set_aside_nothing_and_the_others_as_before(
+    snapshot: Snapshot, number: int
+) -> None:
+    """Setting an agent aside (its row moved) is the same as leaving it out of the standing."""
+    waiting, agents, queues = snapshot
+    kept = [a for a in agents if a.id != agent_id(number)]
+    set_apart = Standing(agents)
+    set_apart.set_aside(agent_id(number))
+    in_order = service_order(waiting, queues)
+    served = [set_apart.serve(w, queues, NOW) for w in in_order]
+    assert [m for m in served if m is not None] == match(waiting, kept, queues, NOW)
+
+
 @given(snapshots(), st.randoms(use_true_random=False))
 @settings(max_examples=200, deadline=None)
 def test_match_ignores_the_order_of_its_input(snapshot: Snapshot, rnd: random.Random) -> None:

@@ -43,6 +43,7 @@ from app.core.hub import EventRecord
 from app.interactions import intake
 from app.interactions.schemas import InteractionOut
 from app.routing import policy, screen_pop
+from app.routing.directory import ArrivalStanding
 from app.routing.matcher import (
     NEXT_VERSION,
     ArrivalView,
@@ -101,6 +102,7 @@ class Proposal:
     offer: NewOffer
     agent_read: int  # the agent row's `routing_version` the policy's choice was made on
     known: list[uuid.UUID]  # the waiting work the policy weighed the arrival against
+    standing: ArrivalStanding | None = None  # the standing that chose, if one did
 
 
 class Arrivals:
@@ -139,12 +141,16 @@ class Arrivals:
         if placed is None:
             return None
         inserted, version = placed
+        standing = proposal.standing
         if version is None:  # the agent's row moved, or other work waits: a pass decides
-            view.directory.set_aside(agent_id)
+            if standing is not None:
+                standing.set_aside(agent_id)
             self._matcher.wake(queued=new.id)
         else:
             self._matcher.placed(new.id)
             view.directory.offered(agent_id, [new.data.channel], proposal.agent_read, version)
+            if standing is not None:
+                standing.landed(agent_id, proposal.agent_read, version)
         return inserted
 
     def _propose(self, view: ArrivalView, new: intake.NewInteraction) -> Proposal | None:
@@ -165,14 +171,23 @@ class Arrivals:
             )
             matches = policy.match(waiting, agents, rules, new.moment)
             match = next((m for m in matches if m.interaction_id == new.id), None)
+            standing = None
         else:  # nothing else waits: its turn in the standing kept since the last read
-            match = view.directory.standing(view.silence).serve(item, rules, new.moment)
+            standing = view.directory.standing(view.silence)
+            match = standing.policy.serve(item, rules, new.moment)
         if match is None:
             return None
+        # The version the chosen agent's load was read with: the offer lands only on that row.
+        agent_read = (
+            view.directory.version_read(match.agent_id)
+            if standing is None
+            else standing.version(match.agent_id)
+        )
         return Proposal(
             offer=new_offer(match, item, view.queues, new.moment),
-            agent_read=view.directory.version_read(match.agent_id),
+            agent_read=agent_read,
             known=[left.id for left in view.left],
+            standing=standing,
         )
 
 

@@ -119,7 +119,7 @@ class AgentDirectory:
         self._kept: dict[uuid.UUID, _Kept] = {}  # the routable agents, as last read
         self._skills: dict[uuid.UUID, tuple[int, Mapping[str, int]]] = {}
         self._generation = 0  # moves whenever a read or `forget` changes what is kept
-        self._standing: tuple[int, policy.Standing] | None = None
+        self._standing: tuple[int, ArrivalStanding] | None = None
 
     def forget(self) -> None:
         """Drop everything kept (a skill was renamed or removed; another replica routed)."""
@@ -164,15 +164,18 @@ class AgentDirectory:
             and agent_id not in excluding
         ]
 
-    def standing(self, silence: timedelta) -> policy.Standing:
-        """The kept agents as a `policy.Standing`, for the arrivals matched one by one until
-        the next read (app/routing/arrivals.py). Built once per read, not once per arrival:
-        each arrival's pair is taken in it, so the next arrival already counts that load.
-        The matcher calls it after each pass, so that arrivals seldom wait for the build."""
+    def standing(self, silence: timedelta) -> ArrivalStanding:
+        """The kept agents as a standing for the arrivals matched one by one until the next
+        read (app/routing/arrivals.py). Built once per read, not once per arrival: each
+        arrival's pair is taken in it, so the next arrival already counts that load. The
+        matcher calls it after each pass, so that arrivals seldom wait for the build."""
         if self._standing is None or self._standing[0] != self._generation:
-            standing = policy.Standing(self.kept(silence))
+            agents = self.kept(silence)
+            standing = ArrivalStanding(
+                policy.Standing(agents), {a.id: self._kept[a.id].version[0] for a in agents}
+            )
             if self._standing is not None:  # the pools the last run of arrivals needed
-                standing.warm(self._standing[1].pools())
+                standing.policy.warm(self._standing[1].policy.pools())
             self._standing = (self._generation, standing)
         return self._standing[1]
 
@@ -180,8 +183,9 @@ class AgentDirectory:
         self, agent_id: uuid.UUID, channels: Sequence[Channel], read: int, version: int
     ) -> None:
         """Offers of `channels` written to an agent kept at `routing_version` `read`, which
-        moved it to `version`: keep both until the next read, so that a standing built before
-        that read counts these offers and writes against the row as it is now."""
+        moved it to `version`: keep both until the next read. (A standing built before keeps
+        the version it was built with, and its load: it counted these offers only if it made
+        them, and `ArrivalStanding.landed` then moves its version too.)"""
         kept = self._kept.get(agent_id)
         if kept is None or kept.version[0] != read:  # read afresh since: that read stands
             return
@@ -191,11 +195,13 @@ class AgentDirectory:
         agent = replace(kept.agent, load=load)
         self._kept[agent_id] = _Kept(kept.seen, (version, *kept.version[1:]), agent)
 
-    def set_aside(self, agent_id: uuid.UUID) -> None:
-        """An arrival's write found this agent's row moved since it was read: the standing
-        serves no more to the agent until the next read brings it up to date."""
-        if self._standing is not None:
-            self._standing[1].set_aside(agent_id)
+    def pass_offered(self, landed: Mapping[uuid.UUID, tuple[int, int, Sequence[Channel]]]) -> None:
+        """A pass's offers, by agent: (version read, new version, channels). Kept as `offered`
+        keeps them, and the next standing is built with them."""
+        for agent_id, (read, version, channels) in landed.items():
+            self.offered(agent_id, channels, read, version)
+        if landed:
+            self._generation += 1
 
     async def refresh(self, connection: asyncpg.Connection) -> None:
         """Bring the kept agents up to date. A `forget()` while a read is under way (the
@@ -276,3 +282,26 @@ class AgentDirectory:
             in_wrap_up=row["in_wrap_up"],
         )
         return _Kept(row["last_seen_at"], version, agent)
+
+
+class ArrivalStanding:
+    """A `policy.Standing` with the `routing_version` of each agent's row its load was read
+    with: an arrival's offer is written against that version, so it lands only if nothing
+    has moved the row since that load was read, save this standing's own offers."""
+
+    def __init__(self, standing: policy.Standing, versions: dict[uuid.UUID, int]) -> None:
+        self.policy = standing
+        self._versions = versions
+
+    def version(self, agent_id: uuid.UUID) -> int:
+        return self._versions[agent_id]
+
+    def landed(self, agent_id: uuid.UUID, read: int, version: int) -> None:
+        """An offer this standing made (and took the load of) was written: the row is now at
+        `version`."""
+        if self._versions.get(agent_id) == read:
+            self._versions[agent_id] = version
+
+    def set_aside(self, agent_id: uuid.UUID) -> None:
+        """An offer this standing made found the row moved: serve the agent nothing more."""
+        self.policy.set_aside(agent_id)

@@ -337,13 +337,13 @@ async def _write_offers(
         offered_event(row["id"], moment, by_interaction[row["subject_id"]].event_payload(), row)
         for row in sorted(written, key=lambda row: row["id"])
     )
-    landed: dict[uuid.UUID, tuple[int, list[Channel]]] = {}
+    landed: dict[uuid.UUID, tuple[int, int, list[Channel]]] = {}
     for row in written:
         offer = by_interaction[row["subject_id"]]
-        version, channels = landed.setdefault(offer.match.agent_id, (row["agent_version"], []))
-        channels.append(offer.item.channel)
-    for agent_id, (version, channels) in landed.items():
-        directory.offered(agent_id, channels, read[agent_id], version)
+        agent_id = offer.match.agent_id
+        entry = landed.setdefault(agent_id, (read[agent_id], row["agent_version"], []))
+        entry[2].append(offer.item.channel)
+    directory.pass_offered(landed)
     return {uuid.UUID(row["subject_id"]) for row in written}
 
 

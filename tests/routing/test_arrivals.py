@@ -19,6 +19,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.core import pg
+from app.core.channels import Channel
 from app.core.pg import Events
 from app.core.settings import Settings
 from app.interactions import intake
@@ -26,7 +27,7 @@ from app.interactions.schemas import InteractionCreate
 from app.queues.service import SETTINGS_VERSION
 from app.routing import arrivals, policy
 from app.routing.directory import AgentDirectory
-from app.routing.matcher import NewOffer, QueueBook, run_pass
+from app.routing.matcher import ArrivalView, NewOffer, QueueBook, QueueSettings, run_pass
 from tests.support import create_skills, until_waiting_for_a_lock
 
 Headers = dict[str, str]
@@ -340,3 +341,38 @@ async def test_a_burst_of_arrivals_never_fills_an_agent_past_her_capacity(
     assert sorted((row["state"], row["pending"]) for row in states) == (
         [("offered", 1)] * 2 + [("queued", 0)] * 10
     )
+
+
+async def test_a_standing_that_did_not_make_an_offer_writes_against_the_row_it_read(
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
+) -> None:
+    """An offer the standing did not make (here an arrival matched against waiting work, which
+    the directory keeps at once) fills Mei; the standing still counts her as it read her, room
+    included, but its pick is written against the row as that read saw it, and does not land."""
+    mei = await _mei(client, admin, connection, chats=2)
+    first = await _first_offered(client, admin, connection, mei)  # she holds one of two
+    await app.state.matcher.stop()  # nothing but the test writes offers now
+    directory = AgentDirectory()
+    await directory.refresh(connection)
+    directory.standing(SILENCE)  # built now: room for one more chat
+    other = _arrival(first, "chat-a")
+    read = directory.version_read(mei)
+    placed = await arrivals.place(connection, other, _proposal(other, mei, read))
+    assert placed is not None
+    assert placed[1] is not None
+    directory.offered(mei, [Channel.chat], read, placed[1])  # she is full now
+
+    arrival = _arrival(first, "chat-b")
+    settings = QueueSettings(policy.QueueRules(arrival.queue_id, {}, 0.0), SILENCE)
+    view = ArrivalView(directory, {arrival.queue_id: settings}, (), SILENCE)
+    proposal = arrivals.Arrivals(app.state.matcher)._propose(view, arrival)
+    assert proposal is not None
+    assert proposal.offer.match.agent_id == mei  # the standing still sees room
+    written = await arrivals.place(connection, arrival, proposal)
+
+    assert written is not None
+    assert written[0].offered_to is None
+    pending = await connection.fetchval(
+        "SELECT count(*) FROM offers WHERE agent_id = $1 AND state = 'pending'", mei
+    )
+    assert pending == 2

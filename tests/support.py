@@ -116,3 +116,15 @@ async def until_waiting_for_a_lock(observer: asyncpg.Connection, pid: int) -> No
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"session {pid} never waited for a lock")
+
+
+def settings_with_passes_on_demand() -> Settings:
+    """Test settings whose matcher's tick is an hour: a pass runs only when something wakes it,
+    so no pass makes or times out an offer behind a test's back."""
+    return Settings(
+        environment="test",
+        load_demo=False,
+        default_phone_region="CN",
+        password_hashing="fast",
+        matcher_tick_seconds=3600,
+    )

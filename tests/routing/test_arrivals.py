@@ -28,7 +28,11 @@ from app.queues.service import SETTINGS_VERSION
 from app.routing import arrivals, policy
 from app.routing.directory import AgentDirectory
 from app.routing.matcher import ArrivalView, NewOffer, QueueBook, QueueSettings, run_pass
-from tests.support import create_skills, until_waiting_for_a_lock
+from tests.support import (
+    create_skills,
+    settings_with_passes_on_demand,
+    until_waiting_for_a_lock,
+)
 
 Headers = dict[str, str]
 SILENCE = timedelta(seconds=15)
@@ -37,13 +41,7 @@ CONTACT = {"kind": "phone", "value": "+86 138 0013 8000"}
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(
-        environment="test",
-        load_demo=False,
-        default_phone_region="CN",
-        password_hashing="fast",
-        matcher_tick_seconds=3600,
-    )
+    return settings_with_passes_on_demand()
 
 
 @pytest.fixture

@@ -24,20 +24,18 @@ from app.core.pg import Events
 from app.core.settings import Settings
 from app.interactions.service import InteractionNotFound
 from app.routing import service as routing
-from tests.support import create_skills, until_waiting_for_a_lock
+from tests.support import (
+    create_skills,
+    settings_with_passes_on_demand,
+    until_waiting_for_a_lock,
+)
 
 Headers = dict[str, str]
 
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(
-        environment="test",
-        load_demo=False,
-        default_phone_region="CN",
-        password_hashing="fast",
-        matcher_tick_seconds=3600,
-    )
+    return settings_with_passes_on_demand()
 
 
 @pytest.fixture

@@ -141,23 +141,33 @@ class Arrivals:
         if placed is None:
             return None
         inserted, version = placed
-        standing = proposal.standing
+        self._settle(view, new, proposal, version)
+        return inserted
+
+    def _settle(
+        self,
+        view: ArrivalView,
+        new: intake.NewInteraction,
+        proposal: Proposal,
+        version: int | None,
+    ) -> None:
+        """Tell the matcher, the directory and the standing what the placement wrote."""
+        agent_id, standing = proposal.offer.match.agent_id, proposal.standing
         if version is None:  # the agent's row moved, or other work waits: a pass decides
             if standing is not None:
                 standing.set_aside(agent_id)
             self._matcher.wake(queued=new.id)
-        else:
-            self._matcher.placed(new.id)
-            view.directory.offered(agent_id, [new.data.channel], proposal.agent_read, version)
-            if standing is not None:
-                standing.landed(agent_id, proposal.agent_read, version)
-        return inserted
+            return
+        self._matcher.placed(new.id)
+        view.directory.offered(agent_id, [new.data.channel], proposal.agent_read, version)
+        if standing is not None:
+            standing.landed(agent_id, proposal.agent_read, version)
 
     def _propose(self, view: ArrivalView, new: intake.NewInteraction) -> Proposal | None:
         if (
             new.tier is None
             or len(view.left) > LEFT_LIMIT
-            or self._arriving > ARRIVING_LIMIT
+            or self._arriving - 1 > ARRIVING_LIMIT  # others than this one
             or new.queue_id not in view.queues
         ):
             return None

@@ -37,7 +37,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence, Set
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -146,29 +146,25 @@ class AgentDirectory:
         return self.kept(silence, any_of=any_of)
 
     def kept(
-        self,
-        silence: timedelta,
-        *,
-        any_of: frozenset[str] | None = None,
-        excluding: Set[uuid.UUID] = frozenset(),
+        self, silence: timedelta, *, any_of: frozenset[str] | None = None
     ) -> list[policy.AvailableAgent]:
-        """The routable agents as last refreshed but those `excluding`; with `any_of`, only
-        those holding at least one of those skills (the waiting work all needs one of them:
-        the others could not qualify anyway)."""
+        """The routable agents as last refreshed; with `any_of`, only those holding at least one
+        of those skills (the waiting work all needs one of them: the others could not qualify
+        anyway)."""
         seen_after = now() - silence
         return [
             kept.agent
-            for agent_id, kept in self._kept.items()
+            for kept in self._kept.values()
             if kept.seen > seen_after
             and (any_of is None or not any_of.isdisjoint(kept.agent.skills))
-            and agent_id not in excluding
         ]
 
     def standing(self, silence: timedelta) -> ArrivalStanding:
         """The kept agents as a standing for the arrivals matched one by one until the next
         read (app/routing/arrivals.py). Built once per read, not once per arrival: each
         arrival's pair is taken in it, so the next arrival already counts that load. The
-        matcher calls it after each pass, so that arrivals seldom wait for the build."""
+        matcher calls it after each pass that leaves no arrival of its replica unread (while
+        one is, arrivals queue and need no standing), so that arrivals seldom wait for it."""
         if self._standing is None or self._standing[0] != self._generation:
             agents = self.kept(silence)
             standing = ArrivalStanding(

@@ -323,6 +323,7 @@ async def _write_offers(
     by_id = {item.id: item for item in waiting}
     offers = [new_offer(match, by_id[match.interaction_id], queues, moment) for match in matches]
     by_interaction = {str(o.match.interaction_id): o for o in offers}
+    payloads = {key: offer.event_payload() for key, offer in by_interaction.items()}
     columns = [list(column) for column in zip(*(o.as_row() for o in offers), strict=True)]
     read = {o.match.agent_id: directory.version_read(o.match.agent_id) for o in offers}
     written = await connection.fetch(
@@ -330,11 +331,11 @@ async def _write_offers(
         moment,
         *columns,
         SYSTEM_ACTOR,
-        [json.dumps(o.event_payload()) for o in offers],
+        [json.dumps(payloads[str(o.match.interaction_id)]) for o in offers],
         [read[o.match.agent_id] for o in offers],
     )
     events.note_written(
-        offered_event(row["id"], moment, by_interaction[row["subject_id"]].event_payload(), row)
+        offered_event(row["id"], moment, payloads[row["subject_id"]], row)
         for row in sorted(written, key=lambda row: row["id"])
     )
     landed: dict[uuid.UUID, tuple[int, int, list[Channel]]] = {}
@@ -593,7 +594,8 @@ class Matcher:
                     self._left = result.left
                     self._left_waiting = result.left_waiting > 0
                     self._unread -= unread
-                    self._directory.standing(self._silence)  # built now, not by an arrival
+                    if not self._unread:  # arrivals may be matched at once: build it now
+                        self._directory.standing(self._silence)
                     if result.skipped:  # its agents are marked: the next pass reads them afresh
                         self._wake.set()
             except Exception as error:  # a failed pass is retried on the next tick

@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CODE := app tests $(if $(wildcard bench/*.py),bench)
 
-.PHONY: install run test lint typecheck format bench clean
+.PHONY: install run test lint typecheck format bench bench-floor clean
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ format: install
 bench: install
 	@test -f bench/__main__.py || { echo "no benchmark yet: it arrives with routing (issue 3)"; exit 1; }
 	$(BIN)/python -m bench
+
+# The transport floor: the same clients and ramp against an in-memory server with no database.
+bench-floor: install
+	$(BIN)/python -m bench.floor
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -145,11 +145,14 @@ class Server:
         )
         return env
 
-    def start(self) -> None:
-        command = [
+    def command(self) -> list[str]:
+        return [
             *(sys.executable, "-m", "app.cli", "serve", "--no-demo"),
             *("--port", str(self.port), "--workers", str(self.workers)),
         ]
+
+    def start(self) -> None:
+        command = self.command()
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 command,

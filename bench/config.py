@@ -21,7 +21,7 @@ class Options:
     steady: float = 60.0  # seconds of the measured steady phase
     handle: float = 2.0  # mean handle time (exponential) in the steady phase, seconds
     ramp_start: float = 5.0  # first rate of the ramp to saturation, doubled every step
-    ramp_max: float = 640.0  # the ramp stops after this rate, or when saturated
+    ramp_max: float = 2560.0  # the ramp stops after this rate, or when saturated
     ramp_step: float = 4.0  # seconds per ramp step
     ramp_handle: float = 0.2  # mean handle time during the ramp (and the burst), seconds
     burst: int = 0  # also queue this many at once while agents are away (0: no burst)

@@ -139,6 +139,7 @@ def table(results: dict[str, Any]) -> str:
             f"p99 {base['p99_ms']} ms ({base['connections']} connections, "
             f"{base['no_agent']} without agent)",
         ),
+        *(_lifecycle_rows(results) if "lifecycle_baseline" in results else []),
         ("", ""),
         ("double_offers", str(found["double_offers"])),
         ("over_capacity", str(found["over_capacity"])),
@@ -157,3 +158,21 @@ def table(results: dict[str, Any]) -> str:
 
 def _parts(summary: dict[str, Any]) -> str:
     return f"p50 {summary['p50']} ms, p95 {summary['p95']} ms, p99 {summary['p99']} ms"
+
+
+def _lifecycle_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """The lifecycle floor, and how much of it the server reaches at saturation."""
+    life = results["lifecycle_baseline"]
+    routed = results["routed_per_s"]
+    share = (
+        f"{100 * routed / life['routed_per_s']:.0f}%" if routed and life["routed_per_s"] else "-"
+    )
+    cpu = life.get("cpu_percent")
+    return [
+        (
+            "lifecycle baseline",
+            f"{life['routed_per_s']} interactions/s, p50 {life['p50_ms']} ms "
+            f"(route, accept, complete; routed_per_s is {share} of it)",
+        ),
+        *([("  its CPU", _cpu(cpu))] if cpu else []),
+    ]

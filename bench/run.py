@@ -457,9 +457,10 @@ async def ramp_phase(
         steps.append(step)
         log(f"  ramp {rate:g}/s: sent {step['sent_per_s']}/s, offered {step['offers_per_s']}/s")
         behind = behind + 1 if offered < 0.7 * fired else 0
-        if behind and len(steps) > 1 and step["offers_per_s"] < 1.1 * best_so_far:
+        offers_per_s = offered / (end - start)
+        if behind and offers_per_s < 1.1 * best_so_far:
             break  # behind, and twice the rate brought no more offers: saturated
-        best_so_far = max(best_so_far, step["offers_per_s"])
+        best_so_far = max(best_so_far, offers_per_s)
         rate *= 2
     await wait_until(lambda: fleet.owed == 0, within=10)
     for step in steps:

@@ -209,6 +209,9 @@ def _kind(channel: Channel) -> Channel:
     return Channel.voice if channel is Channel.callback else channel
 
 
+KINDS = (Channel.voice, Channel.chat, Channel.email)  # what capacity counts (`_kind`)
+
+
 # --- the matcher's pass ----------------------------------------------------------------------
 
 
@@ -270,6 +273,10 @@ class _Pass:
                 if has_room(agent, kind, loads[number])
             } - self._set_aside
         return room
+
+    def full(self) -> bool:
+        """Nobody has room for one more of any kind."""
+        return not any(self.room(kind) for kind in KINDS)
 
     def numbers(self, agent_ids: frozenset[uuid.UUID]) -> frozenset[int]:
         return frozenset(self.index[a] for a in agent_ids if a in self.index)
@@ -400,7 +407,8 @@ def match(
 
     Cost: sorting, plus one lazily ranked heap per distinct (channel kind, needs) pair, so a
     pass over n interactions and m agents with k distinct needs is about O(k*m + n log m)
-    (plus excluded agents skipped), not O(n*m).
+    (plus excluded agents skipped), not O(n*m). Once nobody has room for anything the rest
+    of the line is not weighed: at peak, a long backlog costs what the free agents can take.
     """
     seen: set[uuid.UUID] = set()
     for item in waiting:
@@ -408,6 +416,8 @@ def match(
             raise ValueError(f"interaction {item.id} appears twice in the snapshot")
         seen.add(item.id)
     state = _Pass(agents)
+    if state.full():
+        return []
 
     in_line = [
         (effective_priority(item, queue_rules, now), item, queue_rules)
@@ -421,6 +431,8 @@ def match(
         match = _serve(state, priority, item, queue_rules, now)
         if match is not None:
             matches.append(match)
+        elif state.full():
+            break  # no room left for anyone: the rest of a long backlog would only be weighed
     return matches
 
 
@@ -469,8 +481,10 @@ def _serve(
     state: _Pass, priority: float, item: WaitingInteraction, queue_rules: QueueRules, now: datetime
 ) -> Match | None:
     """One interaction's turn in a pass: its sticky agent or its best candidate, taken."""
-    needs = current_needs(item, queue_rules, now)
     kind = _kind(item.channel)
+    if not state.room(kind):
+        return None  # nobody has room for this kind: no need to weigh its needs
+    needs = current_needs(item, queue_rules, now)
     last = item.last_agent_id
     if (
         last is not None

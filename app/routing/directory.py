@@ -159,6 +159,15 @@ class AgentDirectory:
             and (any_of is None or not any_of.isdisjoint(kept.agent.skills))
         ]
 
+    def anyone_with_room(self, silence: timedelta) -> bool:
+        """Whether any agent kept, not silent, has room for one more of any kind."""
+        seen_after = now() - silence
+        return any(
+            kept.seen > seen_after
+            and any(policy.has_room(kept.agent, kind, kept.agent.load) for kind in policy.KINDS)
+            for kept in self._kept.values()
+        )
+
     def standing(self, silence: timedelta) -> ArrivalStanding:
         """The kept agents as a standing for the arrivals matched one by one until the next
         read (app/routing/arrivals.py). Built once per read, not once per arrival: each

@@ -75,10 +75,11 @@ class PassResult:
     offers: int
     left: tuple[policy.WaitingInteraction, ...] = ()  # read but not offered
     skipped: int = 0  # pairs the write turned down (an agent changed, an interaction left)
+    left_unread: bool = False  # work waits, not read: nobody had room for anything
 
     @property
     def left_waiting(self) -> int:
-        return len(self.left)
+        return len(self.left) or int(self.left_unread)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,11 @@ WAITING = f"""
     ORDER BY i.waiting_since
     LIMIT $1
 """  # noqa: S608 - constants only, no outside text
+
+# A pass that finds nobody with room reads no more than this: with everyone away or full, a
+# backlog of thousands read, built and weighed for every arrival and every freed slot that
+# frees no room is work for nothing (it took a third of the server's CPU queueing 8,000).
+ANY_WAITING = "SELECT EXISTS (SELECT 1 FROM interactions WHERE state = 'queued')"
 
 LAST_AGENTS = """
     SELECT DISTINCT ON (customer_id) customer_id, agent_id, assigned_at
@@ -223,10 +229,14 @@ async def run_pass(
     statement, atomic by itself. Between the reads, other transactions only ever lower a load
     (only passes add one), so what the reads saw is never less safe than the truth. With a
     second connection (`reader`), the agents are read on it while the waiting work is read on
-    the first: two round trips at once instead of one after the other.
+    the first: two round trips at once instead of one after the other. Unless nobody kept has
+    room for anything: then the agents are read first, and the waiting work only if someone
+    has room now (else the result says only whether any waits).
     """
-    if reader is None:
-        await directory.refresh(connection)
+    if reader is None or not directory.anyone_with_room(silence):
+        await directory.refresh(reader or connection)
+        if not directory.anyone_with_room(silence):
+            return PassResult(offers=0, left_unread=bool(await connection.fetchval(ANY_WAITING)))
         rows = await connection.fetch(WAITING, WAITING_LIMIT)
     else:
         async with asyncio.TaskGroup() as both:
@@ -469,6 +479,7 @@ class Matcher:
         self._last_timeouts = 0.0
         self._left_waiting = True  # until a pass says otherwise
         self._left: tuple[policy.WaitingInteraction, ...] = ()  # what the last pass left
+        self._left_unread = False  # the last pass left work it did not read (nobody had room)
         self._unread = 0  # interactions queued here since the last pass began
         self._woken_for: dict[str, float] = {}  # interaction id -> when woken for it
         self._stopping = False
@@ -489,8 +500,9 @@ class Matcher:
         """What a new arrival may be matched against at once (app.routing.arrivals): None
         unless this replica leads, the queues' settings it keeps are of `queues_version`, and
         no interaction queued here since the last pass began waits to be read (an arrival
-        would only find it queued ahead of it: under load, passes match in batches)."""
-        if not self._leading or self._unread:
+        would only find it queued ahead of it: under load, passes match in batches), nor
+        while the last pass left work unread (it cannot be weighed against it)."""
+        if not self._leading or self._unread or self._left_unread:
             return None
         queues = self._book.current(queues_version)
         if queues is None:
@@ -591,7 +603,7 @@ class Matcher:
                         reader=await self._reader_connection(),
                     )
                     self._hub.publish(events.written)
-                    self._left = result.left
+                    self._left, self._left_unread = result.left, result.left_unread
                     self._left_waiting = result.left_waiting > 0
                     self._unread -= unread
                     if not self._unread:  # arrivals may be matched at once: build it now
@@ -612,7 +624,7 @@ class Matcher:
             return self._connection
         self._leading = False
         self._left_waiting = False  # only the leader's passes say what waits
-        self._left = ()
+        self._left, self._left_unread = (), False
         self._unread = 0
         if self._reader is not None:  # a second connection only while leading
             reader, self._reader = self._reader, None

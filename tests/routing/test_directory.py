@@ -266,3 +266,39 @@ async def test_no_offer_goes_to_an_agent_changed_after_the_directory_read_them(
     )
     assert state == "queued"
     assert await routing_by_hand.fetchval("SELECT count(*) FROM offers") == 0
+
+
+async def test_a_pass_with_nobody_free_leaves_the_backlog_unread_yet_says_it_waits(
+    routing_by_hand: asyncpg.Connection, client: httpx.AsyncClient, admin: Headers
+) -> None:
+    """Everyone away: the pass reads no waiting work (a backlog of thousands would be read and
+    weighed for nothing on every arrival), but says work waits, so a freed agent wakes a pass."""
+    directory = AgentDirectory(read_all_every=NEVER_ALL_AGAIN)
+    await routing_by_hand.execute("UPDATE agents SET state = 'away', updated_at = now()")
+    directory.forget()  # what the matcher does when it hears nothing for long
+    first = await _chat(client, admin, "visitor-1")
+    await _chat(client, admin, "visitor-2")
+
+    idle = await _pass(routing_by_hand, directory)
+
+    assert (idle.offers, idle.left, idle.left_unread, idle.left_waiting) == (0, (), True, 1)
+
+    lin = await routing_by_hand.fetchval(
+        "UPDATE agents SET state = 'available', updated_at = now() RETURNING id"
+    )
+    directory.mark([lin])  # what the matcher does on her `agent.state_changed`
+    back = await _pass(routing_by_hand, directory)
+
+    assert (back.offers, back.left_unread, back.left_waiting) == (1, False, 1)
+    offered = await routing_by_hand.fetchval("SELECT interaction_id::text FROM offers")
+    assert offered == first  # the longest waiting first
+
+
+async def test_a_pass_with_nobody_free_and_nothing_queued_says_nothing_waits(
+    routing_by_hand: asyncpg.Connection,
+) -> None:
+    await routing_by_hand.execute("UPDATE agents SET state = 'away', updated_at = now()")
+
+    idle = await _pass(routing_by_hand, AgentDirectory(read_all_every=NEVER_ALL_AGAIN))
+
+    assert (idle.offers, idle.left_unread, idle.left_waiting) == (0, False, 0)

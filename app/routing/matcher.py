@@ -34,7 +34,8 @@ from app.routing.directory import AgentDirectory
 log = get_logger(__name__)
 
 MATCHER_LOCK_KEY = 7_2026_11_29
-WAITING_LIMIT = 5000
+WAITING_PAGE = 500  # waiting interactions read at a time, in the order of service
+WAITING_LIMIT = 5000  # read by one pass at most
 REASON_LENGTH = 300  # offers.reason's width: the live pop and a replayed one say the same
 # Events after which a pass may find new pairs: work arrived, or an agent has room again.
 WAKING_KINDS = frozenset(
@@ -112,19 +113,47 @@ def _queue(row: asyncpg.Record) -> QueueSettings:
     return QueueSettings(rules, timedelta(seconds=row["offer_timeout_seconds"]))
 
 
-# The oldest waiting work, with the agents who already refused or missed each item, and the
-# version of the queues' rows (worked out once per statement).
+# A waiting interaction's effective priority at the pass's moment ($2), the policy's formula
+# (`policy.effective_priority`) term for term and in its order, so that the floats, and with
+# them the order of service, are the policy's own.
+EFFECTIVE = """(
+    i.priority::float8 + coalesce((q.tier_weights ->> c.tier::text)::float8, 0)
+    + q.aging_factor * greatest(0, extract(epoch FROM $2::timestamptz - i.waiting_since))::float8
+)"""
+
+# The waiting work in the order of service (`policy.in_line`), a page at a time: after the
+# entry ($3, $4, $5) given, or from the top. Each with the agents who already refused or missed
+# it, and the version of the queues' rows (worked out once per statement).
 WAITING = f"""
     SELECT i.id, i.channel, i.queue_id, i.priority, i.waiting_since, i.needs, i.customer_id,
-           c.tier,
+           c.tier, {EFFECTIVE} AS effective,
            ARRAY(SELECT o.agent_id FROM offers o WHERE o.interaction_id = i.id
                  AND o.state IN ('rejected', 'timed_out')) AS refused,
            {SETTINGS_VERSION} AS queues_version
-    FROM interactions i JOIN customers c ON c.id = i.customer_id
+    FROM interactions i
+    JOIN customers c ON c.id = i.customer_id
+    JOIN queues q ON q.id = i.queue_id
     WHERE i.state = 'queued'
-    ORDER BY i.waiting_since
+      AND ($3::float8 IS NULL OR {EFFECTIVE} < $3
+           OR ({EFFECTIVE} = $3 AND (i.waiting_since, i.id) > ($4::timestamptz, $5::uuid)))
+    ORDER BY effective DESC, i.waiting_since, i.id
     LIMIT $1
 """  # noqa: S608 - constants only, no outside text
+
+
+async def _page(
+    connection: asyncpg.Connection, moment: datetime, after: asyncpg.Record | None
+) -> list[asyncpg.Record]:
+    """The next page of waiting work in the order of service, after `after` (a row of the
+    last page) or from the top."""
+    place = (
+        (None, None, None)
+        if after is None
+        else (after["effective"], after["waiting_since"], after["id"])
+    )
+    rows: list[asyncpg.Record] = await connection.fetch(WAITING, WAITING_PAGE, moment, *place)
+    return rows
+
 
 # A pass that finds nobody with room reads no more than this: with everyone away or full, a
 # backlog of thousands read, built and weighed for every arrival and every freed slot that
@@ -233,33 +262,78 @@ async def run_pass(
     room for anything: then the agents are read first, and the waiting work only if someone
     has room now (else the result says only whether any waits).
     """
+    moment = now()
     if reader is None or not directory.anyone_with_room(silence):
         await directory.refresh(reader or connection)
         if not directory.anyone_with_room(silence):
             return PassResult(offers=0, left_unread=bool(await connection.fetchval(ANY_WAITING)))
-        rows = await connection.fetch(WAITING, WAITING_LIMIT)
+        rows = await _page(connection, moment, None)
     else:
         async with asyncio.TaskGroup() as both:
             both.create_task(directory.refresh(reader))
-            waiting_read = both.create_task(connection.fetch(WAITING, WAITING_LIMIT))
+            waiting_read = both.create_task(_page(connection, moment, None))
         rows = waiting_read.result()
     if not rows:
         return PassResult(offers=0)
-    needed = {row["queue_id"] for row in rows}
-    queues = await book.settings(connection, rows[0]["queues_version"], needed)
-    waiting = await _waiting(connection, queues, rows)
-    moment = now()
-    rules = {queue_id: queue.rules for queue_id, queue in queues.items()}
-    any_of = policy.skills_any_of(waiting, rules, moment)
-    agents = directory.kept(silence, any_of=any_of)
-    if not agents:
-        return PassResult(offers=0, left=tuple(waiting))
-    matches = policy.match(waiting, agents, rules, moment)
+    served = await _serve_pages(connection, directory, book, rows, moment, silence)
+    if not served.matches:
+        return PassResult(offers=0, left=served.read, left_unread=served.unread)
     # Marked before the write: whether or not it lands, the next pass reads these agents afresh.
-    directory.mark(match.agent_id for match in matches)
-    offered = await _write_offers(connection, events, matches, waiting, queues, moment, directory)
-    left = tuple(item for item in waiting if item.id not in offered)
-    return PassResult(offers=len(offered), left=left, skipped=len(matches) - len(offered))
+    directory.mark(match.agent_id for match in served.matches)
+    offered = await _write_offers(
+        connection, events, served.matches, served.read, served.queues, moment, directory
+    )
+    return PassResult(
+        offers=len(offered),
+        left=tuple(item for item in served.read if item.id not in offered),
+        skipped=len(served.matches) - len(offered),
+        left_unread=served.unread,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Served:
+    matches: list[policy.Match]
+    read: tuple[policy.WaitingInteraction, ...]  # every interaction read, in order of service
+    queues: dict[uuid.UUID, QueueSettings]
+    unread: bool  # more may wait than was read
+
+
+async def _serve_pages(
+    connection: asyncpg.Connection,
+    directory: AgentDirectory,
+    book: QueueBook,
+    rows: list[asyncpg.Record],
+    moment: datetime,
+    silence: timedelta,
+) -> _Served:
+    """The agents kept, served page by page in the order of service, one policy pass kept open
+    across the pages (`policy.Standing`: the pairs `policy.match` makes over the same order).
+    A page is read only while someone has room: at peak a pass reads what the free agents can
+    take, not the whole backlog; with room left and work that nobody free can take ahead, up to
+    `WAITING_LIMIT` interactions."""
+    standing = policy.Standing(directory.kept(silence))
+    matches: list[policy.Match] = []
+    read: list[policy.WaitingInteraction] = []
+    seen: set[uuid.UUID] = set()  # a row that moved up between two pages comes once
+    while True:
+        queues = await book.settings(
+            connection, rows[0]["queues_version"], {row["queue_id"] for row in rows}
+        )
+        rules = {queue_id: queue.rules for queue_id, queue in queues.items()}
+        fresh = [row for row in rows if row["id"] not in seen]
+        seen.update(row["id"] for row in fresh)
+        page = await _waiting(connection, queues, fresh)
+        for _, item, _ in policy.in_line(page, rules, moment):
+            read.append(item)
+            if (match := standing.serve(item, rules, moment)) is not None:
+                matches.append(match)
+        more = len(rows) == WAITING_PAGE
+        if not more or standing.full() or len(read) >= WAITING_LIMIT:
+            return _Served(matches, tuple(read), queues, unread=more)
+        rows = await _page(connection, moment, rows[-1])
+        if not rows:
+            return _Served(matches, tuple(read), queues, unread=False)
 
 
 # Every writer of an offer takes the agent's row lock and moves its `routing_version` (this

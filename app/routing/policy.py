@@ -419,21 +419,29 @@ def match(
     if state.full():
         return []
 
-    in_line = [
-        (effective_priority(item, queue_rules, now), item, queue_rules)
-        for item in waiting
-        if (queue_rules := rules.get(item.queue_id)) is not None
-    ]
-    in_line.sort(key=lambda entry: (-entry[0], entry[1].waiting_since, entry[1].id))
-
     matches: list[Match] = []
-    for priority, item, queue_rules in in_line:
+    for priority, item, queue_rules in in_line(waiting, rules, now):
         match = _serve(state, priority, item, queue_rules, now)
         if match is not None:
             matches.append(match)
         elif state.full():
             break  # no room left for anyone: the rest of a long backlog would only be weighed
     return matches
+
+
+def in_line(
+    waiting: Sequence[WaitingInteraction], rules: Mapping[uuid.UUID, QueueRules], now: datetime
+) -> list[tuple[float, WaitingInteraction, QueueRules]]:
+    """The order of service: highest effective priority first, then longest waiting, then
+    lowest id; an interaction whose queue has no rules is left out. Each with its effective
+    priority and its queue's rules."""
+    ranked = [
+        (effective_priority(item, queue_rules, now), item, queue_rules)
+        for item in waiting
+        if (queue_rules := rules.get(item.queue_id)) is not None
+    ]
+    ranked.sort(key=lambda entry: (-entry[0], entry[1].waiting_since, entry[1].id))
+    return ranked
 
 
 class Standing:
@@ -454,6 +462,10 @@ class Standing:
         number = self._state.index.get(agent_id)
         if number is not None:
             self._state.set_aside(number)
+
+    def full(self) -> bool:
+        """Nobody has room for one more of any kind: nothing more can be served."""
+        return self._state.full()
 
     def pools(self) -> list[PoolKey]:
         """The pools built so far, by channel kind and needs."""

@@ -36,6 +36,7 @@ log = get_logger(__name__)
 MATCHER_LOCK_KEY = 7_2026_11_29
 WAITING_PAGE = 500  # waiting interactions read at a time, in the order of service
 WAITING_LIMIT = 5000  # read by one pass at most
+RANKED_LIMIT = 10_000  # the oldest waiting, ranked by each page's read (see WAITING)
 REASON_LENGTH = 300  # offers.reason's width: the live pop and a replayed one say the same
 # Events after which a pass may find new pairs: work arrived, or an agent has room again.
 WAKING_KINDS = frozenset(
@@ -123,18 +124,21 @@ EFFECTIVE = """(
 
 # The waiting work in the order of service (`policy.in_line`), a page at a time: after the
 # entry ($3, $4, $5) given, or from the top. Each with the agents who already refused or missed
-# it, and the version of the queues' rows (worked out once per statement).
+# it, and the version of the queues' rows (worked out once per statement). Only the oldest $6
+# are ranked: every read ranks all it is given, and a backlog of 100,000 emails ranked on every
+# pass would keep PostgreSQL busy for nothing; behind more than that, the newest wait their turn.
 WAITING = f"""
     SELECT i.id, i.channel, i.queue_id, i.priority, i.waiting_since, i.needs, i.customer_id,
            c.tier, {EFFECTIVE} AS effective,
            ARRAY(SELECT o.agent_id FROM offers o WHERE o.interaction_id = i.id
                  AND o.state IN ('rejected', 'timed_out')) AS refused,
            {SETTINGS_VERSION} AS queues_version
-    FROM interactions i
+    FROM (
+        SELECT * FROM interactions WHERE state = 'queued' ORDER BY waiting_since LIMIT $6
+    ) i
     JOIN customers c ON c.id = i.customer_id
     JOIN queues q ON q.id = i.queue_id
-    WHERE i.state = 'queued'
-      AND ($3::float8 IS NULL OR {EFFECTIVE} < $3
+    WHERE ($3::float8 IS NULL OR {EFFECTIVE} < $3
            OR ({EFFECTIVE} = $3 AND (i.waiting_since, i.id) > ($4::timestamptz, $5::uuid)))
     ORDER BY effective DESC, i.waiting_since, i.id
     LIMIT $1
@@ -151,7 +155,9 @@ async def _page(
         if after is None
         else (after["effective"], after["waiting_since"], after["id"])
     )
-    rows: list[asyncpg.Record] = await connection.fetch(WAITING, WAITING_PAGE, moment, *place)
+    rows: list[asyncpg.Record] = await connection.fetch(
+        WAITING, WAITING_PAGE, moment, *place, RANKED_LIMIT
+    )
     return rows
 
 

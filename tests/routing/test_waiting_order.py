@@ -142,7 +142,7 @@ async def test_pages_come_in_the_policys_order_of_service(
         paged.extend(row["id"] for row in rows)
         rows = await matcher._page(by_hand, moment, rows[-1])
 
-    everything = await by_hand.fetch(matcher.WAITING, 1000, moment, None, None, None)
+    everything = await by_hand.fetch(matcher.WAITING, 1000, moment, None, None, None, 1000)
     needed = {row["queue_id"] for row in everything}
     queues = await QueueBook().settings(by_hand, everything[0]["queues_version"], needed)
     items = await matcher._waiting(by_hand, queues, everything)
@@ -207,4 +207,30 @@ async def test_a_pass_stops_reading_once_nobody_has_room(
     result = await _pass(by_hand)
 
     assert (result.offers, len(result.left), result.left_unread) == (1, 2, True)
+    assert await _offered(by_hand) == [oldest]
+
+
+async def test_behind_the_ranked_window_the_oldest_come_first(
+    by_hand: asyncpg.Connection,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    small_pages: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the oldest are ranked (a backlog of 100,000 is not sorted on every pass): behind
+    more than that, a platinum chat waits its turn, and the oldest of those ranked goes first."""
+    monkeypatch.setattr(matcher, "RANKED_LIMIT", 4)
+    await create_skills(client, admin, "billing")
+    await _queue(client, admin, "billing", aging_factor=0.01)
+    lead = await _customer(client, admin, "lead", 1)
+    platinum = await _customer(client, admin, "platinum", 2)
+    oldest = await _waiting(client, admin, by_hand, queue="billing", customer=lead, waited=90.0)
+    for n in range(5):
+        await _waiting(client, admin, by_hand, queue="billing", customer=lead, waited=60.0 + n)
+    await _waiting(client, admin, by_hand, queue="billing", customer=platinum)
+    await _lin(client, admin, by_hand)
+
+    result = await _pass(by_hand)
+
+    assert result.offers == 1
     assert await _offered(by_hand) == [oldest]

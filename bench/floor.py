@@ -25,7 +25,7 @@ from bench.environment import CpuMeter, Server, machine
 from bench.floor_server import ADMIN_TOKEN, TOKEN_PREFIX
 from bench.http import Pool
 from bench.load import Poster
-from bench.run import LoopLag, _run, log, ramp_phase
+from bench.run import LoopLag, log, ramp_phase, run_on_uvloop
 from bench.setup import SKILLS, AgentLogin, Center
 
 OUTPUT = RESULTS / "floor.json"
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = FloorServer(database_url="")
     started = time.perf_counter()
     try:
-        results = _run(measure(options, server))
+        results = run_on_uvloop(measure(options, server))
     finally:
         server.stop()
     options.output.parent.mkdir(parents=True, exist_ok=True)

@@ -540,7 +540,7 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _run(coroutine: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+def run_on_uvloop(coroutine: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
     try:
         import uvloop
     except ImportError:
@@ -559,7 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("starting PostgreSQL")
         database.start()
         server = Server(database.url, workers=options.workers)
-        results = _run(bench(options, database, server))
+        results = run_on_uvloop(bench(options, database, server))
     except KeyboardInterrupt:
         log("interrupted; stopping the server and PostgreSQL")
         return 130

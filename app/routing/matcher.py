@@ -300,7 +300,7 @@ async def run_pass(
 @dataclass(frozen=True, slots=True)
 class _Served:
     matches: list[policy.Match]
-    read: tuple[policy.WaitingInteraction, ...]  # every interaction read, in order of service
+    read: tuple[policy.WaitingInteraction, ...]  # every interaction read
     queues: dict[uuid.UUID, QueueSettings]
     unread: bool  # more may wait than was read
 
@@ -330,10 +330,8 @@ async def _serve_pages(
         fresh = [row for row in rows if row["id"] not in seen]
         seen.update(row["id"] for row in fresh)
         page = await _waiting(connection, queues, fresh)
-        for _, item, _ in policy.in_line(page, rules, moment):
-            read.append(item)
-            if (match := standing.serve(item, rules, moment)) is not None:
-                matches.append(match)
+        read.extend(page)
+        matches.extend(standing.serve_in_order(page, rules, moment))
         more = len(rows) == WAITING_PAGE
         if not more or standing.full() or len(read) >= WAITING_LIMIT:
             return _Served(matches, tuple(read), queues, unread=more)
@@ -557,9 +555,8 @@ class Matcher:
         self._last_bid = float("-inf")
         self._last_sweep = 0.0
         self._last_timeouts = 0.0
-        self._left_waiting = True  # until a pass says otherwise
-        self._left: tuple[policy.WaitingInteraction, ...] = ()  # what the last pass left
-        self._left_unread = False  # the last pass left work it did not read (nobody had room)
+        # What the last pass left waiting; until a pass says, work is taken to wait.
+        self._last = PassResult(offers=0, left_unread=True)
         self._unread = 0  # interactions queued here since the last pass began
         self._woken_for: dict[str, float] = {}  # interaction id -> when woken for it
         self._stopping = False
@@ -582,12 +579,12 @@ class Matcher:
         no interaction queued here since the last pass began waits to be read (an arrival
         would only find it queued ahead of it: under load, passes match in batches), nor
         while the last pass left work unread (it cannot be weighed against it)."""
-        if not self._leading or self._unread or self._left_unread:
+        if not self._leading or self._unread or self._last.left_unread:
             return None
         queues = self._book.current(queues_version)
         if queues is None:
             return None
-        return ArrivalView(self._directory, queues, self._left, self._silence)
+        return ArrivalView(self._directory, queues, self._last.left, self._silence)
 
     def placed(self, interaction_id: uuid.UUID) -> None:
         """An arrival was offered as it came in: its `interaction.queued`, when the hub brings
@@ -602,7 +599,7 @@ class Matcher:
 
     def wake_if_waiting(self) -> None:
         """Capacity may have been freed here: a pass helps only if work is waiting."""
-        if self._left_waiting:
+        if self._last.left_waiting:
             self._wake.set()
 
     def start(self) -> None:
@@ -658,7 +655,7 @@ class Matcher:
         woken_at = self._woken_for.pop(event.subject_id, None)
         if event.kind == NEW_WORK and woken_at and time.monotonic() - woken_at < 1.0:
             pass  # the pass after that wake read it already
-        elif event.kind == NEW_WORK or self._left_waiting:
+        elif event.kind == NEW_WORK or self._last.left_waiting:
             self._wake.set()
 
     async def _run(self) -> None:
@@ -683,8 +680,7 @@ class Matcher:
                         reader=await self._reader_connection(),
                     )
                     self._hub.publish(events.written)
-                    self._left, self._left_unread = result.left, result.left_unread
-                    self._left_waiting = result.left_waiting > 0
+                    self._last = result
                     self._unread -= unread
                     if not self._unread:  # arrivals may be matched at once: build it now
                         self._directory.standing(self._silence)
@@ -703,8 +699,7 @@ class Matcher:
         if self._leading and self._connection is not None and not self._connection.is_closed():
             return self._connection
         self._leading = False
-        self._left_waiting = False  # only the leader's passes say what waits
-        self._left, self._left_unread = (), False
+        self._last = PassResult(offers=0)  # only the leader's passes say what waits
         self._unread = 0
         if self._reader is not None:  # a second connection only while leading
             reader, self._reader = self._reader, None

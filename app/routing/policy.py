@@ -415,10 +415,18 @@ def match(
         if item.id in seen:
             raise ValueError(f"interaction {item.id} appears twice in the snapshot")
         seen.add(item.id)
-    state = _Pass(agents)
+    return _serve_in_order(_Pass(agents), waiting, rules, now)
+
+
+def _serve_in_order(
+    state: _Pass,
+    waiting: Sequence[WaitingInteraction],
+    rules: Mapping[uuid.UUID, QueueRules],
+    now: datetime,
+) -> list[Match]:
+    """Each interaction's turn in the order of service, until nobody has room for anything."""
     if state.full():
         return []
-
     matches: list[Match] = []
     for priority, item, queue_rules in in_line(waiting, rules, now):
         match = _serve(state, priority, item, queue_rules, now)
@@ -487,6 +495,16 @@ class Standing:
             return None
         priority = effective_priority(item, queue_rules, now)
         return _serve(self._state, priority, item, queue_rules, now)
+
+    def serve_in_order(
+        self,
+        waiting: Sequence[WaitingInteraction],
+        rules: Mapping[uuid.UUID, QueueRules],
+        now: datetime,
+    ) -> list[Match]:
+        """`match` over `waiting`, after everything this standing served before: the matcher
+        serves a long line page by page this way, each page after the pages above it."""
+        return _serve_in_order(self._state, waiting, rules, now)
 
 
 def _serve(

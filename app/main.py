@@ -26,10 +26,13 @@ from app.desk.rest import agents_router as desk_agents_router
 from app.desk.rest import router as desk_rest_router
 from app.interactions.api import document_intake_body
 from app.interactions.api import router as interactions_router
+from app.interactions.intake import Intake
 from app.queues.api import router as queues_router
 from app.routing.arrivals import Arrivals
 from app.routing.matcher import Matcher
+from app.routing.offers import OfferWriter
 from app.routing.presence import Presence
+from app.routing.screen_pop import ScreenPopDetails
 from app.skills.api import router as skills_router
 from app.supervisor.api import router as supervisor_router
 
@@ -79,15 +82,25 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         app.state.pg = await pg.create_pool(
             database_url, size=settings.db_hot_pool_size, on_connect=hub.own
         )
+        # Offers carry the screen pop, read by their own write.
+        writer = OfferWriter(ScreenPopDetails())
         matcher = Matcher(
             database_url,
             hub,
             tick=settings.matcher_tick_seconds,
             silence=timedelta(seconds=settings.silence_seconds),
+            writer=writer,
         )
         presence = Presence(app.state.sessions)
         app.state.hub, app.state.matcher, app.state.presence = hub, matcher, presence
-        app.state.arrivals = Arrivals(matcher)
+        # The one way in for every channel; routing offers an arrival at once when it can.
+        app.state.intake = Intake(
+            pool=app.state.pg,
+            sessions=app.state.sessions,
+            settings=settings,
+            hub=hub,
+            router=Arrivals(matcher, writer),
+        )
         await hub.start()
         matcher.start()
         presence.start()

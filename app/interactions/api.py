@@ -23,7 +23,8 @@ from app.core.channels import Channel
 from app.core.errors import Forbidden
 from app.core.pagination import Page, Pagination
 from app.core.settings import Settings
-from app.interactions import intake, service
+from app.interactions import service
+from app.interactions.intake import Intake
 from app.interactions.models import Interaction, InteractionState
 from app.interactions.schemas import InteractionCreate, InteractionOut
 
@@ -73,29 +74,17 @@ async def create_interaction(request: Request) -> Response:
     or key is checked by intake's look-up, in the same statement (a bad body checks it alone
     first, so an unknown caller still hears 401 before 422)."""
     state = request.app.state
+    intake: Intake = state.intake
     secret = bearer_secret(request.headers.get("authorization"))  # none at all: 401 at once
     raw = await request.body()  # before a connection is taken: a slow upload holds none
     async with state.pg.acquire(timeout=pg.ACQUIRE_TIMEOUT) as connection:
         body = await _intake_body(raw, connection, secret, state.settings)
-        # The caller is checked in the look-up's round trip (one statement less per request).
-        # Routing's placer offers the arrival at once when it can, and wakes the matcher when
-        # it cannot (app.routing.arrivals).
-        interaction, inserted = await intake.queue_interaction(
-            connection,
-            body,
-            settings=state.settings,
-            sessions=state.sessions,
-            secret=secret,
-            placer=state.arrivals,
-        )
-        if inserted is not None:
-            # Committed already (one statement). Handed over before the connection goes back:
-            # this pool's commits send no NOTIFY (EventHub.own), and a cancel during the release
-            # would leave the events to the hubs' next poll.
-            state.hub.publish(inserted.events)
+        # The one way in (app.interactions.intake); the caller is checked in its look-up's
+        # round trip (one statement less per request).
+        received = await intake.receive(body, secret=secret, connection=connection)
     return Response(
-        interaction.model_dump_json(),
-        status_code=status.HTTP_201_CREATED if inserted is not None else status.HTTP_200_OK,
+        received.interaction.model_dump_json(),
+        status_code=status.HTTP_201_CREATED if received.created else status.HTTP_200_OK,
         media_type="application/json",
     )
 

@@ -1,30 +1,26 @@
-"""Intake on the hot path: plain SQL on the asyncpg pool (app.core.pg), not the ORM.
+"""The one way in: every channel adapter (HTTP, IVR, email, chat, callback) hands its new
+interactions to `Intake.receive`, and what happens to an existing one (an email reply, a chat
+line, a call's progress) to `Intake.add_event`.
 
-Every interaction enters here, so the usual delivery (a known customer, by id or contact point)
-costs two statements: one checks the request's caller (its token or key) and reads the earlier
-delivery of the same reference, the queue, its skills, the requested skills and the customer; one
-inserts the interaction and its event together, and, through a `Placer` (app.routing.arrivals),
-may offer it to an agent in that same statement. Each runs on its own (no BEGIN/COMMIT): the
-second is a single statement, so the row and its events still commit as one. It returns the
-events' ids too: the caller hands the events to its replica's hub (`EventHub.publish`) as soon
-as the statement returns, as the hot pool's commits send no NOTIFY. Validation runs in Python
-between the two, in the order and with the messages of the ORM version it replaced, so a
-client sees the same answers.
+`receive` identifies the caller and the customer (app/interactions/identify.py), writes the
+interaction and its `interaction.queued` event in one statement, hands it to routing (the
+`Router` main gives it: app/routing/arrivals.py, which offers it at once when it can and wakes
+the matcher when it cannot), and publishes what was written to its replica's event hub once it
+has committed. Adapters translate wire formats; they never write interactions themselves.
 
-A first contact from an unknown caller is rare: its customer is made by the customers service
-in a unit of work of its own, committed just before the interaction's insert, and only after
-everything else in the request was found valid (so a refused request still writes nothing).
-Should the insert still fail (its queue deleted in between), that customer stays, and a retried
-delivery finds it by its contact point.
+This is the hot path, so it is plain SQL on the asyncpg pool (app.core.pg), not the ORM: the
+usual delivery (a known customer, by id or contact point) costs the look-up and the insert, and
+the offer's write when routing makes one at once. Each runs on its own (no BEGIN/COMMIT): each
+is a single statement, so a row and its events commit together. The events are handed to the
+hub as soon as they are written, as the hot pool's commits send no NOTIFY (EventHub.own).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import asyncpg
@@ -32,128 +28,58 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import service as auth
 from app.auth.dependencies import known_principal
-from app.auth.principal import Principal
 from app.core import pg
-from app.core.db import unit_of_work
-from app.core.errors import InvalidField
-from app.core.hub import EventRecord
+from app.core.errors import IllegalTransition, InvalidField
+from app.core.hub import EventHub, EventRecord
+from app.core.pg import Events
 from app.core.settings import Settings
-from app.customers import service as customers
-from app.customers.contact_points import InvalidContactPoint, normalize
-from app.customers.models import ContactKind
-from app.customers.schemas import CustomerCreate
+from app.interactions import identify
+from app.interactions.models import TERMINAL_STATES, InteractionState
 from app.interactions.schemas import InteractionCreate, InteractionOut
-from app.queues.service import SETTINGS_VERSION
-from app.skills.schemas import SkillLevel
+from app.interactions.service import InteractionNotFound
 
-# The caller first (auth's `CALLER`, $1-$4; without a secret no row), then what intake needs,
-# and what routing needs to place the arrival at once (`Placer`): the customer's tier, their
-# last agent when the queue is sticky, and the queues' version.
-# A queue by id wins over a queue whose name happens to be that id, as in the ORM version.
-LOOK_UP = f"""
-    WITH {auth.CALLER}, queue AS (
-        SELECT coalesce(
-            (SELECT id FROM queues WHERE id = $7),
-            (SELECT id FROM queues WHERE lower(name) = $8)
-        ) AS id
-    ), customer AS (
-        SELECT coalesce(
-            (SELECT id FROM customers WHERE id = $10),
-            (SELECT customer_id FROM contact_points WHERE kind = $11 AND value = $12)
-        ) AS id
-    )
-    SELECT
-        (SELECT id FROM interactions WHERE channel = $5 AND external_ref = $6) AS existing_id,
-        queue.id AS queue_id,
-        (
-            SELECT coalesce(jsonb_object_agg(s.name, qs.min_proficiency), '{{}}'::jsonb)
-            FROM queue_skills qs JOIN skills s ON s.id = qs.skill_id
-            WHERE qs.queue_id = queue.id
-        ) AS queue_needs,
-        (
-            SELECT coalesce(jsonb_object_agg(lower(name), name), '{{}}'::jsonb)
-            FROM skills WHERE lower(name) = ANY($9::text[])
-        ) AS skills,
-        customer.id AS customer_id, c.tier::text AS tier,
-        last.agent_id AS last_agent_id, last.assigned_at AS last_agent_at,
-        {SETTINGS_VERSION} AS queues_version,
-        caller.kind AS caller_kind, caller.id AS caller_id, caller.name AS caller_name,
-        caller.role AS caller_role
-    FROM queue CROSS JOIN customer
-    LEFT JOIN customers c ON c.id = customer.id
-    LEFT JOIN LATERAL (
-        SELECT h.agent_id, h.assigned_at FROM interactions h
-        WHERE h.customer_id = customer.id AND h.agent_id IS NOT NULL
-          AND h.assigned_at IS NOT NULL
-          AND EXISTS (SELECT FROM queues s WHERE s.id = queue.id AND s.sticky_seconds > 0)
-        ORDER BY h.assigned_at DESC
-        LIMIT 1
-    ) last ON true
-    LEFT JOIN caller ON true
-"""  # noqa: S608 - constants only, no outside text
-
-# The new row, $1-$12 of `NewInteraction.arguments`, in the state `{state}` (an SQL expression;
-# a `Placer` may offer it in the same statement). DO NOTHING on a repeated reference: a
-# concurrent delivery of it won, and no event is written. JSON goes in as text, which reads
-# the same whatever jsonb codec the connection has.
-NEW_ROW = """
-    new AS (
+# The new row, $1-$12 of `Arrival.arguments`, queued, with its event. DO NOTHING on a repeated
+# reference: a concurrent delivery of it won, and no event is written. JSON goes in as text,
+# which reads the same whatever jsonb codec the connection has.
+INSERT = """
+    WITH new AS (
         INSERT INTO interactions (
             id, channel, external_ref, queue_id, customer_id, priority, needs, subject, summary,
-            state, waiting_since, offered_at, created_at, updated_at
+            state, waiting_since, created_at, updated_at
         )
-        VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, {state}, $10,
-                CASE WHEN {state} = 'offered' THEN $10::timestamptz END, $10, $10)
+        VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, 'queued', $10, $10, $10)
         ON CONFLICT ON CONSTRAINT uq_interactions_channel_external_ref DO NOTHING
         RETURNING *
-    )
-"""
-INSERT = f"""
-    WITH {NEW_ROW.format(state="'queued'")}, queued AS (
+    ), queued AS (
         INSERT INTO events (occurred_at, kind, subject_type, subject_id, actor, payload)
         SELECT $10, 'interaction.queued', 'interaction', new.id::text, $11, $12::text::jsonb
         FROM new
         RETURNING id
     )
     SELECT new.*, queued.id AS queued_event_id FROM new CROSS JOIN queued
-"""  # noqa: S608 - constants only, no outside text
-
-# For a caller known already: a digest no secret has, so `caller` is empty and nothing written.
-NO_CALLER = ("", False, datetime.min.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
-
+"""
 BY_REFERENCE = "SELECT * FROM interactions WHERE channel = $1 AND external_ref = $2"
 BY_ID = "SELECT * FROM interactions WHERE id = $1"
-CONTACT_OWNER = "SELECT customer_id FROM contact_points WHERE kind = $1 AND value = $2"
+
+# An interaction locked while an event is added to it: two deliveries of the same event (a
+# gateway's retry) take their turns, so the second finds the first's (`EARLIER_EVENT`).
+LOCK_INTERACTION = "SELECT state FROM interactions WHERE id = $1 FOR NO KEY UPDATE"
+EARLIER_EVENT = """
+    SELECT id, occurred_at, kind, subject_type, subject_id, actor, payload FROM events
+    WHERE subject_type = 'interaction' AND subject_id = $1 AND kind = $2
+      AND payload ->> 'reference' = $3
+    ORDER BY id LIMIT 1
+"""
+# What an adapter may say happened to an interaction it delivered: the channel issues add
+# their kinds here (a message, a call's progress), so every subscriber knows the whole list.
+PROGRESS_KINDS = frozenset({"interaction.message", "interaction.progress"})
 
 
 @dataclass(frozen=True, slots=True)
-class Contact:
-    """The caller's contact point as given, and normalised (None when it is not valid)."""
-
-    kind: ContactKind
-    raw: str
-    value: str | None
-    problem: str
-
-
-@dataclass(frozen=True, slots=True)
-class Found:
-    existing_id: uuid.UUID | None
-    queue_id: uuid.UUID | None
-    queue_needs: dict[str, int]
-    skills: dict[str, str]
-    customer_id: uuid.UUID | None
-    tier: str | None
-    last_agent_id: uuid.UUID | None
-    last_agent_at: datetime | None
-    queues_version: str | None
-    caller: Principal | None
-
-
-@dataclass(frozen=True, slots=True)
-class NewInteraction:
-    """A valid arrival about to be written: its row, its event's payload, and what routing
-    needs to weigh it (`tier` None: a customer made by this request, not read by the look-up)."""
+class Arrival:
+    """A valid new interaction about to be written: its row, its event's payload, and what
+    routing needs to weigh it (`tier` None: a customer made by this request, not read by the
+    look-up, so routing leaves it to a pass)."""
 
     id: uuid.UUID
     data: InteractionCreate
@@ -178,7 +104,7 @@ class NewInteraction:
         }
 
     def arguments(self) -> tuple[object, ...]:
-        """$1-$12 of `NEW_ROW` and `INSERT`."""
+        """$1-$12 of `INSERT`."""
         return (
             self.id,
             self.data.channel.value,
@@ -207,199 +133,186 @@ class NewInteraction:
 
 
 @dataclass(frozen=True, slots=True)
-class Inserted:
-    """A new interaction as written, with its committed events in log order (for the caller to
-    publish) and, when a `Placer` offered it at once, the agent it was offered to."""
+class Routed:
+    """What routing did with an arrival: the events it wrote (committed), and the agent it
+    offered the arrival to, if it did at once."""
 
-    interaction: InteractionOut
-    events: list[EventRecord]
+    events: list[EventRecord] = field(default_factory=list)
     offered_to: uuid.UUID | None = None
 
 
-class Placer(Protocol):
-    """Writes a new interaction, offering it to an agent in the same statement when it can
-    (app.routing.arrivals); `insert` below is the plain way. None for a known reference."""
+class Router(Protocol):
+    """Routing's side of intake (app/routing/arrivals.py), given to `Intake` by main:
+    `interactions` stands below `routing` and does not import it."""
 
-    async def insert(
-        self, connection: asyncpg.Connection, new: NewInteraction
-    ) -> Inserted | None: ...
+    async def arrived(self, connection: asyncpg.Connection, arrival: Arrival) -> Routed: ...
 
 
-async def queue_interaction(
-    connection: asyncpg.Connection,
-    data: InteractionCreate,
-    *,
-    settings: Settings,
-    sessions: async_sessionmaker[AsyncSession],
-    actor: str | None = None,
-    secret: str | None = None,
-    placer: Placer | None = None,
-) -> tuple[InteractionOut, Inserted | None]:
-    """Queue a new interaction; returns it and, when it is new, how it was written (its
-    committed events, for the caller to publish). A known reference is not new (None).
+@dataclass(frozen=True, slots=True)
+class Received:
+    """An interaction as intake left it; `created` False for a reference delivered before.
+    `events`: what was written for it, in log order, published already."""
 
-    Who asks: `actor`, a caller known already (a channel adapter), or `secret`, a request's
-    token or gateway key, checked in the look-up's round trip; an unknown one is refused (401)
-    before anything else is answered."""
-    contact = _contact(data, settings.default_phone_region)
-    arguments = NO_CALLER if secret is None else auth.caller_arguments(secret, settings)
-    found = await _look_up(connection, data, contact, arguments)
-    if secret is not None:
-        actor = known_principal(found.caller).actor
-    assert actor is not None, "queue_interaction needs an actor or a secret"
-    if found.existing_id is not None:
-        return await _read(connection, BY_ID, found.existing_id), None
-    if found.queue_id is None:
-        raise InvalidField("queue", f"no queue named or numbered {data.queue!r}")
-    if found.customer_id is None:
-        _ensure_valid_contact(data, contact)
-    needs = _needs(found.queue_needs, _requested(data.skills, found.skills))
-    customer_id = found.customer_id
-    if customer_id is None:
-        assert contact is not None
-        customer_id = await _new_customer(connection, sessions, data, contact, settings, actor)
-    known = customer_id == found.customer_id
-    new = NewInteraction(
-        id=uuid.uuid4(),
-        data=data,
-        queue_id=found.queue_id,
-        customer_id=customer_id,
-        needs=needs,
-        moment=pg.now(),
-        actor=actor,
-        tier=found.tier if known else None,
-        last_agent_id=found.last_agent_id if known else None,
-        last_agent_at=found.last_agent_at if known else None,
-        queues_version=found.queues_version,
-    )
-    inserted = await (insert(connection, new) if placer is None else placer.insert(connection, new))
-    if inserted is None:
-        assert data.external_ref is not None
-        return await _read(connection, BY_REFERENCE, data.channel.value, data.external_ref), None
-    return inserted.interaction, inserted
+    interaction: InteractionOut
+    created: bool
+    events: list[EventRecord] = field(default_factory=list)
+    offered_to: uuid.UUID | None = None
 
 
-def _contact(data: InteractionCreate, region: str) -> Contact | None:
-    if data.customer_id is not None or data.contact is None:
-        return None
-    kind, raw = data.contact.kind, data.contact.value
-    try:
-        return Contact(kind, raw, normalize(kind, raw, region), "")
-    except InvalidContactPoint as error:
-        return Contact(kind, raw, None, str(error))
+class Intake:
+    """The one way in for every channel. One per replica (app.state.intake)."""
 
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        hub: EventHub,
+        router: Router | None = None,
+    ) -> None:
+        self._pool = pool
+        self._sessions = sessions
+        self._settings = settings
+        self._hub = hub
+        self._router = router
 
-async def _look_up(
-    connection: asyncpg.Connection,
-    data: InteractionCreate,
-    contact: Contact | None,
-    caller: tuple[str, bool, datetime, datetime],
-) -> Found:
-    row = await connection.fetchrow(
-        LOOK_UP,
-        *caller,
-        data.channel.value,
-        data.external_ref,
-        _as_uuid(data.queue),
-        data.queue.lower(),
-        [level.skill.lower() for level in data.skills],
-        data.customer_id,
-        None if contact is None else contact.kind.value,
-        None if contact is None else contact.value,
-    )
-    assert row is not None
-    return Found(
-        existing_id=row["existing_id"],
-        queue_id=row["queue_id"],
-        queue_needs=row["queue_needs"],
-        skills=row["skills"],
-        customer_id=row["customer_id"],
-        tier=row["tier"],
-        last_agent_id=row["last_agent_id"],
-        last_agent_at=row["last_agent_at"],
-        queues_version=row["queues_version"],
-        caller=auth.caller_from(
-            row["caller_kind"], row["caller_id"], row["caller_name"], row["caller_role"]
-        ),
-    )
+    async def receive(
+        self,
+        data: InteractionCreate,
+        *,
+        actor: str | None = None,
+        secret: str | None = None,
+        connection: asyncpg.Connection | None = None,
+    ) -> Received:
+        """Queue a new interaction, route it, publish its events; a reference delivered before
+        is answered with what it became (idempotent: gateways and mail servers retry).
 
+        Who asks: `actor`, a caller known already (a channel adapter that checked its own
+        signature), or `secret`, a request's token or gateway key, checked in the look-up's
+        round trip; an unknown one is refused (401) before anything else is answered.
+        `connection`: one the caller holds already (the HTTP endpoint, which checked the caller
+        on it), else one is borrowed from the pool."""
+        if connection is not None:
+            return await self._receive(connection, data, actor, secret)
+        async with self._pool.acquire(timeout=pg.ACQUIRE_TIMEOUT) as borrowed:
+            return await self._receive(borrowed, data, actor, secret)
 
-def _as_uuid(reference: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(reference)
-    except ValueError:
-        return None
+    async def _receive(
+        self,
+        connection: asyncpg.Connection,
+        data: InteractionCreate,
+        actor: str | None,
+        secret: str | None,
+    ) -> Received:
+        arrival = await self._identify(connection, data, actor, secret)
+        if isinstance(arrival, InteractionOut):
+            return Received(arrival, created=False)
+        row = await connection.fetchrow(INSERT, *arrival.arguments())
+        if row is None:  # a concurrent delivery of the same reference won
+            assert data.external_ref is not None
+            earlier = await _read(connection, BY_REFERENCE, data.channel.value, data.external_ref)
+            return Received(earlier, created=False)
+        interaction = dict(row)
+        events = [arrival.queued_event(interaction.pop("queued_event_id"))]
+        routed = (
+            Routed() if self._router is None else await self._router.arrived(connection, arrival)
+        )
+        if routed.offered_to is not None:  # offered by the write routing just made
+            interaction |= {"state": InteractionState.offered.value, "offered_at": arrival.moment}
+        events.extend(routed.events)
+        # Committed already. Handed over before the connection goes back: a cancel during the
+        # release would leave the events to the hubs' next poll.
+        self._hub.publish(events)
+        return Received(InteractionOut.model_validate(interaction), True, events, routed.offered_to)
 
+    async def _identify(
+        self,
+        connection: asyncpg.Connection,
+        data: InteractionCreate,
+        actor: str | None,
+        secret: str | None,
+    ) -> Arrival | InteractionOut:
+        """The arrival to write, or the interaction an earlier delivery of it became."""
+        settings = self._settings
+        contact = identify.contact_of(data, settings.default_phone_region)
+        arguments = (
+            identify.NO_CALLER if secret is None else auth.caller_arguments(secret, settings)
+        )
+        found = await identify.look_up(connection, data, contact, arguments)
+        if secret is not None:
+            actor = known_principal(found.caller).actor
+        assert actor is not None, "Intake.receive needs an actor or a secret"
+        if found.existing_id is not None:
+            return await _read(connection, BY_ID, found.existing_id)
+        if found.queue_id is None:
+            raise InvalidField("queue", f"no queue named or numbered {data.queue!r}")
+        if found.customer_id is None:
+            identify.ensure_valid_contact(data, contact)
+        needs = identify.needs_of(found.queue_needs, identify.requested(data.skills, found.skills))
+        customer_id = found.customer_id
+        if customer_id is None:
+            assert contact is not None
+            customer_id = await identify.new_customer(
+                connection, self._sessions, data, contact, settings, actor
+            )
+        known = customer_id == found.customer_id
+        return Arrival(
+            id=uuid.uuid4(),
+            data=data,
+            queue_id=found.queue_id,
+            customer_id=customer_id,
+            needs=needs,
+            moment=pg.now(),
+            actor=actor,
+            tier=found.tier if known else None,
+            last_agent_id=found.last_agent_id if known else None,
+            last_agent_at=found.last_agent_at if known else None,
+            queues_version=found.queues_version,
+        )
 
-def _ensure_valid_contact(data: InteractionCreate, contact: Contact | None) -> None:
-    """No customer matched: a wrong id is the client's error, and so is a malformed contact."""
-    if data.customer_id is not None:
-        raise customers.CustomerNotFound(f"no customer with id {data.customer_id}")
-    if contact is not None and contact.value is None:
-        raise InvalidField("contact.value", contact.problem)
-
-
-def _requested(levels: Sequence[SkillLevel], known: dict[str, str]) -> list[tuple[str, int]]:
-    """The requested levels by stored skill name; the checks of skills.resolve_levels."""
-    seen: set[str] = set()
-    resolved: list[tuple[str, int]] = []
-    for index, level in enumerate(levels):
-        field = f"skills[{index}].skill"
-        if level.skill in seen:
-            raise InvalidField(field, f"skill {level.skill!r} is listed twice")
-        seen.add(level.skill)
-        name = known.get(level.skill.lower())
-        if name is None:
-            raise InvalidField(field, f"unknown skill {level.skill!r}; create it at /v1/skills")
-        resolved.append((name, level.level))
-    return resolved
-
-
-def _needs(queue_needs: dict[str, int], requested: list[tuple[str, int]]) -> list[dict[str, Any]]:
-    """The queue's skills, raised where the interaction asks for more."""
-    needs = dict(queue_needs)
-    for name, level in requested:
-        needs[name] = max(level, needs.get(name, 0))
-    return [{"skill": name, "level": level} for name, level in sorted(needs.items())]
-
-
-async def _new_customer(
-    connection: asyncpg.Connection,
-    sessions: async_sessionmaker[AsyncSession],
-    data: InteractionCreate,
-    contact: Contact,
-    settings: Settings,
-    actor: str,
-) -> uuid.UUID:
-    """A customer for an unknown caller, or the one a concurrent first contact just made."""
-    kind = contact.kind.value
-    new = CustomerCreate(
-        name=data.customer_name or f"Unknown {kind} {contact.raw}",
-        phones=[contact.raw] if kind == "phone" else [],
-        emails=[contact.raw] if kind == "email" else [],
-        chat_ids=[contact.raw] if kind == "chat" else [],
-    )
-    try:
-        async with unit_of_work(sessions) as session:
-            customer = await customers.create_customer(session, new, settings=settings, actor=actor)
-    except InvalidField as error:
-        raise InvalidField("contact.value", error.detail.split(": ", 1)[-1]) from error
-    except customers.ContactPointTaken:
-        owner: uuid.UUID | None = await connection.fetchval(CONTACT_OWNER, kind, contact.value)
-        if owner is None:
-            raise
-        return owner
-    return customer.id
-
-
-async def insert(connection: asyncpg.Connection, new: NewInteraction) -> Inserted | None:
-    """The new interaction, queued, and its event as the hub would read it."""
-    row: asyncpg.Record | None = await connection.fetchrow(INSERT, *new.arguments())
-    if row is None:
-        return None
-    interaction = dict(row)
-    event = new.queued_event(interaction.pop("queued_event_id"))
-    return Inserted(InteractionOut.model_validate(interaction), [event])
+    async def add_event(
+        self,
+        interaction_id: uuid.UUID,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        actor: str,
+        reference: str | None = None,
+    ) -> tuple[EventRecord, bool]:
+        """Record what happened to an interaction a channel delivered (a message, a call's
+        progress) as an event of the interaction, and publish it; returns it, and whether it
+        is new. `reference`: the channel's id for it (a message id, a gateway's event id): the
+        same reference delivered again returns the first event and writes nothing. Refused for
+        an unknown interaction, and for one that has ended (its story is closed)."""
+        if kind not in PROGRESS_KINDS:
+            allowed = ", ".join(sorted(PROGRESS_KINDS))
+            raise InvalidField("kind", f"{kind!r} is not an interaction's progress; use {allowed}")
+        if reference is not None:
+            payload = {**payload, "reference": reference}
+        events = Events()
+        async with pg.transaction(self._pool) as connection:
+            state = await connection.fetchval(LOCK_INTERACTION, interaction_id)
+            if state is None:
+                raise InteractionNotFound(f"no interaction with id {interaction_id}")
+            if InteractionState(state) in TERMINAL_STATES:
+                raise IllegalTransition(f"interaction {interaction_id} is {state} already")
+            if reference is not None:
+                earlier = await connection.fetchrow(
+                    EARLIER_EVENT, str(interaction_id), kind, reference
+                )
+                if earlier is not None:
+                    return EventRecord(**earlier), False
+            events.add(
+                kind,
+                subject_type="interaction",
+                subject_id=interaction_id,
+                actor=actor,
+                payload=payload,
+            )
+            await events.write(connection)
+        self._hub.publish(events.written)
+        return events.written[0], True
 
 
 async def _read(connection: asyncpg.Connection, query: str, *args: object) -> InteractionOut:

@@ -55,6 +55,16 @@ JOINS = """
 POP = f"SELECT {COLUMNS} FROM interactions i {JOINS} WHERE i.id = $1"  # noqa: S608 - constants
 
 
+class ScreenPopDetails:
+    """The screen pop as the offers' writer reads it with each offer (routing.offers)."""
+
+    name = "screen_pop"
+    columns = COLUMNS
+
+    def from_row(self, row: Mapping[str, Any], payload: Mapping[str, Any]) -> object:
+        return from_row(row, routing_of(payload))
+
+
 def routing(
     reason: str, matched_skills: Mapping[str, int], effective_priority: float | None
 ) -> dict[str, Any]:

@@ -1,0 +1,172 @@
+"""Agent states as routing carries them out: locking an agent, moving its state, the state its
+holdings call for, and leaving routing (its offers return to the queue).
+
+The rules themselves (which moves are allowed, what holdings call for) are app/agents/states.py;
+this module is the database side of them. Each function works inside the caller's transaction
+and adds its events to the caller's `Events`.
+
+Lock order, everywhere: the agent, then the interaction, then the offer. Two transactions that
+take locks in one order cannot deadlock each other; the sweeps, which lock many rows, skip rows
+that are locked and catch them on the next tick instead of waiting. Rows are locked FOR NO KEY
+UPDATE, never FOR UPDATE: inserting an offer takes KEY SHARE on its agent and interaction (the
+foreign keys), which FOR UPDATE would wait on, and the matcher inserts many offers at once in
+no particular order (measured: such waits deadlocked the matcher under load).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from app.agents.models import AgentState
+from app.agents.service import AgentNotFound
+from app.core.pg import Events, now
+from app.routing.holdings import return_to_queue
+
+ROUTABLE = (AgentState.available, AgentState.busy, AgentState.wrap_up)
+ROUTABLE_NAMES = [state.value for state in ROUTABLE]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentNow:
+    """An agent's state as read under its row lock."""
+
+    id: uuid.UUID
+    state: AgentState
+    reason: str | None
+
+
+async def lock_agent(connection: asyncpg.Connection, agent_id: uuid.UUID) -> AgentNow:
+    row = await connection.fetchrow(
+        "SELECT state, state_reason FROM agents WHERE id = $1 FOR NO KEY UPDATE", agent_id
+    )
+    if row is None:
+        raise AgentNotFound(f"no agent with id {agent_id}")
+    return AgentNow(agent_id, AgentState(row["state"]), row["state_reason"])
+
+
+async def set_state(
+    connection: asyncpg.Connection,
+    events: Events,
+    agent: AgentNow,
+    state: AgentState,
+    *,
+    reason: str | None,
+    actor: str,
+) -> AgentNow:
+    """Move a locked agent to `state`; the same state with the same reason changes nothing."""
+    if agent.state is state and agent.reason == reason:
+        return agent
+    moment = now()
+    becomes_idle = state is AgentState.available and agent.state is not AgentState.available
+    await connection.execute(
+        "UPDATE agents SET state = $2, state_reason = $3, state_since = $4, updated_at = $4,"
+        " idle_since = CASE WHEN $5 THEN $4 ELSE idle_since END WHERE id = $1",
+        agent.id,
+        state.value,
+        reason,
+        moment,
+        becomes_idle,
+    )
+    return state_changed(events, agent, state, reason, actor)
+
+
+# The state an agent's holdings call for, written when it differs (migration 0006).
+REFRESH = "SELECT routing_refresh_agent($1, $2)"
+
+
+async def refresh_agent_state(
+    connection: asyncpg.Connection, events: Events, agent: AgentNow, *, actor: str
+) -> AgentNow:
+    """busy while holding work, wrap_up after a call, available when free; away/offline stay.
+
+    The agent is locked by the caller, so `agent.state` is the state being left."""
+    if agent.state not in ROUTABLE:
+        return agent
+    changed = await connection.fetchval(REFRESH, agent.id, now())
+    if changed is None:
+        return agent
+    return state_changed(events, agent, AgentState(changed), None, actor)
+
+
+def state_changed(
+    events: Events, agent: AgentNow, state: AgentState, reason: str | None, actor: str
+) -> AgentNow:
+    """The event of a state change just written; returns the agent as it is now."""
+    events.add(
+        "agent.state_changed",
+        subject_type="agent",
+        subject_id=agent.id,
+        actor=actor,
+        payload=state_payload(agent.state, state, reason),
+    )
+    return AgentNow(agent.id, state, reason)
+
+
+def state_payload(source: AgentState, target: AgentState, reason: str | None) -> dict[str, Any]:
+    """The payload of an `agent.state_changed` event (also built in routing_complete)."""
+    return {"from": source.value, "to": target.value, "reason": reason}
+
+
+async def change_state(
+    connection: asyncpg.Connection,
+    events: Events,
+    agent_id: uuid.UUID,
+    state: AgentState,
+    *,
+    reason: str | None,
+    actor: str,
+) -> None:
+    """An agent (or its supervisor) asks for available, away or offline, from the desk or REST.
+
+    Available: the state its holdings then call for (busy while it holds work), idle from now
+    if it was not available. Away or offline: it leaves routing, and its offers return."""
+    agent = await lock_agent(connection, agent_id)
+    if state is AgentState.available:
+        agent = await set_state(connection, events, agent, state, reason=reason, actor=actor)
+        await refresh_agent_state(connection, events, agent, actor=actor)
+    else:
+        await release_agent(connection, events, agent, state=state, reason=reason, actor=actor)
+
+
+async def release_agent(
+    connection: asyncpg.Connection,
+    events: Events,
+    agent: AgentNow,
+    *,
+    state: AgentState,
+    reason: str | None,
+    actor: str,
+) -> AgentNow:
+    """The agent (locked) leaves routing: socket gone, heartbeat lost, away: its offers return
+    (withdrawn for `reason`, or for the state it goes to when none is given)."""
+    offers = await connection.fetch(
+        "SELECT id, interaction_id FROM offers WHERE agent_id = $1 AND state = 'pending'"
+        " ORDER BY interaction_id",
+        agent.id,
+    )
+    for offer in offers:
+        await return_to_queue(
+            connection,
+            events,
+            offer_id=offer["id"],
+            interaction_id=offer["interaction_id"],
+            agent_id=agent.id,
+            outcome="withdrawn",
+            reason=reason or state.value,
+            actor=actor,
+        )
+    return await set_state(connection, events, agent, state, reason=reason, actor=actor)
+
+
+async def lock_agents(connection: asyncpg.Connection, agent_ids: set[uuid.UUID]) -> list[AgentNow]:
+    """Lock the agents not locked by someone else, in id order; the rest wait for a later tick."""
+    rows = await connection.fetch(
+        "SELECT id, state, state_reason FROM agents WHERE id = ANY($1::uuid[])"
+        " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED",
+        list(agent_ids),
+    )
+    return [AgentNow(row["id"], AgentState(row["state"]), row["state_reason"]) for row in rows]

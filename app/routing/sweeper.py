@@ -1,0 +1,171 @@
+"""The sweeps that keep nothing stuck (DESIGN.md rules 7-9), run by the leading matcher once a
+tick in one transaction: late offers go back to the queue (and the agent who missed one may go
+away), silent and deactivated agents leave routing, overdue wrap-ups end.
+
+Each locks many rows, in id order with SKIP LOCKED: a row someone else holds is left to the
+next tick rather than waited for (the lock order is app/routing/agent_states.py's).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import asyncpg
+
+from app.agents.models import AgentState
+from app.core.events import SYSTEM_ACTOR
+from app.core.pg import Events, now
+from app.interactions.models import InteractionState
+from app.routing.agent_states import (
+    ROUTABLE_NAMES,
+    AgentNow,
+    lock_agents,
+    refresh_agent_state,
+    release_agent,
+    set_state,
+)
+from app.routing.holdings import finish, moved, return_to_queue
+
+S = InteractionState
+
+OVERDUE_OFFERS = """
+    SELECT o.id, o.interaction_id, o.agent_id, q.away_on_missed_offer AS away
+    FROM offers o
+    JOIN interactions i ON i.id = o.interaction_id
+    JOIN queues q ON q.id = i.queue_id
+    WHERE o.state = 'pending' AND o.deadline <= $1
+"""
+
+
+async def time_out_offers(connection: asyncpg.Connection, events: Events) -> int:
+    """Offers past their deadline go back to the queue; the agent who missed one may go away."""
+    overdue = await connection.fetch(OVERDUE_OFFERS, now())
+    if not overdue:
+        return 0
+    agents = {a.id: a for a in await lock_agents(connection, {r["agent_id"] for r in overdue})}
+    ended = 0
+    for offer in overdue:
+        agent = agents.get(offer["agent_id"])
+        if agent is None:  # busy deciding right now: its decision or the next tick settles it
+            continue
+        returned = await return_to_queue(
+            connection,
+            events,
+            offer_id=offer["id"],
+            interaction_id=offer["interaction_id"],
+            agent_id=agent.id,
+            outcome="timed_out",
+            reason="offer timed out",
+            actor=SYSTEM_ACTOR,
+        )
+        if not returned:
+            continue
+        ended += 1
+        if offer["away"]:
+            agents[agent.id] = await set_state(
+                connection,
+                events,
+                agent,
+                AgentState.away,
+                reason="missed an offer",
+                actor=SYSTEM_ACTOR,
+            )
+    return ended
+
+
+async def sweep_silent_agents(
+    connection: asyncpg.Connection, events: Events, *, silence: timedelta
+) -> int:
+    """Rule 8: an agent whose socket has said nothing for `silence` leaves available."""
+    rows = await connection.fetch(
+        "SELECT a.id, a.state, a.state_reason FROM agents a"
+        " JOIN agent_presence p ON p.agent_id = a.id"
+        " WHERE a.state = ANY($1::text[]) AND p.last_seen_at < $2"
+        " ORDER BY a.id FOR NO KEY UPDATE OF a SKIP LOCKED",
+        ROUTABLE_NAMES,
+        now() - silence,
+    )
+    return await _release_all(connection, events, rows, AgentState.away, "no heartbeat")
+
+
+# Agents whose user was deactivated but who still take part in routing (or hold offers).
+DEACTIVATED = """
+    SELECT a.id, a.state, a.state_reason FROM agents a JOIN users u ON u.id = a.user_id
+    WHERE a.state <> 'offline' AND NOT u.is_active
+    ORDER BY a.id FOR NO KEY UPDATE OF a SKIP LOCKED
+"""
+
+
+async def sweep_deactivated_agents(connection: asyncpg.Connection, events: Events) -> int:
+    """An agent whose user was deactivated goes offline and its offers return to the queue.
+
+    The user is deactivated in the admin API, below routing, so the sweep does it, within a
+    tick; meanwhile no pass offers it anything (the offers' write checks `is_active`)."""
+    rows = await connection.fetch(DEACTIVATED)
+    return await _release_all(connection, events, rows, AgentState.offline, "deactivated")
+
+
+async def _release_all(
+    connection: asyncpg.Connection,
+    events: Events,
+    rows: list[asyncpg.Record],
+    state: AgentState,
+    reason: str,
+) -> int:
+    """A sweep's agents (locked rows of id, state, state_reason) leave routing for `state`."""
+    for row in rows:
+        agent = AgentNow(row["id"], AgentState(row["state"]), row["state_reason"])
+        await release_agent(
+            connection, events, agent, state=state, reason=reason, actor=SYSTEM_ACTOR
+        )
+    return len(rows)
+
+
+OVERDUE_WRAP_UPS = """
+    SELECT i.id, i.agent_id FROM interactions i JOIN queues q ON q.id = i.queue_id
+    WHERE i.state = 'wrap_up'
+      AND i.wrap_up_at + make_interval(secs => q.wrap_up_seconds) < $1
+"""
+
+
+async def end_overdue_wrap_ups(connection: asyncpg.Connection, events: Events) -> int:
+    """A wrap-up ends by itself after the queue's wrap-up time."""
+    overdue = await connection.fetch(OVERDUE_WRAP_UPS, now())
+    if not overdue:
+        return 0
+    agents = {a.id: a for a in await lock_agents(connection, {r["agent_id"] for r in overdue})}
+    ended = await connection.fetch(
+        "SELECT id, agent_id FROM interactions WHERE id = ANY($1::uuid[]) AND state = 'wrap_up'"
+        " AND agent_id = ANY($2::uuid[]) ORDER BY id FOR NO KEY UPDATE SKIP LOCKED",
+        [row["id"] for row in overdue],
+        list(agents),
+    )
+    if not ended:
+        return 0
+    await finish(connection, [row["id"] for row in ended])
+    extra = {"reason": "wrap-up time over"}
+    for row in ended:
+        moved(events, row["id"], S.wrap_up, S.completed, row["agent_id"], SYSTEM_ACTOR, extra)
+    for agent_id in {row["agent_id"] for row in ended}:
+        await refresh_agent_state(connection, events, agents[agent_id], actor=SYSTEM_ACTOR)
+    return len(ended)
+
+
+async def run_upkeep(
+    connection: asyncpg.Connection,
+    events: Events,
+    *,
+    silence: timedelta,
+    sweep: bool,
+    timeouts: bool,
+) -> None:
+    """Rules 7-9, inside the caller's transaction: overdue offers end (`timeouts`), and with
+    `sweep` silent and deactivated agents leave routing and overdue wrap-ups end.
+    The matcher asks for these once a tick, not every pass: a deadline a fraction of a tick
+    late changes nothing, and the queries are not free."""
+    if timeouts:
+        await time_out_offers(connection, events)
+    if sweep:
+        await sweep_silent_agents(connection, events, silence=silence)
+        await sweep_deactivated_agents(connection, events)
+        await end_overdue_wrap_ups(connection, events)

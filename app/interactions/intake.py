@@ -208,13 +208,13 @@ class Intake:
         arrival = await self._identify(connection, data, actor, secret)
         if isinstance(arrival, InteractionOut):
             return Received(arrival, created=False)
-        row = await connection.fetchrow(INSERT, *arrival.arguments())
-        if row is None:  # a concurrent delivery of the same reference won
+        inserted = await insert(connection, arrival)
+        if inserted is None:  # a concurrent delivery of the same reference won
             assert data.external_ref is not None
             earlier = await _read(connection, BY_REFERENCE, data.channel.value, data.external_ref)
             return Received(earlier, created=False)
-        interaction = dict(row)
-        events = [arrival.queued_event(interaction.pop("queued_event_id"))]
+        interaction, queued = inserted
+        events = [queued]
         routed = (
             Routed() if self._router is None else await self._router.arrived(connection, arrival)
         )
@@ -313,6 +313,18 @@ class Intake:
             await events.write(connection)
         self._hub.publish(events.written)
         return events.written[0], True
+
+
+async def insert(
+    connection: asyncpg.Connection, arrival: Arrival
+) -> tuple[dict[str, Any], EventRecord] | None:
+    """The arrival written queued, with its `interaction.queued` event (committed: one
+    statement); None for a reference a concurrent delivery wrote first."""
+    row = await connection.fetchrow(INSERT, *arrival.arguments())
+    if row is None:
+        return None
+    interaction = dict(row)
+    return interaction, arrival.queued_event(interaction.pop("queued_event_id"))
 
 
 async def _read(connection: asyncpg.Connection, query: str, *args: object) -> InteractionOut:

@@ -20,18 +20,10 @@ import asyncpg
 
 from app.core.channels import Channel
 from app.core.pg import Events, now
-from app.routing import policy
+from app.routing import policy, waiting
 from app.routing.directory import AgentDirectory
 from app.routing.offers import NewOffer, OfferWriter, new_offer
-from app.routing.waiting import (
-    ANY_WAITING,
-    WAITING_LIMIT,
-    WAITING_PAGE,
-    QueueBook,
-    QueueSettings,
-    page,
-    waiting_items,
-)
+from app.routing.waiting import QueueBook, QueueSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +60,14 @@ async def run_pass(
     if reader is None or not directory.anyone_with_room(silence):
         await directory.refresh(reader or connection)
         if not directory.anyone_with_room(silence):
-            return PassResult(offers=0, left_unread=bool(await connection.fetchval(ANY_WAITING)))
-        rows = await page(connection, moment, None)
+            return PassResult(
+                offers=0, left_unread=bool(await connection.fetchval(waiting.ANY_WAITING))
+            )
+        rows = await waiting.page(connection, moment, None)
     else:
         async with asyncio.TaskGroup() as both:
             both.create_task(directory.refresh(reader))
-            waiting_read = both.create_task(page(connection, moment, None))
+            waiting_read = both.create_task(waiting.page(connection, moment, None))
         rows = waiting_read.result()
     if not rows:
         return PassResult(offers=0)
@@ -113,7 +107,7 @@ async def _serve_pages(
     across the pages (`policy.Standing`: the pairs `policy.match` makes over the same order).
     A page is read only while someone has room: at peak a pass reads what the free agents can
     take, not the whole backlog; with room left and work that nobody free can take ahead, up to
-    `WAITING_LIMIT` interactions."""
+    `waiting.WAITING_LIMIT` interactions."""
     standing = policy.Standing(directory.kept(silence))
     matches: list[policy.Match] = []
     read: list[policy.WaitingInteraction] = []
@@ -125,13 +119,13 @@ async def _serve_pages(
         rules = {queue_id: queue.rules for queue_id, queue in queues.items()}
         fresh = [row for row in rows if row["id"] not in seen]
         seen.update(row["id"] for row in fresh)
-        items = await waiting_items(connection, queues, fresh)
+        items = await waiting.waiting_items(connection, queues, fresh)
         read.extend(items)
         matches.extend(standing.serve_in_order(items, rules, moment))
-        more = len(rows) == WAITING_PAGE
-        if not more or standing.full() or len(read) >= WAITING_LIMIT:
+        more = len(rows) == waiting.WAITING_PAGE
+        if not more or standing.full() or len(read) >= waiting.WAITING_LIMIT:
             return _Served(matches, tuple(read), queues, unread=more)
-        rows = await page(connection, moment, rows[-1])
+        rows = await waiting.page(connection, moment, rows[-1])
         if not rows:
             return _Served(matches, tuple(read), queues, unread=False)
 

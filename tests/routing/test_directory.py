@@ -16,7 +16,9 @@ from app.core import pg
 from app.core.hub import asyncpg_dsn
 from app.core.pg import Events
 from app.routing.directory import SKILLS_OF, AgentDirectory
-from app.routing.matcher import PassResult, QueueBook, run_pass
+from app.routing.offers import OfferWriter
+from app.routing.passes import PassResult, run_pass
+from app.routing.waiting import QueueBook
 from tests.support import create_skills
 
 Headers = dict[str, str]
@@ -218,7 +220,9 @@ async def _chat(client: httpx.AsyncClient, admin: Headers, visitor: str) -> str:
 
 
 async def _pass(connection: asyncpg.Connection, directory: AgentDirectory) -> PassResult:
-    return await run_pass(connection, Events(), directory, QueueBook(), silence=SILENCE)
+    return await run_pass(
+        connection, Events(), directory, QueueBook(), OfferWriter(), silence=SILENCE
+    )
 
 
 # Everyone is read again once a second by default: these tests must not lean on that.

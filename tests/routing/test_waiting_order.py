@@ -17,9 +17,11 @@ from fastapi import FastAPI
 
 from app.core import pg
 from app.core.pg import Events, now
-from app.routing import matcher, policy
+from app.routing import policy, waiting
 from app.routing.directory import AgentDirectory
-from app.routing.matcher import PassResult, QueueBook, run_pass
+from app.routing.offers import OfferWriter
+from app.routing.passes import PassResult, run_pass
+from app.routing.waiting import QueueBook
 from tests.support import create_skills
 
 Headers = dict[str, str]
@@ -94,13 +96,15 @@ async def by_hand(app: FastAPI, database_url: str) -> AsyncIterator[asyncpg.Conn
 @pytest.fixture
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pages of 3 and at most 9 a pass, so that a dozen waiting make a long backlog."""
-    monkeypatch.setattr(matcher, "WAITING_PAGE", 3)
-    monkeypatch.setattr(matcher, "WAITING_LIMIT", 9)
+    monkeypatch.setattr(waiting, "WAITING_PAGE", 3)
+    monkeypatch.setattr(waiting, "WAITING_LIMIT", 9)
 
 
 async def _pass(connection: asyncpg.Connection) -> PassResult:
     directory = AgentDirectory()
-    return await run_pass(connection, Events(), directory, QueueBook(), silence=SILENCE)
+    return await run_pass(
+        connection, Events(), directory, QueueBook(), OfferWriter(), silence=SILENCE
+    )
 
 
 async def _offered(connection: asyncpg.Connection) -> list[str]:
@@ -137,15 +141,15 @@ async def test_pages_come_in_the_policys_order_of_service(
     moment = now()
 
     paged: list[uuid.UUID] = []
-    rows = await matcher._page(by_hand, moment, None)
+    rows = await waiting.page(by_hand, moment, None)
     while rows:
         paged.extend(row["id"] for row in rows)
-        rows = await matcher._page(by_hand, moment, rows[-1])
+        rows = await waiting.page(by_hand, moment, rows[-1])
 
-    everything = await by_hand.fetch(matcher.WAITING, 1000, moment, None, None, None, 1000)
+    everything = await by_hand.fetch(waiting.WAITING, 1000, moment, None, None, None, 1000)
     needed = {row["queue_id"] for row in everything}
     queues = await QueueBook().settings(by_hand, everything[0]["queues_version"], needed)
-    items = await matcher._waiting(by_hand, queues, everything)
+    items = await waiting.waiting_items(by_hand, queues, everything)
     rules = {queue_id: queue.rules for queue_id, queue in queues.items()}
     assert paged == [item.id for _, item, _ in policy.in_line(items, rules, moment)]
     assert len(paged) == 14
@@ -219,7 +223,7 @@ async def test_behind_the_ranked_window_the_oldest_come_first(
 ) -> None:
     """Only the oldest are ranked (a backlog of 100,000 is not sorted on every pass): behind
     more than that, a platinum chat waits its turn, and the oldest of those ranked goes first."""
-    monkeypatch.setattr(matcher, "RANKED_LIMIT", 4)
+    monkeypatch.setattr(waiting, "RANKED_LIMIT", 4)
     await create_skills(client, admin, "billing")
     await _queue(client, admin, "billing", aging_factor=0.01)
     lead = await _customer(client, admin, "lead", 1)

@@ -1,0 +1,92 @@
+"""The screen pop: who the customer is and what happened before, with every offer, so the agent
+knows the caller before saying hello.
+
+Composed here, at the edge that delivers it, from the customers' profile
+(app/customers/profile.py) and the interaction with its history (app/interactions/history.py);
+the complaints issue adds the customer's open complaints from `tickets` the same way. It is read
+by the statement that writes the offers (`ScreenPopDetails`, given to routing's `OfferWriter`
+by main), so an offer reaches a desk of its own replica with no read of its own; `read` reads
+it for everything else (a replayed offer, an offer written by another replica). Both go through
+`from_row`, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any, TypeAlias
+
+import asyncpg
+from pydantic import BaseModel, Field
+
+from app.customers import profile
+from app.customers.profile import CustomerProfile
+from app.interactions import history
+from app.interactions.history import OfferedInteraction, PastInteraction
+from app.interactions.service import InteractionNotFound
+
+# A pool works wherever a connection does: it lends one to each statement.
+Reader: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+
+class OfferRouting(BaseModel):
+    """Why the interaction went to this agent."""
+
+    reason: str
+    matched_skills: dict[str, int]
+    effective_priority: float | None
+
+
+class ScreenPop(BaseModel):
+    interaction: OfferedInteraction
+    customer: CustomerProfile
+    history: list[PastInteraction]  # the customer's latest interactions, newest first
+    # Filled by the complaints issue; the slot is part of the protocol already.
+    open_complaints: list[dict[str, Any]] = Field(default_factory=list)
+    routing: OfferRouting
+
+
+# The pop's columns, for the interaction `i` with its customer `c` and queue `q`.
+COLUMNS = f"{history.COLUMNS},\n{profile.COLUMNS}"
+POP = f"""
+    SELECT {COLUMNS}
+    FROM interactions i JOIN customers c ON c.id = i.customer_id JOIN queues q ON q.id = i.queue_id
+    WHERE i.id = $1
+"""  # noqa: S608 - constants only, no outside text
+
+
+def routing_of(payload: Mapping[str, Any]) -> OfferRouting:
+    """The `routing` slot from an `interaction.offered` event's payload."""
+    return OfferRouting(
+        reason=payload.get("reason", ""),
+        matched_skills=payload.get("matched_skills", {}),
+        effective_priority=payload.get("effective_priority"),
+    )
+
+
+def from_row(row: Mapping[str, Any], routing: OfferRouting) -> ScreenPop:
+    """The pop from a row holding `COLUMNS`."""
+    return ScreenPop(
+        interaction=history.offered_from_row(row),
+        customer=profile.from_row(row),
+        history=history.history_from_row(row),
+        routing=routing,
+    )
+
+
+class ScreenPopDetails:
+    """The screen pop as routing's offer writer reads it with each offer
+    (app.routing.offers.OfferDetails), attached to the `interaction.offered` event."""
+
+    name = "screen_pop"
+    columns = COLUMNS
+
+    def from_row(self, row: Mapping[str, Any], payload: Mapping[str, Any]) -> ScreenPop:
+        return from_row(row, routing_of(payload))
+
+
+async def read(db: Reader, interaction_id: uuid.UUID, routing: OfferRouting) -> ScreenPop:
+    row = await db.fetchrow(POP, interaction_id)
+    if row is None:
+        raise InteractionNotFound(f"no interaction with id {interaction_id}")
+    return from_row(row, routing)

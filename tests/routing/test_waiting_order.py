@@ -52,8 +52,9 @@ async def _waiting(
     customer: str,
     priority: int = 0,
     waited: float = 0.0,
+    channel: str = "chat",
 ) -> str:
-    body = {"channel": "chat", "queue": queue, "customer_id": customer, "priority": priority}
+    body = {"channel": channel, "queue": queue, "customer_id": customer, "priority": priority}
     response = await client.post("/v1/interactions", json=body, headers=admin)
     assert response.status_code == 201, response.text
     interaction_id: str = response.json()["id"]
@@ -65,13 +66,18 @@ async def _waiting(
     return interaction_id
 
 
-async def _lin(client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection) -> None:
-    """One agent with billing, room for one chat, present and available."""
+async def _lin(
+    client: httpx.AsyncClient,
+    admin: Headers,
+    connection: asyncpg.Connection,
+    capacity: dict[str, int] | None = None,
+) -> None:
+    """One agent with billing, room for one chat (or `capacity`), present and available."""
     body = {
         "username": "lin",
         "display_name": "Lin",
         "skills": [{"skill": "billing", "level": 3}],
-        "capacity": {"voice": 0, "chat": 1, "email": 0},
+        "capacity": capacity or {"voice": 0, "chat": 1, "email": 0},
     }
     response = await client.post("/v1/agents", json=body, headers=admin)
     assert response.status_code == 201, response.text
@@ -238,3 +244,38 @@ async def test_behind_the_ranked_window_the_oldest_come_first(
 
     assert result.offers == 1
     assert await _offered(by_hand) == [oldest]
+
+
+async def test_a_backlog_of_one_channel_hides_no_newer_work_of_another(
+    by_hand: asyncpg.Connection,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    small_pages: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each channel's oldest are ranked apart: a backlog of old emails longer than the window
+    does not keep a newer call from an agent who takes calls only (rule 4 for every channel)."""
+    monkeypatch.setattr(waiting, "RANKED_LIMIT", 4)
+    await create_skills(client, admin, "billing")
+    await _queue(client, admin, "billing", aging_factor=0.01)
+    lead = await _customer(client, admin, "lead", 1)
+    platinum = await _customer(client, admin, "platinum", 2)
+    for n in range(6):
+        await _waiting(
+            client,
+            admin,
+            by_hand,
+            queue="billing",
+            customer=lead,
+            waited=60.0 + n,
+            channel="email",
+        )
+    call = await _waiting(
+        client, admin, by_hand, queue="billing", customer=platinum, channel="voice"
+    )
+    await _lin(client, admin, by_hand, capacity={"voice": 1, "chat": 0, "email": 0})
+
+    result = await _pass(by_hand)
+
+    assert result.offers == 1
+    assert await _offered(by_hand) == [call]

@@ -64,10 +64,14 @@ class Held:
         return f"{self.channel.value} {self.state.value}{offer}"
 
 
+def _holds(held: Held) -> bool:
+    if held.offer is not None:
+        return held.offer is OfferState.pending
+    return held.state in HELD_INTERACTIONS
+
+
 def holds_work(holdings: Sequence[Held]) -> bool:
-    return any(
-        h.offer is OfferState.pending if h.offer else h.state in HELD_INTERACTIONS for h in holdings
-    )
+    return any(_holds(held) for held in holdings)
 
 
 def wrapping_up_a_call(holdings: Sequence[Held]) -> bool:

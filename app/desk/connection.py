@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agents.models import AgentState
+from app.agents.states import Cause
 from app.core.errors import AppError
 from app.core.hub import EventHub, EventRecord, Subscription
 from app.core.logging import get_logger
@@ -165,6 +166,7 @@ class AgentConnection:
             state=AgentState.offline,
             reason="desk disconnected",
             actor=self.actor,
+            by=Cause.disconnect,
         )
         await events.write(connection)
 

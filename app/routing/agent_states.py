@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
+from app.agents import states
 from app.agents.models import AgentState
 from app.agents.service import AgentNotFound
+from app.agents.states import Cause
 from app.core.pg import Events, now
 from app.routing.holdings import return_to_queue
 
-ROUTABLE = (AgentState.available, AgentState.busy, AgentState.wrap_up)
-ROUTABLE_NAMES = [state.value for state in ROUTABLE]
+ROUTABLE_NAMES = sorted(state.value for state in states.ROUTABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +56,16 @@ async def set_state(
     *,
     reason: str | None,
     actor: str,
+    by: Cause,
 ) -> AgentNow:
-    """Move a locked agent to `state`; the same state with the same reason changes nothing."""
+    """Move a locked agent to `state` for the cause `by` (a move the table of
+    app/agents/states.py refuses raises IllegalTransition); the same state with the same
+    reason changes nothing."""
     if agent.state is state and agent.reason == reason:
         return agent
+    states.ensure_can_move(agent.state, state, by=by)
     moment = now()
-    becomes_idle = state is AgentState.available and agent.state is not AgentState.available
+    becomes_idle = states.becomes_idle(agent.state, state)
     await connection.execute(
         "UPDATE agents SET state = $2, state_reason = $3, state_since = $4, updated_at = $4,"
         " idle_since = CASE WHEN $5 THEN $4 ELSE idle_since END WHERE id = $1",
@@ -74,7 +78,8 @@ async def set_state(
     return state_changed(events, agent, state, reason, actor)
 
 
-# The state an agent's holdings call for, written when it differs (migration 0006).
+# The state an agent's holdings call for (`states.state_for_holdings`, pinned to it by
+# tests/agents/test_state_rules_in_sql.py), written when it differs (decisions.sql).
 REFRESH = "SELECT routing_refresh_agent($1, $2)"
 
 
@@ -84,7 +89,7 @@ async def refresh_agent_state(
     """busy while holding work, wrap_up after a call, available when free; away/offline stay.
 
     The agent is locked by the caller, so `agent.state` is the state being left."""
-    if agent.state not in ROUTABLE:
+    if agent.state not in states.ROUTABLE:
         return agent
     changed = await connection.fetchval(REFRESH, agent.id, now())
     if changed is None:
@@ -101,14 +106,9 @@ def state_changed(
         subject_type="agent",
         subject_id=agent.id,
         actor=actor,
-        payload=state_payload(agent.state, state, reason),
+        payload=states.state_payload(agent.state, state, reason),
     )
     return AgentNow(agent.id, state, reason)
-
-
-def state_payload(source: AgentState, target: AgentState, reason: str | None) -> dict[str, Any]:
-    """The payload of an `agent.state_changed` event (also built in routing_complete)."""
-    return {"from": source.value, "to": target.value, "reason": reason}
 
 
 async def change_state(
@@ -126,10 +126,14 @@ async def change_state(
     if it was not available. Away or offline: it leaves routing, and its offers return."""
     agent = await lock_agent(connection, agent_id)
     if state is AgentState.available:
-        agent = await set_state(connection, events, agent, state, reason=reason, actor=actor)
+        agent = await set_state(
+            connection, events, agent, state, reason=reason, actor=actor, by=Cause.request
+        )
         await refresh_agent_state(connection, events, agent, actor=actor)
     else:
-        await release_agent(connection, events, agent, state=state, reason=reason, actor=actor)
+        await release_agent(
+            connection, events, agent, state=state, reason=reason, actor=actor, by=Cause.request
+        )
 
 
 async def release_agent(
@@ -140,6 +144,7 @@ async def release_agent(
     state: AgentState,
     reason: str | None,
     actor: str,
+    by: Cause,
 ) -> AgentNow:
     """The agent (locked) leaves routing: socket gone, heartbeat lost, away: its offers return
     (withdrawn for `reason`, or for the state it goes to when none is given)."""
@@ -159,7 +164,7 @@ async def release_agent(
             reason=reason or state.value,
             actor=actor,
         )
-    return await set_state(connection, events, agent, state, reason=reason, actor=actor)
+    return await set_state(connection, events, agent, state, reason=reason, actor=actor, by=by)
 
 
 async def lock_agents(connection: asyncpg.Connection, agent_ids: set[uuid.UUID]) -> list[AgentNow]:

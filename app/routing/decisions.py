@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import asyncpg
 
+from app.agents import states
 from app.agents.models import AgentState
 from app.agents.service import AgentNotFound
 from app.core.errors import IllegalTransition, NotFound
@@ -30,7 +31,7 @@ from app.interactions.lifecycle import ensure_can_move, move_payload
 from app.interactions.models import InteractionState
 from app.interactions.schemas import InteractionOut
 from app.interactions.service import InteractionNotFound
-from app.routing.agent_states import AgentNow, lock_agent, refresh_agent_state, state_payload
+from app.routing.agent_states import AgentNow, lock_agent, refresh_agent_state
 from app.routing.holdings import finish, moved, return_to_queue
 
 S = InteractionState
@@ -124,7 +125,11 @@ async def accept_offer(
         actor,
         json.dumps({"agent_id": str(agent_id)}),
         json.dumps(move_payload(S.offered, agent_id, {"offer_id": str(offer_id)})),
-        json.dumps(state_payload(AgentState.available, AgentState.busy, None)),
+        json.dumps(
+            states.state_payload(
+                AgentState.available, states.state_after_accept(AgentState.available), None
+            )
+        ),
     )
     if not rows:
         await _explain_refused_accept(connection, agent_id, offer_id)

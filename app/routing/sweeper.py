@@ -12,7 +12,9 @@ from datetime import timedelta
 
 import asyncpg
 
+from app.agents import states
 from app.agents.models import AgentState
+from app.agents.states import Cause
 from app.core.events import SYSTEM_ACTOR
 from app.core.pg import Events, now
 from app.interactions.models import InteractionState
@@ -61,7 +63,9 @@ async def time_out_offers(connection: asyncpg.Connection, events: Events) -> int
         if not returned:
             continue
         ended += 1
-        if offer["away"]:
+        # Only an agent in routing holds an offer, so a missed one can always send it away;
+        # checked all the same, as a refusal here would roll back the whole sweep.
+        if offer["away"] and states.can_move(agent.state, AgentState.away, by=Cause.missed_offer):
             agents[agent.id] = await set_state(
                 connection,
                 events,
@@ -69,6 +73,7 @@ async def time_out_offers(connection: asyncpg.Connection, events: Events) -> int
                 AgentState.away,
                 reason="missed an offer",
                 actor=SYSTEM_ACTOR,
+                by=Cause.missed_offer,
             )
     return ended
 
@@ -85,7 +90,9 @@ async def sweep_silent_agents(
         ROUTABLE_NAMES,
         now() - silence,
     )
-    return await _release_all(connection, events, rows, AgentState.away, "no heartbeat")
+    return await _release_all(
+        connection, events, rows, AgentState.away, "no heartbeat", by=Cause.silence
+    )
 
 
 # Agents whose user was deactivated but who still take part in routing (or hold offers).
@@ -102,7 +109,9 @@ async def sweep_deactivated_agents(connection: asyncpg.Connection, events: Event
     The user is deactivated in the admin API, below routing, so the sweep does it, within a
     tick; meanwhile no pass offers it anything (the offers' write checks `is_active`)."""
     rows = await connection.fetch(DEACTIVATED)
-    return await _release_all(connection, events, rows, AgentState.offline, "deactivated")
+    return await _release_all(
+        connection, events, rows, AgentState.offline, "deactivated", by=Cause.deactivation
+    )
 
 
 async def _release_all(
@@ -111,12 +120,14 @@ async def _release_all(
     rows: list[asyncpg.Record],
     state: AgentState,
     reason: str,
+    *,
+    by: Cause,
 ) -> int:
     """A sweep's agents (locked rows of id, state, state_reason) leave routing for `state`."""
     for row in rows:
         agent = AgentNow(row["id"], AgentState(row["state"]), row["state_reason"])
         await release_agent(
-            connection, events, agent, state=state, reason=reason, actor=SYSTEM_ACTOR
+            connection, events, agent, state=state, reason=reason, actor=SYSTEM_ACTOR, by=by
         )
     return len(rows)
 

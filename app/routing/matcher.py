@@ -23,10 +23,10 @@ from typing import Any
 import asyncpg
 
 from app.core.channels import Channel
-from app.core.events import SYSTEM_ACTOR
+from app.core.events import SYSTEM_ACTOR, Events
 from app.core.hub import EventHub, EventRecord, Subscription
 from app.core.logging import get_logger
-from app.core.pg import Events, connect, now
+from app.core.pg import connect, now
 from app.queues.service import SETTINGS_VERSION
 from app.routing import policy, screen_pop, service
 from app.routing.directory import AgentDirectory

@@ -126,6 +126,7 @@ def events_of(session: AsyncSession) -> Events:
     """The session's outbox: what its work adds here is written in its transaction just before
     the commit, and published after it, by the unit of work that owns the session
     (`app.core.db.unit_of_work`, `get_session`). Rolled back with the change, in `add` order.
+    Not with a savepoint, though (`begin_nested`): add an event once its savepoint has held.
     """
     outbox: Events | None = session.info.get(_OUTBOX)
     if outbox is None:
@@ -135,7 +136,10 @@ def events_of(session: AsyncSession) -> Events:
 
 @event.listens_for(Session, "before_commit")
 def _refuse_unwritten(session: Session) -> None:
-    """A session committed other than by its unit of work would lose its events: refused."""
+    """A session committed other than by its unit of work would lose its events: refused.
+    (A savepoint's release is a commit too, of a nested transaction: those pass.)"""
+    if session.in_nested_transaction():
+        return
     outbox: Events | None = session.info.get(_OUTBOX)
     if outbox is not None and outbox.unwritten:
         raise UnwrittenEvents(

@@ -21,7 +21,7 @@ from app.auth import service as users
 from app.auth.models import Role, User
 from app.auth.schemas import UserCreate
 from app.core.errors import NotFound
-from app.core.events import record_event
+from app.core.events import events_of
 from app.skills import service as skills
 from app.skills.models import Skill
 from app.skills.schemas import SkillLevel
@@ -52,8 +52,7 @@ async def create_agent(
     )
     session.add(agent)
     await session.flush()
-    await record_event(
-        session,
+    events_of(session).add(
         "agent.created",
         subject_type="agent",
         subject_id=agent.id,
@@ -177,8 +176,7 @@ async def update_agent(
         user.display_name = data.display_name
         payload["display_name"] = data.display_name
     await session.flush()
-    await record_event(
-        session,
+    events_of(session).add(
         "agent.updated",
         subject_type="agent",
         subject_id=agent.id,
@@ -198,8 +196,7 @@ async def replace_skills(
     # replacements at once still move it twice.
     agent.skills_version = Agent.skills_version + 1
     await session.flush()
-    await record_event(
-        session,
+    events_of(session).add(
         "agent.skills_changed",
         subject_type="agent",
         subject_id=agent.id,

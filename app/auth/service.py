@@ -17,7 +17,7 @@ from app.auth.principal import Principal
 from app.auth.schemas import GatewayKeyCreate, UserCreate, UserUpdate
 from app.core import security
 from app.core.errors import Conflict, InvalidField, NotAuthenticated, NotFound
-from app.core.events import record_event
+from app.core.events import events_of
 from app.core.settings import Settings
 
 TOKEN_PREFIX = "cct"  # noqa: S105
@@ -81,8 +81,7 @@ async def create_user(
     )
     if not await _inserted(session, user, constraint="uq_users_username_lower"):
         raise UsernameTaken(f"username {data.username!r} is already taken")
-    await record_event(
-        session,
+    events_of(session).add(
         "user.created",
         subject_type="user",
         subject_id=user.id,
@@ -127,8 +126,7 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate, *, ac
         await _revoke_tokens(session, user.id)
     await session.flush()
     payload = {k: (v.value if isinstance(v, Role) else v) for k, v in changes.items()}
-    await record_event(
-        session,
+    events_of(session).add(
         "user.updated",
         subject_type="user",
         subject_id=user.id,
@@ -170,8 +168,8 @@ async def login(
             expires_at=expires_at,
         )
     )
-    await record_event(
-        session, "user.logged_in", subject_type="user", subject_id=user.id, actor=f"user:{user.id}"
+    events_of(session).add(
+        "user.logged_in", subject_type="user", subject_id=user.id, actor=f"user:{user.id}"
     )
     return user, secret, expires_at
 
@@ -299,8 +297,7 @@ async def create_gateway_key(
     )
     if not await _inserted(session, key, constraint="uq_gateway_keys_name"):
         raise Conflict(f"a gateway key named {data.name!r} already exists")
-    await record_event(
-        session,
+    events_of(session).add(
         "gateway_key.created",
         subject_type="gateway_key",
         subject_id=key.id,
@@ -325,8 +322,7 @@ async def revoke_gateway_key(session: AsyncSession, key_id: uuid.UUID, *, actor:
         raise GatewayKeyNotFound(f"no gateway key with id {key_id}")
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
-        await record_event(
-            session,
+        events_of(session).add(
             "gateway_key.revoked",
             subject_type="gateway_key",
             subject_id=key.id,

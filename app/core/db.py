@@ -1,4 +1,8 @@
-"""The engine, and one unit of work (session + transaction) per request or job."""
+"""The engine, and one unit of work (session + transaction) per request or job.
+
+The unit of work owns its session's events (`app.core.events.events_of`): it writes them in
+the transaction just before the commit, and hands them to the replica's hub after it.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.core.events import Events, events_of
+from app.core.hub import EventHub
 from app.core.settings import Settings
 
 
@@ -33,10 +39,29 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 @asynccontextmanager
-async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One session, one transaction: commit on success, roll back on any error."""
-    async with sessions() as session, session.begin():
-        yield session
+async def unit_of_work(
+    sessions: async_sessionmaker[AsyncSession], *, hub: EventHub | None = None
+) -> AsyncIterator[AsyncSession]:
+    """One session, one transaction: commit on success, roll back on any error.
+
+    The events the work added (`events_of(session)`) are written just before the commit, so
+    they are rolled back with it; after the commit they go to `hub`, so this replica's
+    subscribers get them at once. Without a hub they arrive by the NOTIFY of the events
+    trigger (these connections are not the hub's own), as they do on the other replicas.
+    """
+    async with sessions() as session:
+        async with session.begin():
+            yield session
+            events = await _write_events(session)
+        if hub is not None and events.written:
+            hub.publish(events.written)
+
+
+async def _write_events(session: AsyncSession) -> Events:
+    events = events_of(session)
+    if events.unwritten:
+        await events.write(await driver_connection(session))
+    return events
 
 
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
@@ -55,8 +80,9 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """FastAPI dependency: the request's unit of work."""
-    async with unit_of_work(request.app.state.sessions) as session:
+    """FastAPI dependency: the request's unit of work, its events published on this replica."""
+    state = request.app.state
+    async with unit_of_work(state.sessions, hub=state.hub) as session:
         yield session
 
 

@@ -29,11 +29,12 @@ from typing import Any
 
 import asyncpg
 
-from app.core.events import NOTIFY_CHANNEL
 from app.core.logging import get_logger
 
 log = get_logger(__name__)
 
+# The channel of the events trigger's NOTIFY (migration 0007) and of this hub's announcements.
+NOTIFY_CHANNEL = "cc_events"
 FETCH_LIMIT = 2000
 HUB_APPLICATION = "cc-event-hub"
 

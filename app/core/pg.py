@@ -4,20 +4,20 @@ The ORM is the right tool for the admin API, where clarity beats microseconds. R
 intake, matcher passes, offer decisions and screen pops run a few times per interaction, and
 SQLAlchemy's per-statement work (compiling, cache keys, unit of work) cost several times the
 database's own time there (docs/benchmarks.md). These paths write SQL with `$n` parameters on
-asyncpg directly; asyncpg prepares and caches each statement per connection.
+asyncpg directly; asyncpg prepares and caches each statement per connection. Their events go
+through an `app.core.events.Events`, like every other writer's.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 
-from app.core.hub import EventRecord, asyncpg_dsn
+from app.core.hub import asyncpg_dsn
 
 ACQUIRE_TIMEOUT = 10.0
 
@@ -77,67 +77,3 @@ async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-INSERT_EVENTS = """
-    INSERT INTO events (occurred_at, kind, subject_type, subject_id, actor, payload)
-    SELECT $1, kind, subject_type, subject_id, actor, payload::jsonb
-    FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-        WITH ORDINALITY AS e(kind, subject_type, subject_id, actor, payload, n)
-    ORDER BY n
-    RETURNING id
-"""
-
-
-class Events:
-    """Events gathered during one transaction and written with one statement at its end.
-
-    Ids follow the order of `add`, as the insert keeps the order of its input arrays.
-    Payloads travel as JSON text, so the statement works on any asyncpg connection whatever
-    its codecs (SQLAlchemy's connections encode jsonb differently from this pool's).
-    After `write`, `written` holds the events as the hub will read them, so that once the
-    transaction commits the caller can hand them to its replica's hub at once
-    (`EventHub.publish`) instead of waiting for the NOTIFY and the hub's read.
-    """
-
-    def __init__(self) -> None:
-        self._rows: list[tuple[str, str, str, str, str]] = []
-        self.written: list[EventRecord] = []
-
-    def add(
-        self,
-        kind: str,
-        *,
-        subject_type: str,
-        subject_id: object,
-        actor: str,
-        payload: dict[str, Any] | None = None,
-    ) -> None:
-        self._rows.append((kind, subject_type, str(subject_id), actor, json.dumps(payload or {})))
-
-    def note_written(self, records: Iterable[EventRecord]) -> None:
-        """Events a statement of the caller's own inserted (so they are published too)."""
-        self.written.extend(records)
-
-    async def write(self, connection: asyncpg.Connection) -> None:
-        if not self._rows:
-            return
-        columns: Sequence[list[Any]] = [list(column) for column in zip(*self._rows, strict=True)]
-        moment = now()
-        # Identity values are drawn in input order (ORDER BY n), so sorted ids match the rows.
-        ids = sorted(row["id"] for row in await connection.fetch(INSERT_EVENTS, moment, *columns))
-        self.written.extend(
-            EventRecord(
-                id=event_id,
-                occurred_at=moment,
-                kind=kind,
-                subject_type=subject_type,
-                subject_id=subject_id,
-                actor=actor,
-                payload=json.loads(payload),
-            )
-            for event_id, (kind, subject_type, subject_id, actor, payload) in zip(
-                ids, self._rows, strict=True
-            )
-        )
-        self._rows.clear()

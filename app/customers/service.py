@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.core.errors import Conflict, InvalidField, NotFound
-from app.core.events import record_event
+from app.core.events import events_of
 from app.core.settings import Settings, TierCutoffs
 from app.customers.contact_points import InvalidContactPoint, normalize
 from app.customers.models import ContactKind, ContactPoint, Customer, Tier, TierSource
@@ -137,8 +137,7 @@ async def create_customer(
     )
     session.add(customer)
     await _flush_guarding_contacts(session)
-    await record_event(
-        session,
+    events_of(session).add(
         "customer.created",
         subject_type="customer",
         subject_id=customer.id,
@@ -230,8 +229,7 @@ async def update_customer(
     for field, value in changes.items():
         setattr(customer, field, value)
     await session.flush()
-    await record_event(
-        session,
+    events_of(session).add(
         "customer.updated",
         subject_type="customer",
         subject_id=customer.id,
@@ -262,8 +260,7 @@ async def add_contact_point(
     if await _contact_owner(session, contact.kind, contact.value) is None:
         session.add(ContactPoint(customer_id=customer.id, kind=contact.kind, value=contact.value))
         await _flush_guarding_contacts(session)
-        await record_event(
-            session,
+        events_of(session).add(
             "customer.contact_point_added",
             subject_type="customer",
             subject_id=customer.id,
@@ -281,8 +278,7 @@ async def remove_contact_point(
         raise NotFound(f"customer {customer.id} has no contact point {contact_point_id}")
     await session.delete(contact)
     await session.flush()
-    await record_event(
-        session,
+    events_of(session).add(
         "customer.contact_point_removed",
         subject_type="customer",
         subject_id=customer.id,
@@ -295,8 +291,8 @@ async def remove_contact_point(
 async def delete_customer(session: AsyncSession, customer: Customer, *, actor: str) -> None:
     await session.delete(customer)
     await session.flush()
-    await record_event(
-        session, "customer.deleted", subject_type="customer", subject_id=customer.id, actor=actor
+    events_of(session).add(
+        "customer.deleted", subject_type="customer", subject_id=customer.id, actor=actor
     )
 
 
@@ -316,8 +312,7 @@ async def recompute_tiers(
         earned = tier_for_rank(float(customer_rank), cutoffs)
         if source is TierSource.computed and earned is not current:
             moves[earned].append(customer_id)
-            await record_event(
-                session,
+            events_of(session).add(
                 "customer.tier_changed",
                 subject_type="customer",
                 subject_id=customer_id,

@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.agents.models import AgentState
 from app.agents.states import Cause
 from app.core.errors import AppError
+from app.core.events import Events
 from app.core.hub import EventHub, EventRecord, Subscription
 from app.core.logging import get_logger
-from app.core.pg import ACQUIRE_TIMEOUT, Events, now, transaction
+from app.core.pg import ACQUIRE_TIMEOUT, now, transaction
 from app.desk import frames
 from app.desk.protocol import (
     Accept,

@@ -14,7 +14,7 @@ from app.agents.schemas import AgentOut, AgentStateChange
 from app.auth.dependencies import AnyUser, Session
 from app.core.db import driver_connection
 from app.core.errors import Forbidden
-from app.core.pg import Events
+from app.core.events import Events
 from app.interactions import service as interactions
 from app.interactions.api import agent_id_of, visible
 from app.interactions.schemas import CompleteIn, InteractionOut, TransferIn

@@ -30,8 +30,8 @@ from app.auth import service as auth
 from app.auth.dependencies import known_principal
 from app.core import pg
 from app.core.errors import IllegalTransition, InvalidField
+from app.core.events import Events
 from app.core.hub import EventHub, EventRecord
-from app.core.pg import Events
 from app.core.settings import Settings
 from app.interactions import identify
 from app.interactions.models import TERMINAL_STATES, InteractionState

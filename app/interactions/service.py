@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.channels import Channel
 from app.core.errors import IllegalTransition, InvalidField, NotFound
-from app.core.events import record_event
+from app.core.events import events_of
 from app.interactions.lifecycle import ensure_can_move, move_payload
 from app.interactions.models import Interaction, InteractionState, Offer, OfferState
 from app.queues import service as queues
@@ -119,8 +119,7 @@ async def move(
         interaction.wrap_up_at = moment
     elif target in {S.completed, S.abandoned, S.transferred_out, S.expired}:
         interaction.ended_at = moment
-    await record_event(
-        session,
+    events_of(session).add(
         f"interaction.{target.value}",
         subject_type="interaction",
         subject_id=interaction.id,
@@ -147,8 +146,7 @@ async def withdraw_pending_offer(
     if row is None:
         return None
     offer_id, agent_id = row
-    await record_event(
-        session,
+    events_of(session).add(
         "offer.withdrawn",
         subject_type="offer",
         subject_id=offer_id,

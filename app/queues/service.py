@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, NotFound
-from app.core.events import record_event
+from app.core.events import events_of
 from app.queues.hours import BusinessHours, is_open
 from app.queues.models import Queue, QueueSkill
 from app.queues.schemas import (
@@ -71,8 +71,7 @@ async def create_queue(session: AsyncSession, data: QueueCreate, *, actor: str) 
     )
     session.add(queue)
     await session.flush()
-    await record_event(
-        session,
+    events_of(session).add(
         "queue.created",
         subject_type="queue",
         subject_id=queue.id,
@@ -167,8 +166,7 @@ async def update_queue(
     if "business_hours" in sent:
         queue.business_hours = _hours_json(data.business_hours)
     await session.flush()
-    await record_event(
-        session,
+    events_of(session).add(
         "queue.updated",
         subject_type="queue",
         subject_id=queue.id,
@@ -211,8 +209,7 @@ async def delete_queue(session: AsyncSession, queue_id: uuid.UUID, *, actor: str
     queue = await get_queue(session, queue_id)
     await session.delete(queue)
     await session.flush()
-    await record_event(
-        session,
+    events_of(session).add(
         "queue.deleted",
         subject_type="queue",
         subject_id=queue.id,

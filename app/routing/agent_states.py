@@ -24,7 +24,8 @@ from app.agents import states
 from app.agents.models import AgentState
 from app.agents.service import AgentNotFound
 from app.agents.states import Cause
-from app.core.pg import Events, now
+from app.core.events import Events
+from app.core.pg import now
 from app.routing.holdings import return_to_queue
 
 ROUTABLE_NAMES = sorted(state.value for state in states.ROUTABLE)

@@ -25,8 +25,9 @@ from app.agents import states
 from app.agents.models import AgentState
 from app.agents.service import AgentNotFound
 from app.core.errors import IllegalTransition, NotFound
+from app.core.events import Events
 from app.core.hub import EventRecord
-from app.core.pg import Events, now
+from app.core.pg import now
 from app.interactions.lifecycle import ensure_can_move, move_payload
 from app.interactions.models import InteractionState
 from app.interactions.schemas import InteractionOut

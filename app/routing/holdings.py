@@ -10,7 +10,8 @@ from collections.abc import Mapping
 
 import asyncpg
 
-from app.core.pg import Events, now
+from app.core.events import Events
+from app.core.pg import now
 from app.interactions.lifecycle import move_payload
 from app.interactions.models import InteractionState
 

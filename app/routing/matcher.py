@@ -18,9 +18,9 @@ from datetime import timedelta
 
 import asyncpg
 
+from app.core.events import Events
 from app.core.hub import EventHub, EventRecord, Subscription
 from app.core.logging import get_logger
-from app.core.pg import Events
 from app.routing import policy
 from app.routing.directory import AgentDirectory
 from app.routing.leadership import Lead

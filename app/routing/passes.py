@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from app.core.channels import Channel
-from app.core.pg import Events, now
+from app.core.events import Events
+from app.core.pg import now
 from app.routing import policy, waiting
 from app.routing.directory import AgentDirectory
 from app.routing.offers import NewOffer, OfferWriter, new_offer

@@ -15,8 +15,8 @@ import asyncpg
 from app.agents import states
 from app.agents.models import AgentState
 from app.agents.states import Cause
-from app.core.events import SYSTEM_ACTOR
-from app.core.pg import Events, now
+from app.core.events import SYSTEM_ACTOR, Events
+from app.core.pg import now
 from app.interactions.models import InteractionState
 from app.routing.agent_states import (
     ROUTABLE_NAMES,

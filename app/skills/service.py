@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, InvalidField, NotFound
-from app.core.events import record_event
+from app.core.events import events_of
 from app.skills.models import Skill
 from app.skills.schemas import SkillCreate, SkillLevel, SkillUpdate
 
@@ -43,8 +43,7 @@ async def create_skill(session: AsyncSession, data: SkillCreate, *, actor: str) 
     skill = Skill(id=uuid.uuid4(), name=data.name, description=data.description)
     session.add(skill)
     await session.flush()
-    await record_event(
-        session,
+    events_of(session).add(
         "skill.created",
         subject_type="skill",
         subject_id=skill.id,
@@ -65,8 +64,7 @@ async def update_skill(
     for field, value in changes.items():
         setattr(skill, field, value)
     await session.flush()
-    await record_event(
-        session,
+    events_of(session).add(
         "skill.updated",
         subject_type="skill",
         subject_id=skill.id,
@@ -84,8 +82,7 @@ async def delete_skill(session: AsyncSession, skill: Skill, *, actor: str) -> No
         raise Conflict(
             f"skill {skill.name!r} is held by agents or required by queues; remove it there first"
         ) from error
-    await record_event(
-        session,
+    events_of(session).add(
         "skill.deleted",
         subject_type="skill",
         subject_id=skill.id,

@@ -13,9 +13,15 @@ import pytest
 from fastapi import FastAPI
 
 from app.core import hub as hub_module
-from app.core.events import NOTIFY_CHANNEL
-from app.core.hub import HUB_APPLICATION, EventHub, EventRecord, Subscription, asyncpg_dsn
-from app.core.pg import Events
+from app.core.events import Events
+from app.core.hub import (
+    HUB_APPLICATION,
+    NOTIFY_CHANNEL,
+    EventHub,
+    EventRecord,
+    Subscription,
+    asyncpg_dsn,
+)
 from tests.support import CountsReads
 
 AGENT_A = "0b9e2a52-6d0c-4a52-9c55-3c1f1f1f0001"

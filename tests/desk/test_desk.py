@@ -9,8 +9,7 @@ import asyncpg
 import pytest
 import websockets
 
-from app.core.events import NOTIFY_CHANNEL
-from app.core.hub import HUB_APPLICATION, asyncpg_dsn
+from app.core.hub import HUB_APPLICATION, NOTIFY_CHANNEL, asyncpg_dsn
 from tests.desk.conftest import Center
 
 

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from app.core import pg
 from app.core.channels import Channel
-from app.core.pg import Events
+from app.core.events import Events
 from app.core.settings import Settings
 from app.interactions import intake
 from app.interactions.schemas import InteractionCreate

@@ -19,8 +19,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.core.errors import AppError, IllegalTransition, NotFound
+from app.core.events import Events
 from app.core.hub import EventRecord, asyncpg_dsn
-from app.core.pg import Events
 from app.core.settings import Settings
 from app.interactions.service import InteractionNotFound
 from app.routing import service as routing

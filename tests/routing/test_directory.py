@@ -13,8 +13,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.core import pg
+from app.core.events import Events
 from app.core.hub import asyncpg_dsn
-from app.core.pg import Events
 from app.routing.directory import SKILLS_OF, AgentDirectory
 from app.routing.offers import OfferWriter
 from app.routing.passes import PassResult, run_pass

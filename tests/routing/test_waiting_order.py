@@ -16,7 +16,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.core import pg
-from app.core.pg import Events, now
+from app.core.events import Events
+from app.core.pg import now
 from app.routing import policy, waiting
 from app.routing.directory import AgentDirectory
 from app.routing.offers import OfferWriter

@@ -1,5 +1,6 @@
 """The desk's actions over plain HTTP, for consoles that are not on the socket at that moment:
-the same routing service as the socket, in the ORM session's transaction."""
+the same routing service as the socket, in the ORM session's transaction, whose unit of work
+writes the events at its commit and publishes them after it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from app.agents.schemas import AgentOut, AgentStateChange
 from app.auth.dependencies import AnyUser, Session
 from app.core.db import driver_connection
 from app.core.errors import Forbidden
-from app.core.events import Events
+from app.core.events import events_of
 from app.interactions import service as interactions
 from app.interactions.api import agent_id_of, visible
 from app.interactions.schemas import CompleteIn, InteractionOut, TransferIn
@@ -36,16 +37,14 @@ async def change_state(
     queue; available becomes busy at once if the agent still holds work."""
     await visible_agent(principal, session, agent_id)
     connection = await driver_connection(session)
-    events = Events()
     await routing.change_state(
         connection,
-        events,
+        events_of(session),
         agent_id,
         AgentState(body.state),
         reason=body.reason,
         actor=principal.actor,
     )
-    await events.write(connection)
     request.app.state.matcher.wake()
     session.expire_all()  # written beside the ORM: read the agent afresh
     return await agents.get_agent_view(session, agent_id)
@@ -69,10 +68,10 @@ async def transfer(
         session, interaction_id, body.queue, actor=principal.actor, note=body.note
     )
     if holder is not None:
-        events = Events()
         await session.flush()
-        await routing.refresh_agent_state(connection, events, holder, actor=principal.actor)
-        await events.write(connection)
+        await routing.refresh_agent_state(
+            connection, events_of(session), holder, actor=principal.actor
+        )
     request.app.state.matcher.wake()
     return InteractionOut.model_validate(moved)
 
@@ -89,17 +88,15 @@ async def complete(
     if own is None:
         raise Forbidden("only the agent holding an interaction completes it")
     connection = await driver_connection(session)
-    events = Events()
     await routing.complete(
         connection,
-        events,
+        events_of(session),
         interaction_id,
         disposition=body.disposition,
         notes=body.notes,
         agent_id=own,
         actor=principal.actor,
     )
-    await events.write(connection)
     request.app.state.matcher.wake()
     return InteractionOut.model_validate(
         await interactions.get_interaction(session, interaction_id)

@@ -27,6 +27,7 @@ from app.auth import service as auth
 from app.auth.principal import Principal
 from app.core.db import unit_of_work
 from app.core.errors import InvalidField
+from app.core.hub import EventHub
 from app.core.settings import Settings
 from app.customers import service as customers
 from app.customers.contact_points import InvalidContactPoint, normalize
@@ -205,6 +206,7 @@ async def new_customer(
     contact: Contact,
     settings: Settings,
     actor: str,
+    hub: EventHub,
 ) -> uuid.UUID:
     """A customer for an unknown caller, or the one a concurrent first contact just made."""
     kind = contact.kind.value
@@ -215,7 +217,7 @@ async def new_customer(
         chat_ids=[contact.raw] if kind == "chat" else [],
     )
     try:
-        async with unit_of_work(sessions) as session:
+        async with unit_of_work(sessions, hub=hub) as session:
             customer = await customers.create_customer(session, new, settings=settings, actor=actor)
     except InvalidField as error:
         raise InvalidField("contact.value", error.detail.split(": ", 1)[-1]) from error

@@ -254,7 +254,7 @@ class Intake:
         if customer_id is None:
             assert contact is not None
             customer_id = await identify.new_customer(
-                connection, self._sessions, data, contact, settings, actor
+                connection, self._sessions, data, contact, settings, actor, self._hub
             )
         known = customer_id == found.customer_id
         return Arrival(

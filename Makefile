@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-CODE := app tests $(if $(wildcard bench/*.py),bench)
+CODE := app migrations tests $(if $(wildcard bench/*.py),bench)
 
 .PHONY: install run test lint typecheck format bench bench-floor clean
 

@@ -6,16 +6,42 @@ import asyncio
 import os
 import secrets
 import sys
+import tomllib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from app.core import migrate
+from app.core import definitions, migrate
 from app.core.embedded import create_database_if_missing
 from app.models import metadata
 from tests.conftest import PostgresServer
+from tests.core.test_definitions import assert_rules_are_the_files
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_an_installed_copy_carries_the_migrations_and_every_package() -> None:
+    """pyproject.toml lists the packages (the migrations go under a name of their own, which
+    `find` cannot give): a package missing there would be missing from the Docker image."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = {
+        ".".join(folder.relative_to(ROOT).parts)
+        for folder in (ROOT / "app").rglob("*")
+        if (folder / "__init__.py").is_file()
+    }
+    assert set(setuptools["packages"]) == {
+        "app",
+        *packages,
+        "contactcenter_migrations",
+        "contactcenter_migrations.versions",
+    }
+    assert setuptools["package-dir"] == {"contactcenter_migrations": "migrations"}
+    assert migrate.scripts() == ROOT / "migrations"
+    assert all(name.endswith(".sql") for name in definitions.DEFINITIONS)
+    assert "*.sql" in setuptools["package-data"]["*"]
 
 
 @pytest.fixture
@@ -51,6 +77,11 @@ async def test_upgrade_downgrade_upgrade_on_a_fresh_database(
 
     await asyncio.to_thread(migrate.upgrade, url)
     assert set(metadata.tables) <= await _tables(postgres_server, empty_database)
+    connection = await asyncpg.connect(postgres_server.dsn(empty_database))
+    try:
+        await assert_rules_are_the_files(connection)
+    finally:
+        await connection.close()
 
 
 async def test_models_and_migrations_agree(

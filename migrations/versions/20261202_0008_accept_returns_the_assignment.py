@@ -6,15 +6,17 @@ and now returns it as JSON beside the `interaction.assigned` event (`event_attac
 in UTC (the function's own TimeZone) so that it reads back as the same instants as a row read
 by the driver. Otherwise the function is 0006's.
 
+The current routing_accept is in app/routing/decisions.sql (app/core/definitions.py), reapplied
+after every upgrade: this is its history, not the rule.
+
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-02 09:10:00
 """
 
-import importlib
 from collections.abc import Sequence
 
-from alembic import op
+from alembic import context, op
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -92,6 +94,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(f"DROP FUNCTION {SIGNATURE}")
-    # 0006's version, from 0006 itself (a module name that starts with digits needs importlib).
-    previous = importlib.import_module("app.migrations.versions.20261202_0006_routing_functions")
-    op.execute(previous.ACCEPT)
+    # 0006's version, from 0006 itself, as Alembic loaded it (whatever the package is called).
+    previous = context.script.get_revision("0006")
+    assert previous is not None
+    op.execute(previous.module.ACCEPT)

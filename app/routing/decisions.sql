@@ -1,34 +1,21 @@
-"""Accepting an offer and completing an interaction as one call each (PL/pgSQL)
+-- Offer decisions that run inside PostgreSQL: accepting an offer and completing an interaction,
+-- one call each, and the state an agent's holdings call for. Called from app/routing/decisions.py.
+--
+-- This file is the one current definition of these rules: `contactcenter db upgrade` (and so
+-- every `serve`) runs it again after the versioned migrations, whenever the database reaches
+-- head. Edit it here, never in a migration; app/core/definitions.py says how to change a
+-- function's arguments or result.
+--
+-- Each function runs the statements the Python would, in the same lock order (the agent, then
+-- the interaction, then the offer): one call, autocommitted. Each statement in a PL/pgSQL
+-- function sees what committed before it started, as separate statements in one transaction
+-- do, so the state read after a lock is current. A refused call writes nothing and returns no
+-- rows; the caller then reads why. Payloads the caller knows come in as parameters, so their
+-- shape is defined once, in Python.
 
-An agent's accept took seven round trips (BEGIN, four statements, the events, COMMIT) and a
-completion six; each costs the server and PostgreSQL more than the work inside it
-(docs/benchmarks.md). These functions run the same statements, in the same lock order (the
-agent, then the interaction, then the offer), inside the database: one call, autocommitted.
-Each statement in a PL/pgSQL function sees what committed before it started, as separate
-statements in one transaction do, so the state read after a lock is current.
-
-A refused call writes nothing and returns no rows; the caller then reads why
-(app/routing/service.py). Payloads the caller knows come in as parameters, so their shape
-is defined once, in Python.
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-12-02 07:50:00
-"""
-
-from collections.abc import Sequence
-
-from alembic import op
-
-revision: str = "0006"
-down_revision: str | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
-
-# The state an agent's holdings call for: wrap_up after a call, busy while holding any work,
-# available when free. Written only when it differs; returns the new state, or NULL.
-REFRESH_AGENT = """
-CREATE FUNCTION routing_refresh_agent(p_agent uuid, p_at timestamptz) RETURNS text
+-- The state an agent's holdings call for: wrap_up after a call, busy while holding any work,
+-- available when free. Written only when it differs; returns the new state, or NULL.
+CREATE OR REPLACE FUNCTION routing_refresh_agent(p_agent uuid, p_at timestamptz) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
     changed text;
@@ -55,21 +42,23 @@ BEGIN
     RETURNING wanted.state INTO changed;
     RETURN changed;
 END;
-$$
-"""
+$$;
 
-# Both return the events they wrote, for the caller to hand to its replica's hub. offer.accepted
-# gets the interaction's id here, the one part of its payload the caller lacks.
-ACCEPT = """
-CREATE FUNCTION routing_accept(
+-- Both return the events they wrote, for the caller to hand to its replica's hub. offer.accepted
+-- gets the interaction's id here, the one part of its payload the caller lacks. routing_accept
+-- also returns the interaction it assigned, as JSON beside the `interaction.assigned` event
+-- (`event_attached`), for the desk's assignment frame: written in UTC (the function's own
+-- TimeZone) so that it reads back as the same instants as a row read by the driver.
+CREATE OR REPLACE FUNCTION routing_accept(
     p_agent uuid, p_offer uuid, p_at timestamptz, p_actor text,
     p_accepted jsonb, p_assigned jsonb, p_busy jsonb
 ) RETURNS TABLE (event_id bigint, event_kind text, event_subject_type text,
-               event_subject_id text, event_payload text)
-LANGUAGE plpgsql AS $$
+                 event_subject_id text, event_payload text, event_attached text)
+LANGUAGE plpgsql SET TimeZone = 'UTC' AS $$
 DECLARE
     agent_state text;
     taken uuid;
+    assigned jsonb;
 BEGIN
     SELECT a.state INTO agent_state FROM agents a WHERE a.id = p_agent FOR NO KEY UPDATE;
     IF NOT FOUND THEN
@@ -91,7 +80,8 @@ BEGIN
     END IF;
     UPDATE interactions i
     SET state = 'assigned', agent_id = p_agent, assigned_at = p_at, updated_at = p_at
-    WHERE i.id = taken;
+    WHERE i.id = taken
+    RETURNING to_jsonb(i) INTO assigned;
     -- Holding work now: an available agent becomes busy (wrap-up and away stay as they are).
     IF agent_state = 'available' THEN
         UPDATE agents a SET state = 'busy', state_reason = NULL, state_since = p_at,
@@ -99,25 +89,28 @@ BEGIN
         WHERE a.id = p_agent;
     END IF;
     RETURN QUERY
-    INSERT INTO events AS e (occurred_at, kind, subject_type, subject_id, actor, payload)
-    SELECT p_at, n.kind, n.subject_type, n.subject_id, p_actor, n.payload
-    FROM (VALUES
-        (1, 'offer.accepted', 'offer', p_offer::text,
-         p_accepted || jsonb_build_object('interaction_id', taken::text)),
-        (2, 'interaction.assigned', 'interaction', taken::text, p_assigned),
-        (3, 'agent.state_changed', 'agent', p_agent::text, p_busy)
-    ) AS n(ord, kind, subject_type, subject_id, payload)
-    WHERE n.ord < 3 OR agent_state = 'available'
-    ORDER BY n.ord
-    RETURNING e.id, e.kind::text, e.subject_type::text, e.subject_id::text, e.payload::text;
+    WITH written AS (
+        INSERT INTO events AS e (occurred_at, kind, subject_type, subject_id, actor, payload)
+        SELECT p_at, n.kind, n.subject_type, n.subject_id, p_actor, n.payload
+        FROM (VALUES
+            (1, 'offer.accepted', 'offer', p_offer::text,
+             p_accepted || jsonb_build_object('interaction_id', taken::text)),
+            (2, 'interaction.assigned', 'interaction', taken::text, p_assigned),
+            (3, 'agent.state_changed', 'agent', p_agent::text, p_busy)
+        ) AS n(ord, kind, subject_type, subject_id, payload)
+        WHERE n.ord < 3 OR agent_state = 'available'
+        ORDER BY n.ord
+        RETURNING e.id, e.kind, e.subject_type, e.subject_id, e.payload
+    )
+    SELECT w.id, w.kind::text, w.subject_type::text, w.subject_id::text, w.payload::text,
+           CASE WHEN w.kind = 'interaction.assigned' THEN assigned::text END
+    FROM written w;
 END;
-$$
-"""
+$$;
 
-# agent.state_changed is built here: which state the agent left and entered is known only
-# under its lock. Its shape is that of app.routing.service.state_payload.
-COMPLETE = """
-CREATE FUNCTION routing_complete(
+-- agent.state_changed is built here: which state the agent left and entered is known only
+-- under its lock. Its shape is that of state_payload in app/routing/decisions.py.
+CREATE OR REPLACE FUNCTION routing_complete(
     p_agent uuid, p_interaction uuid, p_at timestamptz, p_actor text,
     p_disposition text, p_notes text, p_moved jsonb
 ) RETURNS TABLE (event_id bigint, event_kind text, event_subject_type text,
@@ -160,17 +153,4 @@ BEGIN
     ORDER BY n.ord
     RETURNING e.id, e.kind::text, e.subject_type::text, e.subject_id::text, e.payload::text;
 END;
-$$
-"""
-
-
-def upgrade() -> None:
-    op.execute(REFRESH_AGENT)
-    op.execute(ACCEPT)
-    op.execute(COMPLETE)
-
-
-def downgrade() -> None:
-    op.execute("DROP FUNCTION routing_complete(uuid, uuid, timestamptz, text, text, text, jsonb)")
-    op.execute("DROP FUNCTION routing_accept(uuid, uuid, timestamptz, text, jsonb, jsonb, jsonb)")
-    op.execute("DROP FUNCTION routing_refresh_agent(uuid, timestamptz)")
+$$;

@@ -11,6 +11,9 @@ state other than between available and busy (wrap-up takes no call; away and off
 nothing). A load that only went down (a completion) is left alone: counting on a higher load
 is never over capacity.
 
+The current function and trigger are in app/routing/agent_version.sql (app/core/definitions.py),
+reapplied after every upgrade: this is their history, not the rule.
+
 Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-02 14:35:00

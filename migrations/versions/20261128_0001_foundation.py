@@ -16,6 +16,8 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# The current function and its trigger are in app/core/events_notify.sql, reapplied after every
+# upgrade (app/core/definitions.py): this is their history, not the rule.
 NOTIFY_FUNCTION = """
 CREATE FUNCTION notify_event() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -8,6 +8,9 @@ the app, whose hub hands their events over itself and announces them to the othe
 with one NOTIFY per batch, outside any writing transaction) now commits without it. Every
 other session (the admin API, psql, another program) still notifies per event.
 
+The current trigger is in app/core/events_notify.sql (app/core/definitions.py), reapplied after
+every upgrade: this is its history, not the rule.
+
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-02 08:05:00

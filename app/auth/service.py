@@ -206,33 +206,16 @@ async def principal_for_secret(
     return Principal(kind="user", id=user.id, name=user.username, role=user.role)
 
 
-# The caller of a hot-path request, as a CTE named `caller` (kind, id, name, role): the user of a
-# login token or a gateway key, from the secret's digest ($1) and whether it is a key ($2). A
-# key's last use is noted ($3: now) at most once a minute ($4: a minute ago): writing it on
-# every request would queue concurrent requests with one key on that row's lock. Statements
-# that authenticate and do their work in one round trip start with it (intake's look-up), and
-# take their own parameters from $5.
-CALLER = """
-    caller AS (
-        SELECT 'user' AS kind, u.id, u.username AS name, u.role::text AS role
-        FROM access_tokens t JOIN users u ON u.id = t.user_id
-        WHERE NOT $2::bool AND t.token_digest = $1 AND t.expires_at > now() AND u.is_active
-        UNION ALL
-        SELECT 'gateway', k.id, k.name, NULL
-        FROM gateway_keys k
-        WHERE $2::bool AND k.key_digest = $1 AND k.revoked_at IS NULL
-    ), touched AS (
-        UPDATE gateway_keys SET last_used_at = $3
-        WHERE $2::bool AND id = (SELECT id FROM caller)
-          AND (last_used_at IS NULL OR last_used_at < $4)
-    )
-"""
-CALLER_ONLY = f"WITH {CALLER} SELECT kind, id, name, role FROM caller"  # noqa: S608 - constants
+# The caller of a hot-path request: a PL/pgSQL function (its one definition is
+# app/auth/caller.sql), so that a statement can authenticate and do its work in one round trip
+# (intake's look-up) without pasting auth's SQL into it. Its arguments: `caller_arguments`.
+CALLER_ONLY = "SELECT kind, id, name, role FROM auth_caller($1, $2, $3, $4)"
 LAST_USED_GRAIN = timedelta(minutes=1)
 
 
 def caller_arguments(secret: str, settings: Settings) -> tuple[str, bool, datetime, datetime]:
-    """The parameters $1-$4 of a statement that starts with `CALLER`."""
+    """The arguments of `auth_caller` (app/auth/caller.sql): the secret's digest, whether it is
+    a gateway key, now, and the moment before which a key's last use is noted again."""
     moment = datetime.now(UTC)
     is_key = secret.startswith(f"{GATEWAY_KEY_PREFIX}_")
     return (
@@ -246,7 +229,7 @@ def caller_arguments(secret: str, settings: Settings) -> tuple[str, bool, dateti
 def caller_from(
     kind: str | None, id_: uuid.UUID | None, name: str | None, role: str | None
 ) -> Principal | None:
-    """The principal of a `caller` row's columns; None when no row matched."""
+    """The principal of an `auth_caller` row's columns; None when no row matched."""
     if kind is None or id_ is None or name is None:
         return None
     if kind == "gateway":

@@ -39,6 +39,8 @@ import asyncpg
 
 # Paths inside the `app` package, applied in this order. Installed as package data (*.sql).
 DEFINITIONS: tuple[str, ...] = (
+    "auth/caller.sql",  # auth_caller: who a hot-path request's secret belongs to
+    "queues/settings_version.sql",  # queues_settings_version: when routing re-reads queues
     "routing/decisions.sql",  # routing_refresh_agent, routing_accept, routing_complete
     "routing/agent_version.sql",  # agents_move_routing_version, trigger agents_routing_version
     "core/events_notify.sql",  # notify_event, trigger events_notify

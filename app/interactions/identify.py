@@ -34,15 +34,17 @@ from app.customers.contact_points import InvalidContactPoint, normalize
 from app.customers.models import ContactKind
 from app.customers.schemas import CustomerCreate
 from app.interactions.schemas import InteractionCreate
-from app.queues.service import SETTINGS_VERSION
 from app.skills.schemas import SkillLevel
 
-# The caller first (auth's `CALLER`, $1-$4; without a secret no row), then what intake needs,
-# and what routing needs to place the arrival at once (`Placer`): the customer's tier, their
-# last agent when the queue is sticky, and the queues' version.
+# The caller first (`auth_caller`, app/auth/caller.sql, $1-$4: `auth.caller_arguments`; without
+# a secret no row), then what intake needs, and what routing needs to place the arrival at once
+# (intake's `Router`): the customer's tier, their last agent when the queue is sticky, and the
+# queues' version (app/queues/settings_version.sql).
 # A queue by id wins over a queue whose name happens to be that id, as in the ORM version.
-LOOK_UP = f"""
-    WITH {auth.CALLER}, queue AS (
+LOOK_UP = """
+    WITH caller AS (
+        SELECT * FROM auth_caller($1, $2, $3, $4)
+    ), queue AS (
         SELECT coalesce(
             (SELECT id FROM queues WHERE id = $7),
             (SELECT id FROM queues WHERE lower(name) = $8)
@@ -57,17 +59,17 @@ LOOK_UP = f"""
         (SELECT id FROM interactions WHERE channel = $5 AND external_ref = $6) AS existing_id,
         queue.id AS queue_id,
         (
-            SELECT coalesce(jsonb_object_agg(s.name, qs.min_proficiency), '{{}}'::jsonb)
+            SELECT coalesce(jsonb_object_agg(s.name, qs.min_proficiency), '{}'::jsonb)
             FROM queue_skills qs JOIN skills s ON s.id = qs.skill_id
             WHERE qs.queue_id = queue.id
         ) AS queue_needs,
         (
-            SELECT coalesce(jsonb_object_agg(lower(name), name), '{{}}'::jsonb)
+            SELECT coalesce(jsonb_object_agg(lower(name), name), '{}'::jsonb)
             FROM skills WHERE lower(name) = ANY($9::text[])
         ) AS skills,
         customer.id AS customer_id, c.tier::text AS tier,
         last.agent_id AS last_agent_id, last.assigned_at AS last_agent_at,
-        {SETTINGS_VERSION} AS queues_version,
+        queues_settings_version() AS queues_version,
         caller.kind AS caller_kind, caller.id AS caller_id, caller.name AS caller_name,
         caller.role AS caller_role
     FROM queue CROSS JOIN customer
@@ -81,7 +83,7 @@ LOOK_UP = f"""
         LIMIT 1
     ) last ON true
     LEFT JOIN caller ON true
-"""  # noqa: S608 - constants only, no outside text
+"""
 
 
 # For a caller known already: a digest no secret has, so `caller` is empty and nothing written.

@@ -51,8 +51,12 @@ class Interaction(UUIDPrimaryKey, Timestamps, Base):
     __table_args__ = (
         # A gateway or mail server that retries delivers the same call id / Message-ID again.
         UniqueConstraint("channel", "external_ref", name="uq_interactions_channel_external_ref"),
+        # The queued work of each channel, oldest first (the matcher ranks channels apart).
         Index(
-            "ix_interactions_waiting", "waiting_since", postgresql_where=text("state = 'queued'")
+            "ix_interactions_waiting",
+            "channel",
+            "waiting_since",
+            postgresql_where=text("state = 'queued'"),
         ),
         Index("ix_interactions_customer_created", "customer_id", "created_at"),
         Index("ix_interactions_agent_state", "agent_id", "state"),

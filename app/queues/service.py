@@ -27,12 +27,6 @@ from app.skills import service as skills
 from app.skills.models import Skill
 from app.skills.schemas import SkillLevel
 
-# An SQL expression that changes whenever any queue row is written (`xmin` is new on every
-# write): routing keeps the queues' settings between reads while it stays the same.
-SETTINGS_VERSION = """
-    (SELECT md5(string_agg(q.id::text || ':' || q.xmin::text, ',' ORDER BY q.id)) FROM queues q)
-"""
-
 
 class QueueNotFound(NotFound):
     code = "queue_not_found"

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from app.core.channels import Channel
-from app.queues.service import SETTINGS_VERSION
 from app.routing import policy
 
 WAITING_PAGE = 500  # waiting interactions read at a time, in the order of service
@@ -75,13 +74,13 @@ OLDEST_OF_EACH_CHANNEL = "\n    UNION ALL\n".join(
 
 # The waiting work in the order of service (`policy.in_line`), a page at a time: after the
 # entry ($3, $4, $5) given, or from the top. Each with the agents who already refused or missed
-# it, and the version of the queues' rows (worked out once per statement).
+# it, and the version of the queues' rows (app/queues/settings_version.sql).
 WAITING = f"""
     SELECT i.id, i.channel, i.queue_id, i.priority, i.waiting_since, i.needs, i.customer_id,
            c.tier, {EFFECTIVE} AS effective,
            ARRAY(SELECT o.agent_id FROM offers o WHERE o.interaction_id = i.id
                  AND o.state IN ('rejected', 'timed_out')) AS refused,
-           {SETTINGS_VERSION} AS queues_version
+           queues_settings_version() AS queues_version
     FROM (
 {OLDEST_OF_EACH_CHANNEL}
     ) i

@@ -55,7 +55,8 @@ class Agent(UUIDPrimaryKey, Timestamps, Base):
     skills_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Moves with everything routing counts on: each offer written to the agent (by its writer),
     # and capacity, skills, idle time or a change of state other than between available and
-    # busy (a trigger, migration 0009). An offer lands only while it is as routing read it.
+    # busy (a trigger: app/routing/agent_version.sql). An offer lands only while it is as
+    # routing read it.
     routing_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # The agent's current desk socket: an old socket closing late must not log out a new one.
     connection_id: Mapped[uuid.UUID | None]

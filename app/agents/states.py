@@ -130,8 +130,9 @@ def becomes_idle(source: AgentState, target: AgentState) -> bool:
 
 def matters_to_routing(source: AgentState, target: AgentState) -> bool:
     """Whether the move changes what routing counts on, so that an offer written on the row as
-    it was read must not land (`agents.routing_version`, the trigger of migration 0009). Between
-    available and busy only the load differs, and routing counts that itself."""
+    it was read must not land (`agents.routing_version`, the trigger in
+    app/routing/agent_version.sql). Between available and busy only the load differs, and
+    routing counts that itself."""
     return source is not target and not {source, target} <= SAME_TO_ROUTING
 
 

@@ -9,11 +9,11 @@ A subscriber that falls behind is told so (`overflowed`) instead of slowing anyo
 
 The events this replica writes on its hot paths are handed over by their writers (`publish`),
 with what the log does not keep (`EventRecord.attached`). Their connections are registered with
-`own`, which turns their per-event NOTIFY off (`cc.notify`, migration 0007): a NOTIFY holds
-PostgreSQL's global notification lock across its transaction's commit flush, so every writer
-waited for the flush of the one before it. The hub announces what was published to the other
-replicas instead, with one NOTIFY per batch from its own connection, outside any writing
-transaction.
+`own`, which turns their per-event NOTIFY off (`cc.notify`, app/core/events_notify.sql): a
+NOTIFY holds PostgreSQL's global notification lock across its transaction's commit flush, so
+every writer waited for the flush of the one before it. The hub announces what was published
+to the other replicas instead, with one NOTIFY per batch from its own connection, outside any
+writing transaction.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from app.core.logging import get_logger
 
 log = get_logger(__name__)
 
-# The channel of the events trigger's NOTIFY (migration 0007) and of this hub's announcements.
+# The channel of the events trigger's NOTIFY (app/core/events_notify.sql) and of this hub's
+# announcements.
 NOTIFY_CHANNEL = "cc_events"
 FETCH_LIMIT = 2000
 HUB_APPLICATION = "cc-event-hub"

@@ -89,7 +89,7 @@ def _pending_offer(
     return row
 
 
-# One call: the statements of an accept run inside PostgreSQL (migration 0006), in the lock order.
+# One call: the statements of an accept run inside PostgreSQL (decisions.sql), in the lock order.
 ACCEPT = (
     "SELECT * FROM routing_accept($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb,"
     " $7::text::jsonb)"
@@ -225,7 +225,7 @@ async def complete(
 ) -> InteractionState:
     """The agent is done: wrap-up follows when the queue asks for it, else completion.
 
-    One call (migration 0006): the agent's state then follows what it holds, as
+    One call (decisions.sql): the agent's state then follows what it holds, as
     `refresh_agent_state` has it."""
     moment = now()
     rows = await connection.fetch(

@@ -18,8 +18,8 @@ Why a kept agent never breaks a routing rule (DESIGN.md section 3, docs/routing.
 
 - **Capacity.** Only an offer adds load, and every write of an offer (a pass's, or an
   arrival's: app/routing/arrivals.py) takes the agent's row lock and moves its
-  `routing_version` (migration 0009). Everything else (accepts, completes, timeouts) only
-  lowers a load: a kept load is never below the truth while the row still has the
+  `routing_version` (app/routing/agent_version.sql). Everything else (accepts, completes,
+  timeouts) only lowers a load: a kept load is never below the truth while the row still has the
   `routing_version` it was read with.
 - **State, capacity, skills.** An agent kept may have changed since it was read (away, wrap-up,
   an admin lowering its capacity, new skills, a user deactivated, an offer): the offers' write

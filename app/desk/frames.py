@@ -1,4 +1,4 @@
-"""From the event log to the frames an agent's desk receives.
+"""From the event log to the frames an agent's desk receives, live and replayed.
 
 `db` is an asyncpg connection or the pool: the replay reads a lot and keeps one connection; the
 live pump passes the pool, as most events become frames without a read and need no connection.
@@ -11,13 +11,13 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from pydantic import BaseModel
 
 from app.agents.models import AgentState
 from app.agents.service import AgentNotFound
 from app.core.hub import EventRecord
 from app.desk.protocol import (
     AssignmentFrame,
+    DeskFrame,
     InteractionUpdateFrame,
     OfferFrame,
     OfferWithdrawnFrame,
@@ -29,6 +29,7 @@ from app.routing import screen_pop
 from app.routing.screen_pop import Reader
 
 OFFER_ENDINGS = {"offer.withdrawn", "offer.timed_out", "offer.rejected"}
+REPLAY_LIMIT = 1000
 
 # Every field of InteractionOut, the interaction as the REST API shows it.
 INTERACTION_COLUMNS = """
@@ -47,9 +48,15 @@ PENDING_OFFERS = (
     "SELECT id, interaction_id, channel, deadline, reason, matched FROM offers"
     " WHERE agent_id = $1 AND state = 'pending' ORDER BY created_at, id"
 )
+MISSED = (
+    "SELECT id, occurred_at, kind, subject_type, subject_id, actor, payload FROM events"
+    " WHERE id > $1"
+    " AND ((subject_type = 'agent' AND subject_id = $2) OR payload->>'agent_id' = $2)"
+    " ORDER BY id LIMIT $3"
+)
 
 
-async def frame_for(db: Reader, event: EventRecord) -> BaseModel | None:
+async def frame_for(db: Reader, event: EventRecord) -> DeskFrame | None:
     """The frame an event becomes on its agent's desk, or None when the desk need not know."""
     payload = event.payload
     if event.kind == "agent.state_changed":
@@ -100,12 +107,18 @@ def _dump(row: asyncpg.Record) -> dict[str, Any]:
     return InteractionOut.model_validate(dict(row)).model_dump(mode="json")
 
 
-async def current_frames(db: Reader, agent_id: uuid.UUID) -> list[BaseModel]:
+async def missed_events(db: Reader, agent_id: uuid.UUID, after: int) -> list[EventRecord]:
+    """The agent's events after `after`, oldest first: what a reconnecting desk missed."""
+    rows = await db.fetch(MISSED, after, str(agent_id), REPLAY_LIMIT)
+    return [EventRecord(**row) for row in rows]
+
+
+async def current_frames(db: Reader, agent_id: uuid.UUID) -> list[DeskFrame]:
     """What the agent holds now: its state, pending offers (with screen pop) and assignments."""
     agent = await db.fetchrow(AGENT_STATE, agent_id)
     if agent is None:
         raise AgentNotFound(f"no agent with id {agent_id}")
-    frames: list[BaseModel] = [StateFrame(state=agent["state"], reason=agent["state_reason"])]
+    frames: list[DeskFrame] = [StateFrame(state=agent["state"], reason=agent["state_reason"])]
     for offer in await db.fetch(PENDING_OFFERS, agent_id):
         matched = offer["matched"]
         routing = screen_pop.routing(

@@ -53,10 +53,10 @@ class EndWrapUp(BaseModel):
     interaction_id: uuid.UUID
 
 
-AgentMessage = Annotated[
-    Hello | Heartbeat | SetState | Accept | Reject | Complete | EndWrapUp,
-    Field(discriminator="type"),
-]
+# What the agent does: each is answered by an ack or an error (hello and heartbeat are not).
+AgentAction = SetState | Accept | Reject | Complete | EndWrapUp
+
+AgentMessage = Annotated[Hello | Heartbeat | AgentAction, Field(discriminator="type")]
 agent_message = TypeAdapter[AgentMessage](AgentMessage)
 
 # Server -> agent
@@ -121,3 +121,17 @@ class ErrorFrame(BaseModel):
     of: str | None = None
     error: str
     detail: str
+
+
+DeskFrame = Annotated[
+    ReadyFrame
+    | StateFrame
+    | OfferFrame
+    | OfferWithdrawnFrame
+    | AssignmentFrame
+    | InteractionUpdateFrame
+    | AckFrame
+    | ErrorFrame,
+    Field(discriminator="type"),
+]
+desk_frame = TypeAdapter[DeskFrame](DeskFrame)

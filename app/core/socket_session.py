@@ -296,10 +296,22 @@ class SocketSession(Generic[F]):
         return frames
 
     async def _put(self, frame: F) -> None:
-        """Queue a frame, waiting for room: only for this session's own tasks, whose wait
-        delays this client alone."""
-        if self._state is not SessionState.closed:
-            await self._outbox.put(frame.model_dump_json())
+        """Queue a frame, waiting for room (only this session's own tasks wait, which delays
+        this client alone) but no longer than the hub keeps the client's events: once they
+        overflow, the pump closes the socket (TOO_FAR_BEHIND) rather than wait on."""
+        if self._state is SessionState.closed:
+            return
+        message = frame.model_dump_json()
+        if not self._outbox.full():
+            self._outbox.put_nowait(message)
+            return
+        room = asyncio.ensure_future(self._outbox.put(message))
+        behind = asyncio.ensure_future(self._subscription.overflowed.wait())
+        try:
+            await asyncio.wait((room, behind), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            room.cancel()
+            behind.cancel()
 
     async def _pump(self) -> None:
         subscription = self._subscription

@@ -123,7 +123,8 @@ class Replay(Generic[F]):
 
 
 class SocketSession(Generic[F]):
-    """One client's socket: `async with` it, `replay` once, then `receive` until SessionClosed.
+    """One client's socket: `async with` it, `replay` once, then `receive` until SessionClosed
+    (which the `async with` absorbs).
 
     `frame_for` turns one of the subscription's events into a frame, or None when the client
     need not know; the pump passes it the pool (most events become frames without a read),
@@ -177,20 +178,21 @@ class SocketSession(Generic[F]):
         kind: type[BaseException] | None,
         error: BaseException | None,
         traceback: TracebackType | None,
-    ) -> None:
+    ) -> bool:
         """Stop the session's tasks and leave the hub; wait (bounded) for the close frame to go
-        out, so the client reads why. A user's error closes with SERVER_ERROR and propagates."""
+        out, so the client reads why. SessionClosed ends the block quietly; any other error
+        closes with SERVER_ERROR and propagates."""
         self.close(SERVER_ERROR if isinstance(error, Exception) else GOODBYE)
         for task in self._tasks:
             task.cancel()
         self._hub.unsubscribe(self._subscription)
         closing = self._closing
-        if closing is None or isinstance(error, asyncio.CancelledError):
-            return
-        # A client that is not reading keeps the frame behind what it has not read, for ever.
-        done, _ = await asyncio.wait([closing], timeout=self._limits.close_timeout)
-        if not done:
-            closing.cancel()
+        if closing is not None and not isinstance(error, asyncio.CancelledError):
+            # A client that is not reading keeps the frame behind what it has not read for ever.
+            done, _ = await asyncio.wait([closing], timeout=self._limits.close_timeout)
+            if not done:
+                closing.cancel()
+        return isinstance(error, SessionClosed)
 
     async def receive(self) -> str:
         """The client's next message. Raises SessionClosed once the client has left or the

@@ -100,11 +100,11 @@ class AgentConnection:
             heartbeat=Heartbeat(every=self._heartbeat_seconds),
             context={"agent_id": str(self.agent_id)},
         )
+        # The conversation ends with SessionClosed, which the session absorbs: the agent left,
+        # or the session closed the socket (a desk too slow to read, a busy database).
         async with desk:
             try:
                 await self._converse(desk)
-            except SessionClosed:
-                pass  # the agent left, or the session closed a desk too slow to read
             finally:
                 await self._leave()
 

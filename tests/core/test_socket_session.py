@@ -157,18 +157,10 @@ async def test_live_frames_wait_for_the_replay_and_none_comes_twice_or_after_the
     hub = unstarted_hub()
     states: list[SessionState] = []
 
-    async def missed(_connection: asyncpg.Connection, after: int) -> list[EventRecord]:
-        states.append(session.state)
-        # One more event lands while the replay reads, and its read sees it too: it must come
-        # once, live, after the ready frame.
-        hub.publish([event(2, "during the replay")])
-        return [event(1, "before the replay"), event(2, "during the replay")]
-
     async def holds(_connection: asyncpg.Connection) -> list[Note]:
         return [Note(text="held")]
 
     async def script(websocket: WebSocket) -> None:
-        nonlocal session
         session = SocketSession(
             websocket,
             hub=hub,
@@ -178,6 +170,14 @@ async def test_live_frames_wait_for_the_replay_and_none_comes_twice_or_after_the
             heartbeat=Heartbeat(every=5.0),
             context={},
         )
+
+        async def missed(_connection: asyncpg.Connection, after: int) -> list[EventRecord]:
+            states.append(session.state)
+            # One more event lands while the replay reads, and its read sees it too: it must
+            # come once, live, after the ready frame.
+            hub.publish([event(2, "during the replay")])
+            return [event(1, "before the replay"), event(2, "during the replay")]
+
         async with session:
             states.append(session.state)
             session.send(Note(text="an answer"))  # answers may go out before the replay
@@ -192,7 +192,6 @@ async def test_live_frames_wait_for_the_replay_and_none_comes_twice_or_after_the
             session.send(Note(text="after the close"))
             states.append(session.state)
 
-    session: SocketSession[Note]
     async with serving(script) as (url, finished), websockets.connect(url) as client:
         received = [json.loads(await client.recv())["text"] for _ in range(6)]
         await client.send("bye")

@@ -115,7 +115,7 @@ class AgentConnection:
         except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             desk.close(DATABASE_BUSY)
             raise SessionClosed from None
-        await desk.replay(self._replay(), hello.last_event_id if hello else None)
+        await desk.replay(self._replay(desk), hello.last_event_id if hello else None)
         if first is not None:
             await self._handle(desk, first)
         while True:
@@ -134,7 +134,7 @@ class AgentConnection:
             return message, None
         return None, message
 
-    def _replay(self) -> Replay[DeskFrame]:
+    def _replay(self, desk: Desk) -> Replay[DeskFrame]:
         agent_id = self.agent_id
 
         async def missed(connection: asyncpg.Connection, after: int) -> list[EventRecord]:
@@ -147,7 +147,7 @@ class AgentConnection:
             return ReadyFrame(
                 agent_id=agent_id,
                 last_event_id=last_event_id,
-                heartbeat_seconds=self._heartbeat_seconds,
+                heartbeat_seconds=desk.heartbeat.every,
             )
 
         return Replay(missed=missed, holds=holds, ready=ready)

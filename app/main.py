@@ -24,6 +24,7 @@ from app.customers.api import router as customers_router
 from app.desk.api import router as desk_router
 from app.desk.rest import agents_router as desk_agents_router
 from app.desk.rest import router as desk_rest_router
+from app.desk.screen_pop import ScreenPopDetails
 from app.interactions.api import document_intake_body
 from app.interactions.api import router as interactions_router
 from app.interactions.intake import Intake
@@ -32,7 +33,6 @@ from app.routing.arrivals import Arrivals
 from app.routing.matcher import Matcher
 from app.routing.offers import OfferWriter
 from app.routing.presence import Presence
-from app.routing.screen_pop import ScreenPopDetails
 from app.skills.api import router as skills_router
 from app.supervisor.api import router as supervisor_router
 

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, WebSocket, status
+from fastapi import APIRouter, Query, WebSocket
 
 from app.agents import service as agents
 from app.auth import service as auth
 from app.auth.models import Role
 from app.core.errors import NotFound
+from app.core.socket_session import CloseCode
 from app.desk.connection import AgentConnection
 
 router = APIRouter()
@@ -28,12 +29,12 @@ async def agent_desk(
                 agent_id = await agents.agent_id_for_user(session, principal.id)
             except NotFound:
                 agent_id = None
-    if principal is None or agent_id is None:
-        await websocket.close(
-            code=status.WS_1008_POLICY_VIOLATION, reason="an agent's token is needed"
-        )
-        return
     await websocket.accept()
+    if principal is None or agent_id is None:
+        # Refused after the handshake, not at it: a browser's websocket never sees a refused
+        # handshake's status, but it does see a close code and its reason.
+        await websocket.close(code=CloseCode.REFUSED, reason="an agent's token is needed")
+        return
     connection = AgentConnection(
         websocket,
         agent_id=agent_id,

@@ -1,70 +1,69 @@
-"""One agent's desk socket, as a small state machine with its own send queue.
+"""One agent's desk: what the desk's socket means, on core's socket session.
 
-connecting ──hello (or first message)──▶ replaying ──▶ live ──▶ closed
-
-A slow or dead client never delays anyone: frames go through a bounded queue drained by this
-connection's own writer; a full queue or a stuck send closes this socket only. No database
-session is held for the socket's life: each message and each frame uses a short one.
+The session (app.core.socket_session) carries the frames: its bounded queue and writer, the
+pump from the hub, the replay, heartbeats and close codes. What is the desk's own is here: the
+hello, the agent's presence, each action carried out through routing and answered by an ack or
+an error, and the agent leaving routing when its socket goes. No database session is held for
+the socket's life: each message and each frame uses a short one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, assert_never
 
 import asyncpg
-from fastapi import WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, ValidationError
+from fastapi import WebSocket
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agents.models import AgentState
 from app.agents.states import Cause
 from app.core.errors import AppError
 from app.core.events import Events
-from app.core.hub import EventHub, EventRecord, Subscription
+from app.core.hub import EventHub, EventRecord
 from app.core.logging import get_logger
 from app.core.pg import ACQUIRE_TIMEOUT, now, transaction
+from app.core.socket_session import (
+    DATABASE_BUSY,
+    Heartbeat,
+    Replay,
+    SessionClosed,
+    SocketSession,
+)
 from app.desk import frames
 from app.desk.protocol import (
     Accept,
     AckFrame,
+    AgentAction,
     AgentMessage,
     Complete,
+    DeskFrame,
     EndWrapUp,
     ErrorFrame,
-    Heartbeat,
     Hello,
     ReadyFrame,
     Reject,
     SetState,
     agent_message,
 )
+from app.desk.protocol import Heartbeat as HeartbeatMessage
 from app.routing import service as routing
 from app.routing.presence import Presence
 
 log = get_logger(__name__)
 
-SEND_QUEUE = 256
-SEND_TIMEOUT = 5.0
 HELLO_TIMEOUT = 5.0
-REPLAY_LIMIT = 1000
-
 
 SEEN_NOW = """
     INSERT INTO agent_presence (agent_id, last_seen_at) VALUES ($1, $2)
     ON CONFLICT (agent_id) DO UPDATE SET last_seen_at = excluded.last_seen_at
 """
 
-
-class Phase(enum.Enum):
-    connecting = "connecting"
-    replaying = "replaying"
-    live = "live"
-    closed = "closed"
+Desk = SocketSession[DeskFrame]
 
 
 class AgentConnection:
@@ -85,49 +84,75 @@ class AgentConnection:
         self.agent_id = agent_id
         self.actor = actor
         self.connection_id = uuid.uuid4()
-        self.phase = Phase.connecting
         self._sessions = sessions
         self._pool = pool
         self._hub = hub
         self._wake_matcher = wake_matcher
         self._presence = presence
         self._heartbeat_seconds = heartbeat_seconds
-        self._outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=SEND_QUEUE)
-        self._sent_up_to = 0
 
     async def serve(self) -> None:
-        subscription = self._hub.subscribe_agent(str(self.agent_id))
-        writer = asyncio.create_task(self._write(), name=f"desk-writer-{self.agent_id}")
-        pump: asyncio.Task[None] | None = None
-        try:
-            hello, first = await self._await_hello()
-            await self._open()
-            self.phase = Phase.replaying
-            await self._replay(hello.last_event_id if hello else None)
-            self.phase = Phase.live
-            pump = asyncio.create_task(self._pump(subscription), name=f"desk-pump-{self.agent_id}")
-            if first is not None:
-                await self._handle(first)
-            await self._read(writer, pump)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            self.phase = Phase.closed
-            self._hub.unsubscribe(subscription)
-            for task in (writer, pump):
-                if task is not None:
-                    task.cancel()
-            await self._close()
+        desk: Desk = SocketSession(
+            self.websocket,
+            hub=self._hub,
+            # Subscribed before the replay reads anything, so that nothing falls in between.
+            subscription=self._hub.subscribe_agent(str(self.agent_id)),
+            pool=self._pool,
+            frame_for=frames.frame_for,
+            heartbeat=Heartbeat(every=self._heartbeat_seconds),
+            context={"agent_id": str(self.agent_id)},
+        )
+        # The conversation ends with SessionClosed, which the session absorbs: the agent left,
+        # or the session closed the socket (a desk too slow to read, a busy database).
+        async with desk:
+            try:
+                await self._converse(desk)
+            finally:
+                await self._leave()
 
-    async def _await_hello(self) -> tuple[Hello | None, AgentMessage | None]:
+    async def _converse(self, desk: Desk) -> None:
+        hello, first = await self._await_hello(desk)
         try:
-            raw = await asyncio.wait_for(self.websocket.receive_text(), timeout=HELLO_TIMEOUT)
+            await self._open()
+        except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            desk.close(DATABASE_BUSY)
+            raise SessionClosed from None
+        await desk.replay(self._replay(desk), hello.last_event_id if hello else None)
+        if first is not None:
+            await self._handle(desk, first)
+        while True:
+            message = self._parse(desk, await desk.receive())
+            if message is not None:
+                await self._handle(desk, message)
+
+    async def _await_hello(self, desk: Desk) -> tuple[Hello | None, AgentMessage | None]:
+        try:
+            async with asyncio.timeout(HELLO_TIMEOUT):
+                raw = await desk.receive()
         except TimeoutError:
             return None, None
-        message = self._parse(raw)
+        message = self._parse(desk, raw)
         if isinstance(message, Hello):
             return message, None
         return None, message
+
+    def _replay(self, desk: Desk) -> Replay[DeskFrame]:
+        agent_id = self.agent_id
+
+        async def missed(connection: asyncpg.Connection, after: int) -> list[EventRecord]:
+            return await frames.missed_events(connection, agent_id, after)
+
+        async def holds(connection: asyncpg.Connection) -> list[DeskFrame]:
+            return await frames.current_frames(connection, agent_id)
+
+        def ready(last_event_id: int) -> DeskFrame:
+            return ReadyFrame(
+                agent_id=agent_id,
+                last_event_id=last_event_id,
+                heartbeat_seconds=desk.heartbeat.every,
+            )
+
+        return Replay(missed=missed, holds=holds, ready=ready)
 
     async def _open(self) -> None:
         async with transaction(self._pool) as connection:
@@ -138,17 +163,17 @@ class AgentConnection:
             )
             await connection.execute(SEEN_NOW, self.agent_id, now())
 
-    async def _close(self) -> None:
+    async def _leave(self) -> None:
         """Leave routing unless a newer socket of the same agent has taken over."""
         with contextlib.suppress(Exception):
             events = Events()
             async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
                 async with connection.transaction():
-                    await self._leave(connection, events)
+                    await self._release(connection, events)
                 self._hub.publish(events.written)
             self._wake_matcher()
 
-    async def _leave(self, connection: asyncpg.Connection, events: Events) -> None:
+    async def _release(self, connection: asyncpg.Connection, events: Events) -> None:
         claimed = await connection.fetchrow(
             "UPDATE agents SET connection_id = NULL WHERE id = $1 AND connection_id = $2"
             " RETURNING state, state_reason",
@@ -171,79 +196,7 @@ class AgentConnection:
         )
         await events.write(connection)
 
-    async def _replay(self, last_event_id: int | None) -> None:
-        """Missed events first (when the desk says where it was), then what it holds now."""
-        async with self._pool.acquire() as connection:
-            if last_event_id is not None:
-                for event in await self._missed(connection, last_event_id):
-                    frame = await frames.frame_for(connection, event)
-                    if frame is not None:
-                        self._send(frame)
-            for frame in await frames.current_frames(connection, self.agent_id):
-                self._send(frame)
-        self._sent_up_to = max(self._hub.last_event_id, last_event_id or 0)
-        self._send(
-            ReadyFrame(
-                agent_id=self.agent_id,
-                last_event_id=self._sent_up_to,
-                heartbeat_seconds=self._heartbeat_seconds,
-            )
-        )
-
-    async def _missed(self, connection: asyncpg.Connection, after: int) -> list[EventRecord]:
-        rows = await connection.fetch(
-            "SELECT id, occurred_at, kind, subject_type, subject_id, actor, payload FROM events"
-            " WHERE id > $1"
-            " AND ((subject_type = 'agent' AND subject_id = $2) OR payload->>'agent_id' = $2)"
-            " ORDER BY id LIMIT $3",
-            after,
-            str(self.agent_id),
-            REPLAY_LIMIT,
-        )
-        return [EventRecord(**row) for row in rows]
-
-    async def _pump(self, subscription: Subscription) -> None:
-        while True:
-            if subscription.overflowed.is_set():
-                await self.websocket.close(code=1013, reason="too far behind; reconnect")
-                return
-            event = await subscription.queue.get()
-            if event.id <= self._sent_up_to:
-                continue
-            # The pool lends a connection only to an event that needs a read (offer, assignment).
-            frame = await frames.frame_for(self._pool, event)
-            if frame is not None:
-                self._send(frame)
-
-    def _send(self, frame: BaseModel) -> None:
-        try:
-            # pydantic's own JSON encoder: one step, several times faster than dump + json.dumps.
-            self._outbox.put_nowait(frame.model_dump_json())
-        except asyncio.QueueFull:
-            log.warning("desk too slow; closing its socket", agent_id=str(self.agent_id))
-            asyncio.get_running_loop().create_task(self.websocket.close(code=1013))
-
-    async def _write(self) -> None:
-        while True:
-            message = await self._outbox.get()
-            try:
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for sends each frame from a
-                # task of its own, one more task and one more turn of the loop per frame.
-                async with asyncio.timeout(SEND_TIMEOUT):
-                    await self.websocket.send_text(message)
-            except (TimeoutError, RuntimeError, WebSocketDisconnect):
-                with contextlib.suppress(Exception):
-                    await self.websocket.close(code=1013)
-                return
-
-    async def _read(self, writer: asyncio.Task[None], pump: asyncio.Task[None]) -> None:
-        while not writer.done() and not pump.done():
-            raw = await self.websocket.receive_text()
-            message = self._parse(raw)
-            if message is not None:
-                await self._handle(message)
-
-    def _parse(self, raw: str) -> AgentMessage | None:
+    def _parse(self, desk: Desk, raw: str) -> AgentMessage | None:
         try:
             return agent_message.validate_json(raw)
         except ValidationError as error:
@@ -251,83 +204,85 @@ class AgentConnection:
                 f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}"
                 for e in error.errors()
             )
-            self._send(ErrorFrame(error="validation_error", detail=problems))
+            desk.send(ErrorFrame(error="validation_error", detail=problems))
             return None
 
-    async def _handle(self, message: AgentMessage) -> None:
+    async def _handle(self, desk: Desk, message: AgentMessage) -> None:
+        self._presence.seen(self.agent_id)
+        match message:
+            case Hello() | HeartbeatMessage():
+                return  # a sign of life, with nothing to answer
+            case SetState() | Accept() | Reject() | Complete() | EndWrapUp():
+                await self._act(desk, message)
+            case _:
+                assert_never(message)
+
+    async def _act(self, desk: Desk, action: AgentAction) -> None:
+        """Carry out an action and answer it: an ack once done, else an error."""
         try:
-            applied = await self._apply(message)
+            await self._apply(desk, action)
         except AppError as error:
-            self._send(ErrorFrame(of=message.type, error=error.code, detail=error.detail))
+            desk.send(ErrorFrame(of=action.type, error=error.code, detail=error.detail))
             return
         except (asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
-            # A deadlock or a busy pool fails this message, not the desk: the agent may retry.
+            # A deadlock or a busy pool fails this action, not the desk: the agent may retry.
             log.warning("desk message failed", agent_id=str(self.agent_id), error=repr(error))
-            self._send(
-                ErrorFrame(
-                    of=message.type, error="try_again", detail="the database was busy; retry"
-                )
+            desk.send(
+                ErrorFrame(of=action.type, error="try_again", detail="the database was busy; retry")
             )
             return
-        if applied:
-            self._wake_matcher()
+        self._wake_matcher()
 
-    async def _apply(self, message: AgentMessage) -> bool:
-        """Carry out a message; True when it changed something (it was acknowledged then)."""
-        self._presence.seen(self.agent_id)
-        if isinstance(message, Heartbeat | Hello):
-            return False
+    async def _apply(self, desk: Desk, action: AgentAction) -> None:
         events = Events()
         async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
-            if isinstance(message, Accept | Complete):  # one autocommitted call each: no BEGIN
-                detail = await self._decide(connection, events, message)
+            if isinstance(action, Accept | Complete):  # one autocommitted call each: no BEGIN
+                detail = await self._decide(connection, events, action)
             else:
                 async with connection.transaction():
-                    detail = await self._decide(connection, events, message)
+                    detail = await self._decide(connection, events, action)
                     await events.write(connection)
             # The answer first, then the frames of what it caused; both before the connection
-            # goes back, as this pool's commits send no NOTIFY (EventHub.own).
-            self._send(AckFrame(of=message.type, detail=detail))
+            # goes back, as this pool's commits send no NOTIFY (EventHub.own). `send` does not
+            # wait: a desk slow to read never keeps this connection from the others.
+            desk.send(AckFrame(of=action.type, detail=detail))
             self._hub.publish(events.written)
-        return True
 
     async def _decide(
-        self, connection: asyncpg.Connection, events: Events, message: AgentMessage
+        self, connection: asyncpg.Connection, events: Events, action: AgentAction
     ) -> dict[str, Any]:
         agent_id, actor = self.agent_id, self.actor
-        if isinstance(message, SetState):
-            return await self._set_state(connection, events, message)
-        if isinstance(message, Accept):
-            taken = await routing.accept_offer(
-                connection, events, message.offer_id, agent_id=agent_id, actor=actor
-            )
-            return {"offer_id": str(message.offer_id), "interaction_id": str(taken)}
-        if isinstance(message, Reject):
-            await routing.reject_offer(
-                connection,
-                events,
-                message.offer_id,
-                agent_id=agent_id,
-                reason=message.reason,
-                actor=actor,
-            )
-            return {"offer_id": str(message.offer_id)}
-        if isinstance(message, Complete):
-            state = await routing.complete(
-                connection,
-                events,
-                message.interaction_id,
-                disposition=message.disposition,
-                notes=message.notes,
-                agent_id=agent_id,
-                actor=actor,
-            )
-            return {"interaction_id": str(message.interaction_id), "state": state.value}
-        assert isinstance(message, EndWrapUp)
-        state = await routing.end_wrap_up(
-            connection, events, message.interaction_id, agent_id=agent_id, actor=actor
-        )
-        return {"interaction_id": str(message.interaction_id), "state": state.value}
+        match action:
+            case SetState():
+                return await self._set_state(connection, events, action)
+            case Accept(offer_id=offer_id):
+                taken = await routing.accept_offer(
+                    connection, events, offer_id, agent_id=agent_id, actor=actor
+                )
+                return {"offer_id": str(offer_id), "interaction_id": str(taken)}
+            case Reject(offer_id=offer_id, reason=reason):
+                await routing.reject_offer(
+                    connection, events, offer_id, agent_id=agent_id, reason=reason, actor=actor
+                )
+                return {"offer_id": str(offer_id)}
+            case Complete(interaction_id=interaction_id):
+                state = await routing.complete(
+                    connection,
+                    events,
+                    interaction_id,
+                    disposition=action.disposition,
+                    notes=action.notes,
+                    agent_id=agent_id,
+                    actor=actor,
+                )
+                return {"interaction_id": str(interaction_id), "state": state.value}
+            case EndWrapUp(interaction_id=interaction_id):
+                state = await routing.end_wrap_up(
+                    connection, events, interaction_id, agent_id=agent_id, actor=actor
+                )
+                return {"interaction_id": str(interaction_id), "state": state.value}
+            case _:
+                assert_never(action)
 
     async def _set_state(
         self, connection: asyncpg.Connection, events: Events, message: SetState

@@ -1,4 +1,4 @@
-"""From the event log to the frames an agent's desk receives.
+"""From the event log to the frames an agent's desk receives, live and replayed.
 
 `db` is an asyncpg connection or the pool: the replay reads a lot and keeps one connection; the
 live pump passes the pool, as most events become frames without a read and need no connection.
@@ -11,24 +11,25 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from pydantic import BaseModel
 
 from app.agents.models import AgentState
 from app.agents.service import AgentNotFound
 from app.core.hub import EventRecord
+from app.desk import screen_pop
 from app.desk.protocol import (
     AssignmentFrame,
+    DeskFrame,
     InteractionUpdateFrame,
     OfferFrame,
     OfferWithdrawnFrame,
     StateFrame,
 )
+from app.desk.screen_pop import OfferRouting, Reader
 from app.interactions.schemas import InteractionOut
 from app.interactions.service import InteractionNotFound
-from app.routing import screen_pop
-from app.routing.screen_pop import Reader
 
 OFFER_ENDINGS = {"offer.withdrawn", "offer.timed_out", "offer.rejected"}
+REPLAY_LIMIT = 1000
 
 # Every field of InteractionOut, the interaction as the REST API shows it.
 INTERACTION_COLUMNS = """
@@ -47,9 +48,15 @@ PENDING_OFFERS = (
     "SELECT id, interaction_id, channel, deadline, reason, matched FROM offers"
     " WHERE agent_id = $1 AND state = 'pending' ORDER BY created_at, id"
 )
+MISSED = (
+    "SELECT id, occurred_at, kind, subject_type, subject_id, actor, payload FROM events"
+    " WHERE id > $1"
+    " AND ((subject_type = 'agent' AND subject_id = $2) OR payload->>'agent_id' = $2)"
+    " ORDER BY id LIMIT $3"
+)
 
 
-async def frame_for(db: Reader, event: EventRecord) -> BaseModel | None:
+async def frame_for(db: Reader, event: EventRecord) -> DeskFrame | None:
     """The frame an event becomes on its agent's desk, or None when the desk need not know."""
     payload = event.payload
     if event.kind == "agent.state_changed":
@@ -58,9 +65,9 @@ async def frame_for(db: Reader, event: EventRecord) -> BaseModel | None:
         )
     if event.kind == "interaction.offered":
         interaction_id = uuid.UUID(event.subject_id)
-        pop = event.attached.get("screen_pop")
+        pop = event.attached.get(screen_pop.ScreenPopDetails.name)
         if pop is None:  # read from the log: written by another replica, or replayed
-            pop = await screen_pop.build(db, interaction_id, screen_pop.routing_of(payload))
+            pop = await screen_pop.read(db, interaction_id, screen_pop.routing_of(payload))
         return OfferFrame(
             event_id=event.id,
             offer_id=uuid.UUID(payload["offer_id"]),
@@ -100,16 +107,24 @@ def _dump(row: asyncpg.Record) -> dict[str, Any]:
     return InteractionOut.model_validate(dict(row)).model_dump(mode="json")
 
 
-async def current_frames(db: Reader, agent_id: uuid.UUID) -> list[BaseModel]:
+async def missed_events(db: Reader, agent_id: uuid.UUID, after: int) -> list[EventRecord]:
+    """The agent's events after `after`, oldest first: what a reconnecting desk missed."""
+    rows = await db.fetch(MISSED, after, str(agent_id), REPLAY_LIMIT)
+    return [EventRecord(**row) for row in rows]
+
+
+async def current_frames(db: Reader, agent_id: uuid.UUID) -> list[DeskFrame]:
     """What the agent holds now: its state, pending offers (with screen pop) and assignments."""
     agent = await db.fetchrow(AGENT_STATE, agent_id)
     if agent is None:
         raise AgentNotFound(f"no agent with id {agent_id}")
-    frames: list[BaseModel] = [StateFrame(state=agent["state"], reason=agent["state_reason"])]
+    frames: list[DeskFrame] = [StateFrame(state=agent["state"], reason=agent["state_reason"])]
     for offer in await db.fetch(PENDING_OFFERS, agent_id):
         matched = offer["matched"]
-        routing = screen_pop.routing(
-            offer["reason"], matched.get("skills", {}), matched.get("effective_priority")
+        routing = OfferRouting(
+            reason=offer["reason"],
+            matched_skills=matched.get("skills", {}),
+            effective_priority=matched.get("effective_priority"),
         )
         frames.append(
             OfferFrame(
@@ -117,7 +132,7 @@ async def current_frames(db: Reader, agent_id: uuid.UUID) -> list[BaseModel]:
                 interaction_id=offer["interaction_id"],
                 channel=offer["channel"],
                 deadline=offer["deadline"],
-                screen_pop=await screen_pop.build(db, offer["interaction_id"], routing),
+                screen_pop=await screen_pop.read(db, offer["interaction_id"], routing),
             )
         )
     held = await db.fetch(HELD, agent_id)

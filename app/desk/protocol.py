@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, StringConstraints, TypeAdapter
 
 from app.agents.models import AgentState
+from app.desk.screen_pop import ScreenPop
 
 # Agent -> server
 
@@ -53,10 +54,10 @@ class EndWrapUp(BaseModel):
     interaction_id: uuid.UUID
 
 
-AgentMessage = Annotated[
-    Hello | Heartbeat | SetState | Accept | Reject | Complete | EndWrapUp,
-    Field(discriminator="type"),
-]
+# What the agent does: each is answered by an ack or an error (hello and heartbeat are not).
+AgentAction = SetState | Accept | Reject | Complete | EndWrapUp
+
+AgentMessage = Annotated[Hello | Heartbeat | AgentAction, Field(discriminator="type")]
 agent_message = TypeAdapter[AgentMessage](AgentMessage)
 
 # Server -> agent
@@ -76,7 +77,7 @@ class OfferFrame(BaseModel):
     interaction_id: uuid.UUID
     channel: str
     deadline: datetime
-    screen_pop: dict[str, Any]
+    screen_pop: ScreenPop
 
 
 class OfferWithdrawnFrame(BaseModel):
@@ -121,3 +122,17 @@ class ErrorFrame(BaseModel):
     of: str | None = None
     error: str
     detail: str
+
+
+DeskFrame = Annotated[
+    ReadyFrame
+    | StateFrame
+    | OfferFrame
+    | OfferWithdrawnFrame
+    | AssignmentFrame
+    | InteractionUpdateFrame
+    | AckFrame
+    | ErrorFrame,
+    Field(discriminator="type"),
+]
+desk_frame = TypeAdapter[DeskFrame](DeskFrame)

@@ -14,6 +14,7 @@ import websockets
 from fastapi import FastAPI
 
 from app.auth.models import Role
+from app.desk.protocol import desk_frame
 from tests.support import LiveServer, create_user_directly, login
 
 
@@ -28,10 +29,13 @@ class Desk:
         await self.socket.send(json.dumps(message))
 
     async def next(self, kind: str, within: float = 10.0) -> dict[str, Any]:
-        """The next frame of `kind`, skipping others (they stay in `frames`)."""
+        """The next frame of `kind`, skipping others (they stay in `frames`). Every frame must
+        be one of the protocol's (`DeskFrame`)."""
         async with asyncio.timeout(within):
             while True:
-                frame: dict[str, Any] = json.loads(await self.socket.recv())
+                raw = await self.socket.recv()
+                desk_frame.validate_json(raw)
+                frame: dict[str, Any] = json.loads(raw)
                 self.frames.append(frame)
                 if frame["type"] == kind:
                     return frame
@@ -55,9 +59,12 @@ class Center:
         assert response.status_code == 201, response.text
         return await login(self.http, username, "correct horse battery")
 
-    async def desk(self, headers: dict[str, str], last_event_id: int | None = None) -> Desk:
+    async def desk(
+        self, headers: dict[str, str], last_event_id: int | None = None, **options: Any
+    ) -> Desk:
+        """A desk past its hello and ready; `options` go to `websockets.connect`."""
         token = headers["Authorization"].removeprefix("Bearer ")
-        socket = await websockets.connect(f"{self.ws_url}/v1/desk/ws?token={token}")
+        socket = await websockets.connect(f"{self.ws_url}/v1/desk/ws?token={token}", **options)
         desk = Desk(socket)
         await desk.send(type="hello", last_event_id=last_event_id)
         await desk.next("ready")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import asyncpg
@@ -10,6 +11,7 @@ import pytest
 import websockets
 
 from app.core.hub import HUB_APPLICATION, NOTIFY_CHANNEL, asyncpg_dsn
+from app.core.socket_session import CloseCode
 from tests.desk.conftest import Center
 
 
@@ -166,11 +168,39 @@ async def test_reconnecting_replays_the_pending_offer(center: Center) -> None:
     assert all(f["screen_pop"] == offer["screen_pop"] for f in replayed)
 
 
+async def test_a_reconnect_that_replays_more_than_the_send_queue_holds_reaches_ready(
+    center: Center, database_url: str
+) -> None:
+    """The replay waits for room in the desk's queue (256 frames) rather than overflow it: a
+    console back from a long absence would otherwise be closed on every reconnect."""
+    mei = await center.agent("mei", billing=4)
+    me = (await center.http.get("/v1/agents/me", headers=mei)).json()
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await connection.executemany(
+            "INSERT INTO events (kind, subject_type, subject_id, actor, payload)"
+            " VALUES ('agent.state_changed', 'agent', $1, 'test', $2::jsonb)",
+            [(me["id"], json.dumps({"to": "away", "reason": f"break {n}"})) for n in range(600)],
+        )
+    finally:
+        await connection.close()
+
+    desk = await center.desk(mei, last_event_id=0)
+
+    replayed = [f["reason"] for f in desk.frames if f["type"] == "state" and f.get("event_id")]
+    assert replayed == [f"break {n}" for n in range(600)]
+
+
 async def test_only_agents_open_a_desk(center: Center) -> None:
     token = center.admin["Authorization"].removeprefix("Bearer ")
-    with pytest.raises((websockets.InvalidStatus, websockets.ConnectionClosed)):
+    with pytest.raises(websockets.ConnectionClosed) as closed:
         async with websockets.connect(f"{center.ws_url}/v1/desk/ws?token={token}") as socket:
             await socket.recv()
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+        CloseCode.REFUSED,
+        "an agent's token is needed",
+    )
 
 
 async def test_a_desk_gone_silent_is_sent_away_by_the_sweeper(

@@ -184,8 +184,9 @@ async def test_an_arrival_waits_for_a_pass_when_the_agent_changed_since_it_was_r
     read = await _row_version(connection, mei)
     await connection.execute("UPDATE agents SET capacity_chat = 2 WHERE id = $1", mei)
     view = app.state.matcher.arrival_view(await connection.fetchval(f"SELECT {SETTINGS_VERSION}"))
-    assert view is not None  # the arrival is weighed at once, against Mei's row as read before
-    assert view.directory.version_read(mei) == read != await _row_version(connection, mei)
+    assert view is not None  # the arrival is weighed at once...
+    assert view.directory.version_read(mei) == read  # ...against Mei's row as read before
+    assert await _row_version(connection, mei) != read  # the update, which moved it
 
     second = await _chat(client, admin, "chat-2")
 

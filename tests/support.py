@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI
 
@@ -22,9 +25,12 @@ from app.auth.models import Role
 from app.auth.schemas import UserCreate
 from app.core.db import unit_of_work
 from app.core.events import SYSTEM_ACTOR
-from app.core.hub import EventHub
+from app.core.hub import NOTIFY_CHANNEL, EventHub, EventRecord
 from app.core.settings import Settings
 from app.main import create_app
+from app.routing import matcher as matcher_module
+from app.routing.matcher import Matcher
+from app.routing.passes import PassResult
 
 
 async def create_user_directly(app: FastAPI, username: str, role: Role, password: str) -> None:
@@ -128,3 +134,117 @@ def settings_with_passes_on_demand() -> Settings:
         password_hashing="fast",
         matcher_tick_seconds=3600,
     )
+
+
+# What proves the system moved on, for tests that check that something did NOT happen: a fixed
+# sleep passes with or without the bug on a slow machine; a marker that comes after the thing
+# (in the log's order, the NOTIFYs' order, or the matcher's passes) does not.
+
+MARKER_KIND = "test.marker"
+_notify_markers = itertools.count(1)
+
+
+async def until_the_hub_is_past_a_marker(hub: EventHub, dsn: str) -> EventRecord:
+    """Commit a marker event on a connection of its own (its NOTIFY wakes a read) and return it
+    once `hub` has handed it out. The hub hands events out in the log's order, so by then it has
+    handed out every event committed before the marker and finished every read asked for
+    before its NOTIFY. A `CountsReads` hub counts one read more for it."""
+    subscription = hub.subscribe(lambda event: event.kind == MARKER_KIND)
+    try:
+        connection = await asyncpg.connect(dsn)
+        try:
+            marker_id = await connection.fetchval(
+                "INSERT INTO events (kind, subject_type, subject_id, actor, payload)"
+                " VALUES ($1, 'test', 'marker', 'test', '{}') RETURNING id",
+                MARKER_KIND,
+            )
+        finally:
+            await connection.close()
+        async with asyncio.timeout(10):
+            while True:
+                marker = await subscription.queue.get()
+                if marker.id == marker_id:
+                    return marker
+    finally:
+        hub.unsubscribe(subscription)
+
+
+class HearsNotifies(CountsReads):
+    """A `CountsReads` hub that also keeps the payload of every NOTIFY it has handled."""
+
+    heard: tuple[str, ...] = ()
+    _news: asyncio.Event | None = None
+
+    def _on_notify(self, connection: object, pid: int, channel: object, payload: str) -> None:
+        super()._on_notify(connection, pid, channel, payload)
+        self.heard += (payload,)
+        if self._news is not None:
+            self._news.set()
+
+    async def until_heard(self, payload: str) -> None:
+        self._news = self._news or asyncio.Event()
+        async with asyncio.timeout(10):
+            while payload not in self.heard:
+                self._news.clear()
+                await self._news.wait()
+
+
+async def until_the_hub_heard_a_marker(hub: HearsNotifies, connection: asyncpg.Connection) -> str:
+    """Send a NOTIFY on the events' channel and return its payload once `hub` has handled it.
+    PostgreSQL delivers NOTIFYs in the order of their commits, so the hub has handled every one
+    committed before it. The payload, a negative id, is below every event: it asks for no read."""
+    payload = str(-next(_notify_markers))
+    await connection.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, payload)
+    await hub.until_heard(payload)
+    return payload
+
+
+class CountedPasses:
+    """Stands in for `app.routing.matcher.run_pass`, which the matcher's loop calls for each
+    pass: counts the passes and, while held, keeps new ones from starting. With passes on demand
+    (`settings_with_passes_on_demand`) a test then says when the matcher reads and writes: the
+    matcher's own wakes (an arrival's, an event's) wait until it lets go."""
+
+    def __init__(self, run_pass: Callable[..., Awaitable[PassResult]]) -> None:
+        self._run_pass = run_pass
+        self._free = asyncio.Event()
+        self._free.set()
+        self._ended = asyncio.Condition()
+        self.started = 0
+        self.finished = 0
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> PassResult:
+        while not self._free.is_set():  # again after waking: it may be held again since
+            await self._free.wait()
+        self.started += 1
+        try:
+            return await self._run_pass(*args, **kwargs)
+        finally:
+            self.finished += 1
+            async with self._ended:
+                self._ended.notify_all()
+
+    @classmethod
+    def installed(cls, monkeypatch: pytest.MonkeyPatch) -> CountedPasses:
+        counted = cls(matcher_module.run_pass)
+        monkeypatch.setattr(matcher_module, "run_pass", counted)
+        return counted
+
+    async def hold(self) -> None:
+        """Keep new passes from starting, and return once none is under way."""
+        self._free.clear()
+        await self._until(lambda: self.finished == self.started)
+
+    def let_go(self) -> None:
+        self._free.set()
+
+    async def one_more(self, matcher: Matcher) -> None:
+        """Wake the matcher and return once a pass begun after this call has ended (passes
+        run one at a time, so the one under way now, if any, ends first)."""
+        after = self.started
+        matcher.wake()
+        await self._until(lambda: self.finished > after)
+
+    async def _until(self, done: Callable[[], bool]) -> None:
+        async with asyncio.timeout(10), self._ended:
+            await self._ended.wait_for(done)

@@ -92,8 +92,9 @@ class Matcher:
         silence: timedelta,
         sweep_every: float = 1.0,
         writer: OfferWriter | None = None,
+        lead: Lead | None = None,
     ) -> None:
-        self._lead = Lead(database_url, hub, tick=tick)
+        self._lead = lead or Lead(database_url, hub, tick=tick)
         self._writer = writer or OfferWriter()
         self._directory = AgentDirectory()
         self._book = QueueBook()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -22,10 +23,15 @@ from app.core.hub import (
     Subscription,
     asyncpg_dsn,
 )
-from tests.support import CountsReads
+from tests.support import (
+    HearsNotifies,
+    until_the_hub_heard_a_marker,
+    until_the_hub_is_past_a_marker,
+)
 
 AGENT_A = "0b9e2a52-6d0c-4a52-9c55-3c1f1f1f0001"
 AGENT_B = "0b9e2a52-6d0c-4a52-9c55-3c1f1f1f0002"
+_markers = itertools.count(1)
 
 
 async def _write(dsn: str, *events: tuple[str, str, str, dict[str, str]]) -> None:
@@ -66,7 +72,7 @@ async def test_an_agent_subscription_gets_its_own_events_and_a_predicate_gets_wh
         seen_by_a = await _drain(desk_a, 1)
         seen_by_b = await _drain(desk_b, 2)
         seen_queued = await _drain(queued, 1)
-        await asyncio.sleep(0.5)  # nothing else arrives late
+        await until_the_hub_is_past_a_marker(hub, asyncpg_dsn(database_url))  # none came late
         assert [e.kind for e in seen_by_a] == ["agent.state_changed"]
         assert [e.kind for e in seen_by_b] == ["interaction.offered", "offer.accepted"]
         assert [e.kind for e in seen_queued] == ["interaction.queued"]
@@ -81,7 +87,7 @@ async def test_an_agent_subscription_gets_its_own_events_and_a_predicate_gets_wh
             ("agent.state_changed", "agent", AGENT_A, {"to": "away"}),
         )
         assert [e.kind for e in await _drain(desk_a, 1)] == ["agent.state_changed"]
-        await asyncio.sleep(0.5)
+        await until_the_hub_is_past_a_marker(hub, asyncpg_dsn(database_url))
         assert desk_b.queue.empty()
     finally:
         await hub.stop()
@@ -122,7 +128,8 @@ async def test_events_published_by_their_writer_reach_a_desk_once_in_order(
         )
         later = await _drain(desk, 1)
         assert [e.kind for e in later] == ["offer.rejected"]
-        await asyncio.sleep(0.5)  # the hub has read all three rows by now
+        # The hub has read all three rows (and all their NOTIFYs asked for) by then.
+        await until_the_hub_is_past_a_marker(hub, asyncpg_dsn(database_url))
         assert desk.queue.empty()
     finally:
         await connection.close()
@@ -130,7 +137,7 @@ async def test_events_published_by_their_writer_reach_a_desk_once_in_order(
 
 
 async def test_the_notify_of_an_event_already_published_costs_no_read(database_url: str) -> None:
-    hub = CountsReads(database_url, poll_interval=60)  # no polling: only a NOTIFY wakes a read
+    hub = HearsNotifies(database_url, poll_interval=60)  # no polling: only a NOTIFY wakes a read
     await hub.start()
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
@@ -142,15 +149,15 @@ async def test_the_notify_of_an_event_already_published_costs_no_read(database_u
             # Handed over before the commit sends its NOTIFY: after it, the NOTIFY may come
             # first, and then a read is right (the event is not known here yet).
             hub.publish(events.written)
-        await asyncio.sleep(0.5)  # its NOTIFY has come by now
-        assert hub.reads == 0
+        await hub.until_heard(str(events.written[0].id))  # its NOTIFY has come
         assert [e.kind for e in await _drain(desk, 1)] == ["agent.state_changed"]
 
-        await _write(  # committed elsewhere: only a read brings it
+        # Committed elsewhere: only a read brings it, a read after any that NOTIFY asked for.
+        await _write(
             asyncpg_dsn(database_url), ("offer.rejected", "offer", "o-9", {"agent_id": AGENT_A})
         )
         assert [e.kind for e in await _drain(desk, 1)] == ["offer.rejected"]
-        assert hub.reads >= 1
+        assert hub.reads == 1, "the NOTIFY of the published event cost a read"
     finally:
         await connection.close()
         await hub.stop()
@@ -170,6 +177,18 @@ async def _commit_agent_event(connection: asyncpg.Connection, **payload: object)
     return events
 
 
+async def _heard_until_now(
+    listener: asyncpg.Connection, heard: list[tuple[int, str]]
+) -> list[tuple[int, str]]:
+    """The NOTIFYs `listener` has heard (into `heard`), once it has heard every one committed
+    before this call: its own marker, a NOTIFY sent now, comes after them (PostgreSQL delivers
+    them in commit order). The markers, negative ids that ask no hub for a read, are left out."""
+    marker = (listener.get_server_pid(), str(-next(_markers)))
+    await listener.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, marker[1])
+    await _until(lambda: marker in heard)
+    return [n for n in heard if not n[1].startswith("-")]
+
+
 async def _until(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(5):
         while True:
@@ -183,22 +202,25 @@ async def test_an_owned_connection_s_events_cost_no_read_and_go_out_as_published
 ) -> None:
     """An owned connection's commit sends no NOTIFY: however late the writer publishes, the hub
     reads nothing, so the event goes out once, with what only the writer had."""
-    hub = CountsReads(database_url, poll_interval=60)  # no polling: only a NOTIFY wakes a read
+    hub = HearsNotifies(database_url, poll_interval=60)  # no polling: only a NOTIFY wakes one
     await hub.start()
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         await hub.own(connection)
         desk = hub.subscribe_agent(AGENT_A)
         events = await _commit_agent_event(connection, to="available")
-        await asyncio.sleep(0.5)  # a NOTIFY, had there been one, would have come by now
+        marker = await until_the_hub_heard_a_marker(hub, connection)
+        assert hub.heard == (marker,), "the owned connection's commit sent a NOTIFY"
         assert hub.reads == 0
         assert desk.queue.empty()
         hub.publish([dataclasses.replace(events.written[0], attached={"screen_pop": {"x": 1}})])
         delivered = desk.queue.get_nowait()
         assert delivered.id == events.written[0].id
         assert delivered.attached == {"screen_pop": {"x": 1}}
-        await asyncio.sleep(0.3)
-        assert hub.reads == 0
+        # The hub announces it, hears its own announcement, and then reads a later event.
+        await hub.until_heard(str(delivered.id))
+        await until_the_hub_is_past_a_marker(hub, asyncpg_dsn(database_url))
+        assert hub.reads == 1, "the hub read for its own announcement"  # the marker's read
         assert desk.queue.empty()
     finally:
         await connection.close()
@@ -208,7 +230,7 @@ async def test_an_owned_connection_s_events_cost_no_read_and_go_out_as_published
 async def test_an_event_an_owned_writer_commits_but_never_publishes_comes_by_the_poll(
     database_url: str,
 ) -> None:
-    hub = CountsReads(database_url, poll_interval=3.0)
+    hub = HearsNotifies(database_url, poll_interval=3.0)
     await hub.start()
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
@@ -216,12 +238,15 @@ async def test_an_event_an_owned_writer_commits_but_never_publishes_comes_by_the
         desk = hub.subscribe_agent(AGENT_A)
         reads = hub.reads
         await _until(lambda: hub.reads > reads)  # a poll has just read: the next is ~3 s away
+        polled = hub.reads
         committed = time.monotonic()
         events = await _commit_agent_event(connection, to="away")
-        await asyncio.sleep(1.0)
+        marker = await until_the_hub_heard_a_marker(hub, connection)
+        assert hub.heard == (marker,), "the owned connection's commit sent a NOTIFY"
         assert desk.queue.empty(), "something other than the poll woke a read"
         delivered = await asyncio.wait_for(desk.queue.get(), timeout=4)
         assert delivered == events.written[0]
+        assert hub.reads == polled + 1  # the next poll's read brought it
         assert time.monotonic() - committed < 4
     finally:
         await connection.close()
@@ -248,14 +273,18 @@ async def test_events_published_on_one_replica_reach_another_by_one_announcement
         desk_there = there.subscribe_agent(AGENT_A)
         first = await _commit_agent_event(writer, to="available")
         second = await _commit_agent_event(writer, to="busy")
-        await asyncio.sleep(0.3)
-        assert heard == [], "an owned connection's insert sent a NOTIFY"
+        assert await _heard_until_now(listener, heard) == [], (
+            "an owned connection's insert sent a NOTIFY"
+        )
         here.publish(first.written + second.written)
 
         delivered = [await asyncio.wait_for(desk_there.queue.get(), timeout=2) for _ in range(2)]
         assert delivered == first.written + second.written
         await _until(lambda: len(heard) > 0)
-        await asyncio.sleep(0.3)  # no second announcement follows
+        # No second announcement follows: `here` reads a later event (its loop has gone round
+        # once more), and every NOTIFY sent before our own marker has been heard.
+        marker = await until_the_hub_is_past_a_marker(here, dsn)
+        heard[:] = [n for n in await _heard_until_now(listener, heard) if n[1] != str(marker.id)]
         hubs = await listener.fetch(
             "SELECT pid FROM pg_stat_activity WHERE application_name = $1", HUB_APPLICATION
         )

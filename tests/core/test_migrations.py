@@ -130,7 +130,10 @@ async def test_an_event_insert_notifies_listeners_at_commit(
                 "INSERT INTO events (kind, subject_type, subject_id, actor, payload) "
                 "VALUES ('test.ping', 'test', '1', 'system', '{}') RETURNING id"
             )
-            await asyncio.sleep(0.2)
+            # A NOTIFY sent now, outside the transaction, is heard after any the insert sent.
+            await listener.execute("SELECT pg_notify('cc_events', 'marker')")
+            first = await asyncio.wait_for(received.get(), timeout=5)
+            assert first == "marker", "NOTIFY must wait for the commit"
             assert received.empty(), "NOTIFY must wait for the commit"
         assert await asyncio.wait_for(received.get(), timeout=5) == str(event_id)
     finally:

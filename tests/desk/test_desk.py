@@ -209,9 +209,23 @@ async def test_a_desk_gone_silent_is_sent_away_by_the_sweeper(
     """Rule 8: no heartbeat within the silence allowed and the agent leaves `available`.
     The last heartbeat is backdated in the presence table rather than waited for."""
     desk = await center.available(await center.agent("mei", billing=4))
-    await asyncio.sleep(1.5)  # the hello and set_state are flushed to presence by now
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
+        # The hello and set_state are noted in memory and flushed within a second: a heartbeat
+        # sent after them is flushed with or after them, so once it is in, nothing is pending
+        # that would overwrite the backdating.
+        sent = await connection.fetchval("SELECT clock_timestamp()")
+        await desk.send(type="heartbeat")
+        async with asyncio.timeout(10):
+            while True:
+                seen = await connection.fetchval(
+                    "SELECT p.last_seen_at FROM agent_presence p"
+                    " JOIN agents a ON a.id = p.agent_id JOIN users u ON u.id = a.user_id"
+                    " WHERE u.username = 'mei'"
+                )
+                if seen >= sent:
+                    break
+                await asyncio.sleep(0.05)
         backdated = await connection.execute(
             "UPDATE agent_presence SET last_seen_at = now() - interval '1 hour'"
             " WHERE agent_id = (SELECT a.id FROM agents a JOIN users u ON u.id = a.user_id"

@@ -29,6 +29,7 @@ from app.routing import arrivals, policy
 from app.routing.directory import AgentDirectory
 from app.routing.matcher import ArrivalView, NewOffer, QueueBook, QueueSettings, run_pass
 from tests.support import (
+    CountedPasses,
     create_skills,
     settings_with_passes_on_demand,
     until_waiting_for_a_lock,
@@ -163,18 +164,34 @@ async def test_an_arrival_with_a_free_agent_is_offered_by_its_own_insert(
 
 
 async def test_an_arrival_waits_for_a_pass_when_the_agent_changed_since_it_was_read(
-    app: FastAPI, client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    connection: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Mei's capacity changed behind the matcher's back (no event, no pass since): she still has
-    room, but the arrival's own write finds her row moved and only queues the arrival."""
+    room, but the arrival's own write finds her row moved and only queues the arrival.
+
+    Passes are held from the update until the arrival has been written: a pass in between (the
+    one the last wake of `_until_the_directory_is_current` asked for, run late on a busy
+    machine) would read Mei afresh, and the arrival would rightly be offered at once."""
+    passes = CountedPasses.installed(monkeypatch)
     mei = await _mei(client, admin, connection)
     await _first_offered(client, admin, connection, mei)
     await _until_the_directory_is_current(app, connection, mei)
+    await passes.hold()
+    read = await _row_version(connection, mei)
     await connection.execute("UPDATE agents SET capacity_chat = 2 WHERE id = $1", mei)
+    view = app.state.matcher.arrival_view(await connection.fetchval(f"SELECT {SETTINGS_VERSION}"))
+    assert view is not None  # the arrival is weighed at once...
+    assert view.directory.version_read(mei) == read  # ...against Mei's row as read before
+    assert await _row_version(connection, mei) != read  # the update, which moved it
 
     second = await _chat(client, admin, "chat-2")
 
     assert second["state"] == "queued"
+    passes.let_go()
 
     async def offered() -> bool:  # the pass it woke reads Mei afresh and offers it
         return await _offered_to(connection, second["id"]) == [mei]
@@ -183,12 +200,19 @@ async def test_an_arrival_waits_for_a_pass_when_the_agent_changed_since_it_was_r
 
 
 async def test_an_arrival_waits_when_other_work_is_queued_that_the_last_pass_did_not_see(
-    app: FastAPI, client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    connection: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    passes = CountedPasses.installed(monkeypatch)
     mei = await _mei(client, admin, connection)
     first = await _first_offered(client, admin, connection, mei)
     await _until_the_directory_is_current(app, connection, mei)
-    # Queued behind the matcher's back: no event, no pass has read it.
+    # Queued behind the matcher's back: no event, and no pass reads it before the arrival (a
+    # late one would offer it to Mei, and the arrival would find nothing else queued).
+    await passes.hold()
     earlier = await connection.fetchval(
         "INSERT INTO interactions (id, channel, queue_id, customer_id, priority, needs,"
         " subject, summary, state, waiting_since, created_at, updated_at)"
@@ -200,6 +224,7 @@ async def test_an_arrival_waits_when_other_work_is_queued_that_the_last_pass_did
     second = await _chat(client, admin, "chat-2")
 
     assert second["state"] == "queued"
+    passes.let_go()
 
     async def both_offered() -> bool:
         return all([await _offered_to(connection, i) == [mei] for i in (earlier, second["id"])])
@@ -312,8 +337,13 @@ async def test_a_pass_that_read_an_agent_before_an_arrival_took_its_room_offers_
 
 
 async def test_a_burst_of_arrivals_never_fills_an_agent_past_her_capacity(
-    client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection, app: FastAPI
+    client: httpx.AsyncClient,
+    admin: Headers,
+    connection: asyncpg.Connection,
+    app: FastAPI,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    passes = CountedPasses.installed(monkeypatch)
     mei = await _mei(client, admin, connection, chats=3)
     await _first_offered(client, admin, connection, mei)
     await _until_the_directory_is_current(app, connection, mei)
@@ -328,7 +358,7 @@ async def test_a_burst_of_arrivals_never_fills_an_agent_past_her_capacity(
         return pending == 3
 
     await _until(settled)
-    await asyncio.sleep(0.2)  # a pass that would over-fill her would have written by now
+    await passes.one_more(app.state.matcher)  # one that would over-fill her has written now
     states = await connection.fetch(
         "SELECT i.state, count(o.id) AS pending FROM interactions i"
         " LEFT JOIN offers o ON o.interaction_id = i.id AND o.state = 'pending'"

@@ -28,7 +28,7 @@ from app.core.events import SYSTEM_ACTOR
 from app.core.hub import NOTIFY_CHANNEL, EventHub, EventRecord
 from app.core.settings import Settings
 from app.main import create_app
-from app.routing import matcher as matcher_module
+from app.routing import passes as passes_module
 from app.routing.matcher import Matcher
 from app.routing.passes import PassResult
 
@@ -200,7 +200,7 @@ async def until_the_hub_heard_a_marker(hub: HearsNotifies, connection: asyncpg.C
 
 
 class CountedPasses:
-    """Stands in for `app.routing.matcher.run_pass`, which the matcher's loop calls for each
+    """Stands in for `app.routing.passes.run_pass`, which the matcher's loop calls for each
     pass: counts the passes and, while held, keeps new ones from starting. With passes on demand
     (`settings_with_passes_on_demand`) a test then says when the matcher reads and writes: the
     matcher's own wakes (an arrival's, an event's) wait until it lets go."""
@@ -226,8 +226,8 @@ class CountedPasses:
 
     @classmethod
     def installed(cls, monkeypatch: pytest.MonkeyPatch) -> CountedPasses:
-        counted = cls(matcher_module.run_pass)
-        monkeypatch.setattr(matcher_module, "run_pass", counted)
+        counted = cls(passes_module.run_pass)
+        monkeypatch.setattr(passes_module, "run_pass", counted)
         return counted
 
     async def hold(self) -> None:

@@ -21,11 +21,11 @@ import asyncpg
 from app.core.events import Events
 from app.core.hub import EventHub, EventRecord, Subscription
 from app.core.logging import get_logger
-from app.routing import policy
+from app.routing import passes, policy
 from app.routing.directory import AgentDirectory
 from app.routing.leadership import Lead
 from app.routing.offers import OfferWriter
-from app.routing.passes import PassResult, run_pass
+from app.routing.passes import PassResult
 from app.routing.sweeper import run_upkeep
 from app.routing.waiting import QueueBook, QueueSettings
 
@@ -240,7 +240,7 @@ class Matcher:
         unread = self._unread  # committed already: this pass reads them
         await self._upkeep(connection, moment)
         events = Events()
-        result = await run_pass(
+        result = await passes.run_pass(
             connection,
             events,
             self._directory,

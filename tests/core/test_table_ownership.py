@@ -39,23 +39,26 @@ class Crossing(NamedTuple):
 CROSSINGS: dict[tuple[str, str], Crossing] = {
     # desk: the agent's socket
     ("desk", "agents"): Crossing("writes", "the socket sets and clears the agent's connection_id"),
+    ("desk", "customers"): Crossing("reads", "a replayed pop joins the customer for its profile"),
+    ("desk", "queues"): Crossing("reads", "a replayed pop names the interaction's queue"),
     ("desk", "agent_presence"): Crossing("writes", "a desk that connects is present at once"),
     ("desk", "events"): Crossing("reads", "a reconnecting desk replays the events it missed"),
     ("desk", "interactions"): Crossing("reads", "a reconnecting desk lists the work it holds"),
     ("desk", "offers"): Crossing("reads", "a reconnecting desk lists its pending offers"),
     # interactions: intake's look-up and insert, one round trip each
+    ("interactions", "agents"): Crossing("reads", "history names the agent who handled it"),
     ("interactions", "contact_points"): Crossing("reads", "intake finds the caller's customer"),
     ("interactions", "customers"): Crossing("reads", "intake reads the customer and its tier"),
     ("interactions", "events"): Crossing("writes", "intake writes interaction.queued itself"),
     ("interactions", "queues"): Crossing("reads", "intake finds the queue by id or name"),
     ("interactions", "queue_skills"): Crossing("reads", "the queue's required skills are needs"),
     ("interactions", "skills"): Crossing("reads", "needs name skills, checked by name"),
+    ("interactions", "users"): Crossing("reads", "history shows the agent's display name"),
     # routing: the matcher's reads and writes, arrivals, accept/complete, the sweeper
     ("routing", "agents"): Crossing("writes", "offers move routing_version; states follow work"),
     ("routing", "agent_presence"): Crossing("writes", "heartbeats are flushed in batches"),
     ("routing", "agent_skills"): Crossing("reads", "the directory reads each agent's skills"),
-    ("routing", "contact_points"): Crossing("reads", "the screen pop lists contact points"),
-    ("routing", "customers"): Crossing("reads", "the tier weighs in; the screen pop shows them"),
+    ("routing", "customers"): Crossing("reads", "the tier weighs in; the offer's write joins it"),
     ("routing", "events"): Crossing("writes", "offers and their events go in one statement"),
     ("routing", "interactions"): Crossing("writes", "passes claim work; accept/complete move it"),
     ("routing", "offers"): Crossing("writes", "routing writes offers and settles them"),

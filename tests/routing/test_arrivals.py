@@ -1,5 +1,5 @@
-"""Arrivals offered by their own insert (app/routing/arrivals.py): when they are, when they
-wait for a pass instead, and why two writers never share one agent's room.
+"""Arrivals offered as they come in (app/routing/arrivals.py): when they are, when they wait
+for a pass instead, and why two writers never share one agent's room.
 
 The matcher's tick is an hour here: a pass runs only when something wakes it, so the tests
 know what the matcher's directory has read and what it has not.
@@ -24,10 +24,12 @@ from app.core.events import Events
 from app.core.settings import Settings
 from app.interactions import intake
 from app.interactions.schemas import InteractionCreate
-from app.queues.service import SETTINGS_VERSION
 from app.routing import arrivals, policy
 from app.routing.directory import AgentDirectory
-from app.routing.matcher import ArrivalView, NewOffer, QueueBook, QueueSettings, run_pass
+from app.routing.matcher import ArrivalView
+from app.routing.offers import NewOffer, OfferWriter, Written
+from app.routing.passes import run_pass
+from app.routing.waiting import QueueBook, QueueSettings
 from tests.support import (
     CountedPasses,
     create_skills,
@@ -123,7 +125,7 @@ async def _until_the_directory_is_current(
 
     async def current() -> bool:
         matcher.wake()
-        view = matcher.arrival_view(await connection.fetchval(f"SELECT {SETTINGS_VERSION}"))
+        view = matcher.arrival_view(await connection.fetchval("SELECT queues_settings_version()"))
         version = await _row_version(connection, mei)
         return (
             view is not None
@@ -141,7 +143,7 @@ async def _kinds_logged(connection: asyncpg.Connection, interaction_id: str) -> 
     return [row["kind"] for row in rows]
 
 
-async def test_an_arrival_with_a_free_agent_is_offered_by_its_own_insert(
+async def test_an_arrival_with_a_free_agent_is_offered_within_its_request(
     app: FastAPI, client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
     mei = await _mei(client, admin, connection)
@@ -183,7 +185,9 @@ async def test_an_arrival_waits_for_a_pass_when_the_agent_changed_since_it_was_r
     await passes.hold()
     read = await _row_version(connection, mei)
     await connection.execute("UPDATE agents SET capacity_chat = 2 WHERE id = $1", mei)
-    view = app.state.matcher.arrival_view(await connection.fetchval(f"SELECT {SETTINGS_VERSION}"))
+    view = app.state.matcher.arrival_view(
+        await connection.fetchval("SELECT queues_settings_version()")
+    )
     assert view is not None  # the arrival is weighed at once...
     assert view.directory.version_read(mei) == read  # ...against Mei's row as read before
     assert await _row_version(connection, mei) != read  # the update, which moved it
@@ -238,7 +242,7 @@ async def test_an_arrival_waits_when_other_work_is_queued_that_the_last_pass_did
     assert [row["subject_id"] for row in order] == [earlier, second["id"]]  # oldest first
 
 
-def _arrival(first: dict[str, Any], reference: str) -> intake.NewInteraction:
+def _arrival(first: dict[str, Any], reference: str) -> intake.Arrival:
     queue_id, customer_id = uuid.UUID(first["queue_id"]), uuid.UUID(first["customer_id"])
     data = InteractionCreate.model_validate(
         {
@@ -248,7 +252,7 @@ def _arrival(first: dict[str, Any], reference: str) -> intake.NewInteraction:
             "external_ref": reference,
         }
     )
-    return intake.NewInteraction(
+    return intake.Arrival(
         id=uuid.uuid4(),
         data=data,
         queue_id=queue_id,
@@ -263,11 +267,31 @@ def _arrival(first: dict[str, Any], reference: str) -> intake.NewInteraction:
     )
 
 
-def _proposal(new: intake.NewInteraction, agent_id: uuid.UUID, read: int) -> arrivals.Proposal:
+def _proposal(new: intake.Arrival, agent_id: uuid.UUID, read: int) -> arrivals.Proposal:
     """What the policy would propose: Mei, as her row was read at `read`."""
     match = policy.Match(new.id, agent_id, 0.0, {"billing": 3}, "the test's choice")
-    offer = NewOffer(uuid.uuid4(), match, arrivals.waiting_item(new), new.moment + SILENCE)
-    return arrivals.Proposal(offer, read, known=[])
+    item = arrivals.waiting_item(new)
+    offer = NewOffer(uuid.uuid4(), match, item, new.moment + SILENCE, agent_read=read)
+    return arrivals.Proposal(offer, known=[])
+
+
+async def _place(
+    connection: asyncpg.Connection, arrival: intake.Arrival, proposal: arrivals.Proposal
+) -> Written | None:
+    """What an arrival's request does: intake's insert, then the offer through the one writer,
+    landing only while nothing else waits; the offer as written, if it landed."""
+    assert await intake.insert(connection, arrival) is not None
+    written = await OfferWriter().write(
+        connection, [proposal.offer], arrival.moment, only_waiting=[arrival.id]
+    )
+    return written[0] if written else None
+
+
+async def _state(connection: asyncpg.Connection, arrival: intake.Arrival) -> str:
+    state: str = await connection.fetchval(
+        "SELECT state FROM interactions WHERE id = $1", arrival.id
+    )
+    return state
 
 
 async def _row_version(connection: asyncpg.Connection, agent_id: uuid.UUID) -> int:
@@ -278,22 +302,25 @@ async def _row_version(connection: asyncpg.Connection, agent_id: uuid.UUID) -> i
 
 
 async def test_of_two_arrivals_counting_on_one_room_only_the_first_is_offered(
-    client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection, database_url: str
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    connection: asyncpg.Connection,
+    database_url: str,
 ) -> None:
     """Both read Mei with room for one more chat; the second waits for the first's row lock,
-    then finds her row moved and writes its arrival queued, with no offer."""
+    then finds her row moved and offers nothing: its arrival stays queued."""
     mei = await _mei(client, admin, connection, chats=2)
     first = await _first_offered(client, admin, connection, mei)
+    await app.state.matcher.stop()  # only the two arrivals write offers now
     read = await _row_version(connection, mei)
     one, two = _arrival(first, "chat-a"), _arrival(first, "chat-b")
     other = await pg.connect(database_url)
     try:
         writing = other.transaction()
         await writing.start()
-        placed_one = await arrivals.place(other, one, _proposal(one, mei, read))
-        placing_two = asyncio.create_task(
-            arrivals.place(connection, two, _proposal(two, mei, read))
-        )
+        placed_one = await _place(other, one, _proposal(one, mei, read))
+        placing_two = asyncio.create_task(_place(connection, two, _proposal(two, mei, read)))
         await until_waiting_for_a_lock(other, connection.get_server_pid())
         await writing.commit()
         placed_two = await placing_two
@@ -301,11 +328,10 @@ async def test_of_two_arrivals_counting_on_one_room_only_the_first_is_offered(
         await other.close()
 
     assert placed_one is not None
-    assert placed_one[0].offered_to == mei
-    assert placed_two is not None
-    assert placed_two[0].offered_to is None
-    assert placed_two[0].interaction.state == "queued"
-    assert [e.kind for e in placed_two[0].events] == ["interaction.queued"]
+    assert placed_one.offer.match.agent_id == mei
+    assert placed_two is None  # her row had moved: nothing written
+    assert await _state(connection, two) == "queued"
+    assert await _kinds_logged(connection, str(two.id)) == ["interaction.queued"]
     pending = await connection.fetchval(
         "SELECT count(*) FROM offers WHERE agent_id = $1 AND state = 'pending'", mei
     )
@@ -313,27 +339,28 @@ async def test_of_two_arrivals_counting_on_one_room_only_the_first_is_offered(
 
 
 async def test_a_pass_that_read_an_agent_before_an_arrival_took_its_room_offers_nothing(
-    client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
     """The matcher's write and an arrival's write lock the same row and check the same version:
     a pass that read Mei before an arrival was offered to her skips its pair."""
     mei = await _mei(client, admin, connection, chats=2)
     first = await _first_offered(client, admin, connection, mei)
+    await app.state.matcher.stop()  # the test runs the pass (the arrivals' inserts notify)
     directory = AgentDirectory()
     await directory.refresh(connection)  # Mei read with room for one more chat
     arrival = _arrival(first, "chat-a")
-    placed = await arrivals.place(
-        connection, arrival, _proposal(arrival, mei, directory.version_read(mei))
-    )
+    placed = await _place(connection, arrival, _proposal(arrival, mei, directory.version_read(mei)))
     assert placed is not None
-    assert placed[0].offered_to == mei
-    waiting = await intake.insert(connection, _arrival(first, "chat-b"))
-    assert waiting is not None
+    assert placed.offer.match.agent_id == mei
+    waiting = _arrival(first, "chat-b")
+    assert await intake.insert(connection, waiting) is not None
 
-    result = await run_pass(connection, Events(), directory, QueueBook(), silence=SILENCE)
+    result = await run_pass(
+        connection, Events(), directory, QueueBook(), OfferWriter(), silence=SILENCE
+    )
 
     assert (result.offers, result.skipped) == (0, 1)
-    assert await _offered_to(connection, str(waiting.interaction.id)) == []
+    assert await _offered_to(connection, str(waiting.id)) == []
 
 
 async def test_a_burst_of_arrivals_never_fills_an_agent_past_her_capacity(
@@ -385,21 +412,20 @@ async def test_a_standing_that_did_not_make_an_offer_writes_against_the_row_it_r
     directory.standing(SILENCE)  # built now: room for one more chat
     other = _arrival(first, "chat-a")
     read = directory.version_read(mei)
-    placed = await arrivals.place(connection, other, _proposal(other, mei, read))
+    placed = await _place(connection, other, _proposal(other, mei, read))
     assert placed is not None
-    assert placed[1] is not None
-    directory.offered(mei, [Channel.chat], read, placed[1])  # she is full now
+    directory.offered(mei, [Channel.chat], read, placed.agent_version)  # she is full now
 
     arrival = _arrival(first, "chat-b")
     settings = QueueSettings(policy.QueueRules(arrival.queue_id, {}, 0.0), SILENCE)
     view = ArrivalView(directory, {arrival.queue_id: settings}, (), SILENCE)
-    proposal = arrivals.Arrivals(app.state.matcher)._propose(view, arrival)
+    proposal = arrivals.Arrivals(app.state.matcher, OfferWriter())._propose(view, arrival)
     assert proposal is not None
     assert proposal.offer.match.agent_id == mei  # the standing still sees room
-    written = await arrivals.place(connection, arrival, proposal)
+    written = await _place(connection, arrival, proposal)
 
-    assert written is not None
-    assert written[0].offered_to is None
+    assert written is None
+    assert await _state(connection, arrival) == "queued"
     pending = await connection.fetchval(
         "SELECT count(*) FROM offers WHERE agent_id = $1 AND state = 'pending'", mei
     )

@@ -9,16 +9,18 @@ the matcher when it cannot), and publishes what was written to its replica's eve
 has committed. Adapters translate wire formats; they never write interactions themselves.
 
 This is the hot path, so it is plain SQL on the asyncpg pool (app.core.pg), not the ORM: the
-usual delivery (a known customer, by id or contact point) costs the look-up and the insert, and
-the offer's write when routing makes one at once. Each runs on its own (no BEGIN/COMMIT): each
-is a single statement, so a row and its events commit together. The events are handed to the
-hub as soon as they are written, as the hot pool's commits send no NOTIFY (EventHub.own).
+usual delivery (a known customer, by id or contact point) costs the look-up and the insert (one
+statement each, no BEGIN/COMMIT: a row and its events commit together). When routing makes an
+offer at once, the insert and the offer's write share one transaction: one commit, whose flush
+costs more than the two round trips of BEGIN and COMMIT. The events are handed to the hub as
+soon as they have committed, as the hot pool's commits send no NOTIFY (EventHub.own).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -141,11 +143,21 @@ class Routed:
     offered_to: uuid.UUID | None = None
 
 
+class Offering(Protocol):
+    """An offer routing makes for an arrival at once, written in the arrival's own
+    transaction right after its insert (one commit for both)."""
+
+    async def write(self, connection: asyncpg.Connection) -> Routed: ...
+
+
 class Router(Protocol):
     """Routing's side of intake (app/routing/arrivals.py), given to `Intake` by main:
-    `interactions` stands below `routing` and does not import it."""
+    `interactions` stands below `routing` and does not import it. `arriving_now` is entered
+    before the arrival is written and yields the offer to write with it, if any; it is left
+    once the write has committed, when routing learns what landed (and is woken for an arrival
+    left queued)."""
 
-    async def arrived(self, connection: asyncpg.Connection, arrival: Arrival) -> Routed: ...
+    def arriving_now(self, arrival: Arrival) -> AbstractContextManager[Offering | None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,22 +220,37 @@ class Intake:
         arrival = await self._identify(connection, data, actor, secret)
         if isinstance(arrival, InteractionOut):
             return Received(arrival, created=False)
-        inserted = await insert(connection, arrival)
+        if self._router is None:
+            received = await self._write(connection, arrival, None)
+        else:
+            with self._router.arriving_now(arrival) as offering:
+                received = await self._write(connection, arrival, offering)
+        # Committed already. Handed over before the connection goes back: a cancel during the
+        # release would leave the events to the hubs' next poll.
+        self._hub.publish(received.events)
+        return received
+
+    async def _write(
+        self, connection: asyncpg.Connection, arrival: Arrival, offering: Offering | None
+    ) -> Received:
+        """The arrival written, with the offer routing made for it in the same transaction;
+        alone (one statement, no BEGIN/COMMIT) when there is none."""
+        if offering is None:
+            inserted = await insert(connection, arrival)
+            routed = Routed()
+        else:
+            async with connection.transaction():
+                inserted = await insert(connection, arrival)
+                routed = Routed() if inserted is None else await offering.write(connection)
         if inserted is None:  # a concurrent delivery of the same reference won
+            data = arrival.data
             assert data.external_ref is not None
             earlier = await _read(connection, BY_REFERENCE, data.channel.value, data.external_ref)
             return Received(earlier, created=False)
         interaction, queued = inserted
-        events = [queued]
-        routed = (
-            Routed() if self._router is None else await self._router.arrived(connection, arrival)
-        )
         if routed.offered_to is not None:  # offered by the write routing just made
             interaction |= {"state": InteractionState.offered.value, "offered_at": arrival.moment}
-        events.extend(routed.events)
-        # Committed already. Handed over before the connection goes back: a cancel during the
-        # release would leave the events to the hubs' next poll.
-        self._hub.publish(events)
+        events = [queued, *routed.events]
         return Received(InteractionOut.model_validate(interaction), True, events, routed.offered_to)
 
     async def _identify(

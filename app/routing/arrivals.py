@@ -34,7 +34,9 @@ it (`Matcher.arrival_view`), arrivals are queued, and the matcher woken, as befo
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -56,54 +58,79 @@ class Proposal:
     standing: ArrivalStanding | None = None  # the standing that chose, if one did
 
 
+class _Offering:
+    """Intake's `Offering`: the offer the policy proposed for one arrival, written by the one
+    offer writer in the arrival's own transaction, right after its insert."""
+
+    def __init__(
+        self, arrivals: Arrivals, view: ArrivalView, arrival: Arrival, proposal: Proposal
+    ) -> None:
+        self.view, self.arrival, self.proposal = view, arrival, proposal
+        self.landed: Written | None = None
+        self.tried = False  # not when the arrival was a repeated reference (nothing written)
+        self._arrivals = arrivals
+
+    async def write(self, connection: asyncpg.Connection) -> Routed:
+        self.tried = True
+        offer = self.proposal.offer
+        written = await self._arrivals.writer.write(
+            connection,
+            [offer],
+            self.arrival.moment,
+            only_waiting=[*self.proposal.known, *self._arrivals.arriving],
+        )
+        self.landed = written[0] if written else None
+        if self.landed is None:
+            return Routed()
+        return Routed([self.landed.event], offer.match.agent_id)
+
+
 class Arrivals:
     """Intake's `Router` on this replica: offers arrivals at once while its matcher leads."""
 
     def __init__(self, matcher: Matcher, writer: OfferWriter) -> None:
         self._matcher = matcher
-        self._writer = writer
-        self._in_flight: set[uuid.UUID] = set()  # agents of placements under way
-        self._placing: set[uuid.UUID] = set()  # arrivals proposed, their offers under way
-        self._arriving = 0  # arrivals under way, placed or not
+        self.writer = writer
+        self._in_flight: set[uuid.UUID] = set()  # agents of offerings under way
+        # Arrivals under way here, from before their insert until routed: each is weighed in
+        # its own turn (the same standing serves them one by one), so the offer of one may land
+        # while another is queued, as it would in one pass.
+        self.arriving: set[uuid.UUID] = set()
 
-    async def arrived(self, connection: asyncpg.Connection, arrival: Arrival) -> Routed:
-        """The arrival was written, queued: offer it at once if the policy can, else wake the
-        matcher."""
-        self._arriving += 1
+    @contextlib.contextmanager
+    def arriving_now(self, arrival: Arrival) -> Iterator[_Offering | None]:
+        """Around the arrival's write: the offer to write with it, if the policy makes one at
+        once; afterwards (the write committed), the matcher, the directory and the standing
+        are told what landed, and the matcher is woken for an arrival left queued."""
+        self.arriving.add(arrival.id)
+        offering = self._offering(arrival)
+        agent_id = None if offering is None else offering.proposal.offer.match.agent_id
+        if agent_id is not None:
+            self._in_flight.add(agent_id)
         try:
-            return await self._route(connection, arrival)
+            yield offering
+            if offering is None:
+                self._matcher.wake(queued=arrival.id)
+            else:
+                self._settle(offering)
         finally:
-            self._arriving -= 1
+            self.arriving.discard(arrival.id)
+            if agent_id is not None:
+                self._in_flight.discard(agent_id)
 
-    async def _route(self, connection: asyncpg.Connection, arrival: Arrival) -> Routed:
+    def _offering(self, arrival: Arrival) -> _Offering | None:
         view = self._matcher.arrival_view(arrival.queues_version)
         proposal = None if view is None else self._propose(view, arrival)
         if view is None or proposal is None:
-            self._matcher.wake(queued=arrival.id)
-            return Routed()
-        agent_id = proposal.offer.match.agent_id
-        self._in_flight.add(agent_id)
-        self._placing.add(arrival.id)
-        try:
-            written = await self._writer.write(
-                connection,
-                [proposal.offer],
-                arrival.moment,
-                only_waiting=[*proposal.known, *self._placing],
-            )
-        finally:
-            self._in_flight.discard(agent_id)
-            self._placing.discard(arrival.id)
-        landed = written[0] if written else None
-        self._settle(view, arrival, proposal, landed)
-        if landed is None:
-            return Routed()
-        return Routed([landed.event], agent_id)
+            return None
+        return _Offering(self, view, arrival, proposal)
 
-    def _settle(
-        self, view: ArrivalView, arrival: Arrival, proposal: Proposal, landed: Written | None
-    ) -> None:
+    def _settle(self, offering: _Offering) -> None:
         """Tell the matcher, the directory and the standing what the write did."""
+        view, arrival, proposal = offering.view, offering.arrival, offering.proposal
+        landed = offering.landed
+        if not offering.tried:
+            return
         agent_id, standing = proposal.offer.match.agent_id, proposal.standing
         if landed is None:  # the agent's row moved, other work waits, or a pass offered it
             if standing is not None:
@@ -121,7 +148,7 @@ class Arrivals:
         if (
             arrival.tier is None
             or len(view.left) > LEFT_LIMIT
-            or self._arriving - 1 > ARRIVING_LIMIT  # others than this one
+            or len(self.arriving) - 1 > ARRIVING_LIMIT  # others than this one
             or arrival.queue_id not in view.queues
         ):
             return None

@@ -41,6 +41,7 @@ import asyncpg
 DEFINITIONS: tuple[str, ...] = (
     "auth/caller.sql",  # auth_caller: who a hot-path request's secret belongs to
     "queues/settings_version.sql",  # queues_settings_version: when routing re-reads queues
+    "interactions/arrival.sql",  # interactions_arrive: a new interaction and its first event
     "routing/decisions.sql",  # routing_refresh_agent, routing_accept, routing_complete
     "routing/agent_version.sql",  # agents_move_routing_version, trigger agents_routing_version
     "core/events_notify.sql",  # notify_event, trigger events_notify

@@ -9,11 +9,12 @@ the matcher when it cannot), and publishes what was written to its replica's eve
 has committed. Adapters translate wire formats; they never write interactions themselves.
 
 This is the hot path, so it is plain SQL on the asyncpg pool (app.core.pg), not the ORM: the
-usual delivery (a known customer, by id or contact point) costs the look-up and the insert (one
-statement each, no BEGIN/COMMIT: a row and its events commit together). When routing makes an
-offer at once, the insert and the offer's write share one transaction: one commit, whose flush
-costs more than the two round trips of BEGIN and COMMIT. The events are handed to the hub as
-soon as they have committed, as the hot pool's commits send no NOTIFY (EventHub.own).
+usual delivery (a known customer, by id or contact point) costs the look-up and the write, one
+statement each (no BEGIN/COMMIT: a row and its events commit together). The write is
+`interactions_arrive` (app/interactions/arrival.sql), called here for an arrival that waits
+for a pass, and by routing's offer writer, in the statement that writes its offer, for an
+arrival offered at once. The events are handed to the hub as soon as they have committed, as
+the hot pool's commits send no NOTIFY (EventHub.own).
 """
 
 from __future__ import annotations
@@ -40,25 +41,15 @@ from app.interactions.models import TERMINAL_STATES, InteractionState
 from app.interactions.schemas import InteractionCreate, InteractionOut
 from app.interactions.service import InteractionNotFound
 
-# The new row, $1-$12 of `Arrival.arguments`, queued, with its event. DO NOTHING on a repeated
-# reference: a concurrent delivery of it won, and no event is written. JSON goes in as text,
-# which reads the same whatever jsonb codec the connection has.
+# The new row, queued, with its event: `interactions_arrive` (app/interactions/arrival.sql),
+# whose arguments are `Arrival.arguments` and whether it is offered already. No row for a
+# repeated reference: a concurrent delivery of it won, and no event is written. JSON goes in as
+# text, which reads the same whatever jsonb codec the connection has.
 INSERT = """
-    WITH new AS (
-        INSERT INTO interactions (
-            id, channel, external_ref, queue_id, customer_id, priority, needs, subject, summary,
-            state, waiting_since, created_at, updated_at
-        )
-        VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, 'queued', $10, $10, $10)
-        ON CONFLICT ON CONSTRAINT uq_interactions_channel_external_ref DO NOTHING
-        RETURNING *
-    ), queued AS (
-        INSERT INTO events (occurred_at, kind, subject_type, subject_id, actor, payload)
-        SELECT $10, 'interaction.queued', 'interaction', new.id::text, $11, $12::text::jsonb
-        FROM new
-        RETURNING id
-    )
-    SELECT new.*, queued.id AS queued_event_id FROM new CROSS JOIN queued
+    SELECT (a.interaction).*, a.queued_event_id
+    FROM interactions_arrive(
+        $1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $10, $11, $12::text::jsonb, false
+    ) a
 """
 BY_REFERENCE = "SELECT * FROM interactions WHERE channel = $1 AND external_ref = $2"
 BY_ID = "SELECT * FROM interactions WHERE id = $1"
@@ -106,7 +97,7 @@ class Arrival:
         }
 
     def arguments(self) -> tuple[object, ...]:
-        """$1-$12 of `INSERT`."""
+        """The arguments of `interactions_arrive` (app/interactions/arrival.sql) but the last."""
         return (
             self.id,
             self.data.channel.value,
@@ -143,11 +134,21 @@ class Routed:
     offered_to: uuid.UUID | None = None
 
 
-class Offering(Protocol):
-    """An offer routing makes for an arrival at once, written in the arrival's own
-    transaction right after its insert (one commit for both)."""
+@dataclass(frozen=True, slots=True)
+class Inserted:
+    """An arrival as written (its row, its `interaction.queued` event) and what routing did."""
 
-    async def write(self, connection: asyncpg.Connection) -> Routed: ...
+    row: dict[str, Any]
+    queued: EventRecord
+    routed: Routed = field(default_factory=Routed)
+
+
+class Offering(Protocol):
+    """An offer routing makes for an arrival at once: written with the arrival itself, in one
+    statement (routing's offer writer calls `interactions_arrive`); None for a reference
+    delivered before."""
+
+    async def write(self, connection: asyncpg.Connection) -> Inserted | None: ...
 
 
 class Router(Protocol):
@@ -233,25 +234,20 @@ class Intake:
     async def _write(
         self, connection: asyncpg.Connection, arrival: Arrival, offering: Offering | None
     ) -> Received:
-        """The arrival written, with the offer routing made for it in the same transaction;
-        alone (one statement, no BEGIN/COMMIT) when there is none."""
+        """The arrival written, with the offer routing made for it in the same statement."""
         if offering is None:
             inserted = await insert(connection, arrival)
-            routed = Routed()
         else:
-            async with connection.transaction():
-                inserted = await insert(connection, arrival)
-                routed = Routed() if inserted is None else await offering.write(connection)
+            inserted = await offering.write(connection)
         if inserted is None:  # a concurrent delivery of the same reference won
             data = arrival.data
             assert data.external_ref is not None
             earlier = await _read(connection, BY_REFERENCE, data.channel.value, data.external_ref)
             return Received(earlier, created=False)
-        interaction, queued = inserted
-        if routed.offered_to is not None:  # offered by the write routing just made
-            interaction |= {"state": InteractionState.offered.value, "offered_at": arrival.moment}
-        events = [queued, *routed.events]
-        return Received(InteractionOut.model_validate(interaction), True, events, routed.offered_to)
+        routed = inserted.routed
+        events = [inserted.queued, *routed.events]
+        interaction = InteractionOut.model_validate(inserted.row)
+        return Received(interaction, True, events, routed.offered_to)
 
     async def _identify(
         self,
@@ -342,16 +338,14 @@ class Intake:
         return events.written[0], True
 
 
-async def insert(
-    connection: asyncpg.Connection, arrival: Arrival
-) -> tuple[dict[str, Any], EventRecord] | None:
+async def insert(connection: asyncpg.Connection, arrival: Arrival) -> Inserted | None:
     """The arrival written queued, with its `interaction.queued` event (committed: one
     statement); None for a reference a concurrent delivery wrote first."""
     row = await connection.fetchrow(INSERT, *arrival.arguments())
     if row is None:
         return None
     interaction = dict(row)
-    return interaction, arrival.queued_event(interaction.pop("queued_event_id"))
+    return Inserted(interaction, arrival.queued_event(interaction.pop("queued_event_id")))
 
 
 async def _read(connection: asyncpg.Connection, query: str, *args: object) -> InteractionOut:

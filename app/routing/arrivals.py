@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from app.interactions.intake import Arrival, Routed
+from app.interactions.intake import Arrival, Inserted, Routed
 from app.routing import policy
 from app.routing.directory import ArrivalStanding
 from app.routing.matcher import ArrivalView, Matcher
@@ -60,7 +60,7 @@ class Proposal:
 
 class _Offering:
     """Intake's `Offering`: the offer the policy proposed for one arrival, written by the one
-    offer writer in the arrival's own transaction, right after its insert."""
+    offer writer in the statement that writes the arrival."""
 
     def __init__(
         self, arrivals: Arrivals, view: ArrivalView, arrival: Arrival, proposal: Proposal
@@ -70,19 +70,25 @@ class _Offering:
         self.tried = False  # not when the arrival was a repeated reference (nothing written)
         self._arrivals = arrivals
 
-    async def write(self, connection: asyncpg.Connection) -> Routed:
+    async def write(self, connection: asyncpg.Connection) -> Inserted | None:
+        """The arrival and its offer, in one statement of the one offer writer."""
         self.tried = True
         offer = self.proposal.offer
-        written = await self._arrivals.writer.write(
+        written = await self._arrivals.writer.write_arrival(
             connection,
-            [offer],
+            offer,
+            self.arrival.arguments(),
             self.arrival.moment,
             only_waiting=[*self.proposal.known, *self._arrivals.arriving],
         )
-        self.landed = written[0] if written else None
+        if written is None:
+            return None
+        self.landed = written.offer
+        queued = self.arrival.queued_event(written.queued_event_id)
         if self.landed is None:
-            return Routed()
-        return Routed([self.landed.event], offer.match.agent_id)
+            return Inserted(written.row, queued)
+        routed = Routed([self.landed.event], offer.match.agent_id)
+        return Inserted(written.row, queued, routed)
 
 
 class Arrivals:

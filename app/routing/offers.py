@@ -94,14 +94,15 @@ class Written:
 
 # One statement locks the agents whose row is still as read and routable (routing may not have
 # heard yet of a change of state, capacity or skills, of a user deactivated, or of another
-# writer's offer: such an offer is skipped, and its agent read afresh), claims their
-# interactions if still queued (one may have been abandoned since the read), inserts the offers
-# and their events in the order given, and returns each offer's details: four writes and a
-# read, one round trip, one commit. The agents are locked before the interactions, the lock
-# order of decisions.sql. The details are read from the statement's snapshot, taken before its
-# writes: the interaction is still `queued` there, and nothing they show changes when it is
-# offered. With $12 (an arrival offered as it comes in), nothing lands while an interaction
-# other than those listed waits: the arrival was weighed against those alone (rule 4).
+# writer's offer: such an offer is skipped, and its agent read afresh), takes the interactions
+# (`{take}`, below), inserts the offers and their events in the order given, and returns each
+# offer's details: the writes and a read, one round trip, one commit. The agents are locked
+# before the interactions, the lock order of decisions.sql. The details are read from the
+# statement's snapshot, taken before its writes: nothing they show changes when the
+# interaction is offered. With $12 (an arrival offered as it comes in), nothing lands while an
+# interaction other than those listed is queued: the arrival was weighed against those alone
+# (rule 4). The same text serves both takes, so the lock, the version check and the offer rows
+# are written once.
 _WRITE = """
     WITH input AS (
         SELECT o.*
@@ -120,16 +121,12 @@ _WRITE = """
         RETURNING a.id, a.routing_version
     ), proposed AS (
         SELECT input.* FROM input JOIN locked ON locked.id = input.agent_id
-    ), claimed AS (
-        UPDATE interactions SET state = 'offered', offered_at = $1, updated_at = $1
-        WHERE id IN (SELECT interaction_id FROM proposed) AND state = 'queued'
-        RETURNING id
-    ), offered AS (
+    ), {take}, offered AS (
         INSERT INTO offers (id, interaction_id, agent_id, channel, state, created_at, deadline,
                             reason, matched)
         SELECT p.id, p.interaction_id, p.agent_id, p.channel, 'pending', $1, p.deadline,
                p.reason, p.matched::jsonb
-        FROM proposed p JOIN claimed c ON c.id = p.interaction_id
+        FROM proposed p JOIN taken t ON t.id = p.interaction_id
         RETURNING interaction_id
     ), written AS (
         INSERT INTO events (occurred_at, kind, subject_type, subject_id, actor, payload)
@@ -140,12 +137,77 @@ _WRITE = """
         ORDER BY e.n
         RETURNING id, subject_id
     )
+"""
+
+# A pass takes the waiting interactions it matched, if still queued (one may have been
+# abandoned, or offered by an arrival, since the read), and returns a row per offer written.
+_CLAIM = """taken AS (
+        UPDATE interactions SET state = 'offered', offered_at = $1, updated_at = $1
+        WHERE id IN (SELECT interaction_id FROM proposed) AND state = 'queued'
+        RETURNING id
+    )"""
+_OFFERS_WRITTEN = """
     SELECT w.id, w.subject_id, l.routing_version AS agent_version{details}
     FROM written w JOIN interactions i ON i.id = w.subject_id::uuid
     JOIN customers c ON c.id = i.customer_id
     JOIN queues q ON q.id = i.queue_id
     JOIN proposed p ON p.interaction_id = i.id JOIN locked l ON l.id = p.agent_id
 """
+
+# An arrival is written by intake's own function (app/interactions/arrival.sql, $13-$24: its
+# `Arrival.arguments`), offered already if its agent was locked; the statement returns its row
+# (none for a reference delivered before), with the offer's event and details if it landed.
+_ARRIVE = """arrived AS (
+        SELECT a.interaction AS row, (a.interaction).id AS id, a.queued_event_id
+        FROM interactions_arrive(
+            $13, $14, $15, $16, $17, $18, $19::text::jsonb, $20, $21, $22, $23,
+            $24::text::jsonb, EXISTS (SELECT FROM proposed)
+        ) a
+    ), taken AS (
+        SELECT arrived.id FROM arrived WHERE (arrived.row).state = 'offered'
+    )"""
+_ARRIVAL_WRITTEN = """
+    SELECT i.*, t.queued_event_id, w.id AS offered_event_id, w.subject_id,
+           l.routing_version AS agent_version{details}
+    FROM arrived t CROSS JOIN LATERAL (SELECT (t.row).*) i
+    JOIN customers c ON c.id = i.customer_id
+    JOIN queues q ON q.id = i.queue_id
+    LEFT JOIN written w ON true LEFT JOIN locked l ON true
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ArrivalWritten:
+    """An arrival as the offer writer wrote it: its row (offered or queued), the id of its
+    `interaction.queued` event, and its offer if that landed."""
+
+    row: dict[str, Any]  # with the offer's details beside the interaction's columns
+    queued_event_id: int
+    offer: Written | None
+
+
+def _payloads(offers: Sequence[NewOffer]) -> dict[str, dict[str, Any]]:
+    """Each offer's event payload, by its interaction's id as text (the event's subject)."""
+    return {str(offer.match.interaction_id): offer.event_payload() for offer in offers}
+
+
+def _arguments(
+    offers: Sequence[NewOffer], moment: datetime, payloads: Mapping[str, dict[str, Any]]
+) -> tuple[object, ...]:
+    """$1-$11 of `_WRITE`."""
+    return (
+        moment,
+        [offer.id for offer in offers],
+        [offer.match.interaction_id for offer in offers],
+        [offer.match.agent_id for offer in offers],
+        [offer.item.channel.value for offer in offers],
+        [offer.deadline for offer in offers],
+        [offer.reason for offer in offers],
+        [offer.matched() for offer in offers],
+        SYSTEM_ACTOR,
+        [json.dumps(payloads[str(offer.match.interaction_id)]) for offer in offers],
+        [offer.agent_read for offer in offers],
+    )
 
 
 class OfferWriter:
@@ -154,37 +216,22 @@ class OfferWriter:
     def __init__(self, details: OfferDetails | None = None) -> None:
         self._details = details
         columns = "" if details is None else f",\n    {details.columns}"
-        self._statement = _WRITE.format(details=columns)
+        self._statement = _WRITE.format(take=_CLAIM) + _OFFERS_WRITTEN.format(details=columns)
+        self._arrival = _WRITE.format(take=_ARRIVE) + _ARRIVAL_WRITTEN.format(details=columns)
 
     async def write(
         self,
         connection: asyncpg.Connection,
         offers: Sequence[NewOffer],
         moment: datetime,
-        *,
-        only_waiting: Sequence[uuid.UUID] | None = None,
     ) -> list[Written]:
-        """Writes what lands of `offers` (autocommitted: one statement); returns it in log
-        order. `only_waiting`: land nothing while other interactions than these are queued."""
+        """Writes what lands of `offers` for queued interactions (autocommitted: one
+        statement); returns it in log order."""
         if not offers:
             return []
+        payloads = _payloads(offers)
+        rows = await connection.fetch(self._statement, *_arguments(offers, moment, payloads), None)
         by_interaction = {str(offer.match.interaction_id): offer for offer in offers}
-        payloads = {key: offer.event_payload() for key, offer in by_interaction.items()}
-        rows = await connection.fetch(
-            self._statement,
-            moment,
-            [offer.id for offer in offers],
-            [offer.match.interaction_id for offer in offers],
-            [offer.match.agent_id for offer in offers],
-            [offer.item.channel.value for offer in offers],
-            [offer.deadline for offer in offers],
-            [offer.reason for offer in offers],
-            [offer.matched() for offer in offers],
-            SYSTEM_ACTOR,
-            [json.dumps(payloads[str(offer.match.interaction_id)]) for offer in offers],
-            [offer.agent_read for offer in offers],
-            None if only_waiting is None else list(only_waiting),
-        )
         return [
             Written(
                 offer=by_interaction[row["subject_id"]],
@@ -194,7 +241,35 @@ class OfferWriter:
             for row in sorted(rows, key=lambda row: row["id"])
         ]
 
-    def _event(self, row: asyncpg.Record, moment: datetime, payload: dict[str, Any]) -> EventRecord:
+    async def write_arrival(
+        self,
+        connection: asyncpg.Connection,
+        offer: NewOffer,
+        arrival: Sequence[object],
+        moment: datetime,
+        *,
+        only_waiting: Sequence[uuid.UUID],
+    ) -> ArrivalWritten | None:
+        """Writes a new interaction (`arrival`: the arguments of `interactions_arrive` but the
+        last, written at `moment`) with `offer`, which lands only while nothing but
+        `only_waiting` is queued (one statement); None for a reference delivered before."""
+        payloads = _payloads([offer])
+        row = await connection.fetchrow(
+            self._arrival, *_arguments([offer], moment, payloads), list(only_waiting), *arrival
+        )
+        if row is None:
+            return None
+        written = dict(row)  # the interaction's columns, and the details beside them
+        landed = None
+        if row["offered_event_id"] is not None:
+            key = str(offer.match.interaction_id)
+            event = self._event({**written, "id": row["offered_event_id"]}, moment, payloads[key])
+            landed = Written(offer, row["agent_version"], event)
+        return ArrivalWritten(written, row["queued_event_id"], landed)
+
+    def _event(
+        self, row: Mapping[str, Any], moment: datetime, payload: dict[str, Any]
+    ) -> EventRecord:
         """The `interaction.offered` event as written, with its details attached."""
         attached = (
             {}

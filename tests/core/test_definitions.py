@@ -99,6 +99,7 @@ async def connection(
 def test_the_files_define_the_rules_the_code_calls() -> None:
     assert set(functions_in_files()) == {
         "auth_caller",
+        "interactions_arrive",
         "queues_settings_version",
         "routing_refresh_agent",
         "routing_accept",

@@ -278,13 +278,13 @@ def _proposal(new: intake.Arrival, agent_id: uuid.UUID, read: int) -> arrivals.P
 async def _place(
     connection: asyncpg.Connection, arrival: intake.Arrival, proposal: arrivals.Proposal
 ) -> Written | None:
-    """What an arrival's request does: intake's insert, then the offer through the one writer,
+    """What an arrival's request does: the arrival and its offer through the one writer,
     landing only while nothing else waits; the offer as written, if it landed."""
-    assert await intake.insert(connection, arrival) is not None
-    written = await OfferWriter().write(
-        connection, [proposal.offer], arrival.moment, only_waiting=[arrival.id]
+    written = await OfferWriter().write_arrival(
+        connection, proposal.offer, arrival.arguments(), arrival.moment, only_waiting=[]
     )
-    return written[0] if written else None
+    assert written is not None
+    return written.offer
 
 
 async def _state(connection: asyncpg.Connection, arrival: intake.Arrival) -> str:

@@ -69,7 +69,7 @@ LOOK_UP = """
         ) AS skills,
         customer.id AS customer_id, c.tier::text AS tier,
         last.agent_id AS last_agent_id, last.assigned_at AS last_agent_at,
-        (SELECT queues_settings_version()) AS queues_version,
+        (SELECT version FROM queues_settings_version) AS queues_version,
         caller.kind AS caller_kind, caller.id AS caller_id, caller.name AS caller_name,
         caller.role AS caller_role
     FROM queue CROSS JOIN customer

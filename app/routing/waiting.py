@@ -74,15 +74,14 @@ OLDEST_OF_EACH_CHANNEL = "\n    UNION ALL\n".join(
 
 # The waiting work in the order of service (`policy.in_line`), a page at a time: after the
 # entry ($3, $4, $5) given, or from the top. Each with the agents who already refused or missed
-# it, and the version of the queues' rows (app/queues/settings_version.sql), in a subquery of
-# its own: PostgreSQL then works it out once per statement, not once per row (a function whose
-# body reads a table is not inlined).
+# it, and the version of the queues' rows (a view: app/queues/settings_version.sql), in a
+# subquery of its own, which PostgreSQL works out once per statement.
 WAITING = f"""
     SELECT i.id, i.channel, i.queue_id, i.priority, i.waiting_since, i.needs, i.customer_id,
            c.tier, {EFFECTIVE} AS effective,
            ARRAY(SELECT o.agent_id FROM offers o WHERE o.interaction_id = i.id
                  AND o.state IN ('rejected', 'timed_out')) AS refused,
-           (SELECT queues_settings_version()) AS queues_version
+           (SELECT version FROM queues_settings_version) AS queues_version
     FROM (
 {OLDEST_OF_EACH_CHANNEL}
     ) i

@@ -18,6 +18,7 @@ from tests.conftest import PostgresServer
 # text between the dollar quotes, exactly), a trigger's name.
 FUNCTION = re.compile(r"CREATE OR REPLACE FUNCTION\s+(\w+)\s*\(.*?\bAS \$\$(.*?)\$\$", re.DOTALL)
 TRIGGER = re.compile(r"CREATE OR REPLACE TRIGGER\s+(\w+)\s")
+VIEW = re.compile(r"CREATE OR REPLACE VIEW\s+(\w+)\s")
 
 
 def functions_in_files() -> dict[str, str]:
@@ -28,6 +29,14 @@ def functions_in_files() -> dict[str, str]:
             assert name not in found, f"{name} is defined twice"
             found[name] = body
     return found
+
+
+def views_in_files() -> set[str]:
+    return {
+        name
+        for definition in definitions.DEFINITIONS
+        for name in VIEW.findall(definitions.read(definition))
+    }
 
 
 def triggers_in_files() -> set[str]:
@@ -60,9 +69,15 @@ async def rules_in_database(connection: asyncpg.Connection) -> dict[str, str]:
         " WHERE NOT tgisinternal AND tgname = ANY($1::text[])",
         list(triggers_in_files()),
     )
+    views = await connection.fetch(
+        "SELECT viewname, pg_get_viewdef(viewname::regclass) AS definition FROM pg_views"
+        " WHERE schemaname = 'public' AND viewname = ANY($1::text[])",
+        list(views_in_files()),
+    )
     return {
         **{f"function {row['proname']}": row["definition"] for row in functions},
         **{f"trigger {row['tgname']}": row["definition"] for row in triggers},
+        **{f"view {row['viewname']}": row["definition"] for row in views},
     }
 
 
@@ -74,6 +89,8 @@ async def rules_as_the_files_create_them(connection: asyncpg.Connection) -> dict
     try:
         for name in functions_in_files():
             await connection.execute(f"DROP FUNCTION IF EXISTS {name} CASCADE")
+        for name in views_in_files():
+            await connection.execute(f"DROP VIEW IF EXISTS {name}")
         await definitions.apply(connection)
         return await rules_in_database(connection)
     finally:
@@ -83,7 +100,9 @@ async def rules_as_the_files_create_them(connection: asyncpg.Connection) -> dict
 async def assert_rules_are_the_files(connection: asyncpg.Connection) -> None:
     assert await bodies_in_database(connection) == functions_in_files()
     expected = await rules_as_the_files_create_them(connection)
-    assert len(expected) == len(functions_in_files()) + len(triggers_in_files())
+    assert len(expected) == (
+        len(functions_in_files()) + len(triggers_in_files()) + len(views_in_files())
+    )
     assert await rules_in_database(connection) == expected
 
 
@@ -100,7 +119,6 @@ def test_the_files_define_the_rules_the_code_calls() -> None:
     assert set(functions_in_files()) == {
         "auth_caller",
         "interactions_arrive",
-        "queues_settings_version",
         "routing_refresh_agent",
         "routing_accept",
         "routing_complete",
@@ -108,6 +126,7 @@ def test_the_files_define_the_rules_the_code_calls() -> None:
         "notify_event",
     }
     assert triggers_in_files() == {"agents_routing_version", "events_notify"}
+    assert views_in_files() == {"queues_settings_version"}
 
 
 async def test_a_migrated_database_holds_the_rules_of_the_files(

@@ -125,7 +125,9 @@ async def _until_the_directory_is_current(
 
     async def current() -> bool:
         matcher.wake()
-        view = matcher.arrival_view(await connection.fetchval("SELECT queues_settings_version()"))
+        view = matcher.arrival_view(
+            await connection.fetchval("SELECT version FROM queues_settings_version")
+        )
         version = await _row_version(connection, mei)
         return (
             view is not None
@@ -186,7 +188,7 @@ async def test_an_arrival_waits_for_a_pass_when_the_agent_changed_since_it_was_r
     read = await _row_version(connection, mei)
     await connection.execute("UPDATE agents SET capacity_chat = 2 WHERE id = $1", mei)
     view = app.state.matcher.arrival_view(
-        await connection.fetchval("SELECT queues_settings_version()")
+        await connection.fetchval("SELECT version FROM queues_settings_version")
     )
     assert view is not None  # the arrival is weighed at once...
     assert view.directory.version_read(mei) == read  # ...against Mei's row as read before

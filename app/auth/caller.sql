@@ -3,28 +3,26 @@
 -- token, or a gateway key not revoked, from the secret's digest and whether it is a key. No
 -- row: nobody known. A key's last use is noted (p_at) at most once a minute (p_used_before: a
 -- minute ago): written on every request, concurrent requests with one key would queue on that
--- row's lock. One statement inside, whose plan PL/pgSQL keeps for the session.
+-- row's lock.
 CREATE OR REPLACE FUNCTION auth_caller(
     p_digest text, p_is_key boolean, p_at timestamptz, p_used_before timestamptz
 ) RETURNS TABLE (kind text, id uuid, name text, role text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN
-    RETURN QUERY
-    WITH caller AS (
-        SELECT 'user'::text AS kind, u.id, u.username::text AS name, u.role::text AS role
+    IF NOT p_is_key THEN
+        RETURN QUERY
+        SELECT 'user'::text, u.id, u.username::text, u.role::text
         FROM access_tokens t JOIN users u ON u.id = t.user_id
-        WHERE NOT p_is_key AND t.token_digest = p_digest AND t.expires_at > now()
-          AND u.is_active
-        UNION ALL
-        SELECT 'gateway'::text, k.id, k.name::text, NULL::text
-        FROM gateway_keys k
-        WHERE p_is_key AND k.key_digest = p_digest AND k.revoked_at IS NULL
-    ), touched AS (
-        UPDATE gateway_keys k SET last_used_at = p_at
-        WHERE p_is_key AND k.id = (SELECT c.id FROM caller c)
-          AND (k.last_used_at IS NULL OR k.last_used_at < p_used_before)
-    )
-    SELECT c.kind, c.id, c.name, c.role FROM caller c;
+        WHERE t.token_digest = p_digest AND t.expires_at > now() AND u.is_active;
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT 'gateway'::text, k.id, k.name::text, NULL::text
+    FROM gateway_keys k
+    WHERE k.key_digest = p_digest AND k.revoked_at IS NULL;
+    UPDATE gateway_keys k SET last_used_at = p_at
+    WHERE k.key_digest = p_digest AND k.revoked_at IS NULL
+      AND (k.last_used_at IS NULL OR k.last_used_at < p_used_before);
 END;
 $$;

@@ -3,33 +3,34 @@
 -- p_offered is true: routing's offer writer (app/routing/offers.py) calls it in the statement
 -- that writes an arrival's offer, so that an arrival offered at once costs one statement. A
 -- channel reference delivered before writes nothing and returns no row (a concurrent delivery
--- of it won). One statement inside, whose plan PL/pgSQL keeps for the session.
+-- of it won). JSON comes in as jsonb; the row goes back whole, as the table has it.
 CREATE OR REPLACE FUNCTION interactions_arrive(
     p_id uuid, p_channel text, p_external_ref text, p_queue uuid, p_customer uuid,
     p_priority integer, p_needs jsonb, p_subject text, p_summary text, p_at timestamptz,
     p_actor text, p_payload jsonb, p_offered boolean
 ) RETURNS TABLE (interaction interactions, queued_event_id bigint)
 LANGUAGE plpgsql AS $$
+DECLARE
+    written interactions;
+    event_id bigint;
 BEGIN
-    RETURN QUERY
-    WITH new AS (
-        INSERT INTO interactions AS i (
-            id, channel, external_ref, queue_id, customer_id, priority, needs, subject,
-            summary, state, waiting_since, offered_at, created_at, updated_at
-        )
-        VALUES (
-            p_id, p_channel, p_external_ref, p_queue, p_customer, p_priority, p_needs,
-            p_subject, p_summary, CASE WHEN p_offered THEN 'offered' ELSE 'queued' END, p_at,
-            CASE WHEN p_offered THEN p_at END, p_at, p_at
-        )
-        ON CONFLICT ON CONSTRAINT uq_interactions_channel_external_ref DO NOTHING
-        RETURNING i.*
-    ), queued AS (
-        INSERT INTO events AS e (occurred_at, kind, subject_type, subject_id, actor, payload)
-        SELECT p_at, 'interaction.queued', 'interaction', new.id::text, p_actor, p_payload
-        FROM new
-        RETURNING e.id
+    INSERT INTO interactions AS i (
+        id, channel, external_ref, queue_id, customer_id, priority, needs, subject, summary,
+        state, waiting_since, offered_at, created_at, updated_at
     )
-    SELECT new::interactions, queued.id FROM new CROSS JOIN queued;
+    VALUES (
+        p_id, p_channel, p_external_ref, p_queue, p_customer, p_priority, p_needs, p_subject,
+        p_summary, CASE WHEN p_offered THEN 'offered' ELSE 'queued' END, p_at,
+        CASE WHEN p_offered THEN p_at END, p_at, p_at
+    )
+    ON CONFLICT ON CONSTRAINT uq_interactions_channel_external_ref DO NOTHING
+    RETURNING i.* INTO written;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    INSERT INTO events AS e (occurred_at, kind, subject_type, subject_id, actor, payload)
+    VALUES (p_at, 'interaction.queued', 'interaction', p_id::text, p_actor, p_payload)
+    RETURNING e.id INTO event_id;
+    RETURN QUERY SELECT written, event_id;
 END;
 $$;

@@ -10,9 +10,6 @@ CREATE OR REPLACE FUNCTION interactions_arrive(
     p_actor text, p_payload jsonb, p_offered boolean
 ) RETURNS TABLE (interaction interactions, queued_event_id bigint)
 LANGUAGE plpgsql AS $$
-DECLARE
-    written interactions;
-    event_id bigint;
 BEGIN
     INSERT INTO interactions AS i (
         id, channel, external_ref, queue_id, customer_id, priority, needs, subject, summary,
@@ -24,13 +21,13 @@ BEGIN
         CASE WHEN p_offered THEN p_at END, p_at, p_at
     )
     ON CONFLICT ON CONSTRAINT uq_interactions_channel_external_ref DO NOTHING
-    RETURNING i.* INTO written;
+    RETURNING i.* INTO interaction;
     IF NOT FOUND THEN
         RETURN;
     END IF;
     INSERT INTO events AS e (occurred_at, kind, subject_type, subject_id, actor, payload)
     VALUES (p_at, 'interaction.queued', 'interaction', p_id::text, p_actor, p_payload)
-    RETURNING e.id INTO event_id;
-    RETURN QUERY SELECT written, event_id;
+    RETURNING e.id INTO queued_event_id;
+    RETURN NEXT;  -- the output columns as set: no query of their own
 END;
 $$;

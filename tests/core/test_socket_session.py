@@ -82,6 +82,28 @@ def unstarted_hub() -> EventHub:
     return EventHub("postgresql://unused")
 
 
+def note_session(
+    websocket: WebSocket,
+    hub: EventHub,
+    pool: asyncpg.Pool,
+    *,
+    subscription: Subscription | None = None,
+    heartbeat: Heartbeat | None = None,
+    limits: Limits | None = None,
+) -> SocketSession[Note]:
+    """A session of notes, every event of the hub wanted unless `subscription` says."""
+    return SocketSession(
+        websocket,
+        hub=hub,
+        subscription=subscription or hub.subscribe(lambda _event: True),
+        pool=pool,
+        frame_for=note_for,
+        heartbeat=heartbeat or Heartbeat(every=5.0),
+        context={},
+        limits=limits,
+    )
+
+
 Script = Callable[[WebSocket], Awaitable[None]]
 
 
@@ -161,15 +183,7 @@ async def test_live_frames_wait_for_the_replay_and_none_comes_twice_or_after_the
         return [Note(text="held")]
 
     async def script(websocket: WebSocket) -> None:
-        session = SocketSession(
-            websocket,
-            hub=hub,
-            subscription=hub.subscribe(lambda _event: True),
-            pool=pool,
-            frame_for=note_for,
-            heartbeat=Heartbeat(every=5.0),
-            context={},
-        )
+        session = note_session(websocket, hub, pool)
 
         async def missed(_connection: asyncpg.Connection, after: int) -> list[EventRecord]:
             states.append(session.state)
@@ -222,16 +236,7 @@ async def test_a_full_queue_closes_the_socket_and_drops_what_was_queued(
     hub = unstarted_hub()
 
     async def script(websocket: WebSocket) -> None:
-        session = SocketSession(
-            websocket,
-            hub=hub,
-            subscription=hub.subscribe(lambda _event: True),
-            pool=pool,
-            frame_for=note_for,
-            heartbeat=Heartbeat(every=5.0),
-            context={},
-            limits=Limits(queue=3),
-        )
+        session = note_session(websocket, hub, pool, limits=Limits(queue=3))
         async with session:
             for n in range(4):  # no await in between: the writer has no turn
                 session.send(Note(text=f"frame {n}"))
@@ -254,16 +259,7 @@ async def test_a_send_that_outlasts_its_timeout_closes_the_socket_and_ends_a_wai
     interrupted = asyncio.Event()
 
     async def script(websocket: WebSocket) -> None:
-        session = SocketSession(
-            websocket,
-            hub=hub,
-            subscription=hub.subscribe(lambda _event: True),
-            pool=pool,
-            frame_for=note_for,
-            heartbeat=Heartbeat(every=5.0),
-            context={},
-            limits=Limits(queue=1000, send_timeout=0.5),
-        )
+        session = note_session(websocket, hub, pool, limits=Limits(queue=1000, send_timeout=0.5))
         async with session:
             for _ in range(600):  # 12 MB: far more than the client's buffers hold
                 session.send(Note(text="x" * BULKY))
@@ -293,16 +289,7 @@ async def test_a_replay_that_gets_no_database_connection_in_time_closes_the_sock
     held = await busy.acquire()  # the pool's one connection, held by someone else
 
     async def script(websocket: WebSocket) -> None:
-        session = SocketSession(
-            websocket,
-            hub=hub,
-            subscription=hub.subscribe(lambda _event: True),
-            pool=busy,
-            frame_for=note_for,
-            heartbeat=Heartbeat(every=5.0),
-            context={},
-            limits=Limits(replay_timeout=0.2),
-        )
+        session = note_session(websocket, hub, busy, limits=Limits(replay_timeout=0.2))
         async with session:
             with pytest.raises(SessionClosed):
                 await session.replay(QUIET, after=None)
@@ -330,15 +317,7 @@ async def test_a_client_whose_events_overflow_the_hubs_bound_is_closed(
     assert behind.overflowed.is_set()
 
     async def script(websocket: WebSocket) -> None:
-        session = SocketSession(
-            websocket,
-            hub=hub,
-            subscription=behind,
-            pool=pool,
-            frame_for=note_for,
-            heartbeat=Heartbeat(every=5.0),
-            context={},
-        )
+        session = note_session(websocket, hub, pool, subscription=behind)
         async with session:
             await session.replay(QUIET, after=None)
             with pytest.raises(SessionClosed):
@@ -359,15 +338,7 @@ async def test_a_session_that_allows_some_silence_closes_a_client_silent_for_lon
     hub = unstarted_hub()
 
     async def script(websocket: WebSocket) -> None:
-        session = SocketSession(
-            websocket,
-            hub=hub,
-            subscription=hub.subscribe(lambda _event: True),
-            pool=pool,
-            frame_for=note_for,
-            heartbeat=Heartbeat(every=0.1, silence=0.3),
-            context={},
-        )
+        session = note_session(websocket, hub, pool, heartbeat=Heartbeat(every=0.1, silence=0.3))
         async with session:
             assert await session.receive() == "still here"
             with pytest.raises(SessionClosed):

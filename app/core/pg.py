@@ -14,12 +14,16 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import TypeAlias
 
 import asyncpg
 
 from app.core.hub import asyncpg_dsn
 
 ACQUIRE_TIMEOUT = 10.0
+
+# A pool works wherever a connection does for a single statement: it lends one to each.
+Reader: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 async def _setup(connection: asyncpg.Connection) -> None:

@@ -29,7 +29,7 @@ import enum
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Generic, TypeAlias, TypeVar
+from typing import Generic, TypeVar
 
 import asyncpg
 from fastapi import WebSocket, WebSocketDisconnect
@@ -37,6 +37,7 @@ from pydantic import BaseModel
 
 from app.core.hub import EventHub, EventRecord, Subscription
 from app.core.logging import get_logger
+from app.core.pg import Reader
 
 log = get_logger(__name__)
 
@@ -105,9 +106,6 @@ class SessionClosed(Exception):
 
 
 F = TypeVar("F", bound=BaseModel)
-
-# A pool works wherever a connection does: it lends one to each statement.
-Reader: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import asyncpg
 from app.agents.models import AgentState
 from app.agents.service import AgentNotFound
 from app.core.hub import EventRecord
+from app.core.pg import Reader
 from app.desk import screen_pop
 from app.desk.protocol import (
     AssignmentFrame,
@@ -24,7 +25,6 @@ from app.desk.protocol import (
     OfferWithdrawnFrame,
     StateFrame,
 )
-from app.desk.screen_pop import OfferRouting, Reader
 from app.interactions.schemas import InteractionOut
 from app.interactions.service import InteractionNotFound
 
@@ -121,11 +121,7 @@ async def current_frames(db: Reader, agent_id: uuid.UUID) -> list[DeskFrame]:
     frames: list[DeskFrame] = [StateFrame(state=agent["state"], reason=agent["state_reason"])]
     for offer in await db.fetch(PENDING_OFFERS, agent_id):
         matched = offer["matched"]
-        routing = OfferRouting(
-            reason=offer["reason"],
-            matched_skills=matched.get("skills", {}),
-            effective_priority=matched.get("effective_priority"),
-        )
+        routing = screen_pop.routing_of_offer(offer["reason"], matched)
         frames.append(
             OfferFrame(
                 offer_id=offer["id"],

@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any, TypeAlias
+from typing import Any
 
-import asyncpg
 from pydantic import BaseModel, Field
 
+from app.core.pg import Reader
 from app.customers import profile
 from app.customers.profile import CustomerProfile
 from app.interactions import history
 from app.interactions.history import OfferedInteraction, PastInteraction
 from app.interactions.service import InteractionNotFound
-
-# A pool works wherever a connection does: it lends one to each statement.
-Reader: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 class OfferRouting(BaseModel):
@@ -61,6 +58,18 @@ def routing_of(payload: Mapping[str, Any]) -> OfferRouting:
         reason=payload.get("reason", ""),
         matched_skills=payload.get("matched_skills", {}),
         effective_priority=payload.get("effective_priority"),
+    )
+
+
+def routing_of_offer(reason: str, matched: Mapping[str, Any]) -> OfferRouting:
+    """The `routing` slot from an offer row's `reason` and `matched` (app.routing.offers
+    `NewOffer.matched`), for an offer replayed from the table rather than its event."""
+    return routing_of(
+        {
+            "reason": reason,
+            "matched_skills": matched.get("skills", {}),
+            "effective_priority": matched.get("effective_priority"),
+        }
     )
 
 

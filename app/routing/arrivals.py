@@ -67,12 +67,11 @@ class _Offering:
     ) -> None:
         self.view, self.arrival, self.proposal = view, arrival, proposal
         self.landed: Written | None = None
-        self.tried = False  # not when the arrival was a repeated reference (nothing written)
+        self.written = False  # False too for a repeated reference: no arrival was written
         self._arrivals = arrivals
 
     async def write(self, connection: asyncpg.Connection) -> Inserted | None:
         """The arrival and its offer, in one statement of the one offer writer."""
-        self.tried = True
         offer = self.proposal.offer
         written = await self._arrivals.writer.write_arrival(
             connection,
@@ -83,6 +82,7 @@ class _Offering:
         )
         if written is None:
             return None
+        self.written = True
         self.landed = written.offer
         queued = self.arrival.queued_event(written.queued_event_id)
         if self.landed is None:
@@ -134,15 +134,14 @@ class Arrivals:
     def _settle(self, offering: _Offering) -> None:
         """Tell the matcher, the directory and the standing what the write did."""
         view, arrival, proposal = offering.view, offering.arrival, offering.proposal
-        landed = offering.landed
-        if not offering.tried:
-            return
         agent_id, standing = proposal.offer.match.agent_id, proposal.standing
-        if landed is None:  # the agent's row moved, other work waits, or a pass offered it
+        landed = offering.landed
+        if landed is None:  # the agent's row moved, other work waits, or a repeated reference
             if standing is not None:
                 standing.set_aside(agent_id)
-            view.directory.mark([agent_id])  # its row may have moved: read it afresh
-            self._matcher.wake(queued=arrival.id)
+            view.directory.mark([agent_id])  # its row may have moved all the same: read afresh
+            if offering.written:  # queued: a pass must take it
+                self._matcher.wake(queued=arrival.id)
             return
         self._matcher.placed(arrival.id)
         read = proposal.offer.agent_read

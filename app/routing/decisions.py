@@ -96,6 +96,14 @@ ACCEPT = (
 )
 
 
+# The `agent.state_changed` of an accept (written only when the agent was available), the same
+# every time: serialised once.
+ACCEPTED_STATE = json.dumps(
+    states.state_payload(
+        AgentState.available, states.state_after_accept(AgentState.available), None
+    )
+)
+
 # Why an accept was refused, read after the call wrote nothing.
 ACCEPT_REFUSED = """
     SELECT o.agent_id AS holder, o.state AS offer_state, o.deadline, i.state AS interaction_state
@@ -126,11 +134,7 @@ async def accept_offer(
         actor,
         json.dumps({"agent_id": str(agent_id)}),
         json.dumps(move_payload(S.offered, agent_id, {"offer_id": str(offer_id)})),
-        json.dumps(
-            states.state_payload(
-                AgentState.available, states.state_after_accept(AgentState.available), None
-            )
-        ),
+        ACCEPTED_STATE,
     )
     if not rows:
         await _explain_refused_accept(connection, agent_id, offer_id)

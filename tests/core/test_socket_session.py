@@ -21,6 +21,7 @@ from websockets.frames import Close
 
 from app.core import pg
 from app.core.hub import EventHub, EventRecord, Subscription
+from app.core.pg import Reader
 from app.core.socket_session import (
     DATABASE_BUSY,
     GOODBYE,
@@ -30,7 +31,6 @@ from app.core.socket_session import (
     CloseCode,
     Heartbeat,
     Limits,
-    Reader,
     Replay,
     SessionClosed,
     SessionState,

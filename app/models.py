@@ -3,6 +3,7 @@
 from app.agents.models import Agent, AgentPresence, AgentSkill
 from app.auth.models import AccessToken, GatewayKey, User
 from app.core.events import Event
+from app.core.lease import Replica
 from app.core.models import Base
 from app.customers.models import ContactPoint, Customer
 from app.interactions.models import Interaction, Offer
@@ -24,6 +25,7 @@ __all__ = [
     "Offer",
     "Queue",
     "QueueSkill",
+    "Replica",
     "Skill",
     "User",
     "metadata",

@@ -49,6 +49,7 @@ class CloseCode(enum.IntEnum):
     NORMAL = 1000  # the server is done with this session
     REFUSED = 1008  # policy violation: not a token this socket serves; do not retry as is
     SERVER_ERROR = 1011  # an unexpected error on the server: reconnect
+    SERVICE_RESTART = 1012  # this server's lease lapsed (app/core/lease.py): reconnect
     TRY_AGAIN_LATER = 1013  # too slow, too far behind, the database busy: reconnect, with hello
     SILENT = 4000  # nothing heard within the silence the socket allows: reconnect
 
@@ -67,6 +68,7 @@ DATABASE_BUSY = Closing(CloseCode.TRY_AGAIN_LATER, "database busy")
 SERVER_ERROR = Closing(CloseCode.SERVER_ERROR, "server error")
 SILENT = Closing(CloseCode.SILENT, "nothing heard")
 GOODBYE = Closing(CloseCode.NORMAL, "goodbye")
+LEASE_LAPSED = Closing(CloseCode.SERVICE_RESTART, "this server lost its lease; reconnect")
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,5 +45,7 @@ async def agent_desk(
         wake_matcher=state.matcher.wake_if_waiting,
         presence=state.presence,
         heartbeat_seconds=state.settings.heartbeat_seconds,
+        lease=state.lease,
+        open_desks=state.open_desks,
     )
     await connection.serve()

@@ -25,6 +25,7 @@ from app.agents.states import Cause
 from app.core.errors import AppError
 from app.core.events import Events
 from app.core.hub import EventHub, EventRecord
+from app.core.lease import ReplicaLease
 from app.core.logging import get_logger
 from app.core.pg import ACQUIRE_TIMEOUT, now, transaction
 from app.core.socket_session import (
@@ -51,6 +52,7 @@ from app.desk.protocol import (
     agent_message,
 )
 from app.desk.protocol import Heartbeat as HeartbeatMessage
+from app.desk.registry import OpenDesks
 from app.routing import service as routing
 from app.routing.presence import Presence
 
@@ -58,9 +60,11 @@ log = get_logger(__name__)
 
 HELLO_TIMEOUT = 5.0
 
+# The desk is present at once, counted under this replica's lease.
 SEEN_NOW = """
-    INSERT INTO agent_presence (agent_id, last_seen_at) VALUES ($1, $2)
-    ON CONFLICT (agent_id) DO UPDATE SET last_seen_at = excluded.last_seen_at
+    INSERT INTO agent_presence (agent_id, last_seen_at, replica_id) VALUES ($1, $2, $3)
+    ON CONFLICT (agent_id) DO UPDATE
+    SET last_seen_at = excluded.last_seen_at, replica_id = excluded.replica_id
 """
 
 Desk = SocketSession[DeskFrame]
@@ -79,6 +83,8 @@ class AgentConnection:
         wake_matcher: Callable[[], None],
         presence: Presence,
         heartbeat_seconds: float,
+        lease: ReplicaLease,
+        open_desks: OpenDesks,
     ) -> None:
         self.websocket = websocket
         self.agent_id = agent_id
@@ -90,6 +96,9 @@ class AgentConnection:
         self._wake_matcher = wake_matcher
         self._presence = presence
         self._heartbeat_seconds = heartbeat_seconds
+        self._lease = lease
+        self._open_desks = open_desks
+        self._lease_id: uuid.UUID | None = None
 
     async def serve(self) -> None:
         desk: Desk = SocketSession(
@@ -108,12 +117,14 @@ class AgentConnection:
             try:
                 await self._converse(desk)
             finally:
+                if self._lease_id is not None:
+                    self._open_desks.closed(self._lease_id, desk)
                 await self._leave()
 
     async def _converse(self, desk: Desk) -> None:
         hello, first = await self._await_hello(desk)
         try:
-            await self._open()
+            await self._open(desk)
         except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             desk.close(DATABASE_BUSY)
             raise SessionClosed from None
@@ -154,14 +165,17 @@ class AgentConnection:
 
         return Replay(missed=missed, holds=holds, ready=ready)
 
-    async def _open(self) -> None:
+    async def _open(self, desk: Desk) -> None:
+        # Counted under the lease before the row says so: a lapse from here on closes it.
+        self._lease_id = self._lease.id
+        self._open_desks.opened(self._lease_id, desk)
         async with transaction(self._pool) as connection:
             await connection.execute(
                 "UPDATE agents SET connection_id = $2 WHERE id = $1",
                 self.agent_id,
                 self.connection_id,
             )
-            await connection.execute(SEEN_NOW, self.agent_id, now())
+            await connection.execute(SEEN_NOW, self.agent_id, now(), self._lease_id)
 
     async def _leave(self) -> None:
         """Leave routing unless a newer socket of the same agent has taken over."""

@@ -33,6 +33,7 @@ from app.routing.waiting import QueueBook, QueueSettings
 from tests.support import (
     CountedPasses,
     create_skills,
+    present_desk,
     settings_with_passes_on_demand,
     until_waiting_for_a_lock,
 )
@@ -72,10 +73,7 @@ async def _mei(
     response = await client.post("/v1/agents", json=body, headers=admin)
     assert response.status_code == 201, response.text
     mei = uuid.UUID(response.json()["id"])
-    await connection.execute("UPDATE agents SET state = 'available' WHERE id = $1", mei)
-    await connection.execute(
-        "INSERT INTO agent_presence (agent_id, last_seen_at) VALUES ($1, now())", mei
-    )
+    await present_desk(connection, mei)
     return mei
 
 

@@ -256,14 +256,17 @@ class CountedPasses:
 TEST_LEASE = uuid.UUID("00000000-0000-4000-8000-00000000fea5")
 
 
-async def present_desk(connection: asyncpg.Connection, agent_id: uuid.UUID | str) -> None:
-    """The agent is available with a desk heard now, on a replica with a live lease, as if it
-    had connected: without any socket, for tests of routing below the desk."""
+async def present_desk(
+    connection: asyncpg.Connection, agent_id: uuid.UUID | str, *, lease: uuid.UUID = TEST_LEASE
+) -> None:
+    """The agent is available with a desk heard now, on a replica whose lease (`lease`, live
+    for a day unless the test ends it) is live, as if it had connected: without any socket, for
+    tests of routing below the desk."""
     await connection.execute(
         "INSERT INTO replicas (id, host, pid, started_at, lease_until)"
         " VALUES ($1, 'tests', 0, now(), now() + interval '1 day')"
         " ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until",
-        TEST_LEASE,
+        lease,
     )
     await connection.execute(
         "UPDATE agents SET state = 'available' WHERE id = $1::text::uuid", str(agent_id)
@@ -273,5 +276,5 @@ async def present_desk(connection: asyncpg.Connection, agent_id: uuid.UUID | str
         " VALUES ($1::text::uuid, now(), $2)"
         " ON CONFLICT (agent_id) DO UPDATE SET last_seen_at = now(), replica_id = $2",
         str(agent_id),
-        TEST_LEASE,
+        lease,
     )

@@ -14,14 +14,19 @@ from app.core.hub import asyncpg_dsn
 from app.core.socket_session import CloseCode
 from tests.desk.conftest import Center
 
-MEI = "SELECT a.id FROM agents a JOIN users u ON u.id = a.user_id WHERE u.username = 'mei'"
-
 
 async def _desk_lease(connection: asyncpg.Connection) -> uuid.UUID:
     lease: uuid.UUID = await connection.fetchval(
-        f"SELECT replica_id FROM agent_presence WHERE agent_id = ({MEI})"
+        "SELECT p.replica_id FROM agent_presence p JOIN agents a ON a.id = p.agent_id"
+        " JOIN users u ON u.id = a.user_id WHERE u.username = 'mei'"
     )
     return lease
+
+
+async def _until_closed(socket: websockets.ClientConnection) -> None:
+    async with asyncio.timeout(10):
+        while True:
+            await socket.recv()
 
 
 async def test_a_replica_whose_lease_lapsed_closes_its_desks_and_they_come_back_under_a_new_one(
@@ -38,9 +43,7 @@ async def test_a_replica_whose_lease_lapsed_closes_its_desks_and_they_come_back_
         )
 
         with pytest.raises(websockets.ConnectionClosed) as closed:
-            async with asyncio.timeout(10):
-                while True:
-                    await desk.socket.recv()
+            await _until_closed(desk.socket)
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == CloseCode.SERVICE_RESTART
 

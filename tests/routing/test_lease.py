@@ -26,6 +26,7 @@ from app.core.lease import ReplicaLease
 from app.routing.directory import AgentDirectory
 from app.routing.offers import OfferWriter
 from app.routing.passes import run_pass
+from app.routing.sweeper import time_out_offers
 from app.routing.waiting import QueueBook
 from tests.support import create_skills, present_desk
 
@@ -151,7 +152,7 @@ async def test_a_replica_cut_off_from_its_database_counts_its_lease_lapsed_itsel
     database_url: str, connection: asyncpg.Connection
 ) -> None:
     # Where asyncpg reached the server (a unix socket's path, or a host and port).
-    link = CuttableLink(connection._addr)  # type: ignore[attr-defined]
+    link = CuttableLink(connection._addr)
     await link.open()
     database = await connection.fetchval("SELECT current_database()")
     user = await connection.fetchval("SELECT current_user")
@@ -242,7 +243,8 @@ async def test_a_dead_replica_s_desks_leave_routing_and_their_offers_return_at_o
 
     await _until(offered_to_mei)
     offer = await _pending_offer(connection, call)
-    assert offer is not None and offer["replica_id"] == dead
+    assert offer is not None
+    assert offer["replica_id"] == dead
     waiting_since = await connection.fetchval(
         "SELECT waiting_since FROM interactions WHERE id = $1::uuid", call
     )
@@ -311,3 +313,31 @@ async def test_no_offer_lands_for_a_desk_whose_replica_s_lease_lapsed_after_it_w
     assert (result.offers, result.skipped) == (0, 1)
     assert await _pending_offer(connection, call) is None
     assert await AgentDirectory().routable(connection, SILENCE) == []
+
+
+async def test_an_offer_through_a_lapsed_lease_that_times_out_sends_nobody_away(
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
+) -> None:
+    """Should the deadline come first (the lapse's sweep found the agent locked, say), the
+    offer times out, but its agent, whose desk never showed it, stays where she was."""
+    await _billing(client, admin)
+    mei = await _agent(client, admin, "mei")
+    dead = uuid.uuid4()
+    await present_desk(connection, mei, lease=dead)
+    call = await _call(client, admin, "CA-3")
+
+    async def offered() -> bool:
+        return await _pending_offer(connection, call) is not None
+
+    await _until(offered)
+    await app.state.matcher.stop()  # the test runs the sweep
+    await _end(connection, dead)
+    await connection.execute(
+        "UPDATE offers SET deadline = clock_timestamp() WHERE interaction_id = $1::uuid", call
+    )
+
+    async with connection.transaction():
+        assert await time_out_offers(connection, Events()) == 1
+
+    state = await connection.fetchval("SELECT state FROM agents WHERE id = $1", mei)
+    assert state == "available"

@@ -134,7 +134,10 @@ async def test_an_abandon_ends_it_once_and_a_second_is_an_illegal_transition(
     assert second.status_code == 409
     assert second.json()["error"] == "illegal_transition"
     events = await client.get("/v1/events", params={"subject_id": created["id"]}, headers=admin)
-    assert [e["kind"] for e in events.json()] == ["interaction.queued", "interaction.abandoned"]
+    assert [e["kind"] for e in events.json()["items"]] == [
+        "interaction.queued",
+        "interaction.abandoned",
+    ]
 
 
 async def test_a_gateway_key_may_post_interactions(
@@ -147,7 +150,7 @@ async def test_a_gateway_key_may_post_interactions(
     events = await client.get(
         "/v1/events", params={"subject_id": response.json()["id"]}, headers=admin
     )
-    assert events.json()[0]["actor"] == f"gateway:{key['id']}"
+    assert events.json()["items"][0]["actor"] == f"gateway:{key['id']}"
 
 
 @pytest.mark.parametrize("gone", ["unknown token", "unknown key", "logged out", "revoked key"])

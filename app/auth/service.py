@@ -295,8 +295,13 @@ def _user_id_of(actor: str) -> uuid.UUID | None:
     return uuid.UUID(raw) if kind == "user" else None
 
 
-async def list_gateway_keys(session: AsyncSession) -> list[GatewayKey]:
-    return list((await session.execute(select(GatewayKey).order_by(GatewayKey.name))).scalars())
+async def list_gateway_keys(
+    session: AsyncSession, *, limit: int, offset: int
+) -> tuple[list[GatewayKey], int]:
+    """A page of the keys by name (revoked ones too), and how many there are in all."""
+    total = (await session.execute(select(func.count()).select_from(GatewayKey))).scalar_one()
+    page = select(GatewayKey).order_by(GatewayKey.name, GatewayKey.id).limit(limit).offset(offset)
+    return list((await session.execute(page)).scalars()), total
 
 
 async def revoke_gateway_key(session: AsyncSession, key_id: uuid.UUID, *, actor: str) -> GatewayKey:

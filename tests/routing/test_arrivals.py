@@ -104,7 +104,8 @@ async def _until(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> N
 async def _first_offered(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection, mei: uuid.UUID
 ) -> dict[str, Any]:
-    """A first contact (its customer is new, so it waits for a pass), offered to Mei."""
+    """A first chat, offered to Mei by a pass: no pass has read the billing queue's settings
+    yet (it reads them with waiting work), so it waits for one."""
     first = await _chat(client, admin, "chat-1")
     assert first["state"] == "queued"
 

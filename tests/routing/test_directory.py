@@ -65,7 +65,7 @@ async def test_replaced_skills_and_a_renamed_skill_reach_the_next_pass(
         directory.mark([uuid.UUID(agent_id)])  # what the matcher does on its event
         assert await _skills_seen(directory, connection) == [{"mandarin": 5}]
 
-        skills = (await client.get("/v1/skills", headers=admin)).json()
+        skills = (await client.get("/v1/skills", headers=admin)).json()["items"]
         mandarin = next(s for s in skills if s["name"] == "mandarin")
         renamed = await client.patch(
             f"/v1/skills/{mandarin['id']}", json={"name": "chinese"}, headers=admin

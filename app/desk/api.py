@@ -114,6 +114,7 @@ async def _who_opens(
 def _note_a_token_in_a_url() -> None:
     """Once per process: operators learn that some console still opens desks the old way."""
     log.warning(
-        "a desk was opened with ?token=, which is deprecated and goes in the next release:"
-        " consoles should ask POST /v1/desk/tickets and open ?ticket= instead"
+        "a desk was opened with a login token in its URL, which is deprecated and goes in the"
+        " next release: consoles should ask POST /v1/desk/tickets and open the desk with the"
+        " ticket instead"
     )

@@ -63,7 +63,7 @@ HELLO_TIMEOUT = 5.0
 # The first message is a hello, within HELLO_TIMEOUT: a console that does not open the
 # conversation as the protocol says is closed rather than served half-known.
 NO_HELLO = Closing(CloseCode.NO_HELLO, f"no hello within {HELLO_TIMEOUT:g} seconds")
-HELLO_FIRST = Closing(CloseCode.NO_HELLO, "the first message must be a hello")
+HELLO_FIRST = Closing(CloseCode.NO_HELLO, "the first message must be a valid hello")
 # One desk per agent: a socket that says hello takes the desk over, and the one it replaces is
 # closed when the event of the takeover reaches it, on whichever replica it is.
 DESK_OPENED = "agent.desk_opened"

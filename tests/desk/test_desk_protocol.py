@@ -134,13 +134,20 @@ async def test_a_socket_that_says_no_hello_in_time_is_closed_unserved(
     assert (closed.code, closed.reason) == (CloseCode.NO_HELLO, NO_HELLO.reason)
 
 
-async def test_a_first_message_other_than_hello_closes_the_socket_unserved(
-    center: Center,
+@pytest.mark.parametrize(
+    "first",
+    [
+        '{"type": "set_state", "state": "available"}',
+        '{"type": "hello", "last_event_id": 9223372036854775808}',  # past a bigint
+        "not JSON",
+    ],
+)
+async def test_a_first_message_other_than_a_valid_hello_closes_the_socket_unserved(
+    center: Center, first: str
 ) -> None:
     mei = await center.agent("mei", billing=4)
     received, closed = await _closing(
-        f"{center.ws_url}/v1/desk/ws?ticket={await center.ticket(mei)}",
-        '{"type": "set_state", "state": "available"}',
+        f"{center.ws_url}/v1/desk/ws?ticket={await center.ticket(mei)}", first
     )
     assert received == []
     assert (closed.code, closed.reason) == (CloseCode.NO_HELLO, HELLO_FIRST.reason)

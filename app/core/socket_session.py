@@ -13,6 +13,10 @@ frame, what a (re)connecting client missed and holds now, and what each incoming
 - live: the pump forwards the hub's events, skipping those the replay covered.
 - closed: nothing more is queued or written, and a wait in `receive` ends at once.
 
+Clients speak JSON in text frames: a binary frame closes the socket (BINARY_FRAME, 1003), not a
+traceback. An event its user names (`ends_session`: a newer socket of the same client has taken
+over) closes the session when it comes live.
+
 A slow or dead client never delays another: every frame goes through this session's bounded
 queue, drained by its own writer, and every send has a deadline (TOO_SLOW when it passes).
 `send` never waits (its callers may hold a pool connection): a full queue closes the socket.

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
 
     secret_key: str = DEVELOPMENT_SECRET
     token_ttl_minutes: int = Field(default=12 * 60, ge=1)
+    # A socket ticket (POST /v1/desk/tickets) opens one socket within this many seconds.
+    socket_ticket_seconds: float = Field(default=30.0, gt=0, le=300)
     password_hashing: Literal["standard", "fast"] = "standard"  # noqa: S105
 
     load_demo: bool = True

@@ -16,7 +16,8 @@ from app.desk.screen_pop import ScreenPop
 
 class Hello(BaseModel):
     type: Literal["hello"]
-    last_event_id: int | None = Field(default=None, ge=0)
+    # An event id is a bigint: a larger one could only fail in the database.
+    last_event_id: int | None = Field(default=None, ge=0, le=2**63 - 1)
 
 
 class Heartbeat(BaseModel):

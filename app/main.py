@@ -25,6 +25,7 @@ from app.desk.api import router as desk_router
 from app.desk.rest import agents_router as desk_agents_router
 from app.desk.rest import router as desk_rest_router
 from app.desk.screen_pop import ScreenPopDetails
+from app.interactions import service as interactions
 from app.interactions.api import document_intake_body
 from app.interactions.api import router as interactions_router
 from app.interactions.intake import Intake
@@ -120,6 +121,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Customers sit below interactions: the customers API asks this whom an agent served.
+    app.state.served_customers = interactions.has_served
     security.use_hashing_profile(settings.password_hashing)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)

@@ -1,7 +1,7 @@
 """Every table, imported once so that Alembic and the tests see the whole schema."""
 
 from app.agents.models import Agent, AgentPresence, AgentSkill
-from app.auth.models import AccessToken, GatewayKey, User
+from app.auth.models import AccessToken, GatewayKey, LoginFailure, User
 from app.core.events import Event
 from app.core.models import Base
 from app.customers.models import ContactPoint, Customer
@@ -21,6 +21,7 @@ __all__ = [
     "Event",
     "GatewayKey",
     "Interaction",
+    "LoginFailure",
     "Offer",
     "Queue",
     "QueueSkill",

@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     secret_key: str = DEVELOPMENT_SECRET
     token_ttl_minutes: int = Field(default=12 * 60, ge=1)
     password_hashing: Literal["standard", "fast"] = "standard"  # noqa: S105
+    # argon2 takes 64 MiB and a core for ~0.1-0.3 s a hash: at most this many at once per
+    # process (in threads, off the event loop); more wait their turn, holding no connection.
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
+    # Failed logins counted in PostgreSQL (every replica sees them) over a sliding window: a
+    # username or a client address with this many failures in the window is refused (429,
+    # Retry-After), the right password too, until the oldest of them leaves the window.
+    login_failures_per_user: int = Field(default=10, ge=1)
+    login_failures_per_address: int = Field(default=50, ge=1)
+    login_failure_window_seconds: float = Field(default=900.0, gt=0)
 
     load_demo: bool = True
     # Routing: how often agents' sockets beat, how long a silent one keeps its place, how often

@@ -118,7 +118,7 @@ async def floor(
     return built
 
 
-Request = tuple[str, dict[str, Any] | None]  # the path, with its ids; the JSON body
+Request = tuple[str, Any]  # the path, with its ids; the JSON body (or None)
 Build = Callable[[Floor], Awaitable[Request]]
 
 
@@ -172,7 +172,7 @@ async def _queued(floor: Floor) -> Request:
     return f"/v1/interactions/{interaction['id']}/abandon", None
 
 
-def _fixed(path: str, body: dict[str, Any] | None = None) -> Build:
+def _fixed(path: str, body: Any = None) -> Build:
     async def build(floor: Floor) -> Request:
         return path.format(agent_id=floor.agent_id, customer_id=floor.customer_id), body
 
@@ -250,7 +250,7 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("PATCH", "/v1/agents/{agent_id}"): _fixed("/v1/agents/{agent_id}", {"display_name": "Al"}),
     ("PUT", "/v1/agents/{agent_id}/skills"): _fixed(
         "/v1/agents/{agent_id}/skills",
-        [{"skill": "general", "level": 2}],  # type: ignore[arg-type]
+        [{"skill": "general", "level": 2}],
     ),
     ("POST", "/v1/agents/{agent_id}/state"): _fixed(
         "/v1/agents/{agent_id}/state", {"state": "away", "reason": "break"}

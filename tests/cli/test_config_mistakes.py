@@ -27,8 +27,17 @@ def _environment(tmp_path: Path, **variables: str) -> dict[str, str]:
     return {**kept, "CC_DATA_DIR": str(tmp_path / "data"), **variables}
 
 
-def _with(url: str, **parts: str) -> str:
-    return make_url(url).set(**parts).render_as_string(hide_password=False)  # type: ignore[arg-type]
+def _with(
+    url: str, *, username: str | None = None, password: str, database: str | None = None
+) -> str:
+    """`url` as another user, password or database."""
+    parsed = make_url(url)
+    changed = parsed.set(
+        username=username or parsed.username,
+        password=password,
+        database=database or parsed.database,
+    )
+    return changed.render_as_string(hide_password=False)
 
 
 def _fails_in_one_line(result: subprocess.CompletedProcess[str]) -> str:

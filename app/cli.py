@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import os
 import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
 
+from pydantic import ValidationError
+
+from app.core.db import explain_database_error
 from app.core.embedded import EmbeddedPostgres
 from app.core.errors import AppError
 from app.core.logging import configure_logging, get_logger
-from app.core.settings import Settings, get_settings
+from app.core.settings import Settings, explain, get_settings
 
 log = get_logger("app.cli")
+
+
+class Mistake(Exception):
+    """Something the person at the command line can fix, said in one line (exit 1)."""
 
 
 def resolve_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
@@ -39,8 +47,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     url, embedded = resolve_database(settings)
     try:
         migrate.upgrade(url)
-        if settings.load_demo and not args.no_demo:
+        if settings.demo_at_first_start and not args.no_demo:
             asyncio.run(_load_demo_if_empty(settings, url))
+        elif settings.environment == "production" and not args.no_demo:
+            log.info("no demo in production unless CC_LOAD_DEMO=true or `contactcenter demo`")
         host = args.host or settings.host
         port = args.port or settings.port
         workers = args.workers or settings.workers
@@ -122,16 +132,47 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 def _create_user(args: argparse.Namespace, settings: Settings) -> int:
     from app.core import migrate
 
+    password = _password_of(args)  # asked first: the migration may take a while
     url, _ = resolve_database(settings)
     migrate.upgrade(url)
-    password = asyncio.run(_insert_user(settings, url, args))
+    try:
+        generated = asyncio.run(_insert_user(settings, url, args, password))
+    except ValidationError as error:  # its text would quote the password: name the fields
+        raise Mistake(_problems(error)) from None
     print(f"created {args.role} {args.username!r}")
-    if password:
-        print(f"password (shown once): {password}")
+    if generated:
+        print(f"password (shown once): {generated}")
     return 0
 
 
-async def _insert_user(settings: Settings, url: str, args: argparse.Namespace) -> str | None:
+def _password_of(args: argparse.Namespace) -> str | None:
+    """The new user's password: one line of standard input (--password-stdin), else asked for
+    on a terminal; None (a generated one, printed once) when left empty or not on a terminal.
+    Never an argument: those stay in shell histories and show in `ps`."""
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise Mistake("--password-stdin read no password: send it on standard input")
+        return password
+    if not sys.stdin.isatty():
+        return None
+    password = getpass.getpass("Password (leave empty to generate one): ")
+    if password and getpass.getpass("The same again: ") != password:
+        raise Mistake("the two passwords differ: nothing was created")
+    return password or None
+
+
+def _problems(error: ValidationError) -> str:
+    """What is wrong with the input, by field, without the values."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+        for problem in error.errors(include_url=False, include_input=False)
+    )
+
+
+async def _insert_user(
+    settings: Settings, url: str, args: argparse.Namespace, password: str | None
+) -> str | None:
     from app.agents import service as agents
     from app.agents.schemas import AgentCreate
     from app.auth import service as users
@@ -145,7 +186,7 @@ async def _insert_user(settings: Settings, url: str, args: argparse.Namespace) -
         async with unit_of_work(create_sessionmaker(engine)) as session:
             if args.role == Role.agent.value:
                 body = AgentCreate(
-                    username=args.username, display_name=args.display_name, password=args.password
+                    username=args.username, display_name=args.display_name, password=password
                 )
                 _, generated = await agents.create_agent(session, body, actor=SYSTEM_ACTOR)
                 return generated
@@ -153,7 +194,7 @@ async def _insert_user(settings: Settings, url: str, args: argparse.Namespace) -
                 username=args.username,
                 display_name=args.display_name,
                 role=Role(args.role),
-                password=args.password,
+                password=password,
             )
             _, generated = await users.create_user(session, user_body, actor=SYSTEM_ACTOR)
             return generated
@@ -194,24 +235,61 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("username")
     create_user.add_argument("--role", choices=["admin", "supervisor", "agent"], default="admin")
     create_user.add_argument("--display-name", help="defaults to the username")
-    create_user.add_argument("--password", help="left out, one is generated and printed once")
+    create_user.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (one line), as `docker login` does;"
+        " without it the password is asked for on a terminal, or else generated and printed once",
+    )
+    # Refused with a pointer to the ways above (main), not merely unknown.
+    create_user.add_argument("--password", help=argparse.SUPPRESS)
     create_user.set_defaults(handler=_create_user)
     return parser
 
 
+NOT_ON_THE_COMMAND_LINE = (
+    "--password is not taken: a password on the command line stays in the shell's history and"
+    ' shows in `ps`. Pipe it in with --password-stdin (printf %s "$PW" | contactcenter'
+    " create-user NAME --password-stdin), or leave it out to be asked for it"
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "password", None) is not None:
+        print(f"error: {NOT_ON_THE_COMMAND_LINE}", file=sys.stderr)
+        return 2  # as argparse's other refusals
     if getattr(args, "display_name", "unset") is None:
         args.display_name = args.username
-    settings = get_settings()
-    configure_logging(settings.log_level, as_json=settings.log_json)
-    handler = args.handler
     try:
-        code: int = handler(args, settings)
-    except AppError as error:
-        print(f"error: {error.detail}", file=sys.stderr)
-        return 1
+        settings = get_settings()
+    except ValidationError as error:
+        return _refuse(explain(error))
+    configure_logging(settings.log_level, as_json=settings.log_json)
+    return _run(args, settings)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    """The command; what the person running it can fix ends in one line on stderr and exit 1,
+    with no traceback (and no password: the URL's is masked)."""
+    try:
+        code: int = args.handler(args, settings)
+    except (AppError, Mistake) as error:
+        return _refuse(error.detail if isinstance(error, AppError) else str(error))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        explained = explain_database_error(error, settings.database_url)
+        if explained is None:
+            raise
+        return _refuse(explained)
     return code
+
+
+def _refuse(problem: str) -> int:
+    print(f"error: {problem}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

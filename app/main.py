@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from app.agents.api import router as agents_router
 from app.auth.api import router as auth_router
+from app.auth.login_limits import LoginLimits
 from app.core import pg, security
 from app.core.collector import tune_for_serving
 from app.core.db import create_engine, create_sessionmaker, database_answers
@@ -27,6 +28,7 @@ from app.desk.registry import OpenDesks
 from app.desk.rest import agents_router as desk_agents_router
 from app.desk.rest import router as desk_rest_router
 from app.desk.screen_pop import ScreenPopDetails
+from app.interactions import service as interactions
 from app.interactions.api import document_intake_body
 from app.interactions.api import router as interactions_router
 from app.interactions.intake import Intake
@@ -84,6 +86,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         app.state.pg = await pg.create_pool(
             database_url, size=settings.db_hot_pool_size, on_connect=hub.own
         )
+        app.state.login_limits = LoginLimits(app.state.pg, settings)
         # Offers carry the screen pop, read by their own write.
         writer = OfferWriter(ScreenPopDetails())
         matcher = Matcher(
@@ -129,7 +132,10 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Customers sit below interactions: the customers API asks this whom an agent served.
+    app.state.served_customers = interactions.has_served
     security.use_hashing_profile(settings.password_hashing)
+    security.limit_concurrent_hashes(settings.password_hash_concurrency)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     # Routers are matched in this order, each trying all its routes (about 20 us a route here),

@@ -1,7 +1,7 @@
 """Every table, imported once so that Alembic and the tests see the whole schema."""
 
 from app.agents.models import Agent, AgentPresence, AgentSkill
-from app.auth.models import AccessToken, GatewayKey, SocketTicket, User
+from app.auth.models import AccessToken, GatewayKey, LoginFailure, SocketTicket, User
 from app.core.events import Event
 from app.core.lease import Replica
 from app.core.models import Base
@@ -22,6 +22,7 @@ __all__ = [
     "Event",
     "GatewayKey",
     "Interaction",
+    "LoginFailure",
     "Offer",
     "Queue",
     "QueueSkill",

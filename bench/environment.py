@@ -186,11 +186,15 @@ class Server:
             username,
             "--role",
             "admin",
-            "--password",
-            password,
+            "--password-stdin",
         ]
         done = subprocess.run(
-            command, cwd=PROJECT, env=self.env(), capture_output=True, check=False
+            command,
+            cwd=PROJECT,
+            env=self.env(),
+            input=password.encode(),
+            capture_output=True,
+            check=False,
         )
         if done.returncode != 0:
             output = (done.stdout + done.stderr).decode(errors="replace")

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -25,11 +26,12 @@ from app.auth import service as users
 from app.auth.models import Role
 from app.auth.schemas import UserCreate
 from app.core.db import unit_of_work
-from app.core.events import SYSTEM_ACTOR
+from app.core.events import SYSTEM_ACTOR, Events
 from app.core.hub import NOTIFY_CHANNEL, EventHub, EventRecord
 from app.core.settings import Settings
 from app.main import create_app
 from app.routing import passes as passes_module
+from app.routing import service as routing
 from app.routing.matcher import Matcher
 from app.routing.passes import PassResult
 
@@ -278,3 +280,41 @@ async def present_desk(
         str(agent_id),
         lease,
     )
+
+
+async def held_by(
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers, agent: Headers, customer_id: str
+) -> str:
+    """An interaction of the customer, raised by the admin in the queue `served` (made on first
+    use), offered to the agent of `agent` as a pass writes an offer and accepted by routing's
+    own accept, as the desk does: the agent holds it. Its id."""
+    queue = await client.post("/v1/queues", json={"name": "served"}, headers=admin)
+    assert queue.status_code in (201, 409), queue.text
+    body = {"channel": "chat", "queue": "served", "customer_id": customer_id}
+    raised = await client.post("/v1/interactions", json=body, headers=admin)
+    assert raised.status_code == 201, raised.text
+    interaction_id = uuid.UUID(raised.json()["id"])
+    me = await client.get("/v1/agents/me", headers=agent)
+    assert me.status_code == 200, me.text
+    agent_id = uuid.UUID(me.json()["id"])
+    offer_id, moment = uuid.uuid4(), datetime.now(UTC)
+    async with app.state.pg.acquire() as connection:
+        await connection.execute(
+            "UPDATE interactions SET state = 'offered', offered_at = $2 WHERE id = $1",
+            interaction_id,
+            moment,
+        )
+        await connection.execute(
+            "INSERT INTO offers (id, interaction_id, agent_id, channel, state, created_at,"
+            " deadline, reason, matched) VALUES ($1, $2, $3, 'chat', 'pending', $4, $5, 'test',"
+            " '{}')",
+            offer_id,
+            interaction_id,
+            agent_id,
+            moment,
+            moment + timedelta(minutes=1),
+        )
+        await routing.accept_offer(
+            connection, Events(), offer_id, agent_id=agent_id, actor=f"agent:{agent_id}"
+        )
+    return str(interaction_id)

@@ -25,10 +25,27 @@ from app.core.pagination import Page, Pagination
 router = APIRouter(prefix="/v1")
 
 
-@router.post("/auth/login", tags=["auth"], summary="Log in and get a bearer token")
+@router.post(
+    "/auth/login",
+    tags=["auth"],
+    summary="Log in and get a bearer token",
+    responses={
+        401: {"description": "Wrong username or password (the same answer for either)"},
+        429: {
+            "description": "Too many failed logins for this username or from this address;"
+            " the Retry-After header says in how many seconds to try again"
+        },
+    },
+)
 async def login(body: LoginIn, session: Session, request: Request) -> TokenOut:
+    state = request.app.state
     user, secret, expires_at = await service.login(
-        session, body.username, body.password, request.app.state.settings
+        session,
+        body.username,
+        body.password,
+        state.settings,
+        limits=state.login_limits,
+        address=None if request.client is None else request.client.host,
     )
     return TokenOut(access_token=secret, expires_at=expires_at, user=UserOut.model_validate(user))
 

@@ -1,8 +1,17 @@
-"""Permissions as composable FastAPI dependencies."""
+"""Who may do what: the rules, and the FastAPI dependencies that hold every endpoint to them.
+
+A rule names the callers it lets through (the roles of users, and `gateway` for gateway keys)
+and the refusal a caller it does not let through hears (403), which says who may. Every
+endpoint guards itself with one of them; docs/api.md's "Who may do what" is their table, and
+tests/auth/test_who_may_do_what.py holds each of its rows to what the endpoints answer. Finer
+rules that need the data (an agent sees only its own interactions, changes only customers it
+served) live beside their data and are named in the table's cells.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 import asyncpg
@@ -24,6 +33,49 @@ Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """The callers (`Principal.who`: a role, or "gateway") an endpoint lets through."""
+
+    who: frozenset[str]
+    refusal: str
+
+    def allows(self, principal: Principal) -> bool:
+        return principal.who in self.who
+
+    def check(self, principal: Principal) -> Principal:
+        """The principal, or the 403 that says who may."""
+        if principal.who not in self.who:
+            raise Forbidden(self.refusal)
+        return principal
+
+
+def _roles(*roles: Role) -> Rule:
+    names = ", ".join(role.value for role in roles)
+    return Rule(frozenset(role.value for role in roles), f"this needs one of the roles: {names}")
+
+
+ANY_USER = _roles(Role.agent, Role.supervisor, Role.admin)
+STAFF = _roles(Role.supervisor, Role.admin)
+ADMIN = _roles(Role.admin)
+# Machine clients' endpoints (the channels' webhooks); an admin may stand in for one.
+GATEWAY = Rule(frozenset({"gateway", Role.admin.value}), "this needs a gateway key (or an admin)")
+# New work comes in through a channel. An agent raises none: work it holds that another team
+# must serve is moved with a transfer, which keeps its history and its place in the new queue.
+RAISE_WORK = Rule(
+    GATEWAY.who,
+    "new interactions come in through a channel: a gateway key (or an admin) posts them;"
+    " an agent moves work it holds with POST /v1/interactions/{id}/transfer",
+)
+# The desk (its socket, and the ticket that opens it) is an agent's own.
+DESK = Rule(frozenset({Role.agent.value}), "only an agent has a desk: log in as an agent")
+# The customer left: the channel saw it (the gateway), or a supervisor closes it by hand.
+REPORT_ABANDON = Rule(
+    frozenset({"gateway", Role.supervisor.value, Role.admin.value}),
+    "agents complete or transfer; gateways and supervisors report abandons",
+)
 
 
 async def current_principal(
@@ -63,27 +115,20 @@ def known_principal(principal: Principal | None) -> Principal:
     return principal
 
 
-def require_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that lets through only users holding one of `roles`."""
-    allowed = ", ".join(role.value for role in roles)
+def requires(rule: Rule) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that lets through only the callers `rule` allows."""
 
     async def dependency(
         principal: Annotated[Principal, Depends(current_principal)],
     ) -> Principal:
-        if not principal.has_role(*roles):
-            raise Forbidden(f"this needs one of the roles: {allowed}")
-        return principal
+        return rule.check(principal)
 
     return dependency
 
 
-async def require_gateway(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
-    if principal.kind != "gateway" and not principal.has_role(Role.admin):
-        raise Forbidden("this needs a gateway key (or an admin)")
-    return principal
-
-
-AnyUser = Annotated[Principal, Depends(require_role(Role.agent, Role.supervisor, Role.admin))]
-Staff = Annotated[Principal, Depends(require_role(Role.supervisor, Role.admin))]
-Admin = Annotated[Principal, Depends(require_role(Role.admin))]
-Gateway = Annotated[Principal, Depends(require_gateway)]
+AnyUser = Annotated[Principal, Depends(requires(ANY_USER))]
+Staff = Annotated[Principal, Depends(requires(STAFF))]
+Admin = Annotated[Principal, Depends(requires(ADMIN))]
+Gateway = Annotated[Principal, Depends(requires(GATEWAY))]
+AbandonReporter = Annotated[Principal, Depends(requires(REPORT_ABANDON))]
+DeskAgent = Annotated[Principal, Depends(requires(DESK))]

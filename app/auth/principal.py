@@ -21,5 +21,10 @@ class Principal:
         """How the event log names this caller."""
         return f"{self.kind}:{self.id}"
 
+    @property
+    def who(self) -> str:
+        """What the permission rules know the caller as: its role, or "gateway" for a key."""
+        return self.kind if self.role is None else self.role.value
+
     def has_role(self, *roles: Role) -> bool:
         return self.role is not None and self.role in roles

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.login_limits import Attempt, LoginLimits
 from app.auth.models import AccessToken, GatewayKey, Role, SocketTicket, User
 from app.auth.principal import Principal
 from app.auth.schemas import GatewayKeyCreate, UserCreate, UserUpdate
@@ -149,15 +150,31 @@ async def _revoke_tokens(session: AsyncSession, user_id: uuid.UUID) -> None:
 
 
 async def login(
-    session: AsyncSession, username: str, password: str, settings: Settings
+    session: AsyncSession,
+    username: str,
+    password: str,
+    settings: Settings,
+    *,
+    limits: LoginLimits,
+    address: str | None,
 ) -> tuple[User, str, datetime]:
-    """Check the password and open a session token. One vague error for every failure."""
-    user = await find_user_by_username(session, username)
-    # Verify even when there is no such user, so the answer's timing does not tell who exists.
-    known_hash = user.password_hash if user is not None else _decoy_hash()
-    password_ok = await security.verify_password_off_loop(known_hash, password)
-    if user is None or not user.is_active or not password_ok:
-        raise NotAuthenticated("wrong username or password")
+    """Check the password and open a session token. One vague error for every failure, and a
+    429 while the username or the address has failed too often (login_limits.py).
+
+    The check of the counts, the password's and the note of a failure run in one hashing turn:
+    logins that wait for one hold no connection, and no more than the turns can pass the check
+    together before their failures are counted."""
+    attempt = Attempt.of(username, address)
+    async with security.hashing_turn():
+        await limits.ensure_allowed(attempt)
+        user = await find_user_by_username(session, username)
+        # Verify even when there is no such user, so the answer's timing does not tell who exists.
+        known_hash = user.password_hash if user is not None else await _decoy_hash()
+        password_ok = await security.verify_in_thread(known_hash, password)
+        if user is None or not user.is_active or not password_ok:
+            await limits.failed(attempt)
+            raise NotAuthenticated("wrong username or password")
+    await limits.succeeded(attempt)
     if security.password_needs_rehash(user.password_hash):
         user.password_hash = await security.hash_password_off_loop(password)
     secret = security.new_secret(TOKEN_PREFIX)
@@ -175,10 +192,14 @@ async def login(
     return user, secret, expires_at
 
 
-@functools.cache
-def _decoy_hash() -> str:
-    """A hash no password matches, made once, for logins of unknown users."""
-    return security.hash_password(secrets.token_urlsafe(32))
+_decoy: list[str] = []
+
+
+async def _decoy_hash() -> str:
+    """A hash no password matches, made once (in a thread), for logins of unknown users."""
+    if not _decoy:
+        _decoy.append(await asyncio.to_thread(security.hash_password, secrets.token_urlsafe(32)))
+    return _decoy[0]
 
 
 async def logout(session: AsyncSession, secret: str, settings: Settings) -> None:

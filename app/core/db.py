@@ -6,12 +6,14 @@ the transaction just before the commit, and hands them to the replica's hub afte
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import asyncpg
 from fastapi import Request
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,7 +23,7 @@ from sqlalchemy.ext.asyncio import (
 
 from app.core.events import Events, events_of
 from app.core.hub import EventHub
-from app.core.settings import Settings
+from app.core.settings import Settings, masked_url
 
 
 def create_engine(settings: Settings, url: str) -> AsyncEngine:
@@ -93,3 +95,63 @@ async def database_answers(engine: AsyncEngine) -> bool:
     except Exception:  # any failure means the database does not answer
         return False
     return True
+
+
+# How a connection that never opened fails: refused, timed out, no such host, no such socket.
+UNREACHABLE = (ConnectionError, TimeoutError, socket.gaierror, FileNotFoundError)
+
+
+def explain_database_error(error: BaseException, url: str | None) -> str | None:
+    """A failure to reach or enter the database, in one line that says what to fix (no
+    password in it); None when `error` is not one (a bug keeps its traceback)."""
+    where = _where(url)
+    for cause in _causes(error):
+        if isinstance(cause, asyncpg.InvalidAuthorizationSpecificationError):  # and passwords
+            return (
+                f"the database at {where} refused to let {_user(url)} in ({cause}): check the"
+                " user and password in DATABASE_URL, and the server's pg_hba.conf"
+            )
+        if isinstance(cause, asyncpg.InvalidCatalogNameError):
+            return (
+                f"the server at {where} has no such database ({cause}): create it"
+                " (CREATE DATABASE ... OWNER ...) or fix the database name in DATABASE_URL"
+            )
+        if isinstance(cause, asyncpg.CannotConnectNowError | asyncpg.TooManyConnectionsError):
+            return f"the database at {where} takes no connection now ({cause}): try again later"
+        if isinstance(cause, UNREACHABLE):
+            return (
+                f"cannot reach the database at {where} ({cause.strerror or cause}): check the"
+                " host and port in DATABASE_URL, and that PostgreSQL runs and accepts"
+                " connections from here"
+            )
+    return None
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """The error and what it wraps: SQLAlchemy's `orig`, then causes and contexts."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending += [getattr(current, "orig", None), current.__cause__, current.__context__]
+
+
+def _where(url: str | None) -> str:
+    if not url:
+        return "the embedded server"
+    try:
+        parsed = make_url(url)
+    except ValueError:
+        return masked_url(url)
+    host = parsed.host or str(parsed.query.get("host", "localhost"))
+    port = f":{parsed.port or 5432}" if parsed.host else ""
+    return f"{host}{port}/{parsed.database or ''}"
+
+
+def _user(url: str | None) -> str:
+    username = make_url(url).username if url else None
+    return f"user {username!r}" if username else "this user"

@@ -15,6 +15,7 @@ class AppError(Exception):
 
     status_code = 400
     code = "bad_request"
+    headers: dict[str, str] | None = None  # sent with the answer (Retry-After, say)
 
     def __init__(self, detail: str, *, fields: list[dict[str, str]] | None = None) -> None:
         super().__init__(detail)
@@ -50,6 +51,17 @@ class NotAuthenticated(AppError):
 class Forbidden(AppError):
     status_code = 403
     code = "forbidden"
+
+
+class TooManyRequests(AppError):
+    """Refused until `retry_after` seconds have passed (sent as Retry-After)."""
+
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 class IllegalTransition(AppError):
@@ -89,7 +101,7 @@ def _problem(error: dict[str, Any]) -> str:
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else exc.headers
     return JSONResponse(
         error_body(exc.code, exc.detail, exc.fields), status_code=exc.status_code, headers=headers
     )

@@ -7,6 +7,9 @@ import hashlib
 import hmac
 import re
 import secrets
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Literal
 
 from argon2 import PasswordHasher, profiles
@@ -37,12 +40,47 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+# argon2 is slow on purpose (~0.2 s and 64 MiB a hash): each runs in a thread, so sockets keep
+# flowing, and only a few at once, so a burst of logins neither fills the memory nor takes every
+# core (nor the loop's default threads). One semaphore per event loop: asyncio's bind to one.
+_concurrent_hashes = 2
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def limit_concurrent_hashes(limit: int) -> None:
+    """Run at most `limit` hashes or verifications at once (CC_PASSWORD_HASH_CONCURRENCY)."""
+    global _concurrent_hashes
+    _concurrent_hashes = limit
+    _turns.clear()
+
+
+@asynccontextmanager
+async def hashing_turn() -> AsyncIterator[None]:
+    """One of the few turns to hash, waited for without blocking the loop. A login holds its
+    turn from its check of the failure counts to the note of its failure, so no more than the
+    turns can pass the check together on what turns out to be the limit."""
+    loop = asyncio.get_running_loop()
+    turns = _turns.get(loop)
+    if turns is None:
+        turns = _turns[loop] = asyncio.Semaphore(_concurrent_hashes)
+    async with turns:
+        yield
+
+
 async def hash_password_off_loop(password: str) -> str:
-    """argon2 is slow on purpose (~0.2 s a hash): run it in a thread so sockets keep flowing."""
-    return await asyncio.to_thread(hash_password, password)
+    async with hashing_turn():
+        return await asyncio.to_thread(hash_password, password)
 
 
 async def verify_password_off_loop(password_hash: str, password: str) -> bool:
+    async with hashing_turn():
+        return await verify_in_thread(password_hash, password)
+
+
+async def verify_in_thread(password_hash: str, password: str) -> bool:
+    """`verify_password` in a thread, for a caller that holds a `hashing_turn` already."""
     return await asyncio.to_thread(verify_password, password_hash, password)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,8 +64,19 @@ class Settings(BaseSettings):
     # A socket ticket (POST /v1/desk/tickets) opens one socket within this many seconds.
     socket_ticket_seconds: float = Field(default=30.0, gt=0, le=300)
     password_hashing: Literal["standard", "fast"] = "standard"  # noqa: S105
+    # argon2 takes 64 MiB and a core for ~0.1-0.3 s a hash: at most this many at once per
+    # process (in threads, off the event loop); more wait their turn, holding no connection.
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
+    # Failed logins counted in PostgreSQL (every replica sees them) over a sliding window: a
+    # username or a client address with this many failures in the window is refused (429,
+    # Retry-After), the right password too, until the oldest of them leaves the window.
+    login_failures_per_user: int = Field(default=10, ge=1)
+    login_failures_per_address: int = Field(default=50, ge=1)
+    login_failure_window_seconds: float = Field(default=900.0, gt=0)
 
-    load_demo: bool = True
+    # The demo (and its passwords, printed) goes into an empty database at `serve`: by default
+    # outside production only; in production only when this says true.
+    load_demo: bool | None = None
     # Routing: how often agents' sockets beat, how long a silent one keeps its place, how often
     # the matcher looks again without being woken (offer timeouts, aging, relaxation).
     heartbeat_seconds: float = Field(default=5.0, gt=0)
@@ -81,11 +95,21 @@ class Settings(BaseSettings):
     def _async_driver(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        if value.startswith(("postgres://", "postgresql://")):
-            return "postgresql+asyncpg://" + value.split("://", 1)[1]
-        if not value.startswith("postgresql+asyncpg://"):
-            raise ValueError("DATABASE_URL must be a postgresql:// or postgresql+asyncpg:// URL")
-        return value
+        url = value
+        if url.startswith(("postgres://", "postgresql://")):
+            url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+        if not url.startswith("postgresql+asyncpg://"):
+            raise ValueError(
+                f"{masked_url(value)} is not a postgresql:// URL: write it as {URL_FORM}"
+            )
+        try:
+            make_url(url)
+        except (ArgumentError, ValueError) as error:  # their messages may quote the password
+            raise ValueError(
+                f"{masked_url(value)} cannot be read ({_reason(error, value)}): write it as"
+                f" {URL_FORM}"
+            ) from None
+        return url
 
     @field_validator("default_phone_region")
     @classmethod
@@ -95,7 +119,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _secret_outside_development(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEVELOPMENT_SECRET:
-            raise ValueError("CC_SECRET_KEY must be set in production")
+            raise ValueError(
+                "CC_SECRET_KEY must be set in production: a long random value, the same on every"
+                " replica and kept stable (python3 -c 'import secrets;"
+                " print(secrets.token_urlsafe(32))')"
+            )
         if self.environment == "production" and self.password_hashing != "standard":  # noqa: S105
             raise ValueError("CC_PASSWORD_HASHING=fast is for tests; production hashes standard")
         return self
@@ -103,6 +131,53 @@ class Settings(BaseSettings):
     @property
     def embedded_pgdata(self) -> Path:
         return self.data_dir / "postgres"
+
+    @property
+    def demo_at_first_start(self) -> bool:
+        """Whether `serve` loads the demo into an empty database: never in production unless
+        CC_LOAD_DEMO=true asks for it (its passwords go to the log)."""
+        if self.load_demo is None:
+            return self.environment != "production"
+        return self.load_demo
+
+
+URL_FORM = "postgresql://user:password@host:5432/database"
+# Read without the CC_ prefix (validation_alias); those not named here carry it.
+_VARIABLES = {"database_url": "DATABASE_URL"}
+# Never echoed in an error, whatever is wrong with them.
+_SECRET_FIELDS = {"database_url", "secret_key"}
+
+
+def masked_url(url: str) -> str:
+    """The URL with its password, if any, as ***: for errors and logs."""
+    # Up to the last @: a password may hold one (unescaped); masking too much is harmless.
+    return re.sub(r"(://[^/@:]*:).*@", r"\1***@", url)
+
+
+def _reason(error: Exception, url: str) -> str:
+    password = re.search(r"://[^/@:]*:(.*)@", url)
+    reason = str(error)
+    return reason.replace(password.group(1), "***") if password and password.group(1) else reason
+
+
+def explain(error: ValidationError) -> str:
+    """A settings error in one line that names each variable, what is wrong with it and how to
+    fix it; a secret's value is never repeated."""
+    problems = []
+    for problem in error.errors(include_url=False):
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        field = str(problem["loc"][0]).lower() if problem["loc"] else ""  # or its alias
+        variable = _VARIABLES.get(field, f"CC_{field.upper()}")
+        if not field:  # the model's own checks name their variables themselves
+            problems.append(message)
+        elif field in _SECRET_FIELDS:
+            problems.append(f"{variable}: {message}")
+        else:
+            given, wanted = problem.get("input"), f"{message[0].lower()}{message[1:]}"
+            problems.append(
+                f"{variable}={given!r} is not valid: {wanted}; fix it in the environment or in .env"
+            )
+    return "; ".join(problems)
 
 
 @lru_cache

@@ -1,12 +1,18 @@
+"""Customers over HTTP. Everyone who works here reads them (agents look callers up); an agent
+changes only what serving a customer needs, and only for a customer it served: the customers
+package sits below interactions, so main hands it the question (`ServedCustomers`)."""
+
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Query, Request, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import AnyUser, Session, Staff
 from app.auth.models import Role
+from app.auth.principal import Principal
 from app.core.errors import Forbidden, NotFound
 from app.core.pagination import Page, Pagination
 from app.customers import service
@@ -20,6 +26,46 @@ from app.customers.schemas import (
 )
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
+
+# What an agent may change of a customer it serves: how to address them and what to remember
+# (and, by their own endpoints, the contact points). Tier, value and lifecycle stage are the
+# business's judgement of a customer, and routing weighs the tier: supervisors' and admins'.
+AGENT_FIELDS = frozenset({"name", "language", "notes"})
+
+
+class ServedCustomers(Protocol):
+    """Whether the agent of a user holds or held an interaction of a customer (the
+    interactions package answers: `interactions.service.has_served`; app.state has it)."""
+
+    async def __call__(
+        self, session: AsyncSession, user_id: uuid.UUID, customer_id: uuid.UUID
+    ) -> bool: ...
+
+
+async def may_change(
+    principal: Principal,
+    customer_id: uuid.UUID,
+    session: AsyncSession,
+    request: Request,
+    fields: frozenset[str] = frozenset(),
+) -> None:
+    """Supervisors and admins change any customer; an agent only `AGENT_FIELDS` and contact
+    points, of a customer it served. Checked before the customer is read: an agent learns no
+    more from a 403 than that it may not."""
+    if principal.has_role(Role.supervisor, Role.admin):
+        return
+    refused = sorted(fields - AGENT_FIELDS)
+    if refused:
+        raise Forbidden(
+            f"only supervisors and admins change {', '.join(refused)}; an agent changes"
+            f" {', '.join(sorted(AGENT_FIELDS))} and contact points"
+        )
+    served: ServedCustomers = request.app.state.served_customers
+    if not await served(session, principal.id, customer_id):
+        raise Forbidden(
+            "an agent changes only customers whose interactions it holds or held;"
+            " supervisors and admins change any"
+        )
 
 
 @router.get("", summary="Search customers by name, phone, email, chat identity, tier or stage")
@@ -71,8 +117,9 @@ async def lookup_customer(
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a customer")
 async def create_customer(
-    body: CustomerCreate, principal: AnyUser, session: Session, request: Request
+    body: CustomerCreate, principal: Staff, session: Session, request: Request
 ) -> CustomerOut:
+    """Intake makes the customer of a first contact; by hand, supervisors and admins do."""
     customer = await service.create_customer(
         session, body, settings=request.app.state.settings, actor=principal.actor
     )
@@ -92,7 +139,10 @@ async def get_customer(customer_id: uuid.UUID, _: AnyUser, session: Session) -> 
     return CustomerOut.model_validate(await service.get_customer(session, customer_id))
 
 
-@router.patch("/{customer_id}", summary="Change a customer's profile, tier or stage")
+@router.patch(
+    "/{customer_id}",
+    summary="Change a customer's profile, tier or stage (agents: name, language, notes)",
+)
 async def update_customer(
     customer_id: uuid.UUID,
     body: CustomerUpdate,
@@ -100,20 +150,12 @@ async def update_customer(
     session: Session,
     request: Request,
 ) -> CustomerOut:
-    if not principal.has_role(Role.supervisor, Role.admin):
-        _refuse_business_fields(body)
+    await may_change(principal, customer_id, session, request, frozenset(body.model_fields_set))
     customer = await service.get_customer(session, customer_id)
     updated = await service.update_customer(
         session, customer, body, settings=request.app.state.settings, actor=principal.actor
     )
     return CustomerOut.model_validate(updated)
-
-
-def _refuse_business_fields(body: CustomerUpdate) -> None:
-    """Tier and value are the business's judgement of a customer: not an agent's to change."""
-    sent = sorted(body.model_fields_set & {"tier", "tier_source", "value"})
-    if sent:
-        raise Forbidden(f"only supervisors and admins change {', '.join(sent)}")
 
 
 @router.delete(
@@ -136,6 +178,7 @@ async def add_contact_point(
     session: Session,
     request: Request,
 ) -> CustomerOut:
+    await may_change(principal, customer_id, session, request)
     customer = await service.get_customer(session, customer_id)
     updated = await service.add_contact_point(
         session, customer, body, settings=request.app.state.settings, actor=principal.actor
@@ -145,8 +188,13 @@ async def add_contact_point(
 
 @router.delete("/{customer_id}/contact-points/{contact_point_id}", summary="Remove a contact point")
 async def remove_contact_point(
-    customer_id: uuid.UUID, contact_point_id: uuid.UUID, principal: AnyUser, session: Session
+    customer_id: uuid.UUID,
+    contact_point_id: uuid.UUID,
+    principal: AnyUser,
+    session: Session,
+    request: Request,
 ) -> CustomerOut:
+    await may_change(principal, customer_id, session, request)
     customer = await service.get_customer(session, customer_id)
     updated = await service.remove_contact_point(
         session, customer, contact_point_id, actor=principal.actor

@@ -6,13 +6,13 @@ import functools
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, WebSocket, status
+from fastapi import APIRouter, Query, Request, WebSocket, status
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import State
 
 from app.agents import service as agents
 from app.auth import service as auth
-from app.auth.dependencies import Session, require_role
+from app.auth.dependencies import DeskAgent, Session
 from app.auth.models import Role
 from app.auth.principal import Principal
 from app.auth.schemas import SocketTicketOut
@@ -24,8 +24,6 @@ from app.desk.connection import AgentConnection
 
 log = get_logger(__name__)
 router = APIRouter()
-
-AgentUser = Annotated[Principal, Depends(require_role(Role.agent))]
 
 # Every refusal is a close code with its reason, sent right after the handshake rather than a
 # refused handshake: a browser's websocket never sees a refused handshake's status, but it does
@@ -41,7 +39,7 @@ NOT_AN_AGENT = Closing(CloseCode.REFUSED, "an agent's token is needed")
     status_code=status.HTTP_201_CREATED,
     summary="A one-use ticket to open the agent's desk socket (valid for seconds)",
 )
-async def desk_ticket(principal: AgentUser, session: Session, request: Request) -> SocketTicketOut:
+async def desk_ticket(principal: DeskAgent, session: Session, request: Request) -> SocketTicketOut:
     """Open `/v1/desk/ws?ticket=<ticket>` with it before it expires; it opens one socket.
     The login token itself then never travels in a URL, where logs and proxies keep it."""
     ticket, expires_at = await auth.issue_socket_ticket(

@@ -4,16 +4,17 @@ import uuid
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from app.agents import service as agents
 from app.auth.dependencies import (
+    RAISE_WORK,
+    AbandonReporter,
     AnyUser,
     Session,
     bearer_secret,
-    current_principal,
     hot_principal,
 )
 from app.auth.models import Role
@@ -29,8 +30,6 @@ from app.interactions.models import Interaction, InteractionState
 from app.interactions.schemas import InteractionCreate, InteractionOut, InteractionReceived
 
 router = APIRouter(prefix="/v1/interactions", tags=["interactions"])
-
-Caller = Annotated[Principal, Depends(current_principal)]
 
 
 async def agent_id_of(principal: Principal, session: Session) -> uuid.UUID | None:
@@ -63,6 +62,7 @@ INTAKE_BODY: dict[str, Any] = {
             "request: what it became",
         },
         401: {"description": "No token or key, or one that is unknown, expired or revoked"},
+        403: {"description": "Not a gateway key or an admin: agents and supervisors raise none"},
         409: {
             "description": "The same channel reference was delivered before with another "
             "queue, customer, priority, skills, subject or summary: each difference is named"
@@ -101,7 +101,9 @@ async def _intake_body(
     try:
         return InteractionCreate.model_validate_json(raw)
     except ValidationError as error:
-        await hot_principal(connection, secret, settings)  # an unknown caller hears 401 first
+        # An unknown caller hears 401 first, and one who may not raise work 403, as FastAPI's
+        # dependencies answer before its body's 422.
+        RAISE_WORK.check(await hot_principal(connection, secret, settings))
         # Located under "body", as FastAPI locates the errors of a body it validates.
         raise RequestValidationError(
             [{**problem, "loc": ("body", *problem["loc"])} for problem in error.errors()]
@@ -175,9 +177,9 @@ async def get_interaction(
 
 
 @router.post("/{interaction_id}/abandon", summary="The customer left (hung up, closed the chat)")
-async def abandon(interaction_id: uuid.UUID, principal: Caller, session: Session) -> InteractionOut:
-    if principal.has_role(Role.agent):
-        raise Forbidden("agents complete or transfer; gateways and supervisors report abandons")
+async def abandon(
+    interaction_id: uuid.UUID, principal: AbandonReporter, session: Session
+) -> InteractionOut:
     return InteractionOut.model_validate(
         await service.abandon(session, interaction_id, actor=principal.actor)
     )

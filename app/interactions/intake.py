@@ -30,7 +30,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import service as auth
-from app.auth.dependencies import known_principal
+from app.auth.dependencies import RAISE_WORK, known_principal
 from app.core import pg
 from app.core.errors import IllegalTransition, InvalidField
 from app.core.events import Events
@@ -211,7 +211,9 @@ class Intake:
 
         Who asks: `actor`, a caller known already (a channel adapter that checked its own
         signature), or `secret`, a request's token or gateway key, checked in the look-up's
-        round trip; an unknown one is refused (401) before anything else is answered.
+        round trip; an unknown one is refused (401), and one that may not raise work (an
+        agent's or a supervisor's: `RAISE_WORK`) is refused (403), before anything else is
+        answered.
         `connection`: one the caller holds already (the HTTP endpoint, which checked the caller
         on it), else one is borrowed from the pool."""
         if connection is not None:
@@ -269,8 +271,8 @@ class Intake:
             identify.NO_CALLER if secret is None else auth.caller_arguments(secret, settings)
         )
         found = await identify.look_up(connection, data, contact, arguments)
-        if secret is not None:
-            actor = known_principal(found.caller).actor
+        if secret is not None:  # who may: app/auth/dependencies.py, on what the look-up read
+            actor = RAISE_WORK.check(known_principal(found.caller)).actor
         assert actor is not None, "Intake.receive needs an actor or a secret"
         if found.existing_id is not None:
             return await _delivered_before(connection, data, found)

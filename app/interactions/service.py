@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.agents.models import Agent
 from app.core.channels import Channel
 from app.core.errors import IllegalTransition, InvalidField, NotFound
 from app.core.events import events_of
@@ -42,6 +43,23 @@ class InteractionFilter:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+async def has_served(session: AsyncSession, user_id: uuid.UUID, customer_id: uuid.UUID) -> bool:
+    """Whether the agent of `user_id` holds or held an interaction of the customer: it holds
+    it now or held it last (its agent), or it accepted it once (a transfer takes the agent
+    off the interaction, not the accepted offer off the record). The customers API asks this
+    before an agent changes a customer (main hands it over as `ServedCustomers`)."""
+    agent = select(Agent.id).where(Agent.user_id == user_id).scalar_subquery()
+    accepted = exists().where(
+        Offer.interaction_id == Interaction.id,
+        Offer.agent_id == agent,
+        Offer.state == OfferState.accepted,
+    )
+    served = exists().where(
+        Interaction.customer_id == customer_id, or_(Interaction.agent_id == agent, accepted)
+    )
+    return bool((await session.execute(select(served))).scalar_one())
 
 
 async def resolve_queue(session: AsyncSession, reference: str, *, field: str = "queue") -> Queue:

@@ -2,28 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import os
+import pty
 import re
+import select
 import signal
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import psutil
 import pytest
 
+from app.core import security
+from app.core.hub import asyncpg_dsn
 from tests.support import free_port
 
 COMMAND = [sys.executable, "-m", "app.cli"]
 PASSWORD_LINE = re.compile(r"password=(\S+)\s+username=(\S+)")
 
 
-def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """The command, with `stdin` as its standard input (a pipe: not a terminal)."""
     return subprocess.run(
-        [*COMMAND, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        [*COMMAND, *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -37,11 +52,23 @@ def test_help_explains_every_command() -> None:
 
 
 class Service:
-    """`contactcenter serve` in its own process on an embedded PostgreSQL in `data_dir`."""
+    """`contactcenter serve` in its own process on an embedded PostgreSQL in `data_dir` (or on
+    the DATABASE_URL among `settings`, the environment variables given besides)."""
 
-    def __init__(self, data_dir: Path, port: int, log_path: Path, *, workers: int = 1) -> None:
-        environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        log_path: Path,
+        *,
+        workers: int = 1,
+        settings: dict[str, str] | None = None,
+    ) -> None:
+        environment = {
+            k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("CC_")
+        }
         environment.update(CC_DATA_DIR=str(data_dir), CC_PORT=str(port), CC_WORKERS=str(workers))
+        environment.update(settings or {})
         self.base_url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
         self._log = log_path.open("a")
@@ -139,7 +166,7 @@ def test_create_user_and_demo_on_a_given_database(database_url: str) -> None:
     environment = {**os.environ, "DATABASE_URL": database_url}
     created = _run("create-user", "boss", "--role", "supervisor", env=environment)
     assert created.returncode == 0, created.stderr
-    assert "password (shown once):" in created.stdout
+    assert "password (shown once):" in created.stdout, "no terminal, no password: one is made"
 
     again = _run("create-user", "BOSS", "--role", "admin", env=environment)
     assert again.returncode != 0
@@ -156,3 +183,146 @@ def test_db_commands_move_the_schema(database_url: str) -> None:
     assert _run("db", "check", env=environment).returncode != 0
     assert _run("db", "upgrade", env=environment).returncode == 0
     assert _run("db", "check", env=environment).returncode == 0
+
+
+def _password_hash(database_url: str, username: str) -> str | None:
+    async def read() -> str | None:
+        connection = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            found: str | None = await connection.fetchval(
+                "SELECT password_hash FROM users WHERE username = $1", username
+            )
+            return found
+        finally:
+            await connection.close()
+
+    return asyncio.run(read())
+
+
+CHOSEN = "a long pass phrase"
+
+
+def test_create_user_reads_the_password_from_standard_input(database_url: str) -> None:
+    environment = {**os.environ, "DATABASE_URL": database_url}
+
+    created = _run(
+        "create-user",
+        "boss",
+        "--role",
+        "supervisor",
+        "--password-stdin",
+        env=environment,
+        stdin=f"{CHOSEN}\n",
+    )
+
+    assert created.returncode == 0, created.stderr
+    assert created.stdout == "created supervisor 'boss'\n"
+    stored = _password_hash(database_url, "boss")
+    assert stored is not None
+    assert security.verify_password(stored, CHOSEN)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "stdin", "said"),
+    [
+        (["--password", CHOSEN], "", "--password is not taken: a password on the command line"),
+        (["--password=" + CHOSEN], "", "Pipe it in with --password-stdin"),
+        (["--password-stdin"], "", "--password-stdin read no password"),
+        (["--password-stdin"], "short\n", "password: String should have at least 8 characters"),
+    ],
+)
+def test_create_user_refuses_a_password_it_should_not_take_in_one_line(
+    database_url: str, arguments: list[str], stdin: str, said: str
+) -> None:
+    environment = {**os.environ, "DATABASE_URL": database_url}
+
+    refused = _run("create-user", "boss", *arguments, env=environment, stdin=stdin)
+
+    assert refused.returncode != 0
+    assert [line for line in refused.stderr.splitlines() if line] == [refused.stderr.strip()]
+    assert said in refused.stderr
+    assert CHOSEN not in refused.stderr + refused.stdout
+    assert "short" not in refused.stderr.replace(said, "")
+    assert _password_hash(database_url, "boss") is None
+
+
+def _on_a_terminal(command: list[str], environment: dict[str, str], typed: list[str]) -> str:
+    """Run `command` with a pseudo-terminal as its controlling terminal, typing each of `typed`
+    once a prompt (a line ending in ": ") has appeared; returns what it showed."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        command,
+        env=environment,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        start_new_session=True,
+        # A session of its own, and the terminal made its controlling one: getpass opens /dev/tty.
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+    )
+    os.close(follower)
+    shown = b""
+    pending = list(typed)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 1)
+        if ready:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the other side closed: the command has ended
+                break
+            if not chunk:
+                break
+            shown += chunk
+            if pending and shown.rstrip(b" ").endswith(b":"):
+                os.write(leader, pending.pop(0).encode() + b"\n")
+        elif process.poll() is not None:
+            break
+    process.wait(timeout=30)
+    os.close(leader)
+    assert process.returncode == 0, shown
+    return shown.decode(errors="replace")
+
+
+def test_create_user_asks_for_the_password_on_a_terminal(database_url: str) -> None:
+    environment = {**os.environ, "DATABASE_URL": database_url}
+
+    shown = _on_a_terminal(
+        [*COMMAND, "create-user", "sam", "--role", "agent"], environment, [CHOSEN, CHOSEN]
+    )
+
+    assert "Password (leave empty to generate one): " in shown
+    assert "The same again: " in shown
+    assert CHOSEN not in shown, "typed without echo, and never printed"
+    stored = _password_hash(database_url, "sam")
+    assert stored is not None
+    assert security.verify_password(stored, CHOSEN)
+
+
+def test_production_never_loads_the_demo_unless_asked(
+    database_url: str, data_dir: Path, tmp_path: Path
+) -> None:
+    production = {
+        "DATABASE_URL": database_url,
+        "CC_ENVIRONMENT": "production",
+        "CC_SECRET_KEY": "a-production-secret-key-for-this-test",
+    }
+    plain = Service(data_dir, free_port(), tmp_path / "plain.log", settings=production)
+    try:
+        plain.wait_healthy()
+        assert plain.passwords() == {}
+        assert _password_hash(database_url, "admin") is None, "the database stayed empty"
+    finally:
+        plain.stop(signal.SIGTERM)
+
+    asked = Service(
+        data_dir,
+        free_port(),
+        tmp_path / "asked.log",
+        settings={**production, "CC_LOAD_DEMO": "true"},
+    )
+    try:
+        asked.wait_healthy()
+        assert set(asked.passwords()) >= {"admin", "super", "mei"}
+    finally:
+        asked.stop(signal.SIGTERM)

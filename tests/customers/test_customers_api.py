@@ -8,6 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+
+from tests.support import held_by
 
 Headers = dict[str, str]
 
@@ -46,6 +49,13 @@ async def events_of(
 
 async def event_kinds(client: httpx.AsyncClient, admin: Headers, subject_id: str) -> list[str]:
     return [e["kind"] for e in await events_of(client, admin, subject_id)]
+
+
+async def fetch(client: httpx.AsyncClient, headers: Headers, customer_id: str) -> dict[str, Any]:
+    response = await client.get(f"/v1/customers/{customer_id}", headers=headers)
+    assert response.status_code == 200, response.text
+    customer: dict[str, Any] = response.json()
+    return customer
 
 
 def contacts(customer: dict[str, Any]) -> list[tuple[str, str]]:
@@ -666,10 +676,10 @@ async def test_a_supervisor_deletes_a_customer_and_its_contact_points(
 # --- who may do what -----------------------------------------------------------------------------
 
 
-async def test_agents_read_and_create_customers_but_do_not_delete_them(
+async def test_agents_read_customers_but_neither_create_nor_delete_them(
     client: httpx.AsyncClient, agent: Headers, admin: Headers
 ) -> None:
-    created = await create(client, agent, name="Walk-in", phones=["13800138000"])
+    created = await create(client, admin, name="Walk-in", phones=["13800138000"])
     assert (await client.get(f"/v1/customers/{created['id']}", headers=agent)).status_code == 200
     assert (await search(client, agent, q="walk"))["total"] == 1
     lookup = await client.get(
@@ -677,11 +687,111 @@ async def test_agents_read_and_create_customers_but_do_not_delete_them(
     )
     assert lookup.status_code == 200
 
-    response = await client.delete(f"/v1/customers/{created['id']}", headers=agent)
+    made = await client.post("/v1/customers", json={"name": "Mine"}, headers=agent)
+    deleted = await client.delete(f"/v1/customers/{created['id']}", headers=agent)
 
-    assert_error(response, 403, "forbidden")
-    assert (await client.get(f"/v1/customers/{created['id']}", headers=agent)).status_code == 200
+    for refused in (made, deleted):
+        body = assert_error(refused, 403, "forbidden")
+        assert body["detail"] == "this needs one of the roles: supervisor, admin"
+    assert (await search(client, admin))["total"] == 1
     assert await event_kinds(client, admin, created["id"]) == ["customer.created"]
+
+
+NOT_SERVED = (
+    "an agent changes only customers whose interactions it holds or held;"
+    " supervisors and admins change any"
+)
+
+
+async def test_an_agent_changes_only_customers_it_serves_or_served(
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers, agent: Headers
+) -> None:
+    served = await create(client, admin, name="Ada", phones=["13800138000"])
+    stranger = await create(client, admin, name="Bob", phones=["13900139000"])
+    held = await held_by(app, client, admin, agent, served["id"])
+
+    for customer, expected in ((served, 200), (stranger, 403)):
+        url = f"/v1/customers/{customer['id']}"
+        renamed = await client.patch(url, json={"name": "New name"}, headers=agent)
+        added = await client.post(
+            f"{url}/contact-points", json={"kind": "email", "value": "x@example.com"}, headers=agent
+        )
+        assert (renamed.status_code, added.status_code) == (
+            expected,
+            201 if expected == 200 else 403,
+        )
+    for refused in (renamed, added):
+        assert refused.json()["detail"] == NOT_SERVED
+    phone = (await fetch(client, admin, stranger["id"]))["contact_points"][0]["id"]
+    removed = await client.delete(
+        f"/v1/customers/{stranger['id']}/contact-points/{phone}", headers=agent
+    )
+    assert removed.json()["detail"] == NOT_SERVED
+    assert (await fetch(client, admin, stranger["id"]))["name"] == "Bob"
+    assert len((await fetch(client, admin, stranger["id"]))["contact_points"]) == 1
+
+    # Transferred away, the interaction is no longer the agent's; it was served all the same.
+    moved = await client.post(
+        f"/v1/interactions/{held}/transfer", json={"queue": "served"}, headers=agent
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["agent_id"] is None
+    noted = await client.patch(
+        f"/v1/customers/{served['id']}", json={"notes": "prefers email"}, headers=agent
+    )
+    assert noted.status_code == 200, noted.text
+
+
+async def test_agents_change_name_language_and_notes_but_not_tier_value_or_stage(
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers, agent: Headers
+) -> None:
+    customer = await create(client, admin, name="Ada", tier="gold", value="100")
+    await held_by(app, client, admin, agent, customer["id"])
+    url = f"/v1/customers/{customer['id']}"
+
+    for change in (
+        {"tier": "platinum"},
+        {"tier_source": "computed"},
+        {"value": "9"},
+        {"lifecycle_stage": "decline"},
+        {"notes": "fine", "lifecycle_stage": "decline"},
+    ):
+        body = assert_error(await client.patch(url, json=change, headers=agent), 403, "forbidden")
+        refused = next(field for field in change if field != "notes")
+        assert body["detail"] == (
+            f"only supervisors and admins change {refused};"
+            " an agent changes language, name, notes and contact points"
+        )
+    allowed = await client.patch(
+        url, json={"name": "Ada L.", "language": "en-GB", "notes": "called twice"}, headers=agent
+    )
+    assert allowed.status_code == 200, allowed.text
+    fetched = (await client.get(url, headers=agent)).json()
+    assert (fetched["tier"], fetched["value"], fetched["lifecycle_stage"]) == (
+        "gold",
+        "100.00",
+        "exploration",
+    )
+    assert (fetched["name"], fetched["language"], fetched["notes"]) == (
+        "Ada L.",
+        "en-GB",
+        "called twice",
+    )
+
+
+async def test_supervisors_change_any_customer_and_any_field(
+    client: httpx.AsyncClient, admin: Headers, supervisor: Headers
+) -> None:
+    customer = await create(client, admin, name="Ada", tier="gold", value="100")
+    change = {"tier": "platinum", "value": "9", "lifecycle_stage": "decline", "notes": "VIP"}
+
+    response = await client.patch(
+        f"/v1/customers/{customer['id']}", json=change, headers=supervisor
+    )
+
+    assert response.status_code == 200, response.text
+    changed = response.json()
+    assert {k: changed[k] for k in change} == {**change, "value": "9.00"}
 
 
 async def test_an_admin_may_delete_a_customer(client: httpx.AsyncClient, admin: Headers) -> None:
@@ -712,25 +822,6 @@ async def test_a_made_up_token_is_refused(client: httpx.AsyncClient) -> None:
         "/v1/customers", headers={"Authorization": "Bearer cct_not-a-real-token"}
     )
     assert_error(response, 401, "not_authenticated")
-
-
-async def test_agents_change_profiles_but_not_tier_or_value(
-    client: httpx.AsyncClient, admin: Headers, agent: Headers
-) -> None:
-    customer = await create(client, admin, name="Ada", tier="gold", value="100")
-    url = f"/v1/customers/{customer['id']}"
-
-    for change in ({"tier": "platinum"}, {"tier_source": "computed"}, {"value": "9"}):
-        body = assert_error(await client.patch(url, json=change, headers=agent), 403, "forbidden")
-        assert next(iter(change)) in body["detail"]
-    allowed = await client.patch(url, json={"notes": "called twice"}, headers=agent)
-    assert allowed.status_code == 200, allowed.text
-    fetched = (await client.get(url, headers=agent)).json()
-    assert (fetched["tier"], fetched["value"], fetched["notes"]) == (
-        "gold",
-        "100.00",
-        "called twice",
-    )
 
 
 async def test_a_tier_and_tier_source_computed_together_are_refused(

@@ -275,34 +275,34 @@ async def test_agents_may_not_recompute_tiers(
 
 
 async def test_a_new_customer_without_a_tier_gets_the_tier_its_value_would_rank(
-    client: httpx.AsyncClient, agent: dict[str, str]
+    client: httpx.AsyncClient, supervisor: dict[str, str]
 ) -> None:
     # Each new customer is ranked among those already there, as if it were one of them.
     values = [Decimal(v) for v in (500, 100, 900, 100, 300, 1000, 50, 700, 700, 2000, 0, 800)]
     existing: list[Decimal] = []
     for i, value in enumerate(values):
-        created = await create(client, agent, name=f"New {i}", value=str(value))
+        created = await create(client, supervisor, name=f"New {i}", value=str(value))
         assert created["tier_source"] == "computed"
         assert created["tier"] == expected_tier(percent_rank(value, existing)), (value, existing)
         existing.append(value)
 
 
 async def test_the_first_customer_is_ranked_zero_and_the_best_newcomer_platinum(
-    client: httpx.AsyncClient, agent: dict[str, str]
+    client: httpx.AsyncClient, supervisor: dict[str, str]
 ) -> None:
-    first = await create(client, agent, name="First", value="1000000")
+    first = await create(client, supervisor, name="First", value="1000000")
     assert first["tier"] == "lead"  # alone, its rank is 0
-    best = await create(client, agent, name="Best", value="2000000")
+    best = await create(client, supervisor, name="Best", value="2000000")
     assert best["tier"] == "platinum"  # every existing customer is lower
-    worst = await create(client, agent, name="Worst", value="0")
+    worst = await create(client, supervisor, name="Worst", value="0")
     assert worst["tier"] == "lead"
 
 
 async def test_a_manual_tier_on_creation_is_kept_as_given(
-    client: httpx.AsyncClient, agent: dict[str, str]
+    client: httpx.AsyncClient, supervisor: dict[str, str]
 ) -> None:
-    await create(client, agent, name="Big", value="1000000")
-    small = await create(client, agent, name="Small", value="1", tier="platinum")
+    await create(client, supervisor, name="Big", value="1000000")
+    small = await create(client, supervisor, name="Small", value="1", tier="platinum")
     assert (small["tier"], small["tier_source"]) == ("platinum", "manual")
 
 

@@ -366,3 +366,34 @@ async def test_a_gateway_looks_its_calls_up_by_its_own_reference(
     assert ids(on_voice) == [call["id"]]
     unknown = await client.get("/v1/interactions?external_ref=CA999", headers=admin)
     assert ids(unknown) == []
+
+
+RAISE_WORK_REFUSAL = (
+    "new interactions come in through a channel: a gateway key (or an admin) posts them;"
+    " an agent moves work it holds with POST /v1/interactions/{id}/transfer"
+)
+
+
+@pytest.mark.parametrize("who", ["agent", "supervisor"])
+@pytest.mark.parametrize(
+    "body",
+    [{"contact": {"kind": "chat", "value": "v1"}}, {"queue": "nowhere"}, {"priority": "high"}],
+)
+async def test_agents_and_supervisors_raise_no_interactions_whatever_the_body(
+    client: httpx.AsyncClient,
+    admin: Headers,
+    agent: Headers,
+    supervisor: Headers,
+    billing: dict[str, Any],
+    who: str,
+    body: dict[str, Any],
+) -> None:
+    """Refused in intake's look-up (403), before the queue or the body is judged (422)."""
+    caller = {"agent": agent, "supervisor": supervisor}[who]
+
+    response = await _post(client, caller, **body)
+
+    assert response.status_code == 403, response.text
+    assert response.json() == {"error": "forbidden", "detail": RAISE_WORK_REFUSAL}
+    assert (await client.get("/v1/interactions", headers=admin)).json()["total"] == 0
+    assert (await client.get("/v1/customers", headers=admin)).json()["total"] == 0

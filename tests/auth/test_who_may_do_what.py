@@ -1,0 +1,328 @@
+"""docs/api.md's "Who may do what", held to the code: every endpoint, every kind of caller.
+
+The table is read from the page itself. For each endpoint it names, each kind of caller makes
+one request built to succeed (fresh things to change or delete, its own agent, an interaction
+it holds): a blank cell must answer 403, any other a 2xx, or the status the cell names. And
+every endpoint the app serves must be in the table once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.support import held_by
+
+Headers = dict[str, str]
+
+API_PAGE = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+CALLERS = ("agent", "supervisor", "admin", "gateway key")
+# Endpoints that need no token, outside the table by design.
+OPEN = {("POST", "/v1/auth/login"), ("GET", "/health")}
+
+
+@dataclass(frozen=True)
+class Row:
+    what: str
+    endpoints: tuple[tuple[str, str], ...]
+    cells: dict[str, str]
+
+
+def table() -> list[Row]:
+    """The rows of the page's "Who may do what" table."""
+    section = API_PAGE.read_text().split("## Who may do what", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    assert header == ["what", "endpoints", *CALLERS], header
+    rows = []
+    for line in lines[2:]:
+        what, endpoints, *cells = (cell.strip() for cell in line.strip("|").split("|"))
+        found = re.findall(r"`([A-Z]+) (/[^`]*)`", endpoints)
+        rows.append(Row(what, tuple(found), dict(zip(CALLERS, cells, strict=True))))
+    return rows
+
+
+def expected_status(cell: str) -> int | None:
+    """403 for a blank cell, the status a cell names ("404: not an agent"), else None (2xx)."""
+    if not cell:
+        return 403
+    named = re.match(r"(\d{3})\b", cell)
+    return int(named.group(1)) if named else None
+
+
+HTTP_ENDPOINTS = [
+    pytest.param(row, method, path, id=f"{method} {path}")
+    for row in table()
+    for method, path in row.endpoints
+    if method != "WS"  # the desk socket's refusals are tests/desk's
+]
+
+
+@dataclass
+class Floor:
+    """Everyone the table names, and the things their requests act on."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    callers: dict[str, Headers]
+    agent_id: str
+    customer_id: str
+    names: count[int]
+
+    @property
+    def admin(self) -> Headers:
+        return self.callers["admin"]
+
+    def name(self, prefix: str) -> str:
+        return f"{prefix}-{next(self.names)}"
+
+    async def made(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Made by the admin: the created thing's JSON."""
+        response = await self.client.post(path, json=body, headers=self.admin)
+        assert response.status_code == 201, response.text
+        made: dict[str, Any] = response.json()
+        return made
+
+    async def held(self) -> str:
+        """A new interaction of the floor's customer, held by the floor's agent."""
+        return await held_by(
+            self.app, self.client, self.admin, self.callers["agent"], self.customer_id
+        )
+
+
+@pytest.fixture
+async def floor(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    supervisor: Headers,
+    agent: Headers,
+    gateway_key: Headers,
+) -> Floor:
+    callers = {"agent": agent, "supervisor": supervisor, "admin": admin, "gateway key": gateway_key}
+    me = await client.get("/v1/agents/me", headers=agent)
+    assert me.status_code == 200, me.text
+    built = Floor(app, client, callers, me.json()["id"], "", count(1))
+    await built.made("/v1/skills", {"name": "general"})
+    customer = await built.made("/v1/customers", {"name": "Ada", "phones": ["13800138000"]})
+    built.customer_id = customer["id"]
+    await built.held()  # the agent has served Ada
+    return built
+
+
+Request = tuple[str, Any]  # the path, with its ids; the JSON body (or None)
+Build = Callable[[Floor], Awaitable[Request]]
+
+
+async def _fresh_user(floor: Floor) -> Request:
+    user = await floor.made(
+        "/v1/users",
+        {"username": floor.name("sam"), "display_name": "Sam", "role": "supervisor"},
+    )
+    return f"/v1/users/{user['id']}", {"display_name": "Sam Lee"}
+
+
+async def _admin_id(floor: Floor) -> Request:
+    me = (await floor.client.get("/v1/auth/me", headers=floor.admin)).json()
+    return f"/v1/users/{me['id']}", None
+
+
+async def _fresh_key(floor: Floor) -> Request:
+    key = await floor.made("/v1/gateway-keys", {"name": floor.name("gw")})
+    return f"/v1/gateway-keys/{key['id']}", None
+
+
+async def _fresh_skill(floor: Floor) -> Request:
+    skill = await floor.made("/v1/skills", {"name": floor.name("skill")})
+    return f"/v1/skills/{skill['id']}", {"description": "changed"}
+
+
+async def _fresh_queue(floor: Floor) -> Request:
+    queue = await floor.made("/v1/queues", {"name": floor.name("queue")})
+    return f"/v1/queues/{queue['id']}", {"description": "changed"}
+
+
+async def _fresh_customer(floor: Floor) -> Request:
+    customer = await floor.made("/v1/customers", {"name": floor.name("Gone")})
+    return f"/v1/customers/{customer['id']}", None
+
+
+async def _fresh_contact_point(floor: Floor) -> Request:
+    path = f"/v1/customers/{floor.customer_id}/contact-points"
+    email = f"{floor.name('ada')}@example.com"
+    added = await floor.client.post(
+        path, json={"kind": "email", "value": email}, headers=floor.admin
+    )
+    assert added.status_code == 201, added.text
+    point = next(p for p in added.json()["contact_points"] if p["value"] == email)
+    return f"{path}/{point['id']}", None
+
+
+async def _queued(floor: Floor) -> Request:
+    body = {"channel": "chat", "queue": "served", "customer_id": floor.customer_id}
+    interaction = await floor.made("/v1/interactions", body)
+    return f"/v1/interactions/{interaction['id']}/abandon", None
+
+
+def _fixed(path: str, body: Any = None) -> Build:
+    async def build(floor: Floor) -> Request:
+        return path.format(agent_id=floor.agent_id, customer_id=floor.customer_id), body
+
+    return build
+
+
+def _named(path: str, prefix: str, **body: Any) -> Build:
+    async def build(floor: Floor) -> Request:
+        return path, {"name": floor.name(prefix), **body}
+
+    return build
+
+
+def _on_held(action: str, body: dict[str, Any]) -> Build:
+    async def build(floor: Floor) -> Request:
+        return f"/v1/interactions/{await floor.held()}{action}", body
+
+    return build
+
+
+async def _new_user(floor: Floor) -> Request:
+    return "/v1/users", {"username": floor.name("pat"), "display_name": "Pat", "role": "admin"}
+
+
+async def _new_agent(floor: Floor) -> Request:
+    return "/v1/agents", {"username": floor.name("kim"), "display_name": "Kim"}
+
+
+async def _new_contact_point(floor: Floor) -> Request:
+    body = {"kind": "email", "value": f"{floor.name('ada')}@example.com"}
+    return f"/v1/customers/{floor.customer_id}/contact-points", body
+
+
+async def _new_interaction(floor: Floor) -> Request:
+    return "/v1/interactions", {
+        "channel": "chat",
+        "queue": "served",
+        "contact": {"kind": "chat", "value": floor.name("visitor")},
+    }
+
+
+async def _first_of(floor: Floor, path: str) -> Request:
+    listed = (await floor.client.get(path, headers=floor.admin)).json()
+    items = listed["items"] if isinstance(listed, dict) else listed
+    return f"{path}/{items[0]['id']}", None
+
+
+async def _a_skill(floor: Floor) -> Request:
+    return await _first_of(floor, "/v1/skills")
+
+
+async def _a_queue(floor: Floor) -> Request:
+    return await _first_of(floor, "/v1/queues")
+
+
+async def _held_one(floor: Floor) -> Request:
+    return f"/v1/interactions/{await floor.held()}", None
+
+
+# What each endpoint of the table is asked, built anew for each caller.
+REQUESTS: dict[tuple[str, str], Build] = {
+    ("GET", "/v1/auth/me"): _fixed("/v1/auth/me"),
+    ("POST", "/v1/auth/logout"): _fixed("/v1/auth/logout"),
+    ("GET", "/v1/users"): _fixed("/v1/users"),
+    ("GET", "/v1/users/{user_id}"): _admin_id,
+    ("POST", "/v1/users"): _new_user,
+    ("PATCH", "/v1/users/{user_id}"): _fresh_user,
+    ("GET", "/v1/gateway-keys"): _fixed("/v1/gateway-keys"),
+    ("POST", "/v1/gateway-keys"): _named("/v1/gateway-keys", "gw"),
+    ("DELETE", "/v1/gateway-keys/{key_id}"): _fresh_key,
+    ("GET", "/v1/agents"): _fixed("/v1/agents"),
+    ("GET", "/v1/agents/{agent_id}"): _fixed("/v1/agents/{agent_id}"),
+    ("GET", "/v1/agents/me"): _fixed("/v1/agents/me"),
+    ("POST", "/v1/agents"): _new_agent,
+    ("PATCH", "/v1/agents/{agent_id}"): _fixed("/v1/agents/{agent_id}", {"display_name": "Al"}),
+    ("PUT", "/v1/agents/{agent_id}/skills"): _fixed(
+        "/v1/agents/{agent_id}/skills",
+        [{"skill": "general", "level": 2}],
+    ),
+    ("POST", "/v1/agents/{agent_id}/state"): _fixed(
+        "/v1/agents/{agent_id}/state", {"state": "away", "reason": "break"}
+    ),
+    ("GET", "/v1/skills"): _fixed("/v1/skills"),
+    ("GET", "/v1/skills/{skill_id}"): _a_skill,
+    ("GET", "/v1/queues"): _fixed("/v1/queues"),
+    ("GET", "/v1/queues/{queue_id}"): _a_queue,
+    ("POST", "/v1/skills"): _named("/v1/skills", "skill"),
+    ("PATCH", "/v1/skills/{skill_id}"): _fresh_skill,
+    ("DELETE", "/v1/skills/{skill_id}"): _fresh_skill,
+    ("POST", "/v1/queues"): _named("/v1/queues", "queue"),
+    ("PATCH", "/v1/queues/{queue_id}"): _fresh_queue,
+    ("DELETE", "/v1/queues/{queue_id}"): _fresh_queue,
+    ("GET", "/v1/customers"): _fixed("/v1/customers"),
+    ("GET", "/v1/customers/lookup"): _fixed("/v1/customers/lookup?kind=phone&value=13800138000"),
+    ("GET", "/v1/customers/{customer_id}"): _fixed("/v1/customers/{customer_id}"),
+    ("POST", "/v1/customers"): _named("/v1/customers", "Walk-in"),
+    ("PATCH", "/v1/customers/{customer_id}"): _fixed(
+        "/v1/customers/{customer_id}", {"notes": "prefers email"}
+    ),
+    ("POST", "/v1/customers/{customer_id}/contact-points"): _new_contact_point,
+    (
+        "DELETE",
+        "/v1/customers/{customer_id}/contact-points/{contact_point_id}",
+    ): _fresh_contact_point,
+    ("DELETE", "/v1/customers/{customer_id}"): _fresh_customer,
+    ("POST", "/v1/customers/tiers/recompute"): _fixed("/v1/customers/tiers/recompute"),
+    ("POST", "/v1/interactions"): _new_interaction,
+    ("GET", "/v1/interactions"): _fixed("/v1/interactions"),
+    ("GET", "/v1/interactions/{interaction_id}"): _held_one,
+    ("POST", "/v1/interactions/{interaction_id}/transfer"): _on_held(
+        "/transfer", {"queue": "served"}
+    ),
+    ("POST", "/v1/interactions/{interaction_id}/complete"): _on_held(
+        "/complete", {"disposition": "resolved"}
+    ),
+    ("POST", "/v1/interactions/{interaction_id}/abandon"): _queued,
+    ("GET", "/v1/events"): _fixed("/v1/events"),
+    ("POST", "/v1/desk/tickets"): _fixed("/v1/desk/tickets"),
+}
+
+
+def test_the_table_names_every_endpoint_once(app: FastAPI) -> None:
+    served = {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    }
+    documented = [endpoint for row in table() for endpoint in row.endpoints]
+    assert len(documented) == len(set(documented)), "an endpoint is in two rows"
+    http = {endpoint for endpoint in documented if endpoint[0] != "WS"}
+    assert http == served - OPEN
+    assert set(REQUESTS) == http, "each endpoint of the table needs a request here"
+
+
+@pytest.mark.parametrize(("row", "method", "path"), HTTP_ENDPOINTS)
+async def test_each_kind_of_caller_gets_what_the_table_says(
+    floor: Floor, row: Row, method: str, path: str
+) -> None:
+    answers = {}
+    for caller in CALLERS:
+        url, body = await REQUESTS[method, path](floor)
+        response = await floor.client.request(method, url, json=body, headers=floor.callers[caller])
+        answers[caller] = response
+    for caller, response in answers.items():
+        expected = expected_status(row.cells[caller])
+        context = f"{caller}: {method} {path} ({row.what}): {response.text}"
+        if expected is None:
+            assert response.is_success, context
+        else:
+            assert response.status_code == expected, context
+        if expected == 403:
+            assert response.json()["error"] == "forbidden", context
+            assert response.json()["detail"], context

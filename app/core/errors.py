@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core.constraints import refusal, violation_of
+from app.core.logging import get_logger
+
+log = get_logger(__name__)
 
 
 class AppError(Exception):
@@ -55,6 +63,28 @@ class Forbidden(AppError):
 class IllegalTransition(AppError):
     status_code = 409
     code = "illegal_transition"
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="Where: `name`, `phones[0]`, `query.offset`, `path.customer_id`")
+    problem: str = Field(description="What is wrong with it")
+
+
+class ErrorBody(BaseModel):
+    """Every refusal's body, whatever its status: 401, 403, 404, 409, 422, 429."""
+
+    error: str = Field(
+        description="A stable code to act on: `validation_error`, `not_found`, `conflict`, ...",
+        examples=["validation_error"],
+    )
+    detail: str = Field(
+        description="What is wrong, for a person",
+        examples=["language: String should have at most 35 characters"],
+    )
+    fields: list[FieldProblem] = Field(
+        default_factory=list,
+        description="Each field at fault, when some are (422); left out otherwise",
+    )
 
 
 def error_body(
@@ -110,7 +140,27 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _constraint_violation(_: Request, exc: Exception) -> JSONResponse:
+    """A change PostgreSQL refused: 409 when it conflicts with stored rows, 422 when no row may
+    hold it. Logged, as it means a service wrote before checking what it could have."""
+    violation = violation_of(exc)
+    if violation is None:  # an IntegrityError with no driver error under it: never seen
+        raise exc
+    said = refusal(violation)
+    log.warning(
+        "the database refused a change",
+        constraint=violation.constraint_name,
+        table=violation.table_name,
+        sqlstate=violation.sqlstate,
+    )
+    status, code = (409, "conflict") if said.kind == "conflict" else (422, "validation_error")
+    return JSONResponse(error_body(code, said.detail, said.fields), status_code=status)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # The ORM's error wraps the driver's; the hot paths (app.core.pg) raise the driver's own.
+    app.add_exception_handler(IntegrityError, _constraint_violation)
+    app.add_exception_handler(asyncpg.IntegrityConstraintViolationError, _constraint_violation)

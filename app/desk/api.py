@@ -8,6 +8,7 @@ from app.agents import service as agents
 from app.auth import service as auth
 from app.auth.models import Role
 from app.core.errors import NotFound
+from app.core.inputs import REFUSES_NUL
 from app.core.socket_session import CloseCode
 from app.desk.connection import AgentConnection
 
@@ -17,7 +18,7 @@ router = APIRouter()
 @router.websocket("/v1/desk/ws")
 async def agent_desk(
     websocket: WebSocket,
-    token: Annotated[str, Query(description="The agent's login token")],
+    token: Annotated[str, Query(description="The agent's login token"), REFUSES_NUL],
 ) -> None:
     """The agent's desk: offers with screen pop in, decisions out (docs/agent-protocol.md)."""
     state = websocket.app.state

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from tests.core.request_inputs import references
+
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
@@ -37,16 +39,7 @@ async def test_the_intake_documents_its_body_and_answers(client: httpx.AsyncClie
     body = schemas[reference.removeprefix("#/components/schemas/")]
     assert {"channel", "queue", "contact", "external_ref"} <= body["properties"].keys()
     for field in body["properties"].values():  # every model it refers to is there too
-        for ref in _references(field):
+        for ref in references(field):
             assert ref.removeprefix("#/components/schemas/") in schemas, ref
     assert {"200", "201", "422"} <= intake["responses"].keys()
     assert intake["security"] == [{"HTTPBearer": []}]
-
-
-def _references(node: object) -> list[str]:
-    if isinstance(node, dict):
-        found = [node["$ref"]] if "$ref" in node else []
-        return found + [ref for value in node.values() for ref in _references(value)]
-    if isinstance(node, list):
-        return [ref for value in node for ref in _references(value)]
-    return []

@@ -157,6 +157,39 @@ async def _constraint_violation(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(code, said.detail, said.fields), status_code=status)
 
 
+# What each refusal means, for the OpenAPI document: every one has the body `ErrorBody`.
+REFUSALS = {
+    "401": "No token or key, or one that is unknown, expired or revoked",
+    "404": "Nothing has that id (or the caller may not see it)",
+    "422": "The request is not valid: `fields` names each problem",
+}
+
+
+def document_error_bodies(schema: dict[str, Any]) -> None:
+    """Give every 4xx answer of an OpenAPI document the body the handlers write (`ErrorBody`)
+    in place of FastAPI's own 422 schema, which no answer of ours has; a 401 where a token is
+    needed, a 404 where the path names something."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(body.pop("$defs", {}))
+    components["ErrorBody"] = body
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if operation.get("security"):
+                responses.setdefault("401", {"description": REFUSALS["401"]})
+            if any(p.get("in") == "path" for p in operation.get("parameters", [])):
+                responses.setdefault("404", {"description": REFUSALS["404"]})
+            for status, response in responses.items():
+                if status.startswith("4"):
+                    if status == "422" and response.get("description") == "Validation Error":
+                        response["description"] = REFUSALS["422"]
+                    response["content"] = content
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

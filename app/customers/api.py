@@ -126,7 +126,10 @@ def _refuse_business_fields(body: CustomerUpdate) -> None:
 
 
 @router.delete(
-    "/{customer_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a customer"
+    "/{customer_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a customer",
+    responses={409: {"description": "The customer still has interactions"}},
 )
 async def delete_customer(customer_id: uuid.UUID, principal: Staff, session: Session) -> None:
     customer = await service.get_customer(session, customer_id)

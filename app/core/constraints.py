@@ -151,6 +151,9 @@ def _unique_columns(table: Table | str, name: str) -> list[str]:
 def _named_in(index: Index) -> Iterator[str]:
     """The columns an index covers, also inside expressions such as lower(name)."""
     for expression in index.expressions:
+        if isinstance(expression, str):  # a column named by its name
+            yield expression
+            continue
         for element in visitors.iterate(expression):
             if isinstance(element, ColumnClause):
                 yield element.name

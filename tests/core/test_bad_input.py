@@ -63,8 +63,8 @@ async def test_a_nul_in_the_intakes_body_is_a_422_naming_the_field(
     client: httpx.AsyncClient, admin: Headers
 ) -> None:
     await client.post("/v1/queues", json={"name": "billing"}, headers=admin)
-    body = {"channel": "voice", "queue": "billing", "external_ref": "call-\u00001"}
-    body["contact"] = {"kind": "phone", "value": "13800138000"}
+    contact = {"kind": "phone", "value": "13800138000"}
+    body = {"channel": "voice", "queue": "billing", "contact": contact, "external_ref": "c\u0000"}
     response = await client.post("/v1/interactions", json=body, headers=admin)
     assert field_problems(response) == {"external_ref": NUL_PROBLEM}
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from app.auth.models import Role
 from tests.support import LiveServer, create_user_directly, login
@@ -81,11 +82,11 @@ async def fuzz(server: LiveServer, folder: Path, config: str, *options: str) -> 
 
 
 @pytest.fixture
-async def supervisor_id(app: object, client: httpx.AsyncClient) -> str:
+async def supervisor_id(app: FastAPI, client: httpx.AsyncClient) -> str:
     """The admin the fuzzer logs in as, and the supervisor it may change (every path's
     `user_id`)."""
-    await create_user_directly(app, ADMIN, Role.admin, PASSWORD)  # type: ignore[arg-type]
-    await create_user_directly(app, "sam", Role.supervisor, PASSWORD)  # type: ignore[arg-type]
+    await create_user_directly(app, ADMIN, Role.admin, PASSWORD)
+    await create_user_directly(app, "sam", Role.supervisor, PASSWORD)
     admin = await login(client, ADMIN, PASSWORD)
     users = (await client.get("/v1/users", params={"role": "supervisor"}, headers=admin)).json()
     return str(users["items"][0]["id"])

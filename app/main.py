@@ -20,10 +20,12 @@ from app.core.collector import tune_for_serving
 from app.core.db import create_engine, create_sessionmaker, database_answers
 from app.core.errors import document_error_bodies, install_error_handlers
 from app.core.hub import EventHub
+from app.core.lease import ReplicaLease
 from app.core.logging import RequestIdMiddleware, configure_logging
 from app.core.settings import Settings, get_settings
 from app.customers.api import router as customers_router
 from app.desk.api import router as desk_router
+from app.desk.registry import OpenDesks
 from app.desk.rest import agents_router as desk_agents_router
 from app.desk.rest import router as desk_rest_router
 from app.desk.screen_pop import ScreenPopDetails
@@ -134,6 +136,11 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         )
         presence = Presence(app.state.sessions)
         app.state.hub, app.state.matcher, app.state.presence = hub, matcher, presence
+        # Desks are in routing while this replica's lease is live; when it lapses they close.
+        app.state.open_desks = open_desks = OpenDesks()
+        app.state.lease = lease = ReplicaLease(
+            database_url, seconds=settings.lease_seconds, on_lapse=open_desks.lease_lapsed
+        )
         # The one way in for every channel; routing offers an arrival at once when it can.
         app.state.intake = Intake(
             pool=app.state.pg,
@@ -143,6 +150,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             router=Arrivals(matcher, writer),
         )
         await hub.start()
+        await lease.start()
         matcher.start()
         presence.start()
         try:
@@ -150,6 +158,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         finally:
             await presence.stop()
             await matcher.stop()
+            await lease.stop()
             await hub.stop()
             await app.state.pg.close()
             await engine.dispose()

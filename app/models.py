@@ -1,8 +1,9 @@
 """Every table, imported once so that Alembic and the tests see the whole schema."""
 
 from app.agents.models import Agent, AgentPresence, AgentSkill
-from app.auth.models import AccessToken, GatewayKey, User
+from app.auth.models import AccessToken, GatewayKey, SocketTicket, User
 from app.core.events import Event
+from app.core.lease import Replica
 from app.core.models import Base
 from app.customers.models import ContactPoint, Customer
 from app.interactions.models import Interaction, Offer
@@ -24,7 +25,9 @@ __all__ = [
     "Offer",
     "Queue",
     "QueueSkill",
+    "Replica",
     "Skill",
+    "SocketTicket",
     "User",
     "metadata",
 ]

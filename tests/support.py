@@ -8,6 +8,7 @@ import itertools
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -248,3 +249,32 @@ class CountedPasses:
     async def _until(self, done: Callable[[], bool]) -> None:
         async with asyncio.timeout(10), self._ended:
             await self._ended.wait_for(done)
+
+
+# A lease that outlives any test, for agents made present straight in the database (a desk
+# counts only under a live lease: app/core/lease.py).
+TEST_LEASE = uuid.UUID("00000000-0000-4000-8000-00000000fea5")
+
+
+async def present_desk(
+    connection: asyncpg.Connection, agent_id: uuid.UUID | str, *, lease: uuid.UUID = TEST_LEASE
+) -> None:
+    """The agent is available with a desk heard now, on a replica whose lease (`lease`, live
+    for a day unless the test ends it) is live, as if it had connected: without any socket, for
+    tests of routing below the desk."""
+    await connection.execute(
+        "INSERT INTO replicas (id, host, pid, started_at, lease_until)"
+        " VALUES ($1, 'tests', 0, now(), now() + interval '1 day')"
+        " ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until",
+        lease,
+    )
+    await connection.execute(
+        "UPDATE agents SET state = 'available' WHERE id = $1::text::uuid", str(agent_id)
+    )
+    await connection.execute(
+        "INSERT INTO agent_presence (agent_id, last_seen_at, replica_id)"
+        " VALUES ($1::text::uuid, now(), $2)"
+        " ON CONFLICT (agent_id) DO UPDATE SET last_seen_at = now(), replica_id = $2",
+        str(agent_id),
+        lease,
+    )

@@ -91,3 +91,6 @@ class AgentPresence(Base):
         ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
     )
     last_seen_at: Mapped[datetime]
+    # The lease of the replica holding the agent's desk (app/core/lease.py): routing offers
+    # work only to a desk whose replica's lease is live.
+    replica_id: Mapped[uuid.UUID | None]

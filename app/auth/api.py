@@ -92,8 +92,10 @@ async def update_user(
 
 
 @router.get("/gateway-keys", tags=["gateway keys"], summary="List gateway keys")
-async def list_gateway_keys(_: Admin, session: Session) -> list[GatewayKeyOut]:
-    return [GatewayKeyOut.model_validate(k) for k in await service.list_gateway_keys(session)]
+async def list_gateway_keys(_: Admin, session: Session, page: Pagination) -> Page[GatewayKeyOut]:
+    keys, total = await service.list_gateway_keys(session, limit=page.limit, offset=page.offset)
+    items = [GatewayKeyOut.model_validate(k) for k in keys]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.post(

@@ -56,3 +56,18 @@ class GatewayKey(UUIDPrimaryKey, Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+
+
+class SocketTicket(Base):
+    """A one-use pass to open a socket (the agent's desk), asked for over HTTP with a login
+    token and valid for seconds, so that the long-lived token never travels in a URL (URLs end
+    up in access logs and proxies' logs). Stored, like tokens, only as its keyed digest, in
+    PostgreSQL, so a ticket issued by one replica opens a socket on any other."""
+
+    __tablename__ = "socket_tickets"
+
+    ticket_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    expires_at: Mapped[datetime] = mapped_column(index=True)

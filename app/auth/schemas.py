@@ -41,6 +41,13 @@ class TokenOut(BaseModel):
     user: UserOut
 
 
+class SocketTicketOut(BaseModel):
+    """A one-use ticket: open the socket with `?ticket=` before `expires_at`."""
+
+    ticket: str
+    expires_at: datetime
+
+
 class UserCreate(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={

@@ -8,11 +8,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.models import AccessToken, GatewayKey, Role, User
+from app.auth.models import AccessToken, GatewayKey, Role, SocketTicket, User
 from app.auth.principal import Principal
 from app.auth.schemas import GatewayKeyCreate, UserCreate, UserUpdate
 from app.core import security
@@ -22,6 +22,7 @@ from app.core.settings import Settings
 
 TOKEN_PREFIX = "cct"  # noqa: S105
 GATEWAY_KEY_PREFIX = "cck"
+TICKET_PREFIX = "ccs"
 
 
 class UserNotFound(NotFound):
@@ -206,6 +207,46 @@ async def principal_for_secret(
     return Principal(kind="user", id=user.id, name=user.username, role=user.role)
 
 
+async def issue_socket_ticket(
+    session: AsyncSession, user_id: uuid.UUID, settings: Settings
+) -> tuple[str, datetime]:
+    """A one-use ticket to open a socket as `user_id`, valid for `socket_ticket_seconds` by the
+    database's clock (the replica that redeems it may be another); returns it and its expiry.
+    Tickets that expired unused are dropped on the way, so the table stays small."""
+    await session.execute(delete(SocketTicket).where(SocketTicket.expires_at <= func.now()))
+    secret = security.new_secret(TICKET_PREFIX)
+    issued = insert(SocketTicket).values(
+        ticket_digest=security.digest_secret(secret, settings.secret_key),
+        user_id=user_id,
+        expires_at=func.now() + timedelta(seconds=settings.socket_ticket_seconds),
+    )
+    expires_at = (await session.execute(issued.returning(SocketTicket.expires_at))).scalar_one()
+    return secret, expires_at
+
+
+async def redeem_socket_ticket(
+    session: AsyncSession, secret: str, settings: Settings
+) -> Principal | None:
+    """The user a ticket was issued to, if it is unused, unexpired and the user still active.
+    A ticket found is spent (deleted: a second socket with it finds nothing, on any replica,
+    as the delete holds the row's lock until it commits)."""
+    if not secret.startswith(f"{TICKET_PREFIX}_"):
+        return None
+    spent = (
+        delete(SocketTicket)
+        .where(
+            SocketTicket.ticket_digest == security.digest_secret(secret, settings.secret_key),
+            SocketTicket.expires_at > func.now(),
+        )
+        .returning(SocketTicket.user_id)
+    )
+    user_id = (await session.execute(spent)).scalar_one_or_none()
+    user = None if user_id is None else await session.get(User, user_id)
+    if user is None or not user.is_active:
+        return None
+    return Principal(kind="user", id=user.id, name=user.username, role=user.role)
+
+
 # The caller of a hot-path request: a PL/pgSQL function (its one definition is
 # app/auth/caller.sql), so that a statement can authenticate and do its work in one round trip
 # (intake's look-up) without pasting auth's SQL into it. Its arguments: `caller_arguments`.
@@ -295,8 +336,13 @@ def _user_id_of(actor: str) -> uuid.UUID | None:
     return uuid.UUID(raw) if kind == "user" else None
 
 
-async def list_gateway_keys(session: AsyncSession) -> list[GatewayKey]:
-    return list((await session.execute(select(GatewayKey).order_by(GatewayKey.name))).scalars())
+async def list_gateway_keys(
+    session: AsyncSession, *, limit: int, offset: int
+) -> tuple[list[GatewayKey], int]:
+    """A page of the keys by name (revoked ones too), and how many there are in all."""
+    total = (await session.execute(select(func.count()).select_from(GatewayKey))).scalar_one()
+    page = select(GatewayKey).order_by(GatewayKey.name, GatewayKey.id).limit(limit).offset(offset)
+    return list((await session.execute(page)).scalars()), total
 
 
 async def revoke_gateway_key(session: AsyncSession, key_id: uuid.UUID, *, actor: str) -> GatewayKey:

@@ -12,8 +12,8 @@ with what the log does not keep (`EventRecord.attached`). Their connections are 
 `own`, which turns their per-event NOTIFY off (`cc.notify`, app/core/events_notify.sql): a
 NOTIFY holds PostgreSQL's global notification lock across its transaction's commit flush, so
 every writer waited for the flush of the one before it. The hub announces what was published
-to the other replicas instead, with one NOTIFY per batch from its own connection, outside any
-writing transaction.
+to the other replicas instead, with one NOTIFY per batch (listing its ids) from its own
+connection, outside any writing transaction.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ log = get_logger(__name__)
 # announcements.
 NOTIFY_CHANNEL = "cc_events"
 FETCH_LIMIT = 2000
+# An announcement lists the ids published since the last one, within NOTIFY's payload limit
+# (8,000 bytes); a longer batch is announced as READ_ALL, which asks every other hub to read.
+ANNOUNCEMENT_LIMIT = 7000
+READ_ALL = "*"
 HUB_APPLICATION = "cc-event-hub"
 
 
@@ -97,7 +101,7 @@ class EventHub:
         self._gap_noticed: tuple[int, float] | None = None
         self._connection: asyncpg.Connection | None = None
         self._own_pid: int | None = None  # the session of this hub's connection
-        self._unannounced: int | None = None  # the newest event published, not yet announced
+        self._unannounced: list[int] = []  # the events published, not yet announced
         self._read_wanted = False
         self._last_read = 0.0  # loop time of the last read (0: none yet)
         self._task: asyncio.Task[None] | None = None
@@ -161,28 +165,31 @@ class EventHub:
 
         A writer on a connection registered with `own` must call this once its transaction has
         committed: its inserts send no NOTIFY, so an event not handed over waits for the polls.
-        The newest id published is announced to the other replicas on the hub's next turn."""
+        The ids published are announced to the other replicas on the hub's next turn."""
         for event in events:
-            if self._unannounced is None or event.id > self._unannounced:
-                self._unannounced = event.id
+            self._unannounced.append(event.id)
             if event.id <= self._floor or event.id in self._seen:
                 continue
             self._seen.add(event.id)
             self._dispatch(event)
-        if self._unannounced is not None:
+        if self._unannounced:
             self._wake.set()
 
     def _on_notify(self, _connection: object, pid: int, _channel: object, payload: str) -> None:
-        """The NOTIFY of committed events, the newest id as payload: a read is needed only for
-        an event not handed over by `publish` (the REST desk's and the admin paths' events, and
-        every event of another replica). This hub's own announcements come back too: skipped."""
+        """The NOTIFY of committed events: an event's id (the trigger's), or the ids another
+        hub published (its announcement, comma-separated). A read is needed only for an event
+        not handed over by `publish` and not read yet (the REST desk's and the admin paths'
+        events, and every event of another replica). Every id counts, not only the newest: ids
+        are drawn before commit, so this hub may have read a batch's newest event before an
+        older one of the same batch had committed; that one would then wait for the poll.
+        This hub's own announcements come back too: skipped."""
         if pid == self._own_pid:
             return
         try:
-            event_id = int(payload)
-        except ValueError:
-            event_id = None
-        if event_id is None or (event_id > self._floor and event_id not in self._seen):
+            event_ids = [int(part) for part in payload.split(",")]
+        except ValueError:  # READ_ALL, or a payload from someone else
+            event_ids = []
+        if not event_ids or any(i > self._floor and i not in self._seen for i in event_ids):
             self._read_wanted = True
             self._wake.set()
 
@@ -208,14 +215,18 @@ class EventHub:
                 await self._reconnect()
 
     async def _announce(self) -> None:
-        """One NOTIFY for everything published since the last: the other replicas read then.
-        Sent in a transaction of its own that writes nothing, so it waits for no flush."""
-        newest = self._unannounced
-        if newest is None or self._connection is None:
+        """One NOTIFY for everything published since the last, with every id: the other
+        replicas read then. Sent in a transaction of its own that writes nothing, so it waits
+        for no flush."""
+        announced = list(self._unannounced)
+        if not announced or self._connection is None:
             return
-        await self._connection.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(newest))
-        if self._unannounced == newest:  # else more came meanwhile: the next turn announces
-            self._unannounced = None
+        payload = ",".join(str(event_id) for event_id in announced)
+        if len(payload) > ANNOUNCEMENT_LIMIT:
+            payload = READ_ALL
+        await self._connection.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, payload)
+        # What was published meanwhile stays for the next turn.
+        del self._unannounced[: len(announced)]
 
     async def _reconnect(self) -> None:
         with contextlib.suppress(Exception):

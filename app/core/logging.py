@@ -1,14 +1,52 @@
-"""Structured logs: key=value for people, JSON for machines; a request id on every line."""
+"""Structured logs: key=value for people, JSON for machines; a request id on every line; no
+secret on any line.
+
+Every line, ours and every library's (uvicorn's access log and websocket lines, which show
+each request's path with its query), goes through one handler, whose last step blanks secrets
+in the finished text: bearer secrets by their shape (`cct_…`, `cck_…`, `ccs_…`:
+app.core.security.SECRET), the values of query parameters whose names say they are secret
+(`?token=`, `?ticket=`, `api_key=`, ...) and `Bearer` credentials. Logs live long and travel
+far; a login token in one is a login for anyone who reads it.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import uuid
+from typing import Any
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.security import SECRET
+
+BLANK = "[redacted]"
+# A query parameter whose name says it is secret, and its value up to the next separator.
+SECRET_PARAMETER = re.compile(
+    r"(?i)([?&;][\w.\-]*(?:token|ticket|key|secret|password)[\w.\-]*=)[^&;\s\"'#\\]+"
+)
+BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s\"',;\\]+")
+
+
+def redact(text: str) -> str:
+    """`text` with every secret blanked (see the module's docstring)."""
+    text = SECRET.sub(lambda found: found.group()[:4] + BLANK, text)
+    text = SECRET_PARAMETER.sub(lambda found: found.group(1) + BLANK, text)
+    return BEARER.sub(lambda found: found.group(1) + BLANK, text)
+
+
+class Redacted:
+    """A renderer whose output has its secrets blanked: the last step of every line."""
+
+    def __init__(self, renderer: structlog.types.Processor) -> None:
+        self._renderer = renderer
+
+    def __call__(self, logger: Any, name: str, event_dict: structlog.types.EventDict) -> str:
+        rendered = self._renderer(logger, name, event_dict)
+        return redact(rendered if isinstance(rendered, str) else str(rendered))
 
 
 def configure_logging(level: str = "INFO", *, as_json: bool = False) -> None:
@@ -33,7 +71,12 @@ def configure_logging(level: str = "INFO", *, as_json: bool = False) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # Tracebacks as plain text, inside the line the redaction reads.
+                structlog.processors.format_exc_info,
+                Redacted(renderer),
+            ],
         )
     )
     root = logging.getLogger()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 import secrets
 from typing import Literal
 
@@ -49,8 +50,17 @@ def password_needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
 
 
+# Every bearer secret the service hands out: `cc`, a letter saying what it is, `_`, then 43
+# URL-safe characters. The logs blank anything of this shape (app/core/logging.py).
+SECRET_PREFIX = re.compile(r"cc[a-z]")
+SECRET = re.compile(r"\bcc[a-z]_[A-Za-z0-9_-]{16,}")
+
+
 def new_secret(prefix: str) -> str:
-    """A bearer secret that says what it is (`cct_` token, `cck_` gateway key)."""
+    """A bearer secret that says what it is (`cct_` token, `cck_` gateway key, `ccs_` socket
+    ticket)."""
+    if not SECRET_PREFIX.fullmatch(prefix):
+        raise ValueError(f"a secret's prefix is cc and one letter (the logs blank those): {prefix}")
     return f"{prefix}_{secrets.token_urlsafe(32)}"
 
 

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
 
     secret_key: str = DEVELOPMENT_SECRET
     token_ttl_minutes: int = Field(default=12 * 60, ge=1)
+    # A socket ticket (POST /v1/desk/tickets) opens one socket within this many seconds.
+    socket_ticket_seconds: float = Field(default=30.0, gt=0, le=300)
     password_hashing: Literal["standard", "fast"] = "standard"  # noqa: S105
 
     load_demo: bool = True
@@ -66,6 +68,9 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     silence_seconds: float = Field(default=15.0, gt=0)
     matcher_tick_seconds: float = Field(default=0.25, gt=0)
+    # A replica's lease (app/core/lease.py): when it lapses, the desks on that replica leave
+    # routing. Short, so that a crashed replica's agents are offered nothing for long.
+    lease_seconds: float = Field(default=2.5, ge=0.5, le=2.5)
     default_phone_region: str = "CN"
     tier_cutoffs: TierCutoffs = TierCutoffs()
     log_level: str = "INFO"

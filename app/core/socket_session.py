@@ -13,6 +13,10 @@ frame, what a (re)connecting client missed and holds now, and what each incoming
 - live: the pump forwards the hub's events, skipping those the replay covered.
 - closed: nothing more is queued or written, and a wait in `receive` ends at once.
 
+Clients speak JSON in text frames: a binary frame closes the socket (BINARY_FRAME, 1003), not a
+traceback. An event its user names (`ends_session`: a newer socket of the same client has taken
+over) closes the session when it comes live.
+
 A slow or dead client never delays another: every frame goes through this session's bounded
 queue, drained by its own writer, and every send has a deadline (TOO_SLOW when it passes).
 `send` never waits (its callers may hold a pool connection): a full queue closes the socket.
@@ -47,10 +51,14 @@ class CloseCode(enum.IntEnum):
     docs/agent-protocol.md tells clients what each one asks of them."""
 
     NORMAL = 1000  # the server is done with this session
-    REFUSED = 1008  # policy violation: not a token this socket serves; do not retry as is
+    UNSUPPORTED_DATA = 1003  # a binary frame: the center's sockets speak JSON text
+    REFUSED = 1008  # policy violation: not a ticket or token this socket serves; do not retry as is
     SERVER_ERROR = 1011  # an unexpected error on the server: reconnect
+    SERVICE_RESTART = 1012  # this server's lease lapsed (app/core/lease.py): reconnect
     TRY_AGAIN_LATER = 1013  # too slow, too far behind, the database busy: reconnect, with hello
     SILENT = 4000  # nothing heard within the silence the socket allows: reconnect
+    REPLACED = 4001  # a newer socket of the same client took over: do not reconnect on your own
+    NO_HELLO = 4002  # the client did not open the conversation as the protocol says: fix it
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,8 @@ DATABASE_BUSY = Closing(CloseCode.TRY_AGAIN_LATER, "database busy")
 SERVER_ERROR = Closing(CloseCode.SERVER_ERROR, "server error")
 SILENT = Closing(CloseCode.SILENT, "nothing heard")
 GOODBYE = Closing(CloseCode.NORMAL, "goodbye")
+LEASE_LAPSED = Closing(CloseCode.SERVICE_RESTART, "this server lost its lease; reconnect")
+BINARY_FRAME = Closing(CloseCode.UNSUPPORTED_DATA, "binary frame: send JSON as text frames")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +136,9 @@ class SocketSession(Generic[F]):
 
     `frame_for` turns one of the subscription's events into a frame, or None when the client
     need not know; the pump passes it the pool (most events become frames without a read),
-    the replay its connection. `context` names the client in the logs.
+    the replay its connection. `ends_session` says which event, coming live, closes the
+    session and why (a newer socket of the same client has taken over); the events the replay
+    covers never do. `context` names the client in the logs.
     """
 
     def __init__(
@@ -140,6 +152,7 @@ class SocketSession(Generic[F]):
         heartbeat: Heartbeat,
         context: Mapping[str, str],
         limits: Limits | None = None,
+        ends_session: Callable[[EventRecord], Closing | None] | None = None,
     ) -> None:
         self.heartbeat = heartbeat
         self.closed_with: Closing | None = None  # None while open, and when the client left
@@ -148,6 +161,7 @@ class SocketSession(Generic[F]):
         self._subscription = subscription
         self._pool = pool
         self._frame_for = frame_for
+        self._ends_session = ends_session
         self._context = dict(context)
         self._limits = limits or LIMITS
         self._state = SessionState.opening
@@ -200,7 +214,7 @@ class SocketSession(Generic[F]):
         reader = asyncio.current_task()
         self._reader = reader
         try:
-            message = await self._websocket.receive_text()
+            message = await self._websocket.receive()
         except asyncio.CancelledError:
             if self._interrupted and reader is not None and reader.uncancel() == 0:
                 raise SessionClosed from None
@@ -210,8 +224,18 @@ class SocketSession(Generic[F]):
             raise SessionClosed from None
         finally:
             self._reader = None
+        if message["type"] == "websocket.disconnect":
+            self._end()
+            raise SessionClosed
+        text: str | None = message.get("text")
+        if text is None:
+            # A binary frame. Said with a close code rather than an error frame, as the user's
+            # frames are its own; the socket is of no use to a client that sends them anyway.
+            log.info("binary frame from the client; closing its socket", **self._context)
+            self.close(BINARY_FRAME)
+            raise SessionClosed
         self._heard_at = asyncio.get_running_loop().time()
-        return message
+        return text
 
     def send(self, frame: F) -> None:
         """Queue a frame without waiting: a caller may hold a pool connection, which a client
@@ -323,6 +347,10 @@ class SocketSession(Generic[F]):
             event = await subscription.queue.get()
             if event.id <= self._live_from:
                 continue
+            ending = None if self._ends_session is None else self._ends_session(event)
+            if ending is not None:
+                self.close(ending)
+                return
             try:
                 frame = await self._frame_for(self._pool, event)
             except TimeoutError:  # no pool connection for a read in time

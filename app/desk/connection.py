@@ -3,8 +3,9 @@
 The session (app.core.socket_session) carries the frames: its bounded queue and writer, the
 pump from the hub, the replay, heartbeats and close codes. What is the desk's own is here: the
 hello, the agent's presence, each action carried out through routing and answered by an ack or
-an error, and the agent leaving routing when its socket goes. No database session is held for
-the socket's life: each message and each frame uses a short one.
+an error, one desk per agent (the newer socket wins), and the agent leaving routing when its
+socket goes. No database session is held for the socket's life: each message and each frame
+uses a short one.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from app.agents.states import Cause
 from app.core.errors import AppError
 from app.core.events import Events
 from app.core.hub import EventHub, EventRecord
+from app.core.lease import ReplicaLease
 from app.core.logging import get_logger
-from app.core.pg import ACQUIRE_TIMEOUT, now, transaction
+from app.core.pg import ACQUIRE_TIMEOUT, now
 from app.core.socket_session import (
     DATABASE_BUSY,
+    CloseCode,
+    Closing,
     Heartbeat,
     Replay,
     SessionClosed,
@@ -51,16 +55,27 @@ from app.desk.protocol import (
     agent_message,
 )
 from app.desk.protocol import Heartbeat as HeartbeatMessage
+from app.desk.registry import OpenDesks
 from app.routing import service as routing
 from app.routing.presence import Presence
 
 log = get_logger(__name__)
 
 HELLO_TIMEOUT = 5.0
+# The first message is a hello, within HELLO_TIMEOUT: a console that does not open the
+# conversation as the protocol says is closed rather than served half-known.
+NO_HELLO = Closing(CloseCode.NO_HELLO, f"no hello within {HELLO_TIMEOUT:g} seconds")
+HELLO_FIRST = Closing(CloseCode.NO_HELLO, "the first message must be a valid hello")
+# One desk per agent: a socket that says hello takes the desk over, and the one it replaces is
+# closed when the event of the takeover reaches it, on whichever replica it is.
+DESK_OPENED = "agent.desk_opened"
+REPLACED = Closing(CloseCode.REPLACED, "replaced by a newer desk of the same agent")
 
+# The desk is present at once, counted under this replica's lease.
 SEEN_NOW = """
-    INSERT INTO agent_presence (agent_id, last_seen_at) VALUES ($1, $2)
-    ON CONFLICT (agent_id) DO UPDATE SET last_seen_at = excluded.last_seen_at
+    INSERT INTO agent_presence (agent_id, last_seen_at, replica_id) VALUES ($1, $2, $3)
+    ON CONFLICT (agent_id) DO UPDATE
+    SET last_seen_at = excluded.last_seen_at, replica_id = excluded.replica_id
 """
 
 Desk = SocketSession[DeskFrame]
@@ -79,6 +94,8 @@ class AgentConnection:
         wake_matcher: Callable[[], None],
         presence: Presence,
         heartbeat_seconds: float,
+        lease: ReplicaLease,
+        open_desks: OpenDesks,
     ) -> None:
         self.websocket = websocket
         self.agent_id = agent_id
@@ -90,6 +107,9 @@ class AgentConnection:
         self._wake_matcher = wake_matcher
         self._presence = presence
         self._heartbeat_seconds = heartbeat_seconds
+        self._lease = lease
+        self._open_desks = open_desks
+        self._lease_id: uuid.UUID | None = None
 
     async def serve(self) -> None:
         desk: Desk = SocketSession(
@@ -101,6 +121,7 @@ class AgentConnection:
             frame_for=frames.frame_for,
             heartbeat=Heartbeat(every=self._heartbeat_seconds),
             context={"agent_id": str(self.agent_id)},
+            ends_session=self._replaced_by,
         )
         # The conversation ends with SessionClosed, which the session absorbs: the agent left,
         # or the session closed the socket (a desk too slow to read, a busy database).
@@ -108,33 +129,43 @@ class AgentConnection:
             try:
                 await self._converse(desk)
             finally:
+                if self._lease_id is not None:
+                    self._open_desks.closed(self._lease_id, desk)
                 await self._leave()
 
     async def _converse(self, desk: Desk) -> None:
-        hello, first = await self._await_hello(desk)
+        hello = await self._await_hello(desk)
         try:
-            await self._open()
+            await self._open(desk)
         except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             desk.close(DATABASE_BUSY)
             raise SessionClosed from None
-        await desk.replay(self._replay(desk), hello.last_event_id if hello else None)
-        if first is not None:
-            await self._handle(desk, first)
+        await desk.replay(self._replay(desk), hello.last_event_id)
         while True:
             message = self._parse(desk, await desk.receive())
             if message is not None:
                 await self._handle(desk, message)
 
-    async def _await_hello(self, desk: Desk) -> tuple[Hello | None, AgentMessage | None]:
+    async def _await_hello(self, desk: Desk) -> Hello:
+        """The hello that opens the conversation; anything else closes the socket (NO_HELLO,
+        HELLO_FIRST) before the agent takes the desk over or anything is replayed."""
         try:
             async with asyncio.timeout(HELLO_TIMEOUT):
                 raw = await desk.receive()
         except TimeoutError:
-            return None, None
-        message = self._parse(desk, raw)
-        if isinstance(message, Hello):
-            return message, None
-        return None, message
+            desk.close(NO_HELLO)
+            raise SessionClosed from None
+        try:
+            return Hello.model_validate_json(raw)
+        except ValidationError:
+            desk.close(HELLO_FIRST)
+            raise SessionClosed from None
+
+    def _replaced_by(self, event: EventRecord) -> Closing | None:
+        """REPLACED once a newer socket of this agent has taken the desk over."""
+        if event.kind != DESK_OPENED:
+            return None
+        return None if event.payload.get("connection_id") == str(self.connection_id) else REPLACED
 
     def _replay(self, desk: Desk) -> Replay[DeskFrame]:
         agent_id = self.agent_id
@@ -154,14 +185,31 @@ class AgentConnection:
 
         return Replay(missed=missed, holds=holds, ready=ready)
 
-    async def _open(self) -> None:
-        async with transaction(self._pool) as connection:
-            await connection.execute(
-                "UPDATE agents SET connection_id = $2 WHERE id = $1",
-                self.agent_id,
-                self.connection_id,
-            )
-            await connection.execute(SEEN_NOW, self.agent_id, now())
+    async def _open(self, desk: Desk) -> None:
+        """Take the desk over: this socket is the agent's from now on, and the event says so to
+        the socket it replaces, if any (here by the hub's publish, elsewhere by its NOTIFY).
+        The desk is counted under this replica's lease before the row says so: a lapse from
+        here on closes it."""
+        self._lease_id = self._lease.id
+        self._open_desks.opened(self._lease_id, desk)
+        events = Events()
+        events.add(
+            DESK_OPENED,
+            subject_type="agent",
+            subject_id=self.agent_id,
+            actor=self.actor,
+            payload={"connection_id": str(self.connection_id)},
+        )
+        async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
+            async with connection.transaction():
+                await connection.execute(
+                    "UPDATE agents SET connection_id = $2 WHERE id = $1",
+                    self.agent_id,
+                    self.connection_id,
+                )
+                await connection.execute(SEEN_NOW, self.agent_id, now(), self._lease_id)
+                await events.write(connection)
+            self._hub.publish(events.written)
 
     async def _leave(self) -> None:
         """Leave routing unless a newer socket of the same agent has taken over."""

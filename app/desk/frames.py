@@ -2,6 +2,13 @@
 
 `db` is an asyncpg connection or the pool: the replay reads a lot and keeps one connection; the
 live pump passes the pool, as most events become frames without a read and need no connection.
+
+A reconnecting desk is told what it must know to rebuild its state, once each: what became of
+the offers and interactions it may have known (`missed_events`: withdrawals and interaction
+updates, in log order), then what it holds now (`current_frames`: its state, each pending offer,
+each held interaction). No `offer`, `assignment` or `state` frame is replayed from the log:
+an offer made while the desk was away may be dead by now, and a console that acted on it
+before `ready` would accept what is gone; what is live comes from `current_frames`, once.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ from app.interactions.schemas import InteractionOut
 from app.interactions.service import InteractionNotFound
 
 OFFER_ENDINGS = {"offer.withdrawn", "offer.timed_out", "offer.rejected"}
+# The interaction events that are not updates of work the desk holds or may hold: the queueing
+# concerns no desk; an offer and an assignment come as frames of their own.
+NOT_UPDATES = {"interaction.queued", "interaction.offered", "interaction.assigned"}
 REPLAY_LIMIT = 1000
 
 # Every field of InteractionOut, the interaction as the REST API shows it.
@@ -92,7 +102,7 @@ async def frame_for(db: Reader, event: EventRecord) -> DeskFrame | None:
                 raise InteractionNotFound(f"no interaction with id {interaction_id}")
             interaction = _dump(row)
         return AssignmentFrame(event_id=event.id, interaction=interaction)
-    if event.kind.startswith("interaction.") and event.kind != "interaction.queued":
+    if _is_update(event):
         state = event.kind.removeprefix("interaction.")
         return InteractionUpdateFrame(
             event_id=event.id,
@@ -103,18 +113,36 @@ async def frame_for(db: Reader, event: EventRecord) -> DeskFrame | None:
     return None
 
 
+def _is_update(event: EventRecord) -> bool:
+    return event.kind.startswith("interaction.") and event.kind not in NOT_UPDATES
+
+
 def _dump(row: asyncpg.Record) -> dict[str, Any]:
     return InteractionOut.model_validate(dict(row)).model_dump(mode="json")
 
 
 async def missed_events(db: Reader, agent_id: uuid.UUID, after: int) -> list[EventRecord]:
-    """The agent's events after `after`, oldest first: what a reconnecting desk missed."""
+    """What a desk reconnecting after event `after` is told of what happened meanwhile, oldest
+    first: the endings of offers it may have seen (an offer made while it was away and ended
+    since is not mentioned at all) and the updates of interactions. What it holds now comes
+    from `current_frames`."""
     rows = await db.fetch(MISSED, after, str(agent_id), REPLAY_LIMIT)
-    return [EventRecord(**row) for row in rows]
+    return worth_replaying([EventRecord(**row) for row in rows])
+
+
+def worth_replaying(missed: list[EventRecord]) -> list[EventRecord]:
+    """Of the events a desk missed, those whose frames it is told again (`missed_events`)."""
+    unseen = {e.payload.get("offer_id") for e in missed if e.kind == "interaction.offered"}
+    return [
+        event
+        for event in missed
+        if (event.kind in OFFER_ENDINGS and event.subject_id not in unseen) or _is_update(event)
+    ]
 
 
 async def current_frames(db: Reader, agent_id: uuid.UUID) -> list[DeskFrame]:
-    """What the agent holds now: its state, pending offers (with screen pop) and assignments."""
+    """What the agent holds now, each once: its state, pending offers (with screen pop) and
+    assignments. They carry no event id: the ready frame after them says where the log is."""
     agent = await db.fetchrow(AGENT_STATE, agent_id)
     if agent is None:
         raise AgentNotFound(f"no agent with id {agent_id}")

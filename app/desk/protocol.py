@@ -17,6 +17,7 @@ from app.desk.screen_pop import ScreenPop
 
 class Hello(BaseModel):
     type: Literal["hello"]
+    # An event id is a bigint: a larger one could only fail in the database.
     last_event_id: int | None = Field(default=None, ge=0, le=BIGINT_MAX)
 
 

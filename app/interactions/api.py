@@ -26,7 +26,7 @@ from app.core.settings import Settings
 from app.interactions import service
 from app.interactions.intake import Intake
 from app.interactions.models import Interaction, InteractionState
-from app.interactions.schemas import InteractionCreate, InteractionOut
+from app.interactions.schemas import InteractionCreate, InteractionOut, InteractionReceived
 
 router = APIRouter(prefix="/v1/interactions", tags=["interactions"])
 
@@ -53,14 +53,20 @@ INTAKE_BODY: dict[str, Any] = {
     response_class=Response,
     responses={
         201: {
-            "model": InteractionOut,
-            "description": "Written: `offered` already when an agent was free, else `queued`",
+            "model": InteractionReceived,
+            "description": "Written: `offered` already when an agent was free (`offered_to` "
+            "names the agent), else `queued`",
         },
         200: {
-            "model": InteractionOut,
-            "description": "The same channel reference was delivered before",
+            "model": InteractionReceived,
+            "description": "The same channel reference was delivered before, with the same "
+            "request: what it became",
         },
         401: {"description": "No token or key, or one that is unknown, expired or revoked"},
+        409: {
+            "description": "The same channel reference was delivered before with another "
+            "queue, customer, priority, skills, subject or summary: each difference is named"
+        },
         422: {"description": "The body is not valid: every problem is named in `fields`"},
     },
     openapi_extra={"requestBody": INTAKE_BODY, "security": [{"HTTPBearer": []}]},
@@ -122,12 +128,25 @@ async def list_interactions(
     queue_id: Annotated[uuid.UUID | None, Query()] = None,
     customer_id: Annotated[uuid.UUID | None, Query()] = None,
     agent_id: Annotated[uuid.UUID | None, Query()] = None,
+    external_ref: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=255,
+            description="The channel's own id (call id, Message-ID): with `channel`, one at most",
+        ),
+    ] = None,
 ) -> Page[InteractionOut]:
     own = await agent_id_of(principal, session)
     if own is not None:
         agent_id = own
     where = service.InteractionFilter(
-        state=state, channel=channel, queue_id=queue_id, customer_id=customer_id, agent_id=agent_id
+        state=state,
+        channel=channel,
+        queue_id=queue_id,
+        customer_id=customer_id,
+        agent_id=agent_id,
+        external_ref=external_ref,
     )
     items, total = await service.list_interactions(
         session, where, limit=page.limit, offset=page.offset

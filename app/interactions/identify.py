@@ -9,13 +9,17 @@ A first contact from an unknown caller is rare: its customer is made by the cust
 in a unit of work of its own, committed just before the interaction's insert, and only after
 everything else in the request was found valid (so a refused request still writes nothing).
 Should the insert still fail (its queue deleted in between), that customer stays, and a retried
-delivery finds it by its contact point.
+delivery finds it by its contact point. The tier it was given comes back with it, so routing
+weighs a first contact as it weighs anyone (it has no last agent yet).
+
+A reference delivered before is answered with what it became, unless this delivery asks for
+something else (`ensure_as_delivered`): compared only then, so a first delivery pays nothing.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.auth import service as auth
 from app.auth.principal import Principal
 from app.core.db import unit_of_work
-from app.core.errors import InvalidField
+from app.core.errors import Conflict, InvalidField
 from app.core.hub import EventHub
 from app.core.settings import Settings
 from app.customers import service as customers
@@ -90,7 +94,19 @@ LOOK_UP = """
 NO_CALLER = ("", False, datetime.min.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
 
 
-CONTACT_OWNER = "SELECT customer_id FROM contact_points WHERE kind = $1 AND value = $2"
+# The customer a concurrent first contact made with this contact point, and its tier.
+CONTACT_OWNER = """
+    SELECT p.customer_id, c.tier::text AS tier
+    FROM contact_points p JOIN customers c ON c.id = p.customer_id
+    WHERE p.kind = $1 AND p.value = $2
+"""
+
+
+class ExternalRefConflict(Conflict):
+    """A channel reference delivered before, delivered again asking for something else: a
+    retry must be the same request, as with an idempotency key."""
+
+    code = "external_ref_conflict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +225,9 @@ async def new_customer(
     settings: Settings,
     actor: str,
     hub: EventHub,
-) -> uuid.UUID:
-    """A customer for an unknown caller, or the one a concurrent first contact just made."""
+) -> tuple[uuid.UUID, str]:
+    """A customer for an unknown caller, or the one a concurrent first contact just made, with
+    the tier it was given (routing weighs the arrival with it)."""
     kind = contact.kind.value
     new = CustomerCreate(
         name=data.customer_name or f"Unknown {kind} {contact.raw}",
@@ -224,8 +241,78 @@ async def new_customer(
     except InvalidField as error:
         raise InvalidField("contact.value", error.detail.split(": ", 1)[-1]) from error
     except customers.ContactPointTaken:
-        owner: uuid.UUID | None = await connection.fetchval(CONTACT_OWNER, kind, contact.value)
+        owner = await connection.fetchrow(CONTACT_OWNER, kind, contact.value)
         if owner is None:
             raise
-        return owner
-    return customer.id
+        return owner["customer_id"], owner["tier"]
+    return customer.id, customer.tier.value
+
+
+def ensure_as_delivered(
+    data: InteractionCreate,
+    earlier: Mapping[str, Any],
+    *,
+    queue_id: uuid.UUID | None,
+    customer_id: uuid.UUID | None,
+    needs: list[dict[str, Any]] | None,
+) -> None:
+    """Refuse (409, naming each difference) a delivery of a reference delivered before that
+    asks for something other than what the interaction `earlier` (its row, with `queue_name`)
+    was written with; a retry of the same request passes. `queue_id`, `customer_id`: what this
+    delivery's queue and customer resolve to (None: none found); `needs`: its queue's skills
+    and the requested ones (None: not compared, as another queue's would differ anyway).
+    `customer_name` only names a new customer, and is not compared."""
+    differing = _differences(data, earlier, queue_id, customer_id, needs)
+    if differing:
+        said = "; ".join(f"{field} {difference}" for field, difference in differing)
+        raise ExternalRefConflict(
+            f"external_ref {data.external_ref} was delivered before with {said}",
+            fields=[
+                {"field": field, "problem": f"delivered before with {field} {difference}"}
+                for field, difference in differing
+            ],
+        )
+
+
+def _differences(
+    data: InteractionCreate,
+    earlier: Mapping[str, Any],
+    queue_id: uuid.UUID | None,
+    customer_id: uuid.UUID | None,
+    needs: list[dict[str, Any]] | None,
+) -> list[tuple[str, str]]:
+    """(field, "<as delivered before>, not <as now>") for each stored field that differs."""
+    differing: list[tuple[str, str]] = []
+    if queue_id != earlier["queue_id"]:
+        differing.append(("queue", f"{earlier['queue_name']}, not {data.queue}"))
+    if customer_id != earlier["customer_id"]:
+        differing.append(_customer_difference(data, earlier["customer_id"], customer_id))
+    if data.priority != earlier["priority"]:
+        differing.append(("priority", f"{earlier['priority']}, not {data.priority}"))
+    if needs is not None and needs != earlier["needs"]:
+        differing.append(("skills", f"{_levels(earlier['needs'])}, not {_levels(needs)}"))
+    if data.subject != earlier["subject"]:
+        differing.append(("subject", f"{_text(earlier['subject'])}, not {_text(data.subject)}"))
+    if data.summary != earlier["summary"]:  # long: said to differ, not quoted
+        differing.append(("summary", "one summary, not another"))
+    return differing
+
+
+def _customer_difference(
+    data: InteractionCreate, before: uuid.UUID, now: uuid.UUID | None
+) -> tuple[str, str]:
+    if data.customer_id is not None:
+        return "customer_id", f"{before}, not {data.customer_id}"
+    assert data.contact is not None
+    whose = "no customer yet" if now is None else f"customer {now}"
+    contact = f"{data.contact.kind.value} {data.contact.value} ({whose})"
+    return "contact", f"customer {before}, not {contact}"
+
+
+def _levels(needs: list[dict[str, Any]]) -> str:
+    """Skill needs as `billing:2 vip:3` (`none` for none)."""
+    return " ".join(f"{need['skill']}:{need['level']}" for need in needs) or "none"
+
+
+def _text(value: str, limit: int = 60) -> str:
+    return repr(value if len(value) <= limit else value[: limit - 1] + "…")

@@ -38,7 +38,7 @@ from app.core.hub import EventHub, EventRecord
 from app.core.settings import Settings
 from app.interactions import identify
 from app.interactions.models import TERMINAL_STATES, InteractionState
-from app.interactions.schemas import InteractionCreate, InteractionOut
+from app.interactions.schemas import InteractionCreate, InteractionReceived
 from app.interactions.service import InteractionNotFound
 
 # The new row, queued, with its event: `interactions_arrive` (app/interactions/arrival.sql),
@@ -51,8 +51,16 @@ INSERT = """
         $1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $10, $11, $12::text::jsonb, false
     ) a
 """
-BY_REFERENCE = "SELECT * FROM interactions WHERE channel = $1 AND external_ref = $2"
-BY_ID = "SELECT * FROM interactions WHERE id = $1"
+# What an earlier delivery of a reference became, read only when a reference comes again: the
+# row, its queue's name (to say what differs) and the agent its pending offer waits on.
+EARLIER = """
+    SELECT i.*, q.name AS queue_name, (
+        SELECT o.agent_id FROM offers o WHERE o.interaction_id = i.id AND o.state = 'pending'
+    ) AS offered_to
+    FROM interactions i JOIN queues q ON q.id = i.queue_id
+"""
+BY_REFERENCE = EARLIER + "WHERE i.channel = $1 AND i.external_ref = $2"
+BY_ID = EARLIER + "WHERE i.id = $1"
 
 # An interaction locked while an event is added to it: two deliveries of the same event (a
 # gateway's retry) take their turns, so the second finds the first's (`EARLIER_EVENT`).
@@ -71,8 +79,8 @@ PROGRESS_KINDS = frozenset({"interaction.message", "interaction.progress"})
 @dataclass(frozen=True, slots=True)
 class Arrival:
     """A valid new interaction about to be written: its row, its event's payload, and what
-    routing needs to weigh it (`tier` None: a customer made by this request, not read by the
-    look-up, so routing leaves it to a pass)."""
+    routing needs to weigh it (the customer's tier, also for a customer made by this request,
+    and the agent who last served them, if any)."""
 
     id: uuid.UUID
     data: InteractionCreate
@@ -81,7 +89,7 @@ class Arrival:
     needs: list[dict[str, Any]]
     moment: datetime
     actor: str
-    tier: str | None
+    tier: str
     last_agent_id: uuid.UUID | None
     last_agent_at: datetime | None
     queues_version: str | None
@@ -163,13 +171,13 @@ class Router(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Received:
-    """An interaction as intake left it; `created` False for a reference delivered before.
-    `events`: what was written for it, in log order, published already."""
+    """An interaction as intake left it, with the agent it is offered to, if any; `created`
+    False for a reference delivered before. `events`: what was written for it, in log order,
+    published already."""
 
-    interaction: InteractionOut
+    interaction: InteractionReceived
     created: bool
     events: list[EventRecord] = field(default_factory=list)
-    offered_to: uuid.UUID | None = None
 
 
 class Intake:
@@ -219,7 +227,7 @@ class Intake:
         secret: str | None,
     ) -> Received:
         arrival = await self._identify(connection, data, actor, secret)
-        if isinstance(arrival, InteractionOut):
+        if isinstance(arrival, InteractionReceived):
             return Received(arrival, created=False)
         if self._router is None:
             received = await self._write(connection, arrival, None)
@@ -240,14 +248,11 @@ class Intake:
         else:
             inserted = await offering.write(connection)
         if inserted is None:  # a concurrent delivery of the same reference won
-            data = arrival.data
-            assert data.external_ref is not None
-            earlier = await _read(connection, BY_REFERENCE, data.channel.value, data.external_ref)
-            return Received(earlier, created=False)
+            return Received(await _won_the_race(connection, arrival), created=False)
         routed = inserted.routed
         events = [inserted.queued, *routed.events]
-        interaction = InteractionOut.model_validate(inserted.row)
-        return Received(interaction, True, events, routed.offered_to)
+        answer = {**inserted.row, "offered_to": routed.offered_to}
+        return Received(InteractionReceived.model_validate(answer), True, events)
 
     async def _identify(
         self,
@@ -255,8 +260,9 @@ class Intake:
         data: InteractionCreate,
         actor: str | None,
         secret: str | None,
-    ) -> Arrival | InteractionOut:
-        """The arrival to write, or the interaction an earlier delivery of it became."""
+    ) -> Arrival | InteractionReceived:
+        """The arrival to write, or the interaction an earlier delivery of it became (409 if
+        this delivery asks for something else)."""
         settings = self._settings
         contact = identify.contact_of(data, settings.default_phone_region)
         arguments = (
@@ -267,19 +273,20 @@ class Intake:
             actor = known_principal(found.caller).actor
         assert actor is not None, "Intake.receive needs an actor or a secret"
         if found.existing_id is not None:
-            return await _read(connection, BY_ID, found.existing_id)
+            return await _delivered_before(connection, data, found)
         if found.queue_id is None:
             raise InvalidField("queue", f"no queue named or numbered {data.queue!r}")
         if found.customer_id is None:
             identify.ensure_valid_contact(data, contact)
         needs = identify.needs_of(found.queue_needs, identify.requested(data.skills, found.skills))
-        customer_id = found.customer_id
+        # A first contact has no last agent (the look-up found none): only its tier is new.
+        customer_id, tier = found.customer_id, found.tier
         if customer_id is None:
             assert contact is not None
-            customer_id = await identify.new_customer(
+            customer_id, tier = await identify.new_customer(
                 connection, self._sessions, data, contact, settings, actor, self._hub
             )
-        known = customer_id == found.customer_id
+        assert tier is not None, "a customer found has a tier"
         return Arrival(
             id=uuid.uuid4(),
             data=data,
@@ -288,9 +295,9 @@ class Intake:
             needs=needs,
             moment=pg.now(),
             actor=actor,
-            tier=found.tier if known else None,
-            last_agent_id=found.last_agent_id if known else None,
-            last_agent_at=found.last_agent_at if known else None,
+            tier=tier,
+            last_agent_id=found.last_agent_id,
+            last_agent_at=found.last_agent_at,
             queues_version=found.queues_version,
         )
 
@@ -348,7 +355,41 @@ async def insert(connection: asyncpg.Connection, arrival: Arrival) -> Inserted |
     return Inserted(interaction, arrival.queued_event(interaction.pop("queued_event_id")))
 
 
-async def _read(connection: asyncpg.Connection, query: str, *args: object) -> InteractionOut:
+async def _delivered_before(
+    connection: asyncpg.Connection, data: InteractionCreate, found: identify.Found
+) -> InteractionReceived:
+    """What a reference delivered before became, if this delivery asks for the same (else
+    409): the comparison costs only this path, never a first delivery."""
+    earlier = await _read(connection, BY_ID, found.existing_id)
+    same_queue = found.queue_id == earlier["queue_id"]
+    needs = (
+        identify.needs_of(found.queue_needs, identify.requested(data.skills, found.skills))
+        if same_queue
+        else None
+    )
+    identify.ensure_as_delivered(
+        data, earlier, queue_id=found.queue_id, customer_id=found.customer_id, needs=needs
+    )
+    return InteractionReceived.model_validate(earlier)
+
+
+async def _won_the_race(connection: asyncpg.Connection, arrival: Arrival) -> InteractionReceived:
+    """What a concurrent delivery of the same reference wrote first, if it asked for the same
+    as this one (else 409)."""
+    data = arrival.data
+    assert data.external_ref is not None
+    earlier = await _read(connection, BY_REFERENCE, data.channel.value, data.external_ref)
+    identify.ensure_as_delivered(
+        data,
+        earlier,
+        queue_id=arrival.queue_id,
+        customer_id=arrival.customer_id,
+        needs=arrival.needs if arrival.queue_id == earlier["queue_id"] else None,
+    )
+    return InteractionReceived.model_validate(earlier)
+
+
+async def _read(connection: asyncpg.Connection, query: str, *args: object) -> dict[str, Any]:
     row = await connection.fetchrow(query, *args)
     assert row is not None, "an interaction seen by its reference is never deleted"
-    return InteractionOut.model_validate(dict(row))
+    return dict(row)

@@ -124,3 +124,6 @@ class Offer(UUIDPrimaryKey, Base):
     decided_at: Mapped[datetime | None]
     reason: Mapped[str] = mapped_column(String(300), default="", server_default="")
     matched: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # The lease of the replica whose desk the offer was written for (app/core/lease.py): no
+    # offer lands for a desk whose replica's lease has lapsed, and this shows it afterwards.
+    replica_id: Mapped[uuid.UUID | None]

@@ -100,6 +100,17 @@ class InteractionOut(BaseModel):
     transferred_from: uuid.UUID | None
 
 
+class InteractionReceived(InteractionOut):
+    """What `POST /v1/interactions` answers: the interaction as it stood when its write
+    committed, and the agent it is offered to. `agent_id` stays the agent who holds it (none
+    until one accepts), as everywhere else; an offer is not a holding."""
+
+    offered_to: uuid.UUID | None = Field(
+        default=None,
+        description="The agent whose pending offer it waits on (state `offered`), else null",
+    )
+
+
 class CompleteIn(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"disposition": "resolved", "notes": "refund issued"}]}

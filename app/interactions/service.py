@@ -37,6 +37,7 @@ class InteractionFilter:
     queue_id: uuid.UUID | None = None
     customer_id: uuid.UUID | None = None
     agent_id: uuid.UUID | None = None
+    external_ref: str | None = None
 
 
 def now() -> datetime:
@@ -89,9 +90,14 @@ async def list_interactions(
         (Interaction.queue_id, where.queue_id),
         (Interaction.customer_id, where.customer_id),
         (Interaction.agent_id, where.agent_id),
+        (Interaction.external_ref, where.external_ref),
     ):
         if value is not None:
             query = query.where(column == value)
+    if where.external_ref is not None and where.channel is None:
+        # A reference is unique per channel, and that index leads with the channel: naming
+        # every channel lets PostgreSQL probe it once per channel instead of scanning the table.
+        query = query.where(Interaction.channel.in_(list(Channel)))
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
     page = query.order_by(Interaction.created_at.desc(), Interaction.id).limit(limit).offset(offset)
     return list((await session.execute(page)).scalars()), total

@@ -5,6 +5,7 @@ import uuid
 from fastapi import APIRouter, status
 
 from app.auth.dependencies import Admin, AnyUser, Session
+from app.core.pagination import Page, Pagination
 from app.queues import service
 from app.queues.schemas import QueueCreate, QueueOut, QueueUpdate
 
@@ -12,8 +13,9 @@ router = APIRouter(prefix="/v1/queues", tags=["queues"])
 
 
 @router.get("", summary="List queues")
-async def list_queues(_: AnyUser, session: Session) -> list[QueueOut]:
-    return await service.list_queues(session)
+async def list_queues(_: AnyUser, session: Session, page: Pagination) -> Page[QueueOut]:
+    queues, total = await service.list_queues(session, limit=page.limit, offset=page.offset)
+    return Page(items=queues, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a queue")

@@ -135,11 +135,16 @@ async def get_queue_view(session: AsyncSession, queue_id: uuid.UUID) -> QueueOut
     return _view(queue, levels[queue.id], datetime.now(UTC))
 
 
-async def list_queues(session: AsyncSession) -> list[QueueOut]:
-    queues = list((await session.execute(select(Queue).order_by(Queue.name))).scalars())
+async def list_queues(
+    session: AsyncSession, *, limit: int, offset: int
+) -> tuple[list[QueueOut], int]:
+    """A page of the queues by name, and how many there are in all."""
+    total = (await session.execute(select(func.count()).select_from(Queue))).scalar_one()
+    page = select(Queue).order_by(Queue.name, Queue.id).limit(limit).offset(offset)
+    queues = list((await session.execute(page)).scalars())
     levels = await _levels(session, [q.id for q in queues])
     now = datetime.now(UTC)
-    return [_view(queue, levels[queue.id], now) for queue in queues]
+    return [_view(queue, levels[queue.id], now) for queue in queues], total
 
 
 async def update_queue(

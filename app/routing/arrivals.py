@@ -151,8 +151,7 @@ class Arrivals:
 
     def _propose(self, view: ArrivalView, arrival: Arrival) -> Proposal | None:
         if (
-            arrival.tier is None
-            or len(view.left) > LEFT_LIMIT
+            len(view.left) > LEFT_LIMIT
             or len(self.arriving) - 1 > ARRIVING_LIMIT  # others than this one
             or arrival.queue_id not in view.queues
         ):
@@ -190,7 +189,6 @@ class Arrivals:
 def waiting_item(
     arrival: Arrival, *, excluded: frozenset[uuid.UUID] = frozenset()
 ) -> policy.WaitingInteraction:
-    assert arrival.tier is not None
     return policy.WaitingInteraction(
         id=arrival.id,
         channel=arrival.data.channel,

@@ -47,8 +47,9 @@ from app.core.channels import Channel
 from app.core.pg import now
 from app.routing import policy
 
-# Routable agents with room on some channel, with their row version, loads and last sign of life,
-# all of them or only those named in $1 (`AMONG`). Silence is checked by the caller, not here:
+# Routable agents with room on some channel, whose desk is on a replica with a live lease
+# (app/core/lease.py), with their row version, loads and last sign of life, all of them or only
+# those named in $1 (`AMONG`). Silence is checked by the caller, not here:
 # a filter on `last_seen_at > now - silence` is estimated from statistics that are always older
 # than the window, so PostgreSQL expected one row, chose nested loops, and the read grew from
 # 3.5 to 19 ms (200 to 5,700 buffers) within a minute of a benchmark run (pg_stat_statements
@@ -74,6 +75,7 @@ _ROUTABLE = """
     FROM agents a
     JOIN users u ON u.id = a.user_id
     JOIN agent_presence p ON p.agent_id = a.id
+    JOIN replicas r ON r.id = p.replica_id AND r.lease_until > statement_timestamp()
     LEFT JOIN loads l ON l.agent_id = a.id
     WHERE a.state IN ('available', 'busy', 'wrap_up')
       AND u.is_active

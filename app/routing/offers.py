@@ -94,15 +94,17 @@ class Written:
 
 # One statement locks the agents whose row is still as read and routable (routing may not have
 # heard yet of a change of state, capacity or skills, of a user deactivated, or of another
-# writer's offer: such an offer is skipped, and its agent read afresh), takes the interactions
-# (`{take}`, below), inserts the offers and their events in the order given, and returns each
-# offer's details: the writes and a read, one round trip, one commit. The agents are locked
-# before the interactions, the lock order of decisions.sql. The details are read from the
-# statement's snapshot, taken before its writes: nothing they show changes when the
-# interaction is offered. With $12 (an arrival offered as it comes in), nothing lands while an
-# interaction other than those listed is queued: the arrival was weighed against those alone
-# (rule 4). The same text serves both takes, so the lock, the version check and the offer rows
-# are written once.
+# writer's offer: such an offer is skipped, and its agent read afresh) and whose desk is on a
+# replica with a live lease (app/core/lease.py; checked against the later of the offer's
+# moment and the database's clock, so that no offer row is made at or after its lease's end),
+# takes the interactions (`{take}`, below), inserts the offers and their events in the order
+# given, and returns each offer's details: the writes and a read, one round trip, one commit.
+# The agents are locked before the interactions, the lock order of decisions.sql. The details
+# are read from the statement's snapshot, taken before its writes: nothing they show changes
+# when the interaction is offered. With $12 (an arrival offered as it comes in), nothing lands
+# while an interaction other than those listed is queued: the arrival was weighed against those
+# alone (rule 4). The same text serves both takes, so the lock, the version check and the offer
+# rows are written once.
 _WRITE = """
     WITH input AS (
         SELECT o.*
@@ -111,21 +113,24 @@ _WRITE = """
             AS o(id, interaction_id, agent_id, channel, deadline, reason, matched, agent_read)
     ), locked AS (
         UPDATE agents a SET routing_version = a.routing_version + 1
-        FROM (SELECT DISTINCT agent_id, agent_read FROM input) r, users u
+        FROM (SELECT DISTINCT agent_id, agent_read FROM input) r, users u,
+             agent_presence d, replicas l
         WHERE a.id = r.agent_id AND a.routing_version = r.agent_read
           AND a.state IN ('available', 'busy', 'wrap_up')
           AND u.id = a.user_id AND u.is_active
+          AND d.agent_id = a.id AND l.id = d.replica_id
+          AND l.lease_until > greatest($1, statement_timestamp())
           AND ($12::uuid[] IS NULL OR NOT EXISTS (
               SELECT FROM interactions q WHERE q.state = 'queued' AND q.id <> ALL($12::uuid[])
           ))
-        RETURNING a.id, a.routing_version
+        RETURNING a.id, a.routing_version, d.replica_id
     ), proposed AS (
-        SELECT input.* FROM input JOIN locked ON locked.id = input.agent_id
+        SELECT input.*, locked.replica_id FROM input JOIN locked ON locked.id = input.agent_id
     ), {take}, offered AS (
         INSERT INTO offers (id, interaction_id, agent_id, channel, state, created_at, deadline,
-                            reason, matched)
+                            reason, matched, replica_id)
         SELECT p.id, p.interaction_id, p.agent_id, p.channel, 'pending', $1, p.deadline,
-               p.reason, p.matched::jsonb
+               p.reason, p.matched::jsonb, p.replica_id
         FROM proposed p JOIN taken t ON t.id = p.interaction_id
         RETURNING interaction_id
     ), written AS (

@@ -1,6 +1,7 @@
 """The sweeps that keep nothing stuck (DESIGN.md rules 7-9), run by the leading matcher once a
-tick in one transaction: late offers go back to the queue (and the agent who missed one may go
-away), silent and deactivated agents leave routing, overdue wrap-ups end.
+tick in one transaction: the desks of a replica whose lease lapsed leave routing, late offers go
+back to the queue (and the agent who missed one may go away), silent and deactivated agents
+leave routing, overdue wrap-ups end.
 
 Each locks many rows, in id order with SKIP LOCKED: a row someone else holds is left to the
 next tick rather than waited for (the lock order is app/routing/agent_states.py's).
@@ -30,8 +31,14 @@ from app.routing.holdings import finish, moved, return_to_queue
 
 S = InteractionState
 
+# An agent misses an offer (and may go away) only if its desk's replica is still there to
+# have shown it: an offer whose replica's lease lapsed is no one's fault.
 OVERDUE_OFFERS = """
-    SELECT o.id, o.interaction_id, o.agent_id, q.away_on_missed_offer AS away
+    SELECT o.id, o.interaction_id, o.agent_id,
+           q.away_on_missed_offer AND EXISTS (
+               SELECT FROM replicas r
+               WHERE r.id = o.replica_id AND r.lease_until > statement_timestamp()
+           ) AS away
     FROM offers o
     JOIN interactions i ON i.id = o.interaction_id
     JOIN queues q ON q.id = i.queue_id
@@ -92,6 +99,64 @@ async def sweep_silent_agents(
     )
     return await _release_all(
         connection, events, rows, AgentState.away, "no heartbeat", by=Cause.silence
+    )
+
+
+# Leases lapsed whose desks are still counted in: a replica that died, or paused too long.
+LAPSED_LEASES = """
+    SELECT id FROM replicas
+    WHERE desks_released_at IS NULL AND lease_until <= statement_timestamp()
+    ORDER BY id
+"""
+# The agents whose desk was on those replicas and who are still in (or still hold a socket).
+DESKS_OF = """
+    SELECT a.id, a.state, a.state_reason FROM agents a
+    JOIN agent_presence p ON p.agent_id = a.id
+    WHERE p.replica_id = ANY($1::uuid[]) AND (a.state <> 'offline' OR a.connection_id IS NOT NULL)
+    ORDER BY a.id FOR NO KEY UPDATE OF a SKIP LOCKED
+"""
+# A lease is settled once none of its agents is left (an agent locked by someone else when the
+# sweep came keeps it for the next one).
+SETTLED = """
+    UPDATE replicas r SET desks_released_at = statement_timestamp()
+    WHERE r.id = ANY($1::uuid[]) AND NOT EXISTS (
+        SELECT FROM agent_presence p JOIN agents a ON a.id = p.agent_id
+        WHERE p.replica_id = r.id AND (a.state <> 'offline' OR a.connection_id IS NOT NULL)
+    )
+"""
+LEASES_KEPT = timedelta(days=7)
+
+
+async def release_lapsed_desks(connection: asyncpg.Connection, events: Events) -> int:
+    """The desks of a replica whose lease lapsed leave routing at once: their agents go
+    offline as a closed socket would, their offers return to the queue with their waiting time
+    intact (withdrawn, never timed out: nobody is sent away for an offer no desk showed), and
+    their sockets no longer count (a replica only paused closes them itself when it wakes)."""
+    lapsed = [row["id"] for row in await connection.fetch(LAPSED_LEASES)]
+    if not lapsed:
+        return 0
+    rows = await connection.fetch(DESKS_OF, lapsed)
+    in_routing = [row for row in rows if row["state"] != AgentState.offline.value]
+    await _release_all(
+        connection,
+        events,
+        in_routing,
+        AgentState.offline,
+        "its desk's server stopped",
+        by=Cause.disconnect,
+    )
+    await connection.execute(
+        "UPDATE agents SET connection_id = NULL WHERE id = ANY($1::uuid[])",
+        [row["id"] for row in rows],
+    )
+    await connection.execute(SETTLED, lapsed)
+    return len(in_routing)
+
+
+async def forget_old_leases(connection: asyncpg.Connection) -> None:
+    await connection.execute(
+        "DELETE FROM replicas WHERE desks_released_at < statement_timestamp() - $1::interval",
+        LEASES_KEPT,
     )
 
 
@@ -170,13 +235,17 @@ async def run_upkeep(
     sweep: bool,
     timeouts: bool,
 ) -> None:
-    """Rules 7-9, inside the caller's transaction: overdue offers end (`timeouts`), and with
-    `sweep` silent and deactivated agents leave routing and overdue wrap-ups end.
+    """Rules 7-9, inside the caller's transaction: the desks of lapsed leases leave routing and
+    overdue offers end (`timeouts`), and with `sweep` silent and deactivated agents leave
+    routing, overdue wrap-ups end and leases lapsed long ago are forgotten.
     The matcher asks for these once a tick, not every pass: a deadline a fraction of a tick
-    late changes nothing, and the queries are not free."""
+    late changes nothing, and the queries are not free. Lapsed leases come first, so that their
+    offers are withdrawn before any of them could time out."""
     if timeouts:
+        await release_lapsed_desks(connection, events)
         await time_out_offers(connection, events)
     if sweep:
         await sweep_silent_agents(connection, events, silence=silence)
         await sweep_deactivated_agents(connection, events)
         await end_overdue_wrap_ups(connection, events)
+        await forget_old_leases(connection)

@@ -5,6 +5,7 @@ import uuid
 from fastapi import APIRouter, status
 
 from app.auth.dependencies import Admin, AnyUser, Session
+from app.core.pagination import Page, Pagination
 from app.skills import service
 from app.skills.schemas import SkillCreate, SkillOut, SkillUpdate
 
@@ -12,8 +13,10 @@ router = APIRouter(prefix="/v1/skills", tags=["skills"])
 
 
 @router.get("", summary="List skills")
-async def list_skills(_: AnyUser, session: Session) -> list[SkillOut]:
-    return [SkillOut.model_validate(s) for s in await service.list_skills(session)]
+async def list_skills(_: AnyUser, session: Session, page: Pagination) -> Page[SkillOut]:
+    skills, total = await service.list_skills(session, limit=page.limit, offset=page.offset)
+    items = [SkillOut.model_validate(s) for s in skills]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a skill")

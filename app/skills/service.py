@@ -21,8 +21,11 @@ class SkillNameTaken(Conflict):
     code = "skill_name_taken"
 
 
-async def list_skills(session: AsyncSession) -> list[Skill]:
-    return list((await session.execute(select(Skill).order_by(Skill.name))).scalars())
+async def list_skills(session: AsyncSession, *, limit: int, offset: int) -> tuple[list[Skill], int]:
+    """A page of the catalogue by name, and how many skills there are in all."""
+    total = (await session.execute(select(func.count()).select_from(Skill))).scalar_one()
+    page = select(Skill).order_by(Skill.name, Skill.id).limit(limit).offset(offset)
+    return list((await session.execute(page)).scalars()), total
 
 
 async def get_skill(session: AsyncSession, skill_id: uuid.UUID) -> Skill:

@@ -39,7 +39,7 @@ async def events_of(
     params = {"subject_id": subject_id} | ({"kind": kind} if kind else {})
     response = await client.get("/v1/events", params=params, headers=admin)
     assert response.status_code == 200, response.text
-    events: list[Any] = response.json()
+    events: list[Any] = response.json()["items"]
     return events
 
 
@@ -176,9 +176,9 @@ async def test_an_unknown_skill_is_refused_and_nothing_is_written(
     refused = await client.post("/v1/auth/login", json={"username": "mei", "password": "x"})
     assert refused.status_code == 401
     agent_events = await client.get("/v1/events", params={"kind": "agent.created"}, headers=admin)
-    assert agent_events.json() == []
+    assert agent_events.json()["items"] == []
     user_events = await client.get("/v1/events", params={"kind": "user.created"}, headers=admin)
-    assert "mei" not in [e["payload"]["username"] for e in user_events.json()]
+    assert "mei" not in [e["payload"]["username"] for e in user_events.json()["items"]]
 
 
 @pytest.mark.parametrize("second", ["billing", "BILLING"])

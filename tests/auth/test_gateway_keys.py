@@ -47,7 +47,7 @@ async def _events(
 ) -> list[dict[str, Any]]:
     response = await client.get("/v1/events", params={"kind": kind}, headers=headers)
     assert response.status_code == 200, response.text
-    events: list[dict[str, Any]] = response.json()
+    events: list[dict[str, Any]] = response.json()["items"]
     return events
 
 
@@ -100,7 +100,7 @@ async def test_the_listing_never_shows_a_key(
     response = await client.get("/v1/gateway-keys", headers=admin)
 
     assert response.status_code == 200
-    listed = response.json()
+    listed = response.json()["items"]
     assert [k["name"] for k in listed] == ["mail-relay", "sip-gateway-1"]
     assert all("key" not in k for k in listed)
     assert first["key"] not in response.text
@@ -180,7 +180,7 @@ async def test_last_used_at_is_set_when_the_key_is_used(
     last_used = (await _stored(app, body["id"])).last_used_at
     assert last_used is not None
     assert before - timedelta(seconds=1) <= last_used <= datetime.now(UTC)
-    listed = (await client.get("/v1/gateway-keys", headers=admin)).json()
+    listed = (await client.get("/v1/gateway-keys", headers=admin)).json()["items"]
     assert listed[0]["last_used_at"] is not None
 
 
@@ -200,7 +200,7 @@ async def test_revoking_a_key_stops_it_authenticating(
     assert refused.status_code == 401
     assert refused.headers["www-authenticate"] == "Bearer"
     assert refused.json()["error"] == "not_authenticated"
-    listed = (await client.get("/v1/gateway-keys", headers=admin)).json()
+    listed = (await client.get("/v1/gateway-keys", headers=admin)).json()["items"]
     assert [k["revoked_at"] for k in listed] == [response.json()["revoked_at"]]
     assert await _key_count(app) == 1  # kept, for the record
 

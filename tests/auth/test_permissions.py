@@ -88,7 +88,7 @@ async def test_an_agent_cannot_list_create_or_revoke_gateway_keys(
     )
 
     assert await _counts(app) == before
-    listed = (await client.get("/v1/gateway-keys", headers=admin)).json()
+    listed = (await client.get("/v1/gateway-keys", headers=admin)).json()["items"]
     assert [k["revoked_at"] for k in listed] == [None]
 
 

@@ -48,7 +48,7 @@ async def _events(
     params = {"kind": kind} | ({"subject_id": subject_id} if subject_id else {})
     response = await client.get("/v1/events", params=params, headers=headers)
     assert response.status_code == 200, response.text
-    events: list[dict[str, Any]] = response.json()
+    events: list[dict[str, Any]] = response.json()["items"]
     return events
 
 

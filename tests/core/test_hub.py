@@ -288,10 +288,52 @@ async def test_events_published_on_one_replica_reach_another_by_one_announcement
         hubs = await listener.fetch(
             "SELECT pid FROM pg_stat_activity WHERE application_name = $1", HUB_APPLICATION
         )
-        assert [id_ for _, id_ in heard] == [str(second.written[0].id)]  # one for the batch
+        batch = f"{first.written[0].id},{second.written[0].id}"
+        assert [id_ for _, id_ in heard] == [batch]  # one for the batch, naming each event
         assert heard[0][0] in {row["pid"] for row in hubs}
     finally:
         for connection in (writer, listener):
+            await connection.close()
+        await here.stop()
+        await there.stop()
+
+
+async def test_an_event_committed_after_a_later_one_another_hub_read_is_not_left_to_the_poll(
+    database_url: str,
+) -> None:
+    """Ids are drawn at insert and become visible at commit: another replica's hub may read a
+    batch's newer event while an older one is not committed yet. The announcement names every
+    event published, so that hub reads again for the older one rather than wait for its poll
+    (it had read the newest one: an announcement of the newest id alone asked for nothing)."""
+    dsn = asyncpg_dsn(database_url)
+    here = EventHub(database_url, poll_interval=3600)
+    there = EventHub(database_url, poll_interval=3600)  # a delivery at all is not a poll's
+    await here.start()
+    await there.start()
+    slow, quick = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        for writer in (slow, quick):
+            await here.own(writer)
+        desk_there = there.subscribe_agent(AGENT_A)
+        older = Events()
+        older.add("agent.state_changed", subject_type="agent", subject_id=AGENT_A, actor="t")
+        pending = slow.transaction()
+        await pending.start()
+        await older.write(slow)  # its id is drawn; it commits after the newer one
+        newer = await _commit_agent_event(quick, to="busy")
+        assert older.written[0].id < newer.written[0].id
+        # Someone else's NOTIFY wakes a read there now: it finds the newer event alone.
+        await until_the_hub_is_past_a_marker(there, dsn)
+        assert desk_there.queue.get_nowait() == newer.written[0]
+        await pending.commit()
+        # Both writers publish before `here` turns round: one announcement for the two.
+        here.publish(newer.written)
+        here.publish(older.written)
+
+        delivered = await asyncio.wait_for(desk_there.queue.get(), timeout=5)
+        assert delivered == older.written[0]
+    finally:
+        for connection in (slow, quick):
             await connection.close()
         await here.stop()
         await there.stop()

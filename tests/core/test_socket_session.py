@@ -23,12 +23,14 @@ from app.core import pg
 from app.core.hub import EventHub, EventRecord, Subscription
 from app.core.pg import Reader
 from app.core.socket_session import (
+    BINARY_FRAME,
     DATABASE_BUSY,
     GOODBYE,
     SILENT,
     TOO_FAR_BEHIND,
     TOO_SLOW,
     CloseCode,
+    Closing,
     Heartbeat,
     Limits,
     Replay,
@@ -90,6 +92,7 @@ def note_session(
     subscription: Subscription | None = None,
     heartbeat: Heartbeat | None = None,
     limits: Limits | None = None,
+    ends_session: Callable[[EventRecord], Closing | None] | None = None,
 ) -> SocketSession[Note]:
     """A session of notes, every event of the hub wanted unless `subscription` says."""
     return SocketSession(
@@ -101,6 +104,7 @@ def note_session(
         heartbeat=heartbeat or Heartbeat(every=5.0),
         context={},
         limits=limits,
+        ends_session=ends_session,
     )
 
 
@@ -352,3 +356,69 @@ async def test_a_session_that_allows_some_silence_closes_a_client_silent_for_lon
 
     assert received == []
     assert (closed.code, closed.reason) == (CloseCode.SILENT, SILENT.reason)
+
+
+async def test_a_binary_frame_closes_the_socket_with_a_code_and_a_reason_that_say_so(
+    pool: asyncpg.Pool,
+) -> None:
+    """Every socket of the center speaks JSON text: a binary frame is answered with 1003
+    (unsupported data) and a reason, not a traceback and a close with no frame."""
+    hub = unstarted_hub()
+
+    async def script(websocket: WebSocket) -> None:
+        session = note_session(websocket, hub, pool)
+        async with session:
+            await session.replay(QUIET, after=None)
+            assert await session.receive() == "text first"
+            with pytest.raises(SessionClosed):
+                await session.receive()
+            assert session.closed_with == BINARY_FRAME
+
+    async with serving(script) as (url, finished), websockets.connect(url) as client:
+        assert texts([str(await client.recv())]) == ["ready after 0"]
+        await client.send("text first")
+        await client.send(b"\x00\x01 not text")
+        received, closed = await read_until_closed(client)
+        await finished  # the script's own error, had it failed
+
+    assert received == []
+    assert (closed.code, closed.reason) == (CloseCode.UNSUPPORTED_DATA, BINARY_FRAME.reason)
+
+
+async def test_an_event_that_ends_the_session_closes_it_when_live_and_never_when_replayed(
+    pool: asyncpg.Pool,
+) -> None:
+    """A newer socket of the same client takes over: the event that says so closes this one
+    when it comes live; the same kind of event in the replay (an older takeover, this very
+    socket's own) closes nothing."""
+    hub = unstarted_hub()
+    taken = Closing(CloseCode.REPLACED, "taken over")
+
+    def ends(record: EventRecord) -> Closing | None:
+        return taken if record.payload["text"] == "taken over" else None
+
+    async def missed(_connection: asyncpg.Connection, _after: int) -> list[EventRecord]:
+        return [event(1, "taken over")]
+
+    async def script(websocket: WebSocket) -> None:
+        session = note_session(websocket, hub, pool, ends_session=ends)
+        async with session:
+            hub.publish([event(1, "taken over")])  # before the replay: the replay covers it
+            await session.replay(Replay(missed=missed, holds=holds_nothing, ready=ready), 0)
+            hub.publish([event(2, "live")])
+            await read_live.wait()  # a close drops what is still queued: "live" is out first
+            hub.publish([event(3, "taken over"), event(4, "after it")])
+            with pytest.raises(SessionClosed):
+                await session.receive()  # ended by the pump
+            assert session.closed_with == taken
+
+    read_live = asyncio.Event()
+    async with serving(script) as (url, finished), websockets.connect(url) as client:
+        first = [str(await client.recv()) for _ in range(3)]
+        read_live.set()
+        received, closed = await read_until_closed(client)
+        await finished
+
+    assert texts(first) == ["taken over", "ready after 1", "live"]
+    assert received == []
+    assert (closed.code, closed.reason) == (CloseCode.REPLACED, taken.reason)

@@ -40,7 +40,7 @@ async def events_of(
         headers=admin,
     )
     assert response.status_code == 200, response.text
-    events: list[dict[str, Any]] = response.json()
+    events: list[dict[str, Any]] = response.json()["items"]
     return events
 
 

@@ -148,7 +148,7 @@ async def tier_events(client: httpx.AsyncClient, admin: dict[str, str]) -> list[
         "/v1/events", params={"kind": "customer.tier_changed", "limit": 1000}, headers=admin
     )
     assert response.status_code == 200, response.text
-    events: list[dict[str, Any]] = response.json()
+    events: list[dict[str, Any]] = response.json()["items"]
     return events
 
 

@@ -59,13 +59,26 @@ class Center:
         assert response.status_code == 201, response.text
         return await login(self.http, username, "correct horse battery")
 
+    async def ticket(self, headers: dict[str, str]) -> str:
+        """A one-use ticket for the agent's desk socket."""
+        response = await self.http.post("/v1/desk/tickets", headers=headers)
+        assert response.status_code == 201, response.text
+        ticket: str = response.json()["ticket"]
+        return ticket
+
     async def desk(
-        self, headers: dict[str, str], last_event_id: int | None = None, **options: Any
+        self,
+        headers: dict[str, str],
+        last_event_id: int | None = None,
+        *,
+        ws_url: str | None = None,
+        **options: Any,
     ) -> Desk:
-        """A desk past its hello and ready; `options` go to `websockets.connect`."""
-        token = headers["Authorization"].removeprefix("Bearer ")
-        socket = await websockets.connect(f"{self.ws_url}/v1/desk/ws?token={token}", **options)
-        desk = Desk(socket)
+        """A desk past its hello and ready, opened with a ticket (on the server at `ws_url`,
+        by default the live server); `options` go to `websockets.connect`."""
+        ticket = await self.ticket(headers)
+        url = f"{ws_url or self.ws_url}/v1/desk/ws?ticket={ticket}"
+        desk = Desk(await websockets.connect(url, **options))
         await desk.send(type="hello", last_event_id=last_event_id)
         await desk.next("ready")
         return desk

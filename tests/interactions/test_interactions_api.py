@@ -7,6 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+
+from app.interactions import identify
+from app.interactions.schemas import InteractionCreate
 
 Headers = dict[str, str]
 
@@ -134,7 +138,10 @@ async def test_an_abandon_ends_it_once_and_a_second_is_an_illegal_transition(
     assert second.status_code == 409
     assert second.json()["error"] == "illegal_transition"
     events = await client.get("/v1/events", params={"subject_id": created["id"]}, headers=admin)
-    assert [e["kind"] for e in events.json()] == ["interaction.queued", "interaction.abandoned"]
+    assert [e["kind"] for e in events.json()["items"]] == [
+        "interaction.queued",
+        "interaction.abandoned",
+    ]
 
 
 async def test_a_gateway_key_may_post_interactions(
@@ -147,7 +154,7 @@ async def test_a_gateway_key_may_post_interactions(
     events = await client.get(
         "/v1/events", params={"subject_id": response.json()["id"]}, headers=admin
     )
-    assert events.json()[0]["actor"] == f"gateway:{key['id']}"
+    assert events.json()["items"][0]["actor"] == f"gateway:{key['id']}"
 
 
 @pytest.mark.parametrize("gone", ["unknown token", "unknown key", "logged out", "revoked key"])
@@ -204,3 +211,158 @@ async def test_intake_names_a_body_that_is_not_json(
     assert response.status_code == 422, response.text
     assert response.json()["error"] == "validation_error"
     assert [f["field"] for f in response.json()["fields"]] == [field]
+
+
+# --- a channel reference delivered again --------------------------------------------------------
+
+DELIVERED = {
+    "channel": "voice",
+    "queue": "Billing",
+    "contact": {"kind": "phone", "value": "13800138000"},
+    "external_ref": "CA123",
+    "priority": 3,
+    "skills": [{"skill": "vip", "level": 2}],
+    "subject": "Where is my refund?",
+    "summary": "Ordered on the 3rd, refund promised on the 5th.",
+}
+
+
+async def _deliver(client: httpx.AsyncClient, headers: Headers, **change: Any) -> httpx.Response:
+    return await client.post("/v1/interactions", json={**DELIVERED, **change}, headers=headers)
+
+
+async def test_a_retry_of_the_same_request_answers_what_the_first_became(
+    client: httpx.AsyncClient, admin: Headers, billing: dict[str, Any]
+) -> None:
+    first = await _deliver(client, admin)
+    assert first.status_code == 201, first.text
+
+    # The same request as a gateway retries it: its contact written another way, its queue and
+    # skills named in another case, still the same.
+    again = await _deliver(
+        client,
+        admin,
+        contact={"kind": "phone", "value": "+86 138 0013 8000"},
+        queue="BILLING",
+        skills=[{"skill": "VIP", "level": 2}],
+    )
+
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert again.json()["offered_to"] is None  # nobody is free: queued
+    assert (await client.get("/v1/interactions", headers=admin)).json()["total"] == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "said"),
+    [
+        ({"queue": "Sales"}, "queue", "queue Billing, not Sales"),
+        ({"priority": 5}, "priority", "priority 3, not 5"),
+        (
+            {"contact": {"kind": "phone", "value": "13900139000"}},
+            "contact",
+            "not phone 13900139000 (no customer yet)",
+        ),
+        (
+            {"skills": [{"skill": "vip", "level": 4}]},
+            "skills",
+            "skills billing:2 vip:2, not billing:2 vip:4",
+        ),
+        ({"skills": []}, "skills", "skills billing:2 vip:2, not billing:2"),
+        ({"subject": "Invoice"}, "subject", "subject 'Where is my refund?', not 'Invoice'"),
+        ({"summary": "Another story"}, "summary", "summary one summary, not another"),
+    ],
+)
+async def test_a_reference_delivered_again_asking_for_something_else_is_409_naming_it(
+    client: httpx.AsyncClient,
+    admin: Headers,
+    billing: dict[str, Any],
+    change: dict[str, Any],
+    field: str,
+    said: str,
+) -> None:
+    sales = await client.post("/v1/queues", json={"name": "Sales"}, headers=admin)
+    assert sales.status_code == 201, sales.text
+    first = await _deliver(client, admin)
+    assert first.status_code == 201, first.text
+
+    response = await _deliver(client, admin, **change)
+
+    assert response.status_code == 409, response.text
+    body = response.json()
+    assert body["error"] == "external_ref_conflict"
+    assert body["detail"].startswith("external_ref CA123 was delivered before with ")
+    assert said in body["detail"]
+    assert [f["field"] for f in body["fields"]] == [field]
+    listed = (await client.get("/v1/interactions", headers=admin)).json()
+    assert [i["id"] for i in listed["items"]] == [first.json()["id"]]  # nothing written
+    assert (await client.get("/v1/customers", headers=admin)).json()["total"] == 1
+
+
+async def test_a_reference_delivered_again_for_another_customer_names_both(
+    client: httpx.AsyncClient, admin: Headers, billing: dict[str, Any]
+) -> None:
+    ada, bob = [
+        (await client.post("/v1/customers", json={"name": name}, headers=admin)).json()["id"]
+        for name in ("Ada", "Bob")
+    ]
+    first = await _deliver(client, admin, contact=None, customer_id=ada)
+    assert first.status_code == 201, first.text
+
+    response = await _deliver(client, admin, contact=None, customer_id=bob, priority=0)
+
+    assert response.status_code == 409, response.text
+    body = response.json()
+    assert body["detail"] == (
+        f"external_ref CA123 was delivered before with customer_id {ada}, not {bob}; "
+        "priority 3, not 0"
+    )
+    assert [f["field"] for f in body["fields"]] == ["customer_id", "priority"]
+
+
+async def test_a_delivery_that_loses_the_race_to_a_different_one_is_409(
+    client: httpx.AsyncClient,
+    admin: Headers,
+    billing: dict[str, Any],
+    app: FastAPI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The other delivery of the reference commits between this one's look-up (which found no
+    earlier delivery) and its insert (which writes nothing): what it wrote is compared too."""
+    real_look_up = identify.look_up
+    other = InteractionCreate.model_validate({**DELIVERED, "priority": 7})
+
+    async def look_up_then_lose_the_race(*args: Any) -> identify.Found:
+        found = await real_look_up(*args)
+        monkeypatch.setattr(identify, "look_up", real_look_up)  # the other delivery's own
+        assert (await app.state.intake.receive(other, actor="gateway:other")).created
+        return found
+
+    monkeypatch.setattr(identify, "look_up", look_up_then_lose_the_race)
+
+    response = await _deliver(client, admin)
+
+    assert response.status_code == 409, response.text
+    assert response.json()["detail"] == (
+        "external_ref CA123 was delivered before with priority 7, not 3"
+    )
+    assert (await client.get("/v1/interactions", headers=admin)).json()["total"] == 1
+
+
+async def test_a_gateway_looks_its_calls_up_by_its_own_reference(
+    client: httpx.AsyncClient, admin: Headers, billing: dict[str, Any]
+) -> None:
+    call = (await _deliver(client, admin)).json()
+    chat = (await _deliver(client, admin, channel="chat")).json()  # another channel's CA123
+    await _deliver(client, admin, external_ref="CA124")
+
+    def ids(response: httpx.Response) -> list[str]:
+        assert response.status_code == 200, response.text
+        return sorted(i["id"] for i in response.json()["items"])
+
+    by_reference = await client.get("/v1/interactions?external_ref=CA123", headers=admin)
+    assert ids(by_reference) == sorted([call["id"], chat["id"]])
+    on_voice = await client.get("/v1/interactions?external_ref=CA123&channel=voice", headers=admin)
+    assert ids(on_voice) == [call["id"]]
+    unknown = await client.get("/v1/interactions?external_ref=CA999", headers=admin)
+    assert ids(unknown) == []

@@ -53,7 +53,7 @@ async def get_queue(client: httpx.AsyncClient, headers: Headers, queue_id: str) 
 async def events_of(client: httpx.AsyncClient, admin: Headers, subject_id: str) -> list[Any]:
     response = await client.get("/v1/events", params={"subject_id": subject_id}, headers=admin)
     assert response.status_code == 200, response.text
-    events: list[Any] = response.json()
+    events: list[Any] = response.json()["items"]
     return events
 
 
@@ -126,7 +126,8 @@ async def test_is_open_now_follows_the_business_hours(
     assert closed["business_hours"] == NEVER_OPEN
     assert always["is_open_now"] is True
     listed = {
-        q["name"]: q["is_open_now"] for q in (await client.get("/v1/queues", headers=admin)).json()
+        q["name"]: q["is_open_now"]
+        for q in (await client.get("/v1/queues", headers=admin)).json()["items"]
     }
     assert listed == {"Always": True, "Closed": False}
 
@@ -189,7 +190,7 @@ async def test_a_bad_value_is_refused_naming_its_field(
     response = await client.post("/v1/queues", json={"name": "General", **body}, headers=admin)
 
     assert list(field_problems(response)) == [field]
-    assert (await client.get("/v1/queues", headers=admin)).json() == []
+    assert (await client.get("/v1/queues", headers=admin)).json()["items"] == []
 
 
 async def test_an_unknown_required_skill_is_refused_and_no_queue_is_made(
@@ -206,9 +207,9 @@ async def test_an_unknown_required_skill_is_refused_and_no_queue_is_made(
     problems = field_problems(response)
     assert list(problems) == ["required_skills[1].skill"]
     assert "klingon" in problems["required_skills[1].skill"]
-    assert (await client.get("/v1/queues", headers=admin)).json() == []
+    assert (await client.get("/v1/queues", headers=admin)).json()["items"] == []
     created = await client.get("/v1/events", params={"kind": "queue.created"}, headers=admin)
-    assert created.json() == []
+    assert created.json()["items"] == []
 
     first = await client.post(
         "/v1/queues",
@@ -239,7 +240,7 @@ async def test_a_duplicate_name_is_refused_whatever_its_case(
 
     assert response.status_code == 409
     assert response.json()["error"] == "queue_name_taken"
-    assert len((await client.get("/v1/queues", headers=admin)).json()) == 1
+    assert (await client.get("/v1/queues", headers=admin)).json()["total"] == 1
 
 
 # --- read ---------------------------------------------------------------------------------------
@@ -254,7 +255,7 @@ async def test_queues_are_listed_by_name_with_their_skills(
     )
     general = await create_queue(client, admin, name="General")
 
-    listed = (await client.get("/v1/queues", headers=admin)).json()
+    listed = (await client.get("/v1/queues", headers=admin)).json()["items"]
 
     assert [settings_of(q) for q in listed] == [settings_of(general), settings_of(vip)]
     assert listed[1]["required_skills"] == [{"skill": "vip", "level": 5}]
@@ -463,14 +464,14 @@ async def test_admin_deletes_a_queue(client: httpx.AsyncClient, admin: Headers) 
 
     assert response.status_code == 204, response.text
     assert (await client.get(f"/v1/queues/{queue['id']}", headers=admin)).status_code == 404
-    listed = (await client.get("/v1/queues", headers=admin)).json()
+    listed = (await client.get("/v1/queues", headers=admin)).json()["items"]
     assert [q["id"] for q in listed] == [other["id"]]
     events = await events_of(client, admin, queue["id"])
     assert [e["kind"] for e in events] == ["queue.created", "queue.deleted"]
     assert events[-1]["payload"] == {"name": "Billing"}
 
     # The skill it required is free again, and the name may be used anew.
-    skills = (await client.get("/v1/skills", headers=admin)).json()
+    skills = (await client.get("/v1/skills", headers=admin)).json()["items"]
     assert (await client.delete(f"/v1/skills/{skills[0]['id']}", headers=admin)).status_code == 204
     await create_queue(client, admin, name="billing")
 
@@ -485,7 +486,7 @@ async def test_agents_and_supervisors_read_queues(
     for reader in (agent, supervisor):
         listed = await client.get("/v1/queues", headers=reader)
         assert listed.status_code == 200
-        assert [q["id"] for q in listed.json()] == [queue["id"]]
+        assert [q["id"] for q in listed.json()["items"]] == [queue["id"]]
         assert settings_of(await get_queue(client, reader, queue["id"])) == settings_of(queue)
 
 
@@ -509,7 +510,7 @@ async def test_only_admins_change_queues(
     for response in (create, patch, delete):
         assert response.status_code == 403
         assert response.json()["error"] == "forbidden"
-    listed = (await client.get("/v1/queues", headers=admin)).json()
+    listed = (await client.get("/v1/queues", headers=admin)).json()["items"]
     assert [settings_of(q) for q in listed] == [settings_of(queue)]
 
 

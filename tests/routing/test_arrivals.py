@@ -33,6 +33,7 @@ from app.routing.waiting import QueueBook, QueueSettings
 from tests.support import (
     CountedPasses,
     create_skills,
+    present_desk,
     settings_with_passes_on_demand,
     until_waiting_for_a_lock,
 )
@@ -72,10 +73,7 @@ async def _mei(
     response = await client.post("/v1/agents", json=body, headers=admin)
     assert response.status_code == 201, response.text
     mei = uuid.UUID(response.json()["id"])
-    await connection.execute("UPDATE agents SET state = 'available' WHERE id = $1", mei)
-    await connection.execute(
-        "INSERT INTO agent_presence (agent_id, last_seen_at) VALUES ($1, now())", mei
-    )
+    await present_desk(connection, mei)
     return mei
 
 
@@ -106,7 +104,8 @@ async def _until(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> N
 async def _first_offered(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection, mei: uuid.UUID
 ) -> dict[str, Any]:
-    """A first contact (its customer is new, so it waits for a pass), offered to Mei."""
+    """A first chat, offered to Mei by a pass: no pass has read the billing queue's settings
+    yet (it reads them with waiting work), so it waits for one."""
     first = await _chat(client, admin, "chat-1")
     assert first["state"] == "queued"
 

@@ -19,7 +19,7 @@ from app.routing.directory import SKILLS_OF, AgentDirectory
 from app.routing.offers import OfferWriter
 from app.routing.passes import PassResult, run_pass
 from app.routing.waiting import QueueBook
-from tests.support import create_skills
+from tests.support import create_skills, present_desk
 
 Headers = dict[str, str]
 SILENCE = timedelta(seconds=15)
@@ -36,12 +36,7 @@ async def _agent(
 
 
 async def _present(connection: asyncpg.Connection, agent_id: str) -> None:
-    await connection.execute("UPDATE agents SET state = 'available' WHERE id = $1::uuid", agent_id)
-    await connection.execute(
-        "INSERT INTO agent_presence (agent_id, last_seen_at) VALUES ($1::uuid, now())"
-        " ON CONFLICT (agent_id) DO UPDATE SET last_seen_at = now()",
-        agent_id,
-    )
+    await present_desk(connection, agent_id)
 
 
 async def _skills_seen(
@@ -70,7 +65,7 @@ async def test_replaced_skills_and_a_renamed_skill_reach_the_next_pass(
         directory.mark([uuid.UUID(agent_id)])  # what the matcher does on its event
         assert await _skills_seen(directory, connection) == [{"mandarin": 5}]
 
-        skills = (await client.get("/v1/skills", headers=admin)).json()
+        skills = (await client.get("/v1/skills", headers=admin)).json()["items"]
         mandarin = next(s for s in skills if s["name"] == "mandarin")
         renamed = await client.patch(
             f"/v1/skills/{mandarin['id']}", json={"name": "chinese"}, headers=admin

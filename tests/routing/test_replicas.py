@@ -543,8 +543,8 @@ async def _offers(connection: Any) -> list[Any]:
     return list(
         await connection.fetch(
             "SELECT id::text AS id, interaction_id::text AS interaction_id, "
-            "agent_id::text AS agent_id, state, created_at, deadline, decided_at, reason "
-            "FROM offers ORDER BY created_at"
+            "agent_id::text AS agent_id, state, created_at, deadline, decided_at, reason, "
+            "replica_id FROM offers ORDER BY created_at"
         )
     )
 
@@ -763,30 +763,22 @@ async def test_two_replicas_never_double_offer_or_overfill(
         await connection.close()
 
 
-@pytest.mark.parametrize(
-    ("silence", "endings"),
-    [
-        # Silence (8 s) comes after the deadline (5 s): the survivor's matcher times the offers
-        # out, which is the issue's case: back in the queue within the offer timeout + 1 s.
-        # (A silence shorter than the deadline ends them even sooner, by the sweep.)
-        (8, {"timed_out"}),
-    ],
-    ids=["deadline-before-silence"],
-)
-async def test_a_killed_replica_s_offers_return_and_route_elsewhere(
-    database_url: str, tmp_path: Path, silence: int, endings: set[str]
+async def test_a_killed_replica_s_desks_leave_routing_at_once_and_its_offers_route_elsewhere(
+    database_url: str, tmp_path: Path
 ) -> None:
+    """A's desks hold every offer when A is killed. Within A's lease (2.5 s) and a tick, not
+    the offer timeout (20 s) or the silence (15 s), the survivor takes A's desks out of
+    routing: their offers are withdrawn and go to B's agents, and nobody is sent away."""
     rng = random.Random(7)
     await _create_admin(database_url, "boss")
-    offer_timeout = 5  # the smallest a queue allows
     queue = {
         "name": "billing",
-        "offer_timeout_seconds": offer_timeout,
+        "offer_timeout_seconds": 20,
         "wrap_up_seconds": 0,
-        "away_on_missed_offer": False,  # a rescuer slow to accept under load stays routable
+        "away_on_missed_offer": True,  # an offer A never delivered must not send anyone away
         "required_skills": [{"skill": "billing", "level": 2}],
     }
-    env = {"CC_SILENCE_SECONDS": str(silence), "CC_HEARTBEAT_SECONDS": "1"}
+    env = {"CC_SILENCE_SECONDS": "15", "CC_HEARTBEAT_SECONDS": "1", "CC_LEASE_SECONDS": "2.5"}
     desks: list[Desk] = []
     connection = await asyncpg.connect(_dsn(database_url))
     try:
@@ -824,8 +816,11 @@ async def test_a_killed_replica_s_offers_return_and_route_elsewhere(
                         break
                     await asyncio.sleep(0.05)
             first_offers = {row["id"] for row in held}
+            lease_of_a = await connection.fetchval(
+                "SELECT DISTINCT replica_id FROM agent_presence WHERE agent_id = ANY($1::uuid[])",
+                [desk.agent_id for desk in doomed],
+            )
             replicas["A"].kill()
-            killed_at = await connection.fetchval("SELECT clock_timestamp()")
             await asyncio.gather(*(desk.set_available() for desk in rescuers))
 
             await _wait_until_completed(connection, ids, within=30)
@@ -833,19 +828,44 @@ async def test_a_killed_replica_s_offers_return_and_route_elsewhere(
             offer_rows = await _offers(connection)
             events = await _events(connection)
             evidence = _save_evidence(tmp_path, events, offer_rows)
-            # The dead replica's offers were still pending when it died; the survivor ended each
-            # within 1 s of its deadline (the database's timestamps, one clock). So did any
-            # offer it made to A's agents before noticing they were gone.
-            grace = timedelta(seconds=1)
+            # From the database: no offer was written for a desk under a lease that had ended,
+            # and every offer names the lease it went through.
+            lease = await connection.fetchrow(
+                "SELECT lease_until, desks_released_at FROM replicas WHERE id = $1", lease_of_a
+            )
+            assert lease["desks_released_at"] is not None
+            late = await connection.fetch(
+                "SELECT o.id, o.created_at, r.lease_until FROM offers o"
+                " JOIN replicas r ON r.id = o.replica_id WHERE o.created_at >= r.lease_until"
+            )
+            assert late == []
+            assert all(o["replica_id"] is not None for o in offer_rows)
+            # A's offers were withdrawn once its lease ended (the database's timestamps, one
+            # clock), long before their deadline; so was any offer made to A's agents before.
+            grace = timedelta(seconds=1.5)  # the sweeps run every tick (0.25 s)
             doomed_ids = {desk.agent_id for desk in doomed}
             to_the_dead = [o for o in offer_rows if o["agent_id"] in doomed_ids]
             assert first_offers <= {o["id"] for o in to_the_dead}
             for offer in to_the_dead:
-                first = offer["id"] in first_offers
-                assert offer["state"] in (endings if first else ENDED), dict(offer)
-                assert offer["decided_at"] > killed_at, (dict(offer), killed_at)
-                assert offer["deadline"] == offer["created_at"] + timedelta(seconds=offer_timeout)
-                assert offer["decided_at"] <= offer["deadline"] + grace, dict(offer)
+                assert offer["state"] == "withdrawn", dict(offer)
+                assert offer["reason"] == "its desk's server stopped", dict(offer)
+                assert offer["decided_at"] >= lease["lease_until"], dict(offer)
+                assert offer["decided_at"] <= lease["lease_until"] + grace, dict(offer)
+                assert offer["decided_at"] < offer["deadline"], dict(offer)
+            # A's agents went offline as a closed socket leaves them; nobody was sent away.
+            sent_away = [
+                e
+                for e in events
+                if e.kind == "agent.state_changed" and e.payload.get("to") == "away"
+            ]
+            assert sent_away == []
+            agents_of_a = await connection.fetch(
+                "SELECT state, state_reason FROM agents WHERE id = ANY($1::uuid[])",
+                list(doomed_ids),
+            )
+            assert {(a["state"], a["state_reason"]) for a in agents_of_a} == {
+                ("offline", "its desk's server stopped")
+            }
             # Then each went to an agent on B, who accepted and completed it.
             rescuer_ids = {desk.agent_id for desk in rescuers}
             states = await _states(connection, ids)
@@ -871,14 +891,11 @@ async def test_a_killed_replica_s_offers_return_and_route_elsewhere(
             for desk in rescuers:
                 assert not _unexpected_errors(desk), (desk.username, desk.errors)
                 assert not desk.failures, (desk.username, desk.failures)
-            ended = sorted(
-                round((o["decided_at"] - o["deadline"]).total_seconds(), 2) for o in to_the_dead
+            after_lease = sorted(
+                round((o["decided_at"] - lease["lease_until"]).total_seconds(), 2)
+                for o in to_the_dead
             )
-            how = Counter(o["state"] for o in to_the_dead)
-            print(
-                f"\nsilence {silence} s: {len(to_the_dead)} offers to A's dead agents ended "
-                f"{ended} s from their deadline: {dict(how)}"
-            )
+            print(f"\n{len(to_the_dead)} offers to A's desks withdrawn {after_lease} s after")
             await _close_all(desks)
     finally:
         await _close_all(desks)

@@ -23,7 +23,7 @@ from app.routing.directory import AgentDirectory
 from app.routing.offers import OfferWriter
 from app.routing.passes import PassResult, run_pass
 from app.routing.waiting import QueueBook
-from tests.support import create_skills
+from tests.support import create_skills, present_desk
 
 Headers = dict[str, str]
 SILENCE = timedelta(seconds=15)
@@ -83,10 +83,7 @@ async def _lin(
     response = await client.post("/v1/agents", json=body, headers=admin)
     assert response.status_code == 201, response.text
     lin = response.json()["id"]
-    await connection.execute("UPDATE agents SET state = 'available' WHERE id = $1::uuid", lin)
-    await connection.execute(
-        "INSERT INTO agent_presence (agent_id, last_seen_at) VALUES ($1::uuid, now())", lin
-    )
+    await present_desk(connection, lin)
 
 
 @pytest.fixture

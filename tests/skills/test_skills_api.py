@@ -27,7 +27,7 @@ async def create_skill(
 async def events_of(client: httpx.AsyncClient, admin: Headers, subject_id: str) -> list[Any]:
     response = await client.get("/v1/events", params={"subject_id": subject_id}, headers=admin)
     assert response.status_code == 200, response.text
-    events: list[Any] = response.json()
+    events: list[Any] = response.json()["items"]
     return events
 
 
@@ -85,7 +85,7 @@ async def test_a_duplicate_name_is_refused_whatever_its_case(
     body = response.json()
     assert body["error"] == "skill_name_taken"
     assert "billing" in body["detail"]
-    listed = (await client.get("/v1/skills", headers=admin)).json()
+    listed = (await client.get("/v1/skills", headers=admin)).json()["items"]
     assert [s["name"] for s in listed] == ["billing"]
 
 
@@ -98,7 +98,7 @@ async def test_a_bad_name_is_refused_naming_the_field(
 ) -> None:
     response = await client.post("/v1/skills", json={"name": name}, headers=admin)
     assert list(field_problems(response)) == ["name"]
-    assert (await client.get("/v1/skills", headers=admin)).json() == []
+    assert (await client.get("/v1/skills", headers=admin)).json()["items"] == []
 
 
 async def test_the_longest_allowed_name_is_64_characters(
@@ -130,7 +130,7 @@ async def test_skills_are_listed_by_name(client: httpx.AsyncClient, admin: Heade
     response = await client.get("/v1/skills", headers=admin)
 
     assert response.status_code == 200
-    assert [s["name"] for s in response.json()] == ["billing", "mandarin", "vip"]
+    assert [s["name"] for s in response.json()["items"]] == ["billing", "mandarin", "vip"]
 
 
 async def test_an_unknown_skill_is_404(client: httpx.AsyncClient, admin: Headers) -> None:
@@ -237,7 +237,7 @@ async def test_admin_deletes_an_unused_skill(client: httpx.AsyncClient, admin: H
     assert response.content == b""
     gone = await client.get(f"/v1/skills/{skill['id']}", headers=admin)
     assert gone.status_code == 404
-    assert (await client.get("/v1/skills", headers=admin)).json() == [keep]
+    assert (await client.get("/v1/skills", headers=admin)).json()["items"] == [keep]
     kinds = [e["kind"] for e in await events_of(client, admin, skill["id"])]
     assert kinds == ["skill.created", "skill.deleted"]
 
@@ -323,7 +323,7 @@ async def test_agents_and_supervisors_can_read_skills(
     for reader in (agent, supervisor):
         listed = await client.get("/v1/skills", headers=reader)
         assert listed.status_code == 200
-        assert listed.json() == [skill]
+        assert listed.json()["items"] == [skill]
         one = await client.get(f"/v1/skills/{skill['id']}", headers=reader)
         assert one.json() == skill
 
@@ -346,7 +346,7 @@ async def test_only_admins_change_skills(
     for response in (create, patch, delete):
         assert response.status_code == 403
         assert response.json()["error"] == "forbidden"
-    assert (await client.get("/v1/skills", headers=admin)).json() == [skill]
+    assert (await client.get("/v1/skills", headers=admin)).json()["items"] == [skill]
 
 
 async def test_skills_need_a_login(client: httpx.AsyncClient) -> None:

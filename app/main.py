@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, Literal
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from app.agents.api import router as agents_router
@@ -17,7 +19,7 @@ from app.auth.login_limits import LoginLimits
 from app.core import pg, security
 from app.core.collector import tune_for_serving
 from app.core.db import create_engine, create_sessionmaker, database_answers
-from app.core.errors import install_error_handlers
+from app.core.errors import document_error_bodies, install_error_handlers
 from app.core.hub import EventHub
 from app.core.lease import ReplicaLease
 from app.core.logging import RequestIdMiddleware, configure_logging
@@ -66,13 +68,52 @@ def app_from_environment() -> FastAPI:
     return app
 
 
-def _document_the_intake_body(app: FastAPI) -> None:
+def _document_what_fastapi_cannot_see(app: FastAPI) -> None:
+    """The intake's body (it reads it itself) and the error bodies (the handlers write them)."""
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            document_intake_body(FastAPI.openapi(app))
+            schema = FastAPI.openapi(app)
+            document_intake_body(schema)
+            document_error_bodies(schema)
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way
+
+
+DOCS_ASSETS = "/docs-assets"
+
+
+def _serve_the_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc with their scripts and styles served from here, out of
+    the fastapi-offline package: FastAPI's own pages load them from a CDN, and were blank
+    without internet. No fonts from elsewhere, and no validator badge (Swagger UI's calls an
+    outside service)."""
+    app.mount(DOCS_ASSETS, StaticFiles(packages=[("fastapi_offline", "static")]), name="docs")
+    icon = f"{DOCS_ASSETS}/favicon.png"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/openapi.json",
+            title=f"{app.title}: Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{icon}",
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}/openapi.json",
+            title=f"{app.title}: ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{icon}",
+            with_google_fonts=False,
+        )
 
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:
@@ -130,6 +171,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by _serve_the_docs, without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     # Customers sit below interactions: the customers API asks this whom an agent served.
@@ -153,7 +196,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         supervisor_router,
     ):
         app.include_router(router)
-    _document_the_intake_body(app)
+    _document_what_fastapi_cannot_see(app)
+    _serve_the_docs(app)
 
     @app.get(
         "/health",

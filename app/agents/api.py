@@ -12,6 +12,7 @@ from app.auth.dependencies import Admin, AnyUser, Session, Staff
 from app.auth.models import Role
 from app.auth.principal import Principal
 from app.core.errors import Forbidden
+from app.core.inputs import REFUSES_NUL
 from app.core.pagination import Page, Pagination
 from app.skills.schemas import SkillLevel
 
@@ -32,7 +33,7 @@ async def list_agents(
     session: Session,
     page: Pagination,
     state: Annotated[AgentState | None, Query()] = None,
-    skill: Annotated[str | None, Query(max_length=64)] = None,
+    skill: Annotated[str | None, Query(max_length=64), REFUSES_NUL] = None,
 ) -> Page[AgentOut]:
     agents, total = await service.list_agents(
         session, state=state, skill=skill, limit=page.limit, offset=page.offset

@@ -4,10 +4,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.agents.models import AgentState
 from app.auth.schemas import DisplayName, Password, Username
+from app.core.inputs import REFUSES_NUL
 from app.skills.schemas import SkillLevel
 
 
@@ -54,7 +55,7 @@ class AgentStateChange(BaseModel):
     state: Literal[AgentState.available, AgentState.away, AgentState.offline] = Field(
         description="busy and wrap_up are entered by routing, not set by hand"
     )
-    reason: str | None = Field(default=None, max_length=200)
+    reason: Annotated[str, StringConstraints(max_length=200), REFUSES_NUL] | None = None
 
 
 class AgentOut(BaseModel):

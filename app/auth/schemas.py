@@ -7,15 +7,22 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.auth.models import Role
+from app.core.inputs import REFUSES_NUL
 
 Username = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True, min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$"
     ),
+    REFUSES_NUL,
 ]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=200)]
-DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=200), REFUSES_NUL]
+DisplayName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), REFUSES_NUL
+]
+GatewayKeyName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), REFUSES_NUL
+]
 
 
 class LoginIn(BaseModel):
@@ -23,8 +30,8 @@ class LoginIn(BaseModel):
         json_schema_extra={"examples": [{"username": "admin", "password": "s3cret-pass"}]}
     )
 
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=200)
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64), REFUSES_NUL]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=200), REFUSES_NUL]
 
 
 class TokenOut(BaseModel):
@@ -83,7 +90,7 @@ class UserCreated(UserOut):
 class GatewayKeyCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"name": "sip-gateway-1"}]})
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: GatewayKeyName
 
 
 class GatewayKeyOut(BaseModel):

@@ -8,6 +8,8 @@ from typing import Annotated, Generic, TypeVar
 from fastapi import Depends, Query
 from pydantic import BaseModel
 
+from app.core.inputs import BIGINT_MAX
+
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:
@@ -17,7 +19,8 @@ class PageRequest:
 
 def _page_request(
     limit: Annotated[int, Query(ge=1, le=200, description="Items per page")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+    # OFFSET takes a bigint: past it PostgreSQL refused the query (a 500, not a 422).
+    offset: Annotated[int, Query(ge=0, le=BIGINT_MAX, description="Items to skip")] = 0,
 ) -> PageRequest:
     return PageRequest(limit=limit, offset=offset)
 

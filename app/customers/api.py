@@ -14,6 +14,7 @@ from app.auth.dependencies import AnyUser, Session, Staff
 from app.auth.models import Role
 from app.auth.principal import Principal
 from app.core.errors import Forbidden, NotFound
+from app.core.inputs import REFUSES_NUL
 from app.core.pagination import Page, Pagination
 from app.customers import service
 from app.customers.models import ContactKind, LifecycleStage, Tier
@@ -74,10 +75,14 @@ async def search_customers(
     session: Session,
     request: Request,
     page: Pagination,
-    q: Annotated[str | None, Query(max_length=200, description="Part of the name")] = None,
-    phone: Annotated[str | None, Query(max_length=64, examples=["13800138000"])] = None,
-    email: Annotated[str | None, Query(max_length=320)] = None,
-    chat_id: Annotated[str | None, Query(max_length=320)] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Part of the name"), REFUSES_NUL
+    ] = None,
+    phone: Annotated[
+        str | None, Query(max_length=64, examples=["13800138000"]), REFUSES_NUL
+    ] = None,
+    email: Annotated[str | None, Query(max_length=320), REFUSES_NUL] = None,
+    chat_id: Annotated[str | None, Query(max_length=320), REFUSES_NUL] = None,
     tier: Annotated[Tier | None, Query()] = None,
     lifecycle_stage: Annotated[LifecycleStage | None, Query()] = None,
 ) -> Page[CustomerOut]:
@@ -106,7 +111,11 @@ async def lookup_customer(
     session: Session,
     request: Request,
     kind: Annotated[ContactKind, Query()],
-    value: Annotated[str, Query(min_length=1, max_length=320, examples=["+86 138 0013 8000"])],
+    value: Annotated[
+        str,
+        Query(min_length=1, max_length=320, examples=["+86 138 0013 8000"]),
+        REFUSES_NUL,
+    ],
 ) -> CustomerOut:
     region = request.app.state.settings.default_phone_region
     customer = await service.find_by_contact(session, kind, value, region=region)
@@ -159,7 +168,10 @@ async def update_customer(
 
 
 @router.delete(
-    "/{customer_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a customer"
+    "/{customer_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a customer",
+    responses={409: {"description": "The customer still has interactions"}},
 )
 async def delete_customer(customer_id: uuid.UUID, principal: Staff, session: Session) -> None:
     customer = await service.get_customer(session, customer_id)

@@ -7,14 +7,25 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.core.inputs import REFUSES_NUL
 from app.customers.models import ContactKind, LifecycleStage, Tier, TierSource
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), REFUSES_NUL
+]
+# A BCP 47 tag (zh-CN, en, sr-Latn-RS), no longer than its column.
 Language = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    str,
+    StringConstraints(
+        strip_whitespace=True, max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+    ),
+    REFUSES_NUL,
 ]
 Value = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
-RawContact = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
+RawContact = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320), REFUSES_NUL
+]
+Notes = Annotated[str, StringConstraints(max_length=10_000), REFUSES_NUL]
 
 CUSTOMER_EXAMPLE: dict[str, Any] = {
     "name": "Li Wei",
@@ -37,7 +48,7 @@ class CustomerCreate(BaseModel):
     lifecycle_stage: LifecycleStage = LifecycleStage.exploration
     value: Value = Decimal(0)
     language: Language | None = None
-    notes: str = Field(default="", max_length=10_000)
+    notes: Notes = ""
     phones: list[RawContact] = Field(default_factory=list, max_length=20)
     emails: list[RawContact] = Field(default_factory=list, max_length=20)
     chat_ids: list[RawContact] = Field(default_factory=list, max_length=20)
@@ -56,7 +67,7 @@ class CustomerUpdate(BaseModel):
     lifecycle_stage: LifecycleStage | None = None
     value: Value | None = None
     language: Language | None = None
-    notes: str | None = Field(default=None, max_length=10_000)
+    notes: Notes | None = None
 
 
 class ContactPointIn(BaseModel):

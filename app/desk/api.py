@@ -18,6 +18,7 @@ from app.auth.principal import Principal
 from app.auth.schemas import SocketTicketOut
 from app.core.db import unit_of_work
 from app.core.errors import NotFound
+from app.core.inputs import REFUSES_NUL
 from app.core.logging import get_logger
 from app.core.socket_session import DATABASE_BUSY, CloseCode, Closing
 from app.desk.connection import AgentConnection
@@ -52,11 +53,12 @@ async def desk_ticket(principal: DeskAgent, session: Session, request: Request) 
 async def agent_desk(
     websocket: WebSocket,
     ticket: Annotated[
-        str | None, Query(description="A one-use ticket from POST /v1/desk/tickets")
+        str | None, Query(description="A one-use ticket from POST /v1/desk/tickets"), REFUSES_NUL
     ] = None,
     token: Annotated[
         str | None,
         Query(description="Deprecated: the agent's login token; use a ticket", deprecated=True),
+        REFUSES_NUL,
     ] = None,
 ) -> None:
     """The agent's desk: offers with screen pop in, decisions out (docs/agent-protocol.md)."""

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, StringConstraints, TypeAdapter
 
 from app.agents.models import AgentState
+from app.core.inputs import BIGINT_MAX, REFUSES_NUL
 from app.desk.screen_pop import ScreenPop
 
 # Agent -> server
@@ -17,7 +18,7 @@ from app.desk.screen_pop import ScreenPop
 class Hello(BaseModel):
     type: Literal["hello"]
     # An event id is a bigint: a larger one could only fail in the database.
-    last_event_id: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    last_event_id: int | None = Field(default=None, ge=0, le=BIGINT_MAX)
 
 
 class Heartbeat(BaseModel):
@@ -27,7 +28,7 @@ class Heartbeat(BaseModel):
 class SetState(BaseModel):
     type: Literal["set_state"]
     state: Literal[AgentState.available, AgentState.away, AgentState.offline]
-    reason: str | None = Field(default=None, max_length=200)
+    reason: Annotated[str, StringConstraints(max_length=200), REFUSES_NUL] | None = None
 
 
 class Accept(BaseModel):
@@ -38,16 +39,16 @@ class Accept(BaseModel):
 class Reject(BaseModel):
     type: Literal["reject"]
     offer_id: uuid.UUID
-    reason: str = Field(default="rejected by agent", max_length=300)
+    reason: Annotated[str, StringConstraints(max_length=300), REFUSES_NUL] = "rejected by agent"
 
 
 class Complete(BaseModel):
     type: Literal["complete"]
     interaction_id: uuid.UUID
     disposition: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), REFUSES_NUL
     ]
-    notes: str = Field(default="", max_length=20_000)
+    notes: Annotated[str, StringConstraints(max_length=20_000), REFUSES_NUL] = ""
 
 
 class EndWrapUp(BaseModel):

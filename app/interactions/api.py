@@ -22,6 +22,7 @@ from app.auth.principal import Principal
 from app.core import pg
 from app.core.channels import Channel
 from app.core.errors import Forbidden
+from app.core.inputs import REFUSES_NUL
 from app.core.pagination import Page, Pagination
 from app.core.settings import Settings
 from app.interactions import service
@@ -137,6 +138,7 @@ async def list_interactions(
             max_length=255,
             description="The channel's own id (call id, Message-ID): with `channel`, one at most",
         ),
+        REFUSES_NUL,
     ] = None,
 ) -> Page[InteractionOut]:
     own = await agent_id_of(principal, session)

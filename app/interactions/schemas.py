@@ -7,12 +7,24 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.core.channels import Channel
+from app.core.inputs import REFUSES_NUL
 from app.customers.models import ContactKind
 from app.customers.schemas import Name
 from app.interactions.models import InteractionState
 from app.skills.schemas import SkillLevel
 
-ExternalRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+ExternalRef = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), REFUSES_NUL
+]
+QueueRef = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), REFUSES_NUL
+]
+Disposition = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), REFUSES_NUL
+]
+Subject = Annotated[str, StringConstraints(max_length=500), REFUSES_NUL]
+LongText = Annotated[str, StringConstraints(max_length=20_000), REFUSES_NUL]
+TransferNote = Annotated[str, StringConstraints(max_length=2000), REFUSES_NUL]
 
 INTERACTION_EXAMPLE: dict[str, Any] = {
     "channel": "voice",
@@ -26,16 +38,16 @@ INTERACTION_EXAMPLE: dict[str, Any] = {
 
 class ContactIn(BaseModel):
     kind: ContactKind
-    value: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
+    value: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320), REFUSES_NUL
+    ]
 
 
 class InteractionCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [INTERACTION_EXAMPLE]})
 
     channel: Channel
-    queue: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] = (
-        Field(description="Queue name or id")
-    )
+    queue: QueueRef = Field(description="Queue name or id")
     customer_id: uuid.UUID | None = None
     contact: ContactIn | None = Field(
         default=None,
@@ -53,8 +65,8 @@ class InteractionCreate(BaseModel):
     skills: list[SkillLevel] = Field(
         default_factory=list, max_length=20, description="Needs beyond the queue's own"
     )
-    subject: str = Field(default="", max_length=500)
-    summary: str = Field(default="", max_length=20_000)
+    subject: Subject = ""
+    summary: LongText = ""
 
     @model_validator(mode="after")
     def _someone(self) -> InteractionCreate:
@@ -104,12 +116,10 @@ class CompleteIn(BaseModel):
         json_schema_extra={"examples": [{"disposition": "resolved", "notes": "refund issued"}]}
     )
 
-    disposition: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
-    ]
-    notes: str = Field(default="", max_length=20_000)
+    disposition: Disposition
+    notes: LongText = ""
 
 
 class TransferIn(BaseModel):
-    queue: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-    note: str = Field(default="", max_length=2000)
+    queue: QueueRef
+    note: TransferNote = ""

@@ -35,6 +35,11 @@ async def update_queue(
     return await service.update_queue(session, queue_id, body, actor=principal.actor)
 
 
-@router.delete("/{queue_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a queue")
+@router.delete(
+    "/{queue_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a queue",
+    responses={409: {"description": "The queue still has interactions"}},
+)
 async def delete_queue(queue_id: uuid.UUID, principal: Admin, session: Session) -> None:
     await service.delete_queue(session, queue_id, actor=principal.actor)

@@ -7,7 +7,16 @@ from enum import StrEnum
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from app.core.inputs import REFUSES_NUL
 
 
 class Weekday(StrEnum):
@@ -56,7 +65,7 @@ class BusinessHours(BaseModel):
         }
     )
 
-    timezone: str
+    timezone: Annotated[str, StringConstraints(max_length=64), REFUSES_NUL]
     weekly: dict[Weekday, Annotated[list[OpeningSpan], Field(max_length=8)]] = Field(
         default_factory=dict
     )

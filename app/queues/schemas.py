@@ -6,13 +6,19 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.core.inputs import REFUSES_NUL
 from app.queues.hours import BusinessHours
 from app.queues.models import AbandonPolicy
 from app.skills.schemas import SkillLevel
 
 QueueName = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+    str,
+    StringConstraints(
+        strip_whitespace=True, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"
+    ),
+    REFUSES_NUL,
 ]
+Description = Annotated[str, StringConstraints(max_length=500), REFUSES_NUL]
 
 
 class ServiceLevel(BaseModel):
@@ -61,7 +67,7 @@ class QueueCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [QUEUE_EXAMPLE]})
 
     name: QueueName
-    description: str = Field(default="", max_length=500)
+    description: Description = ""
     service_level: ServiceLevel = ServiceLevel()
     abandon_policy: AbandonPolicy = AbandonPolicy.against
     offer_timeout_seconds: Annotated[int, Field(ge=5, le=600)] = 20
@@ -83,7 +89,7 @@ class QueueCreate(BaseModel):
 
 class QueueUpdate(BaseModel):
     name: QueueName | None = None
-    description: str | None = Field(default=None, max_length=500)
+    description: Description | None = None
     service_level: ServiceLevel | None = Field(
         default=None, description="Only the parts sent change; the others keep their value."
     )

@@ -5,14 +5,21 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.core.inputs import REFUSES_NUL
+
 # Pydantic checks the pattern before `to_lower` applies, so it must admit capitals:
 # "Billing" is accepted and stored as "billing".
 SkillName = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+        strip_whitespace=True,
+        to_lower=True,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
     ),
+    REFUSES_NUL,
 ]
+Description = Annotated[str, StringConstraints(max_length=500), REFUSES_NUL]
 Proficiency = Annotated[int, Field(ge=1, le=5, description="1 (novice) to 5 (expert)")]
 
 
@@ -22,12 +29,12 @@ class SkillCreate(BaseModel):
     )
 
     name: SkillName
-    description: str = Field(default="", max_length=500)
+    description: Description = ""
 
 
 class SkillUpdate(BaseModel):
     name: SkillName | None = None
-    description: str | None = Field(default=None, max_length=500)
+    description: Description | None = None
 
 
 class SkillOut(BaseModel):

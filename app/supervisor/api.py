@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from app.auth.dependencies import Session, Staff
 from app.core.events import Event
+from app.core.inputs import BIGINT_MAX, REFUSES_NUL
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -45,10 +46,14 @@ class EventPage(BaseModel):
 async def list_events(
     _: Staff,
     session: Session,
-    after: Annotated[int, Query(ge=0, description="Return events with a larger id")] = 0,
-    kind: Annotated[str | None, Query(max_length=64, examples=["customer.created"])] = None,
-    subject_type: Annotated[str | None, Query(max_length=32)] = None,
-    subject_id: Annotated[str | None, Query(max_length=64)] = None,
+    after: Annotated[
+        int, Query(ge=0, le=BIGINT_MAX, description="Return events with a larger id")
+    ] = 0,
+    kind: Annotated[
+        str | None, Query(max_length=64, examples=["customer.created"]), REFUSES_NUL
+    ] = None,
+    subject_type: Annotated[str | None, Query(max_length=32), REFUSES_NUL] = None,
+    subject_id: Annotated[str | None, Query(max_length=64), REFUSES_NUL] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Events per page")] = 100,
 ) -> EventPage:
     query = select(Event).where(Event.id > after)

@@ -1,0 +1,154 @@
+"""Every string a request writes is limited in the API exactly as its column is.
+
+A limit above the column's let PostgreSQL refuse the value (a 500: `language` had none, its
+column holds 35); one below refuses what the column could hold. Each request model names the
+tables it writes; a field is held to the column of its name there, or to the column named in
+RENAMED; a string that reaches no column says why in NO_COLUMN. A new model or field that is
+in none of them fails here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel
+from sqlalchemy import Column, String, Table
+from sqlalchemy.orm import InstrumentedAttribute
+
+from app.agents.models import Agent
+from app.auth.models import GatewayKey, User
+from app.core.settings import Settings
+from app.customers.models import ContactPoint, Customer
+from app.desk.protocol import AgentAction
+from app.interactions.models import Interaction, Offer
+from app.interactions.schemas import InteractionCreate
+from app.main import create_app
+from app.queues.models import Queue
+from app.skills.models import Skill
+from tests.core.request_inputs import Input, fields_of
+
+# The tables each request model writes (or, for a look-up, reads by the field).
+WRITES: dict[str, tuple[Any, ...]] = {
+    "LoginIn": (User,),
+    "UserCreate": (User,),
+    "UserUpdate": (User,),
+    "GatewayKeyCreate": (GatewayKey,),
+    "AgentCreate": (User, Agent),
+    "AgentUpdate": (User, Agent),
+    "AgentStateChange": (Agent,),
+    "SkillLevel": (),
+    "CustomerCreate": (Customer,),
+    "CustomerUpdate": (Customer,),
+    "ContactPointIn": (ContactPoint,),
+    "QueueCreate": (Queue,),
+    "QueueUpdate": (Queue,),
+    "SkillCreate": (Skill,),
+    "SkillUpdate": (Skill,),
+    "InteractionCreate": (Interaction,),
+    "CompleteIn": (Interaction,),
+    "TransferIn": (Interaction,),
+    "SetState": (Agent,),
+    "Reject": (Offer,),
+    "Complete": (Interaction,),
+    "Accept": (),
+    "EndWrapUp": (),
+}
+
+# Fields whose column has another name, by the end of their path.
+RENAMED: dict[str, InstrumentedAttribute[Any]] = {
+    "AgentStateChange.reason": Agent.state_reason,
+    "SetState.reason": Agent.state_reason,
+    "Reject.reason": Offer.reason,
+    "phones[]": ContactPoint.value,
+    "emails[]": ContactPoint.value,
+    "chat_ids[]": ContactPoint.value,
+    "contact.value": ContactPoint.value,
+    "InteractionCreate.customer_name": Customer.name,
+    "InteractionCreate.queue": Queue.name,  # a queue's name (or id), looked up
+    "TransferIn.queue": Queue.name,
+    ".skill": Skill.name,  # a skill's name, looked up, in every SkillLevel
+}
+
+NO_COLUMN = {
+    "LoginIn.password": "checked against a hash, never stored",
+    "UserCreate.password": "stored as its hash",
+    "UserUpdate.password": "stored as its hash",
+    "AgentCreate.password": "stored as its hash",
+    "TransferIn.note": "kept in the transfer's event (jsonb)",
+    "business_hours.timezone": "kept in the queue's business_hours (jsonb)",
+}
+
+
+@pytest.fixture(scope="module")
+def app() -> FastAPI:
+    settings = Settings(environment="test", load_demo=False)
+    return create_app(settings, "postgresql+asyncpg://nobody@localhost/none")
+
+
+def request_models(app: FastAPI) -> set[type[BaseModel]]:
+    """The models requests carry at their top: bodies (a list's items), the intake's, the
+    desk's actions."""
+    found: set[type[BaseModel]] = {InteractionCreate, *AgentAction.__args__}
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute) and route.body_field is not None:
+            annotation = route.body_field.field_info.annotation
+            found |= {a for a in (annotation, *getattr(annotation, "__args__", ())) if _model(a)}
+    return found
+
+
+def _model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def test_every_request_model_names_what_it_writes(app: FastAPI) -> None:
+    names = {model.__name__ for model in request_models(app)}
+    assert names == WRITES.keys(), f"name the tables of {names - WRITES.keys()} in WRITES"
+
+
+def test_every_string_is_as_long_as_its_column(app: FastAPI) -> None:
+    problems: list[str] = []
+    for model in sorted(request_models(app), key=lambda m: m.__name__):
+        for field in fields_of(model, model.__name__):
+            if field.type is str:
+                problems += _against_column(field, WRITES[model.__name__])
+    assert not problems, "\n".join(problems)
+
+
+def _against_column(field: Input, tables: tuple[Any, ...]) -> list[str]:
+    if any(field.where.endswith(end) for end in NO_COLUMN):
+        return []
+    column = _column(field, tables)
+    if column is None:
+        return [f"{field.where}: no column of that name; add it to RENAMED or NO_COLUMN"]
+    length = column.type.length if isinstance(column.type, String) else None
+    limit = field.max_length()
+    if limit is None:
+        return [f"{field.where}: no max_length (its column {_name(column)} holds {length})"]
+    if length is not None and limit != length:
+        return [f"{field.where}: max_length {limit}, its column {_name(column)} holds {length}"]
+    return []
+
+
+def _column(field: Input, tables: tuple[Any, ...]) -> Column[Any] | None:
+    for end, attribute in RENAMED.items():
+        if field.where.endswith(end):
+            return _table(attribute.class_).columns[attribute.key]
+    name = field.where.rsplit(".", 1)[-1]
+    for model in tables:
+        if name in _table(model).columns:
+            column: Column[Any] = _table(model).columns[name]
+            return column
+    return None
+
+
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+def _name(column: Column[Any]) -> str:
+    return f"{column.table.name}.{column.name}"

@@ -1,0 +1,1 @@
+"""Voice: IVR flows as data, driven by telephony gateways webhooks (issue 14)."""

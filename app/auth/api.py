@@ -46,6 +46,7 @@ async def login(body: LoginIn, session: Session, request: Request) -> TokenOut:
         state.settings,
         limits=state.login_limits,
         address=None if request.client is None else request.client.host,
+        pool=state.pg,
     )
     return TokenOut(access_token=secret, expires_at=expires_at, user=UserOut.model_validate(user))
 

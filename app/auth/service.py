@@ -16,7 +16,7 @@ from app.auth.login_limits import Attempt, LoginLimits
 from app.auth.models import AccessToken, GatewayKey, Role, SocketTicket, User
 from app.auth.principal import Principal
 from app.auth.schemas import GatewayKeyCreate, UserCreate, UserUpdate
-from app.core import security
+from app.core import pg, security
 from app.core.errors import Conflict, InvalidField, NotAuthenticated, NotFound
 from app.core.events import events_of
 from app.core.settings import Settings
@@ -36,6 +36,10 @@ class UsernameTaken(Conflict):
 
 class GatewayKeyNotFound(NotFound):
     code = "gateway_key_not_found"
+
+
+# The user a login names, read on the hot pool inside the login's hashing turn.
+LOGIN_USER = "SELECT id, password_hash, is_active FROM users WHERE lower(username) = $1"
 
 
 async def find_user_by_username(session: AsyncSession, username: str) -> User | None:
@@ -69,17 +73,20 @@ async def create_user(
         raise InvalidField(
             "role", "agents are created with POST /v1/agents, which also sets skills and capacity"
         )
-    if await find_user_by_username(session, data.username) is not None:
-        raise UsernameTaken(f"username {data.username!r} is already taken")
     generated = security.new_password() if data.password is None else None
     password = data.password or generated
     assert password is not None
+    # Hashed before the session takes a connection: waiting for a hashing turn while holding
+    # one would keep it from the login that holds the turn (see `login`).
+    password_hash = await security.hash_password_off_loop(password)
+    if await find_user_by_username(session, data.username) is not None:
+        raise UsernameTaken(f"username {data.username!r} is already taken")
     user = User(
         id=uuid.uuid4(),
         username=data.username,
         display_name=data.display_name,
         role=data.role,
-        password_hash=await security.hash_password_off_loop(password),
+        password_hash=password_hash,
     )
     if not await _inserted(session, user, constraint="uq_users_username_lower"):
         raise UsernameTaken(f"username {data.username!r} is already taken")
@@ -157,24 +164,31 @@ async def login(
     *,
     limits: LoginLimits,
     address: str | None,
+    pool: asyncpg.Pool,
 ) -> tuple[User, str, datetime]:
     """Check the password and open a session token. One vague error for every failure, and a
     429 while the username or the address has failed too often (login_limits.py).
 
     The check of the counts, the password's and the note of a failure run in one hashing turn:
     logins that wait for one hold no connection, and no more than the turns can pass the check
-    together before their failures are counted."""
+    together before their failures are counted. Inside the turn only the hot pool is used
+    (`pool`), whose connections nobody holds while waiting for a turn: a turn that waited for
+    one of the ORM's, which a request creating a user holds while it waits for a turn to hash
+    the new password, could wait for ever (it did: every login of the benchmark's set-up
+    answered 500 after the ORM pool's 30 s)."""
     attempt = Attempt.of(username, address)
     async with security.hashing_turn():
         await limits.ensure_allowed(attempt)
-        user = await find_user_by_username(session, username)
+        async with pool.acquire(timeout=pg.ACQUIRE_TIMEOUT) as connection:
+            found = await connection.fetchrow(LOGIN_USER, username.strip().lower())
         # Verify even when there is no such user, so the answer's timing does not tell who exists.
-        known_hash = user.password_hash if user is not None else await _decoy_hash()
+        known_hash = found["password_hash"] if found is not None else await _decoy_hash()
         password_ok = await security.verify_in_thread(known_hash, password)
-        if user is None or not user.is_active or not password_ok:
+        if found is None or not found["is_active"] or not password_ok:
             await limits.failed(attempt)
             raise NotAuthenticated("wrong username or password")
     await limits.succeeded(attempt)
+    user = await get_user(session, found["id"])
     if security.password_needs_rehash(user.password_hash):
         user.password_hash = await security.hash_password_off_loop(password)
     secret = security.new_secret(TOKEN_PREFIX)

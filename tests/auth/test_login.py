@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,9 @@ from app.auth.models import AccessToken, Role, User
 from app.core import security
 from app.core.events import Event
 from app.core.settings import Settings
+from app.main import create_app
 from tests.conftest import UserFactory
+from tests.support import create_user_directly, login
 
 PASSWORD = "correct horse battery"  # the password make_user gives everyone
 VAGUE = {"error": "not_authenticated", "detail": "wrong username or password"}
@@ -335,3 +338,40 @@ async def test_a_token_made_under_another_server_key_is_refused(
     finally:
         app.state.settings = settings
     assert response.status_code == 401
+
+
+async def test_logins_and_new_users_at_once_never_wait_on_each_other(
+    settings: Settings, database_url: str
+) -> None:
+    """A request creating a user waits for a hashing turn; a login holds one. Neither may wait
+    for what the other holds: with one ORM connection and one turn, a login whose turn waited
+    for the ORM's connection, held by a creation waiting for the turn, answered 500 after the
+    pool's 30 s."""
+    tight = settings.model_copy(
+        update={"db_pool_size": 1, "db_max_overflow": 0, "password_hash_concurrency": 1}
+    )
+    app = create_app(tight, database_url)
+    async with app.router.lifespan_context(app):
+        await create_user_directly(app, "boss", Role.admin, PASSWORD)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            admin = await login(http, "boss", PASSWORD)
+
+            async def new_user(n: int) -> int:
+                body = {
+                    "username": f"sup{n}",
+                    "display_name": f"Sup {n}",
+                    "role": "supervisor",
+                    "password": PASSWORD,
+                }
+                return (await http.post("/v1/users", json=body, headers=admin)).status_code
+
+            async def log_in() -> int:
+                return (await _login(http, "boss", PASSWORD)).status_code
+
+            async with asyncio.timeout(20):
+                answers = await asyncio.gather(
+                    *(job for n in range(6) for job in (new_user(n), log_in()))
+                )
+
+    assert sorted(answers) == [200] * 6 + [201] * 6

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from app.auth.models import Role
-from app.core import migrate
+from app.core import migrate, pg
 from app.core.embedded import EmbeddedPostgres, create_database_if_missing
 from app.core.settings import Settings
 from app.main import create_app
@@ -170,6 +170,17 @@ async def supervisor(make_user: UserFactory) -> dict[str, str]:
 @pytest.fixture
 async def agent(make_user: UserFactory) -> dict[str, str]:
     return await make_user(Role.agent)
+
+
+@pytest.fixture
+async def connection(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test's own, outside the app's pools, with the hot path's codecs
+    (app.core.pg): for reading and arranging what the test checks."""
+    opened = await pg.connect(database_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.auth.models import Role
-from app.core import pg
 from tests.desk.conftest import Center
 from tests.support import create_user_directly, free_port, login
 
@@ -57,15 +56,6 @@ async def center(app: FastAPI, served: str) -> AsyncIterator[Center]:
         queue = {"name": "billing", "required_skills": [{"skill": "billing", "level": 2}]}
         assert (await http.post("/v1/queues", json=queue, headers=admin)).status_code == 201
         yield Center(http=http, admin=admin, ws_url=served.replace("http://", "ws://"), app=app)
-
-
-@pytest.fixture
-async def connection(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    opened = await pg.connect(database_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def _until_the_directory_holds(

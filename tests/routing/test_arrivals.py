@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -46,15 +46,6 @@ CONTACT = {"kind": "phone", "value": "+86 138 0013 8000"}
 @pytest.fixture
 def settings() -> Settings:
     return settings_with_passes_on_demand()
-
-
-@pytest.fixture
-async def connection(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    opened = await pg.connect(database_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def _mei(

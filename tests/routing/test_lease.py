@@ -12,15 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import asyncpg
 import httpx
-import pytest
 from fastapi import FastAPI
 
-from app.core import pg
 from app.core.events import Events
 from app.core.lease import ReplicaLease
 from app.routing.directory import AgentDirectory
@@ -32,15 +30,6 @@ from tests.support import create_skills, present_desk
 
 Headers = dict[str, str]
 SILENCE = timedelta(seconds=15)
-
-
-@pytest.fixture
-async def connection(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    opened = await pg.connect(database_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def _until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:

@@ -7,7 +7,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -90,6 +97,19 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
 
+    # Telephony (docs/telephony.md). The URL the gateways reach us at, as they write it: a
+    # proxy in front changes the scheme, host and port the app sees, and Twilio signs the URL
+    # it requested, so the signature is checked over this (unset: the URL the app saw).
+    public_base_url: str | None = None
+    # Twilio's auth token signs its webhooks and, with the account SID, authenticates our calls
+    # to its REST API. Unset: every Twilio webhook is refused (403).
+    twilio_auth_token: SecretStr | None = None
+    # AC followed by 32 hex digits at Twilio; carriers that copy its API name accounts otherwise.
+    twilio_account_sid: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # Where the Calls REST API is: Twilio's, a carrier's copy of it (with its path prefix), or
+    # a stand-in in the tests (Twilio is unreachable there).
+    twilio_api_url: str = "https://api.twilio.com"
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str | None) -> str | None:
@@ -110,6 +130,26 @@ class Settings(BaseSettings):
                 f" {URL_FORM}"
             ) from None
         return url
+
+    @field_validator("twilio_account_sid", mode="before")
+    @classmethod
+    def _sid_or_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, value: str | None) -> str | None:
+        return None if value is None or value == "" else _base_url(value)
+
+    @field_validator("twilio_api_url")
+    @classmethod
+    def _twilio_api_url(cls, value: str) -> str:
+        return _base_url(value)
+
+    @field_validator("twilio_auth_token")
+    @classmethod
+    def _token_or_none(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
 
     @field_validator("default_phone_region")
     @classmethod
@@ -142,10 +182,23 @@ class Settings(BaseSettings):
 
 
 URL_FORM = "postgresql://user:password@host:5432/database"
+BASE_URL = re.compile(r"https?://[^/?#\s]+(/[^?#\s]*)?")
+
+
+def _base_url(value: str) -> str:
+    """An http(s) URL that paths are appended to: no query or fragment, no trailing slash."""
+    if not BASE_URL.fullmatch(value):
+        raise ValueError(
+            "must be an http:// or https:// URL with no query or fragment, like"
+            " https://cc.example.com"
+        )
+    return value.rstrip("/")
+
+
 # Read without the CC_ prefix (validation_alias); those not named here carry it.
 _VARIABLES = {"database_url": "DATABASE_URL"}
 # Never echoed in an error, whatever is wrong with them.
-_SECRET_FIELDS = {"database_url", "secret_key"}
+_SECRET_FIELDS = {"database_url", "secret_key", "twilio_auth_token"}
 
 
 def masked_url(url: str) -> str:

@@ -85,6 +85,24 @@ class Settings(BaseSettings):
     # A replica's lease (app/core/lease.py): when it lapses, the desks on that replica leave
     # routing. Short, so that a crashed replica's agents are offered nothing for long.
     lease_seconds: float = Field(default=2.5, ge=0.5, le=2.5)
+    # The outbox (app/core/outbox.py, courier.py): what the center sends out is tried at most
+    # this many times, the first retry after about outbox_backoff_seconds, doubling up to
+    # outbox_max_backoff_seconds (each with jitter; a Retry-After answer is followed instead);
+    # then it is dead until an admin sends it again (POST /v1/outbox/{id}/retry).
+    outbox_max_attempts: int = Field(default=8, ge=1, le=100)
+    outbox_backoff_seconds: float = Field(default=2.0, gt=0, le=3600)
+    outbox_max_backoff_seconds: float = Field(default=600.0, gt=0, le=86400)
+    # One attempt's limit: an answer not in by then counts as a failure worth retrying.
+    outbox_send_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # How often each replica looks for messages nobody woke it for (another replica's, retries).
+    outbox_sweep_seconds: float = Field(default=2.0, gt=0, le=3600)
+    # Sends under way at once on each replica.
+    outbox_concurrency: int = Field(default=8, ge=1, le=256)
+    # Twilio's REST API, the outbox's `twilio` sender: where it is (a stand-in in tests), and the
+    # account SID and auth token it is called with (basic auth). Without both, no such sender.
+    twilio_api_url: str = "https://api.twilio.com"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
     default_phone_region: str = "CN"
     tier_cutoffs: TierCutoffs = TierCutoffs()
     log_level: str = "INFO"
@@ -128,6 +146,14 @@ class Settings(BaseSettings):
             raise ValueError("CC_PASSWORD_HASHING=fast is for tests; production hashes standard")
         return self
 
+    @model_validator(mode="after")
+    def _backoff_grows(self) -> Settings:
+        if self.outbox_max_backoff_seconds < self.outbox_backoff_seconds:
+            raise ValueError(
+                "CC_OUTBOX_MAX_BACKOFF_SECONDS must be at least CC_OUTBOX_BACKOFF_SECONDS"
+            )
+        return self
+
     @property
     def embedded_pgdata(self) -> Path:
         return self.data_dir / "postgres"
@@ -145,7 +171,7 @@ URL_FORM = "postgresql://user:password@host:5432/database"
 # Read without the CC_ prefix (validation_alias); those not named here carry it.
 _VARIABLES = {"database_url": "DATABASE_URL"}
 # Never echoed in an error, whatever is wrong with them.
-_SECRET_FIELDS = {"database_url", "secret_key"}
+_SECRET_FIELDS = {"database_url", "secret_key", "twilio_auth_token"}
 
 
 def masked_url(url: str) -> str:

@@ -28,6 +28,7 @@ import heapq
 import json
 import random
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -280,12 +281,15 @@ class OutboxCourier:
         except SendFailed as failure:
             return self._policy.outcome(message, failure, jitter=self._jitter())
         except TimeoutError:
-            failure = Transient(f"no answer within {self._send_timeout:g} s")
-            return self._policy.outcome(message, failure, jitter=self._jitter())
-        except Exception as error:  # a sender's bug: logged whole, and tried again later
-            log.exception("outbox sender failed", **_about(message))
-            failure = Transient(f"the sender failed: {type(error).__name__}")
-            return self._policy.outcome(message, failure, jitter=self._jitter())
+            silence = Transient(f"no answer within {self._send_timeout:g} s")
+            return self._policy.outcome(message, silence, jitter=self._jitter())
+        except Exception as error:  # a sender's bug: tried again later
+            # Where it failed, not the exception's text, which might quote a credential.
+            frame = traceback.extract_tb(error.__traceback__)[-1]
+            where = f"{frame.filename}:{frame.lineno}"
+            log.error("outbox sender failed", **_about(message), at=where)
+            bug = Transient(f"the sender failed: {type(error).__name__} at {where}")
+            return self._policy.outcome(message, bug, jitter=self._jitter())
         return Outcome(OutboxState.sent, delivered.status)
 
     async def _settle(self, message: Claimed, outcome: Outcome) -> None:

@@ -528,3 +528,25 @@ def test_backoff_doubles_within_its_bounds_and_retry_after_wins() -> None:
     assert policy.delay(1, jitter=0.5, retry_after=30) == 30
     assert policy.delay(1000, jitter=1.0) == 60
     assert policy.delay(1, jitter=0, retry_after=10**9) == courier_module.LONGEST_RETRY_AFTER
+
+
+class BrokenSender(HttpSender):
+    """A sender with a bug, whose exception quotes its credentials."""
+
+    async def send(self, message: Claimed) -> Delivered:
+        raise RuntimeError(f"bug while signing with {TOKEN}")
+
+
+async def test_a_sender_s_bug_is_a_failed_attempt_that_names_where_not_what(
+    pool: asyncpg.Pool, couriers: CourierFactory, receiver: Receiver
+) -> None:
+    broken = BrokenSender("gateway", base_url=receiver.base_url, basic_auth=(ACCOUNT, TOKEN))
+    courier = await started(couriers(sender=broken, first_delay=3600))
+    with structlog.testing.capture_logs() as logs:
+        await write(pool, bridge(14))
+        courier.wake()
+        failed = await until_state(pool, "bridge:CA14", OutboxState.failed)
+    assert failed["last_error"].startswith("the sender failed: RuntimeError at ")
+    assert "test_outbox.py" in failed["last_error"]
+    assert [e for e in logs if TOKEN in repr(e)] == []
+    assert any(e["event"] == "outbox sender failed" for e in logs)

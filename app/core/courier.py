@@ -224,19 +224,20 @@ class OutboxCourier:
     async def _run(self) -> None:
         while True:
             self._woken.clear()  # before the claim: a wake during it asks for another round
+            claimed_at = time.monotonic()
             try:
                 await self._claim_and_send()
             except Exception as error:  # the database is busy or away: the next round tries
                 log.warning("outbox claim failed", error=self._senders.blank(repr(error)))
-            await self._until_woken()
+            await self._until_woken(claimed_at)
 
-    async def _until_woken(self) -> None:
-        now = time.monotonic()
-        while self._retries and self._retries[0] <= now:
+    async def _until_woken(self, claimed_at: float) -> None:
+        """Until woken, a retry of ours comes due, or the sweep's time comes."""
+        while self._retries and self._retries[0] <= claimed_at:  # due before that claim
             heapq.heappop(self._retries)
         wait = self._sweep_every
         if self._retries:
-            wait = min(wait, self._retries[0] - now)
+            wait = min(wait, max(0.0, self._retries[0] - time.monotonic()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._woken.wait(), timeout=wait)
 

@@ -19,7 +19,7 @@ import base64
 import math
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
@@ -97,16 +97,12 @@ class Sender(Protocol):
     async def close(self) -> None: ...
 
 
-@dataclass
 class Senders:
     """The senders of this replica, by name."""
 
-    senders: Iterable[Sender] = ()
-    _by_name: dict[str, Sender] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._by_name = {}
-        for sender in self.senders:
+    def __init__(self, senders: Iterable[Sender] = ()) -> None:
+        self._by_name: dict[str, Sender] = {}
+        for sender in senders:
             if sender.name in self._by_name:
                 raise ValueError(f"two senders named {sender.name}")
             self._by_name[sender.name] = sender

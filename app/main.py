@@ -18,11 +18,13 @@ from app.auth.api import router as auth_router
 from app.auth.login_limits import LoginLimits
 from app.core import pg, security
 from app.core.collector import tune_for_serving
+from app.core.courier import OutboxCourier
 from app.core.db import create_engine, create_sessionmaker, database_answers
 from app.core.errors import document_error_bodies, install_error_handlers
 from app.core.hub import EventHub
 from app.core.lease import ReplicaLease
 from app.core.logging import RequestIdMiddleware, configure_logging
+from app.core.senders import HttpSender, Sender, Senders
 from app.core.settings import Settings, get_settings
 from app.customers.api import router as customers_router
 from app.desk.api import router as desk_router
@@ -41,6 +43,7 @@ from app.routing.offers import OfferWriter
 from app.routing.presence import Presence
 from app.skills.api import router as skills_router
 from app.supervisor.api import router as supervisor_router
+from app.supervisor.outbox import router as outbox_router
 
 DESCRIPTION = """
 A contact-center backend: voice, email and chat in one queue, skill- and tier-based routing,
@@ -116,6 +119,24 @@ def _serve_the_docs(app: FastAPI) -> None:
         )
 
 
+def outbox_senders(settings: Settings) -> Senders:
+    """The senders the outbox's messages name, with their credentials from the settings."""
+    senders: list[Sender] = []
+    if settings.twilio_account_sid and settings.twilio_auth_token:
+        senders.append(
+            HttpSender(
+                "twilio",
+                base_url=settings.twilio_api_url,
+                basic_auth=(
+                    settings.twilio_account_sid,
+                    settings.twilio_auth_token.get_secret_value(),
+                ),
+                timeout=settings.outbox_send_timeout_seconds,
+            )
+        )
+    return Senders(senders)
+
+
 def create_app(settings: Settings, database_url: str) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -152,13 +173,19 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             hub=hub,
             router=Arrivals(matcher, writer),
         )
+        # What the center sends out, sent from here once its commit wakes this courier.
+        app.state.outbox = courier = OutboxCourier.from_settings(
+            database_url, outbox_senders(settings), settings
+        )
         await hub.start()
         await lease.start()
         matcher.start()
         presence.start()
+        await courier.start()
         try:
             yield
         finally:
+            await courier.stop()
             await presence.stop()
             await matcher.stop()
             await lease.stop()
@@ -194,6 +221,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         desk_agents_router,
         queues_router,
         supervisor_router,
+        outbox_router,
     ):
         app.include_router(router)
     _document_what_fastapi_cannot_see(app)

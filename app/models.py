@@ -5,6 +5,7 @@ from app.auth.models import AccessToken, GatewayKey, LoginFailure, SocketTicket,
 from app.core.events import Event
 from app.core.lease import Replica
 from app.core.models import Base
+from app.core.outbox import OutboxMessage
 from app.customers.models import ContactPoint, Customer
 from app.interactions.models import Interaction, Offer
 from app.queues.models import Queue, QueueSkill
@@ -24,6 +25,7 @@ __all__ = [
     "Interaction",
     "LoginFailure",
     "Offer",
+    "OutboxMessage",
     "Queue",
     "QueueSkill",
     "Replica",

@@ -1,7 +1,9 @@
 """The engine, and one unit of work (session + transaction) per request or job.
 
 The unit of work owns its session's events (`app.core.events.events_of`): it writes them in
-the transaction just before the commit, and hands them to the replica's hub after it.
+the transaction just before the commit, and hands them to the replica's hub after it. When the
+work wrote to the outbox (`app.core.outbox.enqueue_in`), it wakes the replica's courier after
+the commit, so the message goes at once.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 import asyncpg
 from fastapi import Request
@@ -40,9 +43,28 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+class Wakes(Protocol):
+    """What sends the outbox's messages (app.core.courier.OutboxCourier): woken after a commit
+    that wrote some."""
+
+    def wake(self) -> None: ...
+
+
+_OUTBOX_WRITTEN = "cc.outbox_written"  # in `session.info`: the work wrote outbox messages
+
+
+def outbox_written(session: AsyncSession) -> None:
+    """Note that the session's transaction wrote to the outbox, so that its unit of work wakes
+    the courier once it has committed."""
+    session.info[_OUTBOX_WRITTEN] = True
+
+
 @asynccontextmanager
 async def unit_of_work(
-    sessions: async_sessionmaker[AsyncSession], *, hub: EventHub | None = None
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    hub: EventHub | None = None,
+    outbox: Wakes | None = None,
 ) -> AsyncIterator[AsyncSession]:
     """One session, one transaction: commit on success, roll back on any error.
 
@@ -50,6 +72,8 @@ async def unit_of_work(
     they are rolled back with it; after the commit they go to `hub`, so this replica's
     subscribers get them at once. Without a hub they arrive by the NOTIFY of the events
     trigger (these connections are not the hub's own), as they do on the other replicas.
+    Outbox messages the work wrote wake `outbox` after the commit; without one, a courier's
+    sweep finds them.
     """
     async with sessions() as session:
         async with session.begin():
@@ -57,6 +81,8 @@ async def unit_of_work(
             events = await _write_events(session)
         if hub is not None and events.written:
             hub.publish(events.written)
+        if outbox is not None and session.info.pop(_OUTBOX_WRITTEN, False):
+            outbox.wake()
 
 
 async def _write_events(session: AsyncSession) -> Events:
@@ -82,9 +108,12 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """FastAPI dependency: the request's unit of work, its events published on this replica."""
+    """FastAPI dependency: the request's unit of work, its events published on this replica
+    and its outbox messages sent from here."""
     state = request.app.state
-    async with unit_of_work(state.sessions, hub=state.hub) as session:
+    async with unit_of_work(
+        state.sessions, hub=state.hub, outbox=getattr(state, "outbox", None)
+    ) as session:
         yield session
 
 

@@ -92,6 +92,19 @@ class Settings(BaseSettings):
     # A replica's lease (app/core/lease.py): when it lapses, the desks on that replica leave
     # routing. Short, so that a crashed replica's agents are offered nothing for long.
     lease_seconds: float = Field(default=2.5, ge=0.5, le=2.5)
+    # The outbox (app/core/outbox.py, courier.py): what the center sends out is tried at most
+    # this many times, the first retry after about outbox_backoff_seconds, doubling up to
+    # outbox_max_backoff_seconds (each with jitter; a Retry-After answer is followed instead);
+    # then it is dead until an admin sends it again (POST /v1/outbox/{id}/retry).
+    outbox_max_attempts: int = Field(default=8, ge=1, le=100)
+    outbox_backoff_seconds: float = Field(default=2.0, gt=0, le=3600)
+    outbox_max_backoff_seconds: float = Field(default=600.0, gt=0, le=86400)
+    # One attempt's limit: an answer not in by then counts as a failure worth retrying.
+    outbox_send_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # How often each replica looks for messages nobody woke it for (another replica's, retries).
+    outbox_sweep_seconds: float = Field(default=2.0, gt=0, le=3600)
+    # Sends under way at once on each replica.
+    outbox_concurrency: int = Field(default=8, ge=1, le=256)
     default_phone_region: str = "CN"
     tier_cutoffs: TierCutoffs = TierCutoffs()
     log_level: str = "INFO"
@@ -102,7 +115,8 @@ class Settings(BaseSettings):
     # it requested, so the signature is checked over this (unset: the URL the app saw).
     public_base_url: str | None = None
     # Twilio's auth token signs its webhooks and, with the account SID, authenticates our calls
-    # to its REST API. Unset: every Twilio webhook is refused (403).
+    # to its REST API (the outbox's `twilio` sender, basic auth; without both, no such sender).
+    # Unset: every Twilio webhook is refused (403).
     twilio_auth_token: SecretStr | None = None
     # AC followed by 32 hex digits at Twilio; carriers that copy its API name accounts otherwise.
     twilio_account_sid: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
@@ -166,6 +180,14 @@ class Settings(BaseSettings):
             )
         if self.environment == "production" and self.password_hashing != "standard":  # noqa: S105
             raise ValueError("CC_PASSWORD_HASHING=fast is for tests; production hashes standard")
+        return self
+
+    @model_validator(mode="after")
+    def _backoff_grows(self) -> Settings:
+        if self.outbox_max_backoff_seconds < self.outbox_backoff_seconds:
+            raise ValueError(
+                "CC_OUTBOX_MAX_BACKOFF_SECONDS must be at least CC_OUTBOX_BACKOFF_SECONDS"
+            )
         return self
 
     @property

@@ -9,6 +9,7 @@ every endpoint the app serves must be in the table once.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from itertools import count
@@ -232,6 +233,29 @@ async def _held_one(floor: Floor) -> Request:
     return f"/v1/interactions/{await floor.held()}", None
 
 
+async def _dead_message(floor: Floor) -> str:
+    """A message the outbox gave up on (written so, as no courier would send it here)."""
+    message_id = uuid.uuid4()
+    async with floor.app.state.pg.acquire() as connection:
+        await connection.execute(
+            "INSERT INTO outbox_messages (id, kind, sender, request, dedupe_key, subject_type,"
+            " subject_id, state, attempts, last_status, last_error)"
+            " VALUES ($1, 'http', 'twilio', '{}', $2, 'interaction', 'CA1', 'dead', 1, 400,"
+            " '400 Bad Request')",
+            message_id,
+            f"test:{message_id}",
+        )
+    return f"/v1/outbox/{message_id}"
+
+
+async def _an_outbox_message(floor: Floor) -> Request:
+    return await _dead_message(floor), None
+
+
+async def _a_dead_message_to_retry(floor: Floor) -> Request:
+    return f"{await _dead_message(floor)}/retry", None
+
+
 # What each endpoint of the table is asked, built anew for each caller.
 REQUESTS: dict[tuple[str, str], Build] = {
     ("GET", "/v1/auth/me"): _fixed("/v1/auth/me"),
@@ -290,6 +314,9 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ),
     ("POST", "/v1/interactions/{interaction_id}/abandon"): _queued,
     ("GET", "/v1/events"): _fixed("/v1/events"),
+    ("GET", "/v1/outbox"): _fixed("/v1/outbox"),
+    ("GET", "/v1/outbox/{message_id}"): _an_outbox_message,
+    ("POST", "/v1/outbox/{message_id}/retry"): _a_dead_message_to_retry,
     ("POST", "/v1/desk/tickets"): _fixed("/v1/desk/tickets"),
 }
 

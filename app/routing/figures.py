@@ -18,6 +18,7 @@ import asyncpg
 
 from app.core.channels import Channel
 from app.routing import policy
+from app.routing.rules import kind_of
 from app.routing.waiting import EFFECTIVE
 
 # How far back the average handle time looks: long enough that a team of five has dozens of
@@ -37,8 +38,8 @@ class HandleTime:
 def same_capacity(channel: Channel) -> tuple[Channel, ...]:
     """The channels that wait for the same agents' capacity as `channel`: a callback is a call
     (it takes the voice capacity), the others stand alone (docs/routing.md, "Capacity")."""
-    kind = policy.kind_of(channel)
-    return tuple(c for c in Channel if policy.kind_of(c) is kind)
+    kind = kind_of(channel)
+    return tuple(c for c in Channel if kind_of(c) is kind)
 
 
 # --- AHT ----------------------------------------------------------------------------------------
@@ -196,7 +197,7 @@ async def read_staffed_agents(
     The queue's required skills as they stand, not as they relax with waiting (an
     interaction's own needs may differ). An agent who serves several queues counts in each.
     """
-    count: int = await connection.fetchval(STAFFED, queue_id, policy.kind_of(channel).value)
+    count: int = await connection.fetchval(STAFFED, queue_id, kind_of(channel).value)
     return count
 
 

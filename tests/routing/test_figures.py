@@ -215,8 +215,8 @@ async def _handled(
     )
     await connection.execute(
         "INSERT INTO offers (id, interaction_id, agent_id, channel, state, created_at, deadline,"
-        " reason, matched) SELECT $1, $2, $3, channel, 'pending', $4::timestamptz, $4 + interval '1 minute',"
-        " 'test', '{}' FROM interactions WHERE id = $2",
+        " reason, matched) SELECT $1, $2, $3, channel, 'pending', $4::timestamptz,"
+        " $4 + interval '1 minute', 'test', '{}' FROM interactions WHERE id = $2",
         offer_id,
         interaction_id,
         agent_id,
@@ -295,8 +295,10 @@ async def test_aht_counts_the_queues_completed_work_on_the_channels_within_the_w
     lin = await _agent(client, admin, "lin", capacity={"voice": 1, "chat": 3, "email": 2})
     moment = NOW
 
-    async def handled(seconds: float, ago: float, **where: str) -> uuid.UUID:
-        interaction_id = await _raised(client, admin, customer=customer, **where)
+    async def handled(seconds: float, ago: float, queue: str, channel: str = "voice") -> uuid.UUID:
+        interaction_id = await _raised(
+            client, admin, queue=queue, customer=customer, channel=channel
+        )
         await _handled(connection, interaction_id, lin)
         await _took(connection, interaction_id, seconds, moment - timedelta(seconds=ago))
         return interaction_id

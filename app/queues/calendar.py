@@ -84,9 +84,9 @@ class HolidayCalendar(BaseModel):
     @field_validator("subdivision")
     @classmethod
     def _known_subdivision(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None:
-            return None
-        country = info.data.get("country")
+        if value is None or "country" not in info.data:
+            return value  # a country refused says so itself
+        country = info.data["country"]
         if country is None:
             raise ValueError("a subdivision needs its country")
         known = supported_countries()[country]

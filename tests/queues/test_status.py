@@ -339,6 +339,7 @@ def test_the_next_opening_does_not_depend_on_the_zone_it_is_asked_in(
         ({"country": "GBR"}, ("country",), "at most 2 characters"),
         ({"country": "GB", "subdivision": "XYZ"}, ("subdivision",), "GB has no subdivision"),
         ({"subdivision": "ENG"}, ("subdivision",), "needs its country"),
+        ({"country": "XX", "subdivision": "ENG"}, ("country",), "no public holidays known"),
         ({"country": "GB", "subdivision": "x" * 33}, ("subdivision",), "at most 32"),
         (
             {"closed_dates": [{"date": "2026-12-25"}, {"date": "2026-12-25", "name": "again"}]},

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, status
 
 from app.auth.dependencies import Admin, AnyUser, Session
 from app.core.pagination import Page, Pagination
 from app.queues import service
-from app.queues.schemas import QueueCreate, QueueOut, QueueUpdate
+from app.queues.schemas import QueueCreate, QueueOut, QueueStatusOut, QueueUpdate
 
 router = APIRouter(prefix="/v1/queues", tags=["queues"])
 
@@ -26,6 +27,11 @@ async def create_queue(body: QueueCreate, principal: Admin, session: Session) ->
 @router.get("/{queue_id}", summary="One queue")
 async def get_queue(queue_id: uuid.UUID, _: AnyUser, session: Session) -> QueueOut:
     return await service.get_queue_view(session, queue_id)
+
+
+@router.get("/{queue_id}/status", summary="Open, closed or on a holiday now; the next opening")
+async def get_queue_status(queue_id: uuid.UUID, _: AnyUser, session: Session) -> QueueStatusOut:
+    return await service.get_queue_status(session, queue_id, datetime.now(UTC))
 
 
 @router.patch("/{queue_id}", summary="Change a queue's settings or required skills")

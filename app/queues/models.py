@@ -49,6 +49,9 @@ class Queue(UUIDPrimaryKey, Timestamps, Base):
     aging_factor: Mapped[float] = mapped_column(Float)
     wrap_up_seconds: Mapped[int]
     business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # The days it closes (app/queues/calendar.py's HolidayCalendar, as JSON): read with the
+    # hours, always together, by whoever asks whether the queue is open.
+    holidays: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
     relaxation_steps: Mapped[list[dict[str, Any]]] = mapped_column(
         JSONB, default=list, server_default="[]"
     )

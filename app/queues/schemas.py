@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.inputs import REFUSES_NUL
-from app.queues.hours import BusinessHours
+from app.queues.calendar import HolidayCalendar
+from app.queues.hours import BusinessHours, QueueStatus
 from app.queues.models import AbandonPolicy
 from app.skills.schemas import SkillLevel
 
@@ -84,6 +85,11 @@ class QueueCreate(BaseModel):
         default=True, description="An agent who lets an offer time out goes away"
     )
     business_hours: BusinessHours | None = Field(default=None, description="null: always open")
+    holidays: HolidayCalendar = Field(
+        default_factory=HolidayCalendar,
+        description="Days it closes: dates of its own and a country's public holidays"
+        " (they need business_hours, whose time zone says when a date begins)",
+    )
     required_skills: list[SkillLevel] = Field(default_factory=list, max_length=20)
 
 
@@ -104,6 +110,9 @@ class QueueUpdate(BaseModel):
     sticky_seconds: Annotated[int, Field(ge=0, le=30 * 86_400)] | None = None
     away_on_missed_offer: bool | None = None
     business_hours: BusinessHours | None = Field(default=None, description="Send null to clear")
+    holidays: HolidayCalendar | None = Field(
+        default=None, description="Replaces the calendar whole; send null to clear it"
+    )
     required_skills: list[SkillLevel] | None = Field(default=None, max_length=20)
 
 
@@ -121,7 +130,22 @@ class QueueOut(BaseModel):
     sticky_seconds: int
     away_on_missed_offer: bool
     business_hours: BusinessHours | None
+    holidays: HolidayCalendar
     required_skills: list[SkillLevel]
-    is_open_now: bool
+    is_open_now: bool = Field(description="Open now: within its hours and not on a holiday")
     created_at: datetime
     updated_at: datetime
+
+
+class QueueStatusOut(BaseModel):
+    """Whether a queue is open at `at` (now), and when it opens next."""
+
+    queue_id: uuid.UUID
+    at: datetime
+    status: QueueStatus
+    holiday: str | None = Field(
+        description="The holiday that closes it today (its name; empty if unnamed), or null"
+    )
+    next_opening: datetime | None = Field(
+        description="`at` itself when open; null when it opens in none of the next 400 days"
+    )

@@ -11,13 +11,15 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import Conflict, NotFound
+from app.core.errors import Conflict, InvalidField, NotFound
 from app.core.events import events_of
-from app.queues.hours import BusinessHours, is_open
+from app.queues.calendar import HolidayCalendar
+from app.queues.hours import BusinessHours, QueueStatus, holiday_at, next_opening, status_at
 from app.queues.models import Queue, QueueSkill
 from app.queues.schemas import (
     QueueCreate,
     QueueOut,
+    QueueStatusOut,
     QueueUpdate,
     RelaxationStep,
     ServiceLevel,
@@ -43,7 +45,21 @@ async def _ensure_name_free(session: AsyncSession, name: str, owner: uuid.UUID |
         raise QueueNameTaken(f"a queue named {name!r} already exists")
 
 
+def _ensure_hours_for_holidays(
+    hours: BusinessHours | None, calendar: HolidayCalendar, field: str
+) -> None:
+    """Holidays are local dates: without hours, and so without a time zone, nobody could say
+    when one begins (a UTC date would close a Shanghai queue at 08:00)."""
+    if hours is None and not calendar.is_empty():
+        raise InvalidField(
+            field,
+            "holidays need business_hours: their time zone says when a closed date begins"
+            " (for a queue open around the clock, give every day 00:00-23:59:59)",
+        )
+
+
 async def create_queue(session: AsyncSession, data: QueueCreate, *, actor: str) -> QueueOut:
+    _ensure_hours_for_holidays(data.business_hours, data.holidays, "holidays")
     await _ensure_name_free(session, data.name, owner=None)
     levels = await skills.resolve_levels(session, data.required_skills, "required_skills")
     queue = Queue(
@@ -61,6 +77,7 @@ async def create_queue(session: AsyncSession, data: QueueCreate, *, actor: str) 
         sticky_seconds=data.sticky_seconds,
         away_on_missed_offer=data.away_on_missed_offer,
         business_hours=_hours_json(data.business_hours),
+        holidays=data.holidays.model_dump(mode="json"),
         required_skills=[QueueSkill(skill_id=s.id, min_proficiency=lvl) for s, lvl in levels],
     )
     session.add(queue)
@@ -102,10 +119,19 @@ async def _levels(
     return levels
 
 
+def hours_of(queue: Queue) -> BusinessHours | None:
+    if queue.business_hours is None:
+        return None
+    return BusinessHours.model_validate(queue.business_hours)
+
+
+def calendar_of(queue: Queue) -> HolidayCalendar:
+    return HolidayCalendar.model_validate(queue.holidays)
+
+
 def _view(queue: Queue, levels: list[SkillLevel], now: datetime) -> QueueOut:
-    hours = (
-        None if queue.business_hours is None else BusinessHours.model_validate(queue.business_hours)
-    )
+    hours = hours_of(queue)
+    calendar = calendar_of(queue)
     return QueueOut(
         id=queue.id,
         name=queue.name,
@@ -122,8 +148,9 @@ def _view(queue: Queue, levels: list[SkillLevel], now: datetime) -> QueueOut:
         sticky_seconds=queue.sticky_seconds,
         away_on_missed_offer=queue.away_on_missed_offer,
         business_hours=hours,
+        holidays=calendar,
         required_skills=levels,
-        is_open_now=is_open(hours, now),
+        is_open_now=status_at(hours, calendar, now) is QueueStatus.open,
         created_at=queue.created_at,
         updated_at=queue.updated_at,
     )
@@ -133,6 +160,22 @@ async def get_queue_view(session: AsyncSession, queue_id: uuid.UUID) -> QueueOut
     queue = await get_queue(session, queue_id)
     levels = await _levels(session, [queue.id])
     return _view(queue, levels[queue.id], datetime.now(UTC))
+
+
+async def get_queue_status(
+    session: AsyncSession, queue_id: uuid.UUID, moment: datetime
+) -> QueueStatusOut:
+    """Open, closed or on a holiday at `moment`, and the next opening (for a voicemail's
+    callback, its not-before time)."""
+    queue = await get_queue(session, queue_id)
+    hours, calendar = hours_of(queue), calendar_of(queue)
+    return QueueStatusOut(
+        queue_id=queue.id,
+        at=moment,
+        status=status_at(hours, calendar, moment),
+        holiday=holiday_at(hours, calendar, moment),
+        next_opening=next_opening(hours, calendar, moment),
+    )
 
 
 async def list_queues(
@@ -152,6 +195,11 @@ async def update_queue(
 ) -> QueueOut:
     queue = await get_queue(session, queue_id)
     sent = data.model_fields_set
+    hours = data.business_hours if "business_hours" in sent else hours_of(queue)
+    calendar = calendar_of(queue) if "holidays" not in sent else data.holidays or HolidayCalendar()
+    _ensure_hours_for_holidays(
+        hours, calendar, "holidays" if "holidays" in sent else "business_hours"
+    )
     if data.name is not None:
         await _ensure_name_free(session, data.name, owner=queue.id)
         queue.name = data.name
@@ -164,6 +212,8 @@ async def update_queue(
     _apply_settings(queue, data)
     if "business_hours" in sent:
         queue.business_hours = _hours_json(data.business_hours)
+    if "holidays" in sent:
+        queue.holidays = calendar.model_dump(mode="json")
     await session.flush()
     events_of(session).add(
         "queue.updated",

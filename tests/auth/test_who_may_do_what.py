@@ -229,6 +229,11 @@ async def _a_queue(floor: Floor) -> Request:
     return await _first_of(floor, "/v1/queues")
 
 
+async def _a_queue_status(floor: Floor) -> Request:
+    path, _ = await _a_queue(floor)
+    return f"{path}/status", None
+
+
 async def _held_one(floor: Floor) -> Request:
     return f"/v1/interactions/{await floor.held()}", None
 
@@ -283,6 +288,7 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("GET", "/v1/skills/{skill_id}"): _a_skill,
     ("GET", "/v1/queues"): _fixed("/v1/queues"),
     ("GET", "/v1/queues/{queue_id}"): _a_queue,
+    ("GET", "/v1/queues/{queue_id}/status"): _a_queue_status,
     ("POST", "/v1/skills"): _named("/v1/skills", "skill"),
     ("PATCH", "/v1/skills/{skill_id}"): _fresh_skill,
     ("DELETE", "/v1/skills/{skill_id}"): _fresh_skill,

@@ -25,7 +25,15 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 # Scalars no client value can make PostgreSQL refuse: pydantic parses them into a fixed form.
-HARMLESS = (bool, float, decimal.Decimal, uuid.UUID, datetime.datetime, datetime.time)
+HARMLESS = (
+    bool,
+    float,
+    decimal.Decimal,
+    uuid.UUID,
+    datetime.datetime,
+    datetime.date,
+    datetime.time,
+)
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,9 @@ NO_COLUMN = {
     "AgentCreate.password": "stored as its hash",
     "TransferIn.note": "kept in the transfer's event (jsonb)",
     "business_hours.timezone": "kept in the queue's business_hours (jsonb)",
+    "holidays.closed_dates[].name": "kept in the queue's holidays (jsonb)",
+    "holidays.country": "kept in the queue's holidays (jsonb)",
+    "holidays.subdivision": "kept in the queue's holidays (jsonb)",
 }
 
 

@@ -63,6 +63,9 @@ CROSSINGS: dict[tuple[str, str], Crossing] = {
     ("routing", "interactions"): Crossing("writes", "passes claim work; accept/complete move it"),
     ("routing", "offers"): Crossing("writes", "routing writes offers and settles them"),
     ("routing", "queues"): Crossing("reads", "queue settings: weights, timeouts, wrap-up"),
+    ("routing", "queue_skills"): Crossing(
+        "reads", "the staffed agents of a queue hold its required skills (figures.py)"
+    ),
     ("routing", "replicas"): Crossing(
         "writes", "offers only to desks under a live lease; lapsed ones are settled and pruned"
     ),

@@ -21,6 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "aging_factor": 0.5,
     "wrap_up_seconds": 30,
     "business_hours": None,
+    "holidays": {"closed_dates": [], "country": None, "subdivision": None},
     "required_skills": [],
     "is_open_now": True,
 }

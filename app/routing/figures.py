@@ -1,0 +1,259 @@
+"""The queue figures, each defined here once: average handle time (AHT), a caller's position,
+the staffed agents, and the estimated wait (EWT). docs/metrics.md gives the same definitions
+for people; the IVR's wait announcements and the supervisors' figures both read them here.
+
+Each definition is a docstring below, beside the pure function that computes it and the one
+statement that reads it from PostgreSQL (asyncpg, on the hot paths' pool: each an index range,
+docs/metrics.md says which).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from app.core.channels import Channel
+from app.routing import policy
+from app.routing.rules import kind_of
+from app.routing.waiting import EFFECTIVE
+
+# How far back the average handle time looks: long enough that a team of five has dozens of
+# handled calls in it, short enough to follow the day (a morning of password resets, an
+# afternoon of billing disputes).
+AHT_WINDOW = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class HandleTime:
+    """An average handle time and how many handled interactions it averages."""
+
+    seconds: float
+    handled: int
+
+
+def same_capacity(channel: Channel) -> tuple[Channel, ...]:
+    """The channels that wait for the same agents' capacity as `channel`: a callback is a call
+    (it takes the voice capacity), the others stand alone (docs/routing.md, "Capacity")."""
+    kind = kind_of(channel)
+    return tuple(c for c in Channel if kind_of(c) is kind)
+
+
+# --- AHT ----------------------------------------------------------------------------------------
+
+AHT = """
+    SELECT count(*) AS handled,
+           avg(extract(epoch FROM ended_at - assigned_at))::float8 AS seconds
+    FROM interactions
+    WHERE state = 'completed' AND queue_id = $1 AND channel = ANY($2::text[])
+      AND ended_at > $3::timestamptz - $4::interval AND ended_at <= $3::timestamptz
+      AND assigned_at IS NOT NULL
+"""
+
+
+async def read_aht(
+    connection: asyncpg.Connection,
+    queue_id: uuid.UUID,
+    channels: Sequence[Channel],
+    moment: datetime,
+    window: timedelta = AHT_WINDOW,
+) -> HandleTime | None:
+    """The average handle time (AHT) of a queue on `channels`, at `moment`: None when nothing
+    was handled in the window.
+
+    Handle time is one interaction's time with its agent: from its assignment (`assigned_at`:
+    the agent accepted the offer) to the end of its wrap-up (`ended_at`; without wrap-up, the
+    moment the agent completed it). Talk and after-contact work together, as the agent's
+    capacity is held through both. AHT is the mean handle time of the interactions that count:
+
+    - of this queue (the queue they ended in: a transfer's earlier queue does not count them),
+      on one of `channels` (one channel for a figure per channel; `same_capacity(channel)` for
+      the capacity a waiting caller waits for);
+    - `completed`, with their wrap-up over, within the window: `moment - window < ended_at <=
+      moment`. Those still in talk or wrap-up count once they end; abandoned, expired and
+      transferred-out interactions never count (no handle ran to its end: an assigned call
+      the caller hangs up on ends its talk and goes to wrap-up, and counts then).
+
+    Only the last assignment's time counts: an interaction transferred to another queue and
+    handled again counts there, from its new assignment.
+    """
+    row = await connection.fetchrow(AHT, queue_id, [c.value for c in channels], moment, window)
+    assert row is not None  # an aggregate: one row
+    if not row["handled"]:
+        return None
+    return HandleTime(seconds=row["seconds"], handled=row["handled"])
+
+
+# --- position -----------------------------------------------------------------------------------
+
+
+def position_in_line(
+    interaction_id: uuid.UUID,
+    waiting: Sequence[policy.WaitingInteraction],
+    rules: Mapping[uuid.UUID, policy.QueueRules],
+    now: datetime,
+) -> int | None:
+    """A caller's position: 1 + how many interactions come before it in the policy's order of
+    service (`policy.in_line`: the order a matcher pass serves them in) among the waiting
+    (`queued`) interactions of its queue that wait for the same capacity (`same_capacity`: a
+    call waits behind calls and callbacks, never behind emails, which other capacity serves).
+    None when it is not among `waiting` (offered, being served, ended) or its queue has no
+    rules.
+
+    It may go up: a platinum caller who arrives after you is served before you (a higher
+    effective priority), so announce it through `announced_position`.
+    """
+    mine = next((item for item in waiting if item.id == interaction_id), None)
+    if mine is None or mine.queue_id not in rules:
+        return None
+    kinds = same_capacity(mine.channel)
+    line = [w for w in waiting if w.queue_id == mine.queue_id and w.channel in kinds]
+    for place, (_, item, _) in enumerate(policy.in_line(line, rules, now), start=1):
+        if item.id == interaction_id:
+            return place
+    raise AssertionError("in_line keeps every interaction whose queue has rules")
+
+
+def announced_position(previous: int | None, current: int) -> int:
+    """The position to tell a caller who was last told `previous` (None: never told) and now
+    stands at `current`: never more than before. A caller who hears "you are third" and then
+    "you are fourth" hears the line going backwards; someone served ahead of them (a platinum
+    caller) is not news they can use. It catches up once the line passes it."""
+    return current if previous is None else min(previous, current)
+
+
+# The waiting interaction $1 at the moment $2, with how many of its queue's waiting
+# interactions of the same capacity come before it in the order of service: the effective
+# priority worked out as the matcher's read has it (`waiting.EFFECTIVE`, the policy's formula
+# term for term), ties to the longest waiting, then the lowest id (`policy.in_line`).
+POSITION = f"""
+    WITH me AS (
+        SELECT i.id, i.queue_id, i.channel, i.waiting_since, {EFFECTIVE} AS effective,
+               CASE WHEN i.channel IN ('voice', 'callback') THEN ARRAY['voice', 'callback']
+                    ELSE ARRAY[i.channel::text] END AS kinds
+        FROM interactions i
+        JOIN customers c ON c.id = i.customer_id
+        JOIN queues q ON q.id = i.queue_id
+        WHERE i.id = $1 AND i.state = 'queued'
+    )
+    SELECT me.queue_id, me.channel, 1 + (
+        SELECT count(*)
+        FROM interactions i
+        JOIN customers c ON c.id = i.customer_id
+        JOIN queues q ON q.id = i.queue_id
+        WHERE i.state = 'queued' AND i.channel = ANY(me.kinds) AND i.queue_id = me.queue_id
+          AND ({EFFECTIVE} > me.effective
+               OR ({EFFECTIVE} = me.effective
+                   AND (i.waiting_since, i.id) < (me.waiting_since, me.id)))
+    ) AS position
+    FROM me
+"""  # noqa: S608 - constants only, no outside text
+
+
+async def read_position(
+    connection: asyncpg.Connection, interaction_id: uuid.UUID, moment: datetime
+) -> int | None:
+    """`position_in_line` of a waiting interaction at `moment`, read in one statement; None
+    when it is not waiting (`queued`)."""
+    row = await connection.fetchrow(POSITION, interaction_id, moment)
+    return None if row is None else int(row["position"])
+
+
+# --- staffed agents -----------------------------------------------------------------------------
+
+# Agents in routing (a routable state, an active user, a desk on a replica whose lease is live:
+# as app/routing/directory.py reads them, whether or not they have room now) with capacity
+# for the channel $2's kind, who hold every skill queue $1 requires at its level.
+STAFFED = """
+    SELECT count(*)
+    FROM agents a
+    JOIN users u ON u.id = a.user_id
+    JOIN agent_presence p ON p.agent_id = a.id
+    JOIN replicas r ON r.id = p.replica_id AND r.lease_until > statement_timestamp()
+    WHERE a.state IN ('available', 'busy', 'wrap_up') AND u.is_active
+      AND CASE $2::text WHEN 'chat' THEN a.capacity_chat WHEN 'email' THEN a.capacity_email
+                        ELSE a.capacity_voice END > 0
+      AND NOT EXISTS (
+          SELECT 1 FROM queue_skills n
+          WHERE n.queue_id = $1
+            AND NOT EXISTS (SELECT 1 FROM agent_skills s
+                            WHERE s.agent_id = a.id AND s.skill_id = n.skill_id
+                              AND s.proficiency >= n.min_proficiency))
+"""
+
+
+async def read_staffed_agents(
+    connection: asyncpg.Connection, queue_id: uuid.UUID, channel: Channel
+) -> int:
+    """The staffed agents of a queue for a channel: agents in routing (`available`, `busy` or
+    `wrap_up`, active, their desk connected to a live replica) whose capacity for the
+    channel's kind is above 0 and who hold every skill the queue requires at its minimum
+    level. Busy and wrapping-up agents count: they are serving the line, and free up within
+    a handle time. Away and offline agents do not.
+
+    The queue's required skills as they stand, not as they relax with waiting (an
+    interaction's own needs may differ). An agent who serves several queues counts in each.
+    """
+    count: int = await connection.fetchval(STAFFED, queue_id, kind_of(channel).value)
+    return count
+
+
+# --- estimated wait -----------------------------------------------------------------------------
+
+
+def estimated_wait(position: int, aht: HandleTime | None, staffed: int) -> timedelta | None:
+    """The estimated wait (EWT) of the caller at `position`: position * AHT / staffed agents.
+    None when it cannot be told (no handle time in the window, nobody staffed, no position).
+
+    With every agent busy, the staffed agents free up one every AHT / staffed on average, and
+    the caller at position k is served at the k-th of those: the expected wait of the k-th in
+    line in a queue with N agents and exponential handle times (Erlang's model), where it is
+    exact. It is an average: the k-th freeing is itself random (a sum of k waits between
+    frees), so a single caller's wait spreads around it, the more so the nearer the front.
+    docs/metrics.md reports its error measured on a simulated queue.
+    """
+    if aht is None or staffed <= 0 or position < 1:
+        return None
+    return timedelta(seconds=position * aht.seconds / staffed)
+
+
+@dataclass(frozen=True, slots=True)
+class CallerWait:
+    """What a waiting caller can be told: their position, and the figures behind the EWT."""
+
+    queue_id: uuid.UUID
+    channel: Channel
+    position: int
+    aht: HandleTime | None
+    staffed: int
+    estimated: timedelta | None
+
+
+async def read_caller_wait(
+    connection: asyncpg.Connection,
+    interaction_id: uuid.UUID,
+    moment: datetime,
+    window: timedelta = AHT_WINDOW,
+) -> CallerWait | None:
+    """A waiting interaction's position and estimated wait at `moment` (three statements: the
+    position, the AHT of its queue on the channels of its capacity, the staffed agents);
+    None when it is not waiting. The caller applies `announced_position` to what it told
+    before."""
+    row = await connection.fetchrow(POSITION, interaction_id, moment)
+    if row is None:
+        return None
+    queue_id, channel = row["queue_id"], Channel(row["channel"])
+    aht = await read_aht(connection, queue_id, same_capacity(channel), moment, window)
+    staffed = await read_staffed_agents(connection, queue_id, channel)
+    position = int(row["position"])
+    return CallerWait(
+        queue_id=queue_id,
+        channel=channel,
+        position=position,
+        aht=aht,
+        staffed=staffed,
+        estimated=estimated_wait(position, aht, staffed),
+    )

@@ -40,7 +40,7 @@ from app.skills.schemas import SkillLevel
 
 NodeId = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$"),
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$"),
     REFUSES_NUL,
 ]
 PromptText = Annotated[str, StringConstraints(min_length=1, max_length=2000), REFUSES_NUL]

@@ -6,9 +6,10 @@ A flow that passes can run every call to an end:
 - every node is reachable from `start`;
 - from every node an ending (enqueue, callback, voicemail, transfer, hang-up) can be reached,
   so no loop is without an exit (a menu that retries and then falls to an ending is fine);
-- no loop is made only of nodes that wait for nothing (say, language, branches): the facts
-  a branch reads do not change during a call, so a call that went round it once would go
-  round for ever;
+- no loop is made only of nodes that wait for nothing (say, language, branches, and a
+  callback, which a caller with no number we can see passes through): the facts a branch
+  reads do not change during a call, so a call that went round it once would go round for
+  ever;
 - every variable a branch reads is collected by some node.
 
 A call that waits in loops that have exits (a menu whose option leads back to itself) is
@@ -25,6 +26,7 @@ from app.ivr.flow import (
     ENDINGS,
     GIVE_UP_TO,
     WAITING,
+    CallbackNode,
     CollectNode,
     Flow,
     InputBranch,
@@ -123,13 +125,13 @@ def _never_ending(flow: Flow, graph: Graph) -> list[Problem]:
     """Nodes from which no ending can be reached: in a loop with no exit, or leading only
     into one."""
     backwards: dict[str, list[str]] = {node_id: [] for node_id in graph}
-    for source, found in graph.items():
-        for target in found:
+    for source, onward in graph.items():
+        for target in onward:
             backwards[target].append(source)
     endings = [node_id for node_id, node in flow.nodes.items() if isinstance(node, ENDINGS)]
     can_end = reachable(backwards, endings)
     stuck = {node_id: graph[node_id] for node_id in graph if node_id not in can_end}
-    found = []
+    found: list[Problem] = []
     for node_id in stuck:
         loop = cycle_through(stuck, node_id)
         beyond = "" if loop is None else f" or from the loop it is in ({' → '.join(loop)})"
@@ -182,7 +184,9 @@ def _loops_waiting_for_nothing(flow: Flow, graph: Graph) -> list[Problem]:
 
 
 def _waits(node: Node) -> bool:
-    return isinstance(node, WAITING + ENDINGS)
+    """Whether a call stops at `node` every time. A callback node passes a caller whose number
+    we cannot see straight on to `on_decline`, so it does not count."""
+    return isinstance(node, WAITING + GIVE_UP_TO) and not isinstance(node, CallbackNode)
 
 
 def _variables_never_collected(flow: Flow) -> list[Problem]:

@@ -203,6 +203,7 @@ class Step(BaseModel):
     actions: list[Action]
     state: CallState
     outcome: Outcome | None = None
+    visited: list[str] = Field(default_factory=list, description="Nodes entered by this step")
 
 
 def begin(flow: Flow, facts: CallFacts) -> Step:
@@ -240,12 +241,13 @@ class _Turn:
         self.flow, self.facts = flow, facts
         self.call = state.model_copy(deep=True)
         self.actions: list[Action] = []
+        self.visited: list[str] = []
 
     def go(self, target: str) -> Step:
         """Enter `target` and move on through the nodes that wait for nothing."""
         for _ in range(len(self.flow.nodes) + 1):
             node = self.flow.nodes[target]
-            self.call.path = [*self.call.path, target][-MAX_PATH:]
+            self.enter(target)
             match node:
                 case SayNode():
                     self.say(node.prompts)
@@ -280,6 +282,10 @@ class _Turn:
                 case EnqueueNode() | TransferNode() | HangupNode():
                     return self.finish(node)
         raise FlowStuck(f"the flow went round nodes that wait for nothing, up to {target!r}")
+
+    def enter(self, node_id: str) -> None:
+        self.visited.append(node_id)
+        self.call.path = [*self.call.path, node_id][-MAX_PATH:]
 
     def _by_hours(self, node: HoursBranch) -> str:
         match self.facts.hours.get(node.queue, HoursNow.open):
@@ -357,7 +363,7 @@ class _Turn:
         """The call has given `max_inputs` keys or silences: end it where the flow says."""
         node = self.flow.nodes.get(self.flow.give_up or "")
         if isinstance(node, GIVE_UP_TO):
-            self.call.path = [*self.call.path, self.flow.give_up or ""][-MAX_PATH:]
+            self.enter(self.flow.give_up or "")
             return self.finish(node)
         self.actions.append(Hangup())
         return self.end(HungUp(by="flow", learned=self.learned()))
@@ -405,11 +411,11 @@ class _Turn:
         )
 
     def step(self) -> Step:
-        return Step(actions=self.actions, state=self.call)
+        return Step(actions=self.actions, state=self.call, visited=self.visited)
 
     def end(self, outcome: Outcome) -> Step:
         self.call.node, self.call.ended = None, True
-        return Step(actions=self.actions, state=self.call, outcome=outcome)
+        return Step(actions=self.actions, state=self.call, outcome=outcome, visited=self.visited)
 
 
 _DIGITS = re.compile(r"[0-9]+")

@@ -232,6 +232,10 @@ async def _held_one(floor: Floor) -> Request:
     return f"/v1/interactions/{await floor.held()}", None
 
 
+IVR_FLOW = {"start": "hello", "nodes": {"hello": {"type": "enqueue", "queue": "served"}}}
+IVR_DRY_RUN = {"document": IVR_FLOW, "inputs": []}
+
+
 # What each endpoint of the table is asked, built anew for each caller.
 REQUESTS: dict[tuple[str, str], Build] = {
     ("GET", "/v1/auth/me"): _fixed("/v1/auth/me"),
@@ -289,6 +293,7 @@ REQUESTS: dict[tuple[str, str], Build] = {
         "/complete", {"disposition": "resolved"}
     ),
     ("POST", "/v1/interactions/{interaction_id}/abandon"): _queued,
+    ("POST", "/v1/ivr/dry-run"): _fixed("/v1/ivr/dry-run", IVR_DRY_RUN),
     ("GET", "/v1/events"): _fixed("/v1/events"),
     ("POST", "/v1/desk/tickets"): _fixed("/v1/desk/tickets"),
 }

@@ -55,6 +55,7 @@ WRITES: dict[str, tuple[Any, ...]] = {
     "Complete": (Interaction,),
     "Accept": (),
     "EndWrapUp": (),
+    "DryRunIn": (),
 }
 
 # Fields whose column has another name, by the end of their path.
@@ -79,6 +80,12 @@ NO_COLUMN = {
     "AgentCreate.password": "stored as its hash",
     "TransferIn.note": "kept in the transfer's event (jsonb)",
     "business_hours.timezone": "kept in the queue's business_hours (jsonb)",
+}
+
+# Whole parts of a request that reach no column, by the start of their path, and why: the
+# strings inside are bounded by their own models (app/ivr/flow.py).
+NO_COLUMN_UNDER = {
+    "DryRunIn.": "a dry run stores nothing",
 }
 
 
@@ -120,6 +127,8 @@ def test_every_string_is_as_long_as_its_column(app: FastAPI) -> None:
 
 def _against_column(field: Input, tables: tuple[Any, ...]) -> list[str]:
     if any(field.where.endswith(end) for end in NO_COLUMN):
+        return []
+    if any(field.where.startswith(start) for start in NO_COLUMN_UNDER):
         return []
     column = _column(field, tables)
     if column is None:

@@ -7,6 +7,7 @@ from app.core.lease import Replica
 from app.core.models import Base
 from app.customers.models import ContactPoint, Customer
 from app.interactions.models import Interaction, Offer
+from app.ivr.models import IvrFlow, IvrFlowVersion, IvrNumber
 from app.queues.models import Queue, QueueSkill
 from app.skills.models import Skill
 
@@ -22,6 +23,9 @@ __all__ = [
     "Event",
     "GatewayKey",
     "Interaction",
+    "IvrFlow",
+    "IvrFlowVersion",
+    "IvrNumber",
     "LoginFailure",
     "Offer",
     "Queue",

@@ -18,6 +18,7 @@ docs/ivr.md shows each node with an example.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -362,3 +363,11 @@ class Flow(_Part):
             for node in self.nodes.values()
             if isinstance(node, HoursBranch | EnqueueNode | CallbackNode | VoicemailNode)
         }
+
+
+DEMO_FLOW_FILE = Path(__file__).with_name("demo_flow.json")
+
+
+def demo_flow() -> Flow:
+    """The demo's default flow (app/demo.py loads it; docs/ivr.md walks through it)."""
+    return Flow.model_validate_json(DEMO_FLOW_FILE.read_text(encoding="utf-8"))

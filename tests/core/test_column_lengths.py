@@ -25,6 +25,7 @@ from app.customers.models import ContactPoint, Customer
 from app.desk.protocol import AgentAction
 from app.interactions.models import Interaction, Offer
 from app.interactions.schemas import InteractionCreate
+from app.ivr.models import IvrFlow
 from app.main import create_app
 from app.queues.models import Queue
 from app.skills.models import Skill
@@ -56,6 +57,10 @@ WRITES: dict[str, tuple[Any, ...]] = {
     "Accept": (),
     "EndWrapUp": (),
     "DryRunIn": (),
+    "FlowCreate": (IvrFlow,),
+    "FlowUpdate": (IvrFlow,),
+    "FlowVersionCreate": (),
+    "NumberMapping": (),
 }
 
 # Fields whose column has another name, by the end of their path.
@@ -86,6 +91,8 @@ NO_COLUMN = {
 # strings inside are bounded by their own models (app/ivr/flow.py).
 NO_COLUMN_UNDER = {
     "DryRunIn.": "a dry run stores nothing",
+    "FlowCreate.document.": "kept whole in its version's document (jsonb)",
+    "FlowVersionCreate.document.": "kept whole in its version's document (jsonb)",
 }
 
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from app.ivr.actions import Action, Gather, Play, Record, Say
 from app.ivr.engine import CallEvent, CallFacts, Step, advance, begin
-from app.ivr.flow import Flow
+from app.ivr.flow import Flow, demo_flow
 from app.ivr.validate import problems
 
-DEMO_FLOW = Flow.model_validate_json(
-    (Path(__file__).resolve().parents[2] / "app" / "ivr" / "demo_flow.json").read_text()
-)
+DEMO_FLOW = demo_flow()
 
 
 def say(*texts: str, **extra: Any) -> list[dict[str, Any]]:

@@ -260,7 +260,9 @@ async def _save_version(
         flow_id=flow.id,
         version=number,
         state=VersionState.draft,
-        document=document.model_dump(mode="json", exclude_defaults=True),
+        # Whole, defaults written out: a default changed in code later must not change
+        # what a saved version does.
+        document=document.model_dump(mode="json"),
         created_by=actor,
     )
     session.add(saved)

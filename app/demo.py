@@ -17,6 +17,9 @@ from app.core.settings import Settings
 from app.customers import service as customers
 from app.customers.models import LifecycleStage, Tier
 from app.customers.schemas import CustomerCreate
+from app.ivr import service as ivr
+from app.ivr.flow import demo_flow
+from app.ivr.schemas import FlowCreate
 from app.queues import service as queues
 from app.queues.hours import WEEKDAYS, BusinessHours, OpeningSpan
 from app.queues.schemas import QueueCreate, ServiceLevel
@@ -111,6 +114,7 @@ async def load_demo(session: AsyncSession, settings: Settings) -> dict[str, str]
         _, generated = await agents.create_agent(session, body, actor=SYSTEM_ACTOR)
         passwords[username] = generated or ""
     await _load_queues(session)
+    await _load_flow(session)
     for name, tier, stage, value, language, phone, email in CUSTOMERS:
         customer = CustomerCreate(
             name=name,
@@ -159,6 +163,20 @@ async def _load_queues(session: AsyncSession) -> None:
         ),
     ):
         await queues.create_queue(session, body, actor=SYSTEM_ACTOR)
+
+
+async def _load_flow(session: AsyncSession) -> None:
+    """The default IVR flow, published (app/ivr/demo_flow.json; docs/ivr.md walks through it):
+    a bilingual welcome, platinum and gold straight to the vip queue, a menu for billing (with
+    a voicemail after hours), the caller's account number, or a callback."""
+    flow = FlowCreate(
+        name="Main line",
+        description="The demo's default flow, for every number with no flow of its own",
+        document=demo_flow(),
+        publish=True,
+        is_default=True,
+    )
+    await ivr.create_flow(session, flow, actor=SYSTEM_ACTOR)
 
 
 def log_passwords(passwords: dict[str, str]) -> None:

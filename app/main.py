@@ -36,6 +36,7 @@ from app.interactions import service as interactions
 from app.interactions.api import document_intake_body
 from app.interactions.api import router as interactions_router
 from app.interactions.intake import Intake
+from app.ivr.api import router as ivr_router
 from app.queues.api import router as queues_router
 from app.routing.arrivals import Arrivals
 from app.routing.matcher import Matcher
@@ -220,6 +221,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         agents_router,
         desk_agents_router,
         queues_router,
+        ivr_router,
         supervisor_router,
         outbox_router,
     ):

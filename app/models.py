@@ -8,6 +8,7 @@ from app.core.models import Base
 from app.core.outbox import OutboxMessage
 from app.customers.models import ContactPoint, Customer
 from app.interactions.models import Interaction, Offer
+from app.ivr.models import IvrFlow, IvrFlowVersion, IvrNumber
 from app.queues.models import Queue, QueueSkill
 from app.skills.models import Skill
 
@@ -23,6 +24,9 @@ __all__ = [
     "Event",
     "GatewayKey",
     "Interaction",
+    "IvrFlow",
+    "IvrFlowVersion",
+    "IvrNumber",
     "LoginFailure",
     "Offer",
     "OutboxMessage",

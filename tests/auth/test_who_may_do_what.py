@@ -261,6 +261,38 @@ async def _a_dead_message_to_retry(floor: Floor) -> Request:
     return f"{await _dead_message(floor)}/retry", None
 
 
+IVR_FLOW = {"start": "hello", "nodes": {"hello": {"type": "hangup"}}}
+IVR_DRY_RUN = {"document": IVR_FLOW, "inputs": []}
+
+
+async def _fresh_ivr_flow(floor: Floor) -> Request:
+    flow = await floor.made("/v1/ivr/flows", {"name": floor.name("flow"), "document": IVR_FLOW})
+    return f"/v1/ivr/flows/{flow['id']}", {"description": "changed"}
+
+
+def _on_fresh_ivr_flow(action: str, body: dict[str, Any] | None) -> Build:
+    async def build(floor: Floor) -> Request:
+        path, _ = await _fresh_ivr_flow(floor)
+        return f"{path}{action}", body
+
+    return build
+
+
+async def _mapped_number(floor: Floor) -> Request:
+    path, _ = await _fresh_ivr_flow(floor)
+    number = f"+86105555{next(floor.names):04d}"
+    mapped = await floor.client.put(
+        f"/v1/ivr/numbers/{number}", json={"flow_id": path.rsplit("/", 1)[1]}, headers=floor.admin
+    )
+    assert mapped.status_code == 200, mapped.text
+    return f"/v1/ivr/numbers/{number}", None
+
+
+async def _new_number(floor: Floor) -> Request:
+    path, _ = await _fresh_ivr_flow(floor)
+    return f"/v1/ivr/numbers/+86105556{next(floor.names):04d}", {"flow_id": path.rsplit("/")[-1]}
+
+
 # What each endpoint of the table is asked, built anew for each caller.
 REQUESTS: dict[tuple[str, str], Build] = {
     ("GET", "/v1/auth/me"): _fixed("/v1/auth/me"),
@@ -319,6 +351,21 @@ REQUESTS: dict[tuple[str, str], Build] = {
         "/complete", {"disposition": "resolved"}
     ),
     ("POST", "/v1/interactions/{interaction_id}/abandon"): _queued,
+    ("GET", "/v1/ivr/flows"): _fixed("/v1/ivr/flows"),
+    ("GET", "/v1/ivr/flows/{flow_id}"): _on_fresh_ivr_flow("", None),
+    ("GET", "/v1/ivr/flows/{flow_id}/versions/{version}"): _on_fresh_ivr_flow("/versions/1", None),
+    ("GET", "/v1/ivr/numbers"): _fixed("/v1/ivr/numbers"),
+    ("POST", "/v1/ivr/flows"): _named("/v1/ivr/flows", "flow", document=IVR_FLOW),
+    ("PATCH", "/v1/ivr/flows/{flow_id}"): _fresh_ivr_flow,
+    ("POST", "/v1/ivr/flows/{flow_id}/versions"): _on_fresh_ivr_flow(
+        "/versions", {"document": IVR_FLOW}
+    ),
+    ("POST", "/v1/ivr/flows/{flow_id}/versions/{version}/publish"): _on_fresh_ivr_flow(
+        "/versions/1/publish", None
+    ),
+    ("PUT", "/v1/ivr/numbers/{number}"): _new_number,
+    ("DELETE", "/v1/ivr/numbers/{number}"): _mapped_number,
+    ("POST", "/v1/ivr/dry-run"): _fixed("/v1/ivr/dry-run", IVR_DRY_RUN),
     ("GET", "/v1/events"): _fixed("/v1/events"),
     ("GET", "/v1/outbox"): _fixed("/v1/outbox"),
     ("GET", "/v1/outbox/{message_id}"): _an_outbox_message,

@@ -25,6 +25,7 @@ from app.customers.models import ContactPoint, Customer
 from app.desk.protocol import AgentAction
 from app.interactions.models import Interaction, Offer
 from app.interactions.schemas import InteractionCreate
+from app.ivr.models import IvrFlow
 from app.main import create_app
 from app.queues.models import Queue
 from app.skills.models import Skill
@@ -55,6 +56,11 @@ WRITES: dict[str, tuple[Any, ...]] = {
     "Complete": (Interaction,),
     "Accept": (),
     "EndWrapUp": (),
+    "DryRunIn": (),
+    "FlowCreate": (IvrFlow,),
+    "FlowUpdate": (IvrFlow,),
+    "FlowVersionCreate": (),
+    "NumberMapping": (),
 }
 
 # Fields whose column has another name, by the end of their path.
@@ -82,6 +88,14 @@ NO_COLUMN = {
     "holidays.closed_dates[].name": "kept in the queue's holidays (jsonb)",
     "holidays.country": "kept in the queue's holidays (jsonb)",
     "holidays.subdivision": "kept in the queue's holidays (jsonb)",
+}
+
+# Whole parts of a request that reach no column, by the start of their path, and why: the
+# strings inside are bounded by their own models (app/ivr/flow.py).
+NO_COLUMN_UNDER = {
+    "DryRunIn.": "a dry run stores nothing",
+    "FlowCreate.document.": "kept whole in its version's document (jsonb)",
+    "FlowVersionCreate.document.": "kept whole in its version's document (jsonb)",
 }
 
 
@@ -123,6 +137,8 @@ def test_every_string_is_as_long_as_its_column(app: FastAPI) -> None:
 
 def _against_column(field: Input, tables: tuple[Any, ...]) -> list[str]:
     if any(field.where.endswith(end) for end in NO_COLUMN):
+        return []
+    if any(field.where.startswith(start) for start in NO_COLUMN_UNDER):
         return []
     column = _column(field, tables)
     if column is None:

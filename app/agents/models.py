@@ -60,6 +60,8 @@ class Agent(UUIDPrimaryKey, Timestamps, Base):
     routing_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # The agent's current desk socket: an old socket closing late must not log out a new one.
     connection_id: Mapped[uuid.UUID | None]
+    # Where the agent's leg of a call rings when a gateway bridges a caller (app/agents/voice.py).
+    voice_endpoint: Mapped[str | None] = mapped_column(String(255))
 
     skills: Mapped[list[AgentSkill]] = relationship(
         cascade="all, delete-orphan", lazy="raise", order_by="AgentSkill.skill_id"

@@ -4,8 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from app.agents import voice
 from app.agents.models import AgentState
 from app.auth.schemas import DisplayName, Password, Username
 from app.core.inputs import REFUSES_NUL
@@ -28,6 +29,21 @@ AGENT_EXAMPLE: dict[str, Any] = {
 }
 
 
+def _a_voice_endpoint(value: str) -> str:
+    voice.voice_endpoint(value)  # a ValueError names the shapes taken
+    return value
+
+
+# Where the agent's leg of a call rings (app/agents/voice.py): `client:<name>` for a softphone,
+# `sip:<user>@<host>`, or an E.164 number.
+VoiceEndpointText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=voice.LONGEST),
+    AfterValidator(_a_voice_endpoint),
+    REFUSES_NUL,
+]
+
+
 class AgentCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [AGENT_EXAMPLE]})
 
@@ -38,10 +54,16 @@ class AgentCreate(BaseModel):
     )
     capacity: Capacity = Capacity()
     skills: list[SkillLevel] = Field(default_factory=list, max_length=50)
+    voice_endpoint: VoiceEndpointText | None = Field(
+        default=None, description="Where the agent's calls ring: client:<name>, sip:..., +E.164"
+    )
 
 
 class AgentUpdate(BaseModel):
     display_name: DisplayName | None = None
+    voice_endpoint: VoiceEndpointText | None = Field(
+        default=None, description="Where the agent's calls ring; null clears it"
+    )
     capacity: Capacity | None = Field(
         default=None, description="Only the channels sent change; the others keep their value."
     )
@@ -69,6 +91,7 @@ class AgentOut(BaseModel):
     state: AgentState
     state_reason: str | None
     state_since: datetime
+    voice_endpoint: str | None
 
 
 class AgentCreated(AgentOut):

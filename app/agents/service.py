@@ -48,6 +48,7 @@ async def create_agent(
         capacity_voice=data.capacity.voice,
         capacity_chat=data.capacity.chat,
         capacity_email=data.capacity.email,
+        voice_endpoint=data.voice_endpoint,
         skills=[AgentSkill(skill_id=skill.id, proficiency=level) for skill, level in levels],
     )
     session.add(agent)
@@ -61,6 +62,7 @@ async def create_agent(
             "username": user.username,
             "capacity": data.capacity.model_dump(),
             "skills": {skill.name: level for skill, level in levels},
+            "voice_endpoint": data.voice_endpoint,
         },
     )
     return await get_agent_view(session, agent.id), generated
@@ -116,6 +118,7 @@ def _view(agent: Agent, user: User, levels: list[SkillLevel]) -> AgentOut:
         state=agent.state,
         state_reason=agent.state_reason,
         state_since=agent.state_since,
+        voice_endpoint=agent.voice_endpoint,
     )
 
 
@@ -171,6 +174,9 @@ async def update_agent(
         agent.capacity_chat = capacity.chat
         agent.capacity_email = capacity.email
         payload["capacity"] = capacity.model_dump()
+    if "voice_endpoint" in data.model_fields_set:  # null clears it
+        agent.voice_endpoint = data.voice_endpoint
+        payload["voice_endpoint"] = data.voice_endpoint
     if data.display_name is not None:
         user = await users.get_user(session, agent.user_id)
         user.display_name = data.display_name

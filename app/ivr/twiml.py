@@ -17,7 +17,6 @@ Wire format only: which actions a call gets is the IVR engine's (issue 14). Twil
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from app.agents.voice import EndpointKind, voice_endpoint
 from app.ivr.actions import (
     Action,
     Connect,
@@ -97,41 +97,6 @@ VOICES = {
     Language.en_us: TwilioVoice(language="en-US", voice="Polly.Joanna-Neural"),
     Language.zh_cn: TwilioVoice(language="cmn-CN", voice="Polly.Zhiyu-Neural"),
 }
-
-
-class EndpointKind(StrEnum):
-    client = "client"
-    sip = "sip"
-    number = "number"
-
-
-@dataclass(frozen=True)
-class VoiceEndpoint:
-    """Where an agent's leg rings: a softphone (`<Client>`), a SIP URI (`<Sip>`), a number."""
-
-    kind: EndpointKind
-    address: str
-
-
-# Twilio's client identities are letters, digits and underscores, at most 121 of them.
-_CLIENT = re.compile(r"client:([A-Za-z0-9_]{1,121})")
-_SIP = re.compile(r"sip:[^\s<>\"']{1,251}")
-_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
-
-
-def voice_endpoint(endpoint: str) -> VoiceEndpoint:
-    """An agent's voice endpoint read by its shape: `client:name`, `sip:user@host`, or an
-    E.164 number (`+8613800138000`). Anything else is a ValueError that says what is taken."""
-    if found := _CLIENT.fullmatch(endpoint):
-        return VoiceEndpoint(EndpointKind.client, found.group(1))
-    if _SIP.fullmatch(endpoint):
-        return VoiceEndpoint(EndpointKind.sip, endpoint)
-    if _E164.fullmatch(endpoint):
-        return VoiceEndpoint(EndpointKind.number, endpoint)
-    raise ValueError(
-        f"{endpoint!r} is no voice endpoint: write client:<name> (letters, digits, _),"
-        " sip:<user>@<host>, or an E.164 number such as +8613800138000"
-    )
 
 
 def render_twiml(actions: Sequence[Action], urls: CallbackUrls) -> str:

@@ -142,6 +142,7 @@ async def test_creating_an_agent_writes_events_for_the_user_and_the_agent(
         "username": "mei",
         "capacity": {"voice": 1, "chat": 3, "email": 2},
         "skills": {"billing": 3},
+        "voice_endpoint": None,
     }
     user_events = await events_of(client, admin, agent["user_id"], kind="user.created")
     assert user_events[0]["payload"] == {"username": "mei", "role": "agent"}
@@ -669,3 +670,51 @@ async def test_changing_the_state_of_an_unknown_agent_is_404(
     response = await set_state(client, supervisor, str(uuid.uuid4()), "available")
     assert response.status_code == 404
     assert response.json()["error"] == "agent_not_found"
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["client:mei_chen", "sip:1001@pbx.example.com:5060", "+8613800138000"]
+)
+async def test_an_agent_s_voice_endpoint_is_kept_and_shown(
+    client: httpx.AsyncClient, admin: Headers, endpoint: str
+) -> None:
+    """Where the agent's calls ring when a gateway bridges a caller (docs/telephony.md)."""
+    agent = await create_agent(client, admin, "mei", voice_endpoint=endpoint)
+    assert agent["voice_endpoint"] == endpoint
+
+    fetched = (await client.get(f"/v1/agents/{agent['id']}", headers=admin)).json()
+    assert fetched["voice_endpoint"] == endpoint
+
+
+async def test_a_voice_endpoint_of_no_known_shape_is_refused_naming_the_shapes(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    body = {"username": "mei", "display_name": "Mei", "voice_endpoint": "13800138000"}
+    response = await client.post("/v1/agents", json=body, headers=admin)
+
+    problem = field_problems(response)["voice_endpoint"]
+    assert "client:<name>" in problem
+    assert "E.164" in problem
+    agents = (await client.get("/v1/agents", headers=admin)).json()
+    assert agents["total"] == 0
+
+
+async def test_a_voice_endpoint_is_changed_and_cleared_by_patch_and_other_fields_keep_it(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    agent = await create_agent(client, admin, "mei", voice_endpoint="client:mei")
+    path = f"/v1/agents/{agent['id']}"
+
+    renamed = await client.patch(path, json={"display_name": "Mei Chen"}, headers=admin)
+    assert renamed.json()["voice_endpoint"] == "client:mei"
+    moved = await client.patch(path, json={"voice_endpoint": "+8613800138000"}, headers=admin)
+    assert moved.json()["voice_endpoint"] == "+8613800138000"
+    cleared = await client.patch(path, json={"voice_endpoint": None}, headers=admin)
+    assert cleared.json()["voice_endpoint"] is None
+
+    updates = await events_of(client, admin, agent["id"], kind="agent.updated")
+    assert [e["payload"].get("voice_endpoint", "-") for e in updates] == [
+        "-",
+        "+8613800138000",
+        None,
+    ]

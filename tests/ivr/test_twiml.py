@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import TypeAdapter
 
+from app.agents.voice import EndpointKind, voice_endpoint
 from app.ivr.actions import (
     Action,
     Connect,
@@ -28,14 +29,7 @@ from app.ivr.actions import (
     Say,
     Transfer,
 )
-from app.ivr.twiml import (
-    Callback,
-    CallbackUrls,
-    EndpointKind,
-    callback_url,
-    render_twiml,
-    voice_endpoint,
-)
+from app.ivr.twiml import Callback, CallbackUrls, callback_url, render_twiml
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "telephony.md"
 BASE = "https://cc.example.com"

@@ -63,6 +63,27 @@ def free_port() -> int:
         return port
 
 
+@contextlib.contextmanager
+def served_in_thread(app: Any, what: str, **options: Any) -> Iterator[str]:
+    """`app` served by uvicorn in a thread on a loopback port, until the block ends: its base
+    URL. `options` go to `uvicorn.Config`."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, **options)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 @dataclass
 class LiveServer:
     base_url: str
@@ -70,23 +91,9 @@ class LiveServer:
     @classmethod
     @contextlib.contextmanager
     def running(cls, settings: Settings, database_url: str) -> Iterator[LiveServer]:
-        port = free_port()
-        config = uvicorn.Config(
-            create_app(settings, database_url), host="127.0.0.1", port=port, log_config=None
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-        try:
-            yield cls(base_url=f"http://127.0.0.1:{port}")
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+        app = create_app(settings, database_url)
+        with served_in_thread(app, "the test server") as base_url:
+            yield cls(base_url=base_url)
 
 
 Headers = dict[str, str]

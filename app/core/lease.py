@@ -124,7 +124,7 @@ class ReplicaLease:
             until = await asyncio.wait_for(self._hold(), timeout=self._every)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             log.warning("replica lease not renewed", error=repr(error))
-            await self._drop_connection()
+            self._drop_connection()
             if time.monotonic() >= self._live_until > float("-inf"):
                 self._lapsed("not renewed within its time to live")
             return False
@@ -151,7 +151,7 @@ class ReplicaLease:
         if self._on_lapse is not None:
             self._on_lapse(lapsed)
 
-    async def _drop_connection(self) -> None:
+    def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.terminate()

@@ -72,18 +72,25 @@ _ROUTABLE = """
            a.state = 'wrap_up' AS in_wrap_up, p.last_seen_at,
            coalesce(l.voice, 0) AS voice, coalesce(l.chat, 0) AS chat,
            coalesce(l.email, 0) AS email
-    FROM agents a
-    JOIN users u ON u.id = a.user_id
-    JOIN agent_presence p ON p.agent_id = a.id
-    JOIN replicas r ON r.id = p.replica_id AND r.lease_until > statement_timestamp()
-    LEFT JOIN loads l ON l.agent_id = a.id
-    WHERE a.state IN ('available', 'busy', 'wrap_up')
-      AND u.is_active
+    {in_routing}
       AND (coalesce(l.voice, 0) < a.capacity_voice
            OR coalesce(l.chat, 0) < a.capacity_chat
            OR coalesce(l.email, 0) < a.capacity_email)
       {agents_among}
 """
+# Agents in routing, whether or not they have room: a routable state, an active user, a desk
+# on a replica whose lease is live (app/core/lease.py). `a` the agent, `p` its presence (with
+# `last_seen_at`); the loads `l` are joined after it. The one text of it: the directory reads
+# it, and so do the queue figures (app/routing/figures.py).
+IN_ROUTING = """FROM agents a
+    JOIN users u ON u.id = a.user_id
+    JOIN agent_presence p ON p.agent_id = a.id
+    JOIN replicas r ON r.id = p.replica_id AND r.lease_until > statement_timestamp()
+    {joins}
+    WHERE a.state IN ('available', 'busy', 'wrap_up') AND u.is_active"""
+_ROUTABLE = _ROUTABLE.replace(
+    "{in_routing}", IN_ROUTING.format(joins="LEFT JOIN loads l ON l.agent_id = a.id")
+)
 ROUTABLE_AGENTS = _ROUTABLE.format(offers_among="", interactions_among="", agents_among="")
 # The same for the agents $1 only: each branch filtered by agent, so the loads come from the
 # (agent_id, state) indexes instead of every pending offer and held interaction.

@@ -18,6 +18,7 @@ import asyncpg
 
 from app.core.channels import Channel
 from app.routing import policy
+from app.routing.directory import IN_ROUTING
 from app.routing.rules import kind_of
 from app.routing.waiting import EFFECTIVE
 
@@ -164,16 +165,11 @@ async def read_position(
 
 # --- staffed agents -----------------------------------------------------------------------------
 
-# Agents in routing (a routable state, an active user, a desk on a replica whose lease is live:
-# as app/routing/directory.py reads them, whether or not they have room now) with capacity
+# Agents in routing (`directory.IN_ROUTING`, whether or not they have room now) with capacity
 # for the channel $2's kind, who hold every skill queue $1 requires at its level.
-STAFFED = """
+_STAFFED = """
     SELECT count(*)
-    FROM agents a
-    JOIN users u ON u.id = a.user_id
-    JOIN agent_presence p ON p.agent_id = a.id
-    JOIN replicas r ON r.id = p.replica_id AND r.lease_until > statement_timestamp()
-    WHERE a.state IN ('available', 'busy', 'wrap_up') AND u.is_active
+    {in_routing}
       AND CASE $2::text WHEN 'chat' THEN a.capacity_chat WHEN 'email' THEN a.capacity_email
                         ELSE a.capacity_voice END > 0
       AND NOT EXISTS (
@@ -183,6 +179,7 @@ STAFFED = """
                             WHERE s.agent_id = a.id AND s.skill_id = n.skill_id
                               AND s.proficiency >= n.min_proficiency))
 """
+STAFFED = _STAFFED.replace("{in_routing}", IN_ROUTING.format(joins=""))
 
 
 async def read_staffed_agents(

@@ -18,13 +18,12 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.support import free_port
+from tests.support import served_in_thread
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -85,26 +84,14 @@ class Receiver:
     @contextlib.contextmanager
     def running(cls) -> Iterator[Receiver]:
         receiver = cls()
-        port = free_port()
         app = Starlette(routes=[Route("/{path:path}", receiver._handle, methods=METHODS)])
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_config=None, lifespan="off", access_log=False
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the receiver did not start")
-            time.sleep(0.02)
-        receiver.base_url = f"http://127.0.0.1:{port}"
-        try:
-            yield receiver
-        finally:
-            receiver._stopping.set()
-            server.should_exit = True
-            thread.join(timeout=10)
+        options = {"lifespan": "off", "access_log": False}
+        with served_in_thread(app, "the receiver", **options) as base_url:
+            receiver.base_url = base_url
+            try:
+                yield receiver
+            finally:
+                receiver._stopping.set()  # before the server stops: hanging answers end
 
     def script(self, path: str, *answers: Answer) -> None:
         """Answer the next requests to `path` so, in order; `default` once they are used up."""

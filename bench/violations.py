@@ -35,9 +35,10 @@ KNOWN_STATES = frozenset(
         "abandoned",
         "transferred_out",
         "expired",
+        "converted",
     }
 )
-TERMINAL = frozenset({"completed", "abandoned", "transferred_out", "expired"})
+TERMINAL = frozenset({"completed", "abandoned", "transferred_out", "expired", "converted"})
 OFFER_ENDINGS = frozenset(
     {"offer.accepted", "offer.rejected", "offer.timed_out", "offer.withdrawn"}
 )

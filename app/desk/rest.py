@@ -1,6 +1,7 @@
-"""The desk's actions over plain HTTP, for consoles that are not on the socket at that moment:
-the same routing service as the socket, in the ORM session's transaction, whose unit of work
-writes the events at its commit and publishes them after it."""
+"""The desk's actions over plain HTTP, for consoles that are not on the socket at that moment,
+and the abandon a gateway or a supervisor reports: the same routing service as the socket and
+the live call service, in the ORM session's transaction, whose unit of work writes the events
+at its commit and publishes them after it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from app.agents import service as agents
 from app.agents.api import visible_agent
 from app.agents.models import AgentState
 from app.agents.schemas import AgentOut, AgentStateChange
-from app.auth.dependencies import AnyUser, Session
+from app.auth.dependencies import AbandonReporter, AnyUser, Session
 from app.core.db import driver_connection
 from app.core.errors import Forbidden
 from app.core.events import events_of
@@ -96,6 +97,22 @@ async def complete(
         notes=body.notes,
         agent_id=own,
         actor=principal.actor,
+    )
+    request.app.state.matcher.wake()
+    return InteractionOut.model_validate(
+        await interactions.get_interaction(session, interaction_id)
+    )
+
+
+@router.post("/{interaction_id}/abandon", summary="The customer left (hung up, closed the chat)")
+async def abandon(
+    interaction_id: uuid.UUID, principal: AbandonReporter, session: Session, request: Request
+) -> InteractionOut:
+    """While it waited or was being offered (a pending offer is withdrawn), as the live call
+    service reports a caller who hangs up: routing's `abandon_waiting`, one rule for both."""
+    connection = await driver_connection(session)
+    await routing.abandon_waiting(
+        connection, events_of(session), interaction_id, actor=principal.actor
     )
     request.app.state.matcher.wake()
     return InteractionOut.model_validate(

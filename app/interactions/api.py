@@ -11,7 +11,6 @@ from pydantic import ValidationError
 from app.agents import service as agents
 from app.auth.dependencies import (
     RAISE_WORK,
-    AbandonReporter,
     AnyUser,
     Session,
     bearer_secret,
@@ -176,12 +175,3 @@ async def get_interaction(
     interaction = await service.get_interaction(session, interaction_id)
     await visible(principal, session, interaction)
     return InteractionOut.model_validate(interaction)
-
-
-@router.post("/{interaction_id}/abandon", summary="The customer left (hung up, closed the chat)")
-async def abandon(
-    interaction_id: uuid.UUID, principal: AbandonReporter, session: Session
-) -> InteractionOut:
-    return InteractionOut.model_validate(
-        await service.abandon(session, interaction_id, actor=principal.actor)
-    )

@@ -2,9 +2,13 @@
 
 queued ──offer──▶ offered ──accept──▶ assigned ──complete──▶ wrap_up ──end──▶ completed
   ▲                 │                   │  └──complete (no wrap-up)──────────▶ completed
-  └──reject/timeout─┘                   └──transfer to a queue──▶ queued (new queue)
+  ├──reject/timeout─┘                   ├──transfer to a queue──▶ queued (new queue)
+  └──the agent's phone never answered───┘  (its place in line kept)
 queued/offered ──caller hangs up──▶ abandoned      queued ──sweeper──▶ expired
+queued/offered ──caller takes a callback instead──▶ converted
 queued/assigned ──transfer out of the contact center──▶ transferred_out
+
+A caller who hangs up during the talk ends the talk: assigned ──▶ wrap_up (app/routing/line.py).
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ from app.interactions.models import TERMINAL_STATES, InteractionState
 S = InteractionState
 
 ALLOWED: dict[InteractionState, frozenset[InteractionState]] = {
-    S.queued: frozenset({S.offered, S.abandoned, S.expired, S.transferred_out}),
-    S.offered: frozenset({S.assigned, S.queued, S.abandoned}),
-    S.assigned: frozenset({S.wrap_up, S.completed, S.queued, S.transferred_out, S.abandoned}),
+    S.queued: frozenset({S.offered, S.abandoned, S.expired, S.transferred_out, S.converted}),
+    S.offered: frozenset({S.assigned, S.queued, S.abandoned, S.converted}),
+    S.assigned: frozenset({S.wrap_up, S.completed, S.queued, S.transferred_out}),
     S.wrap_up: frozenset({S.completed}),
     **{state: frozenset() for state in TERMINAL_STATES},
 }

@@ -22,6 +22,7 @@ class InteractionState(StrEnum):
     abandoned = "abandoned"
     transferred_out = "transferred_out"
     expired = "expired"
+    converted = "converted"  # a waiting call the caller turned into a callback
 
 
 TERMINAL_STATES = frozenset(
@@ -30,6 +31,7 @@ TERMINAL_STATES = frozenset(
         InteractionState.abandoned,
         InteractionState.transferred_out,
         InteractionState.expired,
+        InteractionState.converted,
     }
 )
 

@@ -1,7 +1,10 @@
-"""Interactions: history and every state change. Intake is intake.py (plain SQL, a hot path).
+"""Interactions: history and the moves made over the admin API. Intake is intake.py (plain SQL,
+a hot path).
 
-Offers and assignment are routing's business (app/routing); this module owns the interaction
-row, its legal moves (lifecycle.py) and the event each move writes.
+Offers and assignment are routing's business (app/routing), and so is every move that settles
+an offer or an agent's holding (a caller who hangs up or takes a callback: app/routing/line.py);
+this module owns the interaction row, its legal moves (lifecycle.py) and the event each move
+writes.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent
@@ -19,7 +22,13 @@ from app.core.channels import Channel
 from app.core.errors import IllegalTransition, InvalidField, NotFound
 from app.core.events import events_of
 from app.interactions.lifecycle import ensure_can_move, move_payload
-from app.interactions.models import Interaction, InteractionState, Offer, OfferState
+from app.interactions.models import (
+    TERMINAL_STATES,
+    Interaction,
+    InteractionState,
+    Offer,
+    OfferState,
+)
 from app.queues import service as queues
 from app.queues.models import Queue, QueueSkill
 from app.skills.models import Skill
@@ -141,7 +150,7 @@ async def move(
         interaction.assigned_at = moment
     elif target is S.wrap_up:
         interaction.wrap_up_at = moment
-    elif target in {S.completed, S.abandoned, S.transferred_out, S.expired}:
+    elif target in TERMINAL_STATES:
         interaction.ended_at = moment
     events_of(session).add(
         f"interaction.{target.value}",
@@ -154,44 +163,6 @@ async def move(
 
 def _str(value: uuid.UUID | None) -> str | None:
     return None if value is None else str(value)
-
-
-async def withdraw_pending_offer(
-    session: AsyncSession, interaction: Interaction, *, reason: str
-) -> uuid.UUID | None:
-    """Withdraw the interaction's pending offer, if any; returns the agent who held it."""
-    result = await session.execute(
-        update(Offer)
-        .where(Offer.interaction_id == interaction.id, Offer.state == OfferState.pending)
-        .values(state=OfferState.withdrawn, decided_at=now(), reason=reason)
-        .returning(Offer.id, Offer.agent_id)
-    )
-    row = result.first()
-    if row is None:
-        return None
-    offer_id, agent_id = row
-    events_of(session).add(
-        "offer.withdrawn",
-        subject_type="offer",
-        subject_id=offer_id,
-        actor="system",
-        payload={
-            "interaction_id": str(interaction.id),
-            "agent_id": str(agent_id),
-            "reason": reason,
-        },
-    )
-    return uuid.UUID(str(agent_id))
-
-
-async def abandon(session: AsyncSession, interaction_id: uuid.UUID, *, actor: str) -> Interaction:
-    """The customer left (hung up, closed the chat) before or while being served."""
-    interaction = await get_interaction(session, interaction_id, for_update=True)
-    ensure_can_move(interaction.state, S.abandoned, what="abandon it")
-    if interaction.state is S.offered:
-        await withdraw_pending_offer(session, interaction, reason="customer abandoned")
-    await move(session, interaction, S.abandoned, actor=actor, what="abandon it")
-    return interaction
 
 
 async def transfer(

@@ -79,6 +79,41 @@ async def set_state(
     return state_changed(events, agent, state, reason, actor)
 
 
+MISSED_AN_OFFER = "missed an offer"
+
+
+async def missed_offer(
+    connection: asyncpg.Connection,
+    events: Events,
+    agent: AgentNow,
+    *,
+    sends_away: bool,
+    actor: str,
+) -> AgentNow:
+    """What missing an offer does to the agent (locked) who missed it, whichever way it was
+    missed: its offer timed out (the sweeper), or its phone never answered the call it accepted
+    (app/routing/line.py). The offer itself ends as `timed_out`, which keeps the agent from
+    being offered that interaction again; this is the rest: the agent goes away ("missed an
+    offer") when the interaction's queue sends its agents away for a missed offer
+    (`sends_away`: `away_on_missed_offer`, and whatever else the caller knows, such as the
+    desk's replica still being there to have shown the offer). Returns the agent as it is now.
+
+    Only an agent in routing (or away already) can miss an offer, so the move is always
+    allowed; it is checked all the same, as a refusal would roll back the caller's whole
+    transaction (the sweeper's: every offer it timed out)."""
+    if not sends_away or not states.can_move(agent.state, AgentState.away, by=Cause.missed_offer):
+        return agent
+    return await set_state(
+        connection,
+        events,
+        agent,
+        AgentState.away,
+        reason=MISSED_AN_OFFER,
+        actor=actor,
+        by=Cause.missed_offer,
+    )
+
+
 # The state an agent's holdings call for (`states.state_for_holdings`, pinned to it by
 # tests/agents/test_state_rules_in_sql.py), written when it differs (decisions.sql).
 REFRESH = "SELECT routing_refresh_agent($1, $2)"

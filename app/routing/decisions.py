@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -231,6 +232,37 @@ async def complete(
 
     One call (decisions.sql): the agent's state then follows what it holds, as
     `refresh_agent_state` has it."""
+    ended = await end_handling(
+        connection,
+        events,
+        interaction_id,
+        agent_id=agent_id,
+        actor=actor,
+        disposition=disposition,
+        notes=notes,
+        extra={"disposition": disposition},
+    )
+    if ended is None:
+        await _explain_refused_completion(connection, agent_id, interaction_id)
+    return ended
+
+
+async def end_handling(
+    connection: asyncpg.Connection,
+    events: Events,
+    interaction_id: uuid.UUID,
+    *,
+    agent_id: uuid.UUID,
+    actor: str,
+    disposition: str | None,
+    notes: str,
+    extra: Mapping[str, Any],
+) -> InteractionState | None:
+    """The talk of an assigned interaction ends (`routing_complete`): wrap_up when its queue has
+    a wrap-up time, else completed; the agent's state then follows what it holds (into wrap-up
+    after a call). The state it went to, or None when it wrote nothing: the interaction is not
+    assigned to `agent_id` (any more). Its event's payload carries `extra`. Shared by the
+    agent's completion and the caller who hangs up during the talk (app/routing/line.py)."""
     moment = now()
     rows = await connection.fetch(
         COMPLETE,
@@ -240,10 +272,10 @@ async def complete(
         actor,
         disposition,
         notes,
-        json.dumps(move_payload(S.assigned, agent_id, {"disposition": disposition})),
+        json.dumps(move_payload(S.assigned, agent_id, extra)),
     )
     if not rows:
-        await _explain_refused_completion(connection, agent_id, interaction_id)
+        return None
     written = _written(rows, moment, actor)
     events.note_written(written)
     return S(written[0].kind.removeprefix("interaction."))

@@ -207,7 +207,10 @@ class AgentDirectory:
         for channel in channels:
             load = policy.with_one_more(load, channel)
         agent = replace(kept.agent, load=load)
-        self._kept[agent_id] = _Kept(kept.seen, (version, *kept.version[1:]), agent)
+        # The version says the load kept, too: a read that finds the load as it was before
+        # these offers (one withdrawn before any read, its caller gone) is not the same row.
+        version_now = (version, kept.version[1], load.voice, load.chat, load.email)
+        self._kept[agent_id] = _Kept(kept.seen, version_now, agent)
 
     def pass_offered(self, landed: Mapping[uuid.UUID, tuple[int, int, Sequence[Channel]]]) -> None:
         """A pass's offers, by agent: (version read, new version, channels). Kept as `offered`

@@ -1,6 +1,7 @@
 """Ending what an agent holds: an offer returned to the queue, interactions finished, and the
-event of each interaction's move. Shared by the offer decisions, the agent's leaving routing and
-the sweeps, inside the caller's transaction; the caller writes and publishes `Events`.
+events of each offer's end and each interaction's move. Shared by the offer decisions, the
+agent's leaving routing, the sweeps and the caller's line (app/routing/line.py), inside the
+caller's transaction; the caller writes and publishes `Events`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,24 @@ async def return_to_queue(
     )
     if ended is None:
         return False
+    offer_ended(events, offer_id, outcome, interaction_id, agent_id, reason, actor)
+    if requeued is not None:
+        extra = {"offer_id": str(offer_id), "reason": reason}
+        moved(events, interaction_id, S.offered, S.queued, None, actor, extra)
+    return True
+
+
+def offer_ended(
+    events: Events,
+    offer_id: uuid.UUID,
+    outcome: str,
+    interaction_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    reason: str,
+    actor: str,
+) -> None:
+    """The event of an offer's end (`offer.<outcome>`): it names the agent, so the agent's desk
+    is told (an `offer_withdrawn` frame, app/desk/frames.py)."""
     events.add(
         f"offer.{outcome}",
         subject_type="offer",
@@ -62,10 +81,6 @@ async def return_to_queue(
             "reason": reason,
         },
     )
-    if requeued is not None:
-        extra = {"offer_id": str(offer_id), "reason": reason}
-        moved(events, interaction_id, S.offered, S.queued, None, actor, extra)
-    return True
 
 
 def moved(

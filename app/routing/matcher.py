@@ -39,6 +39,7 @@ WAKING_KINDS = frozenset(
         "interaction.wrap_up",
         "interaction.transferred_out",
         "interaction.abandoned",
+        "interaction.converted",
         "agent.state_changed",
         "agent.updated",
         "agent.skills_changed",

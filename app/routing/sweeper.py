@@ -13,7 +13,6 @@ from datetime import timedelta
 
 import asyncpg
 
-from app.agents import states
 from app.agents.models import AgentState
 from app.agents.states import Cause
 from app.core.events import SYSTEM_ACTOR, Events
@@ -23,9 +22,9 @@ from app.routing.agent_states import (
     ROUTABLE_NAMES,
     AgentNow,
     lock_agents,
+    missed_offer,
     refresh_agent_state,
     release_agent,
-    set_state,
 )
 from app.routing.holdings import finish, moved, return_to_queue
 
@@ -70,18 +69,9 @@ async def time_out_offers(connection: asyncpg.Connection, events: Events) -> int
         if not returned:
             continue
         ended += 1
-        # Only an agent in routing holds an offer, so a missed one can always send it away;
-        # checked all the same, as a refusal here would roll back the whole sweep.
-        if offer["away"] and states.can_move(agent.state, AgentState.away, by=Cause.missed_offer):
-            agents[agent.id] = await set_state(
-                connection,
-                events,
-                agent,
-                AgentState.away,
-                reason="missed an offer",
-                actor=SYSTEM_ACTOR,
-                by=Cause.missed_offer,
-            )
+        agents[agent.id] = await missed_offer(
+            connection, events, agent, sends_away=offer["away"], actor=SYSTEM_ACTOR
+        )
     return ended
 
 

@@ -17,14 +17,15 @@ EXPECTED = {
     (S.queued, S.abandoned),
     (S.queued, S.expired),
     (S.queued, S.transferred_out),
+    (S.queued, S.converted),
     (S.offered, S.assigned),
     (S.offered, S.queued),
     (S.offered, S.abandoned),
+    (S.offered, S.converted),
     (S.assigned, S.wrap_up),
     (S.assigned, S.completed),
     (S.assigned, S.queued),
     (S.assigned, S.transferred_out),
-    (S.assigned, S.abandoned),
     (S.wrap_up, S.completed),
 }
 

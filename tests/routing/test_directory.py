@@ -241,6 +241,28 @@ async def test_the_pass_after_an_offer_sees_the_load_it_added(
     assert pending == 1
 
 
+async def test_the_pass_after_an_offer_is_withdrawn_sees_the_room_it_freed(
+    routing_by_hand: asyncpg.Connection, client: httpx.AsyncClient, admin: Headers
+) -> None:
+    """The offer is withdrawn (its caller hung up) before any pass read its agent again: the
+    next read finds the load as it was before the offer, the same row version, and must not
+    take it for the row kept, which counts the offer."""
+    directory = AgentDirectory(read_all_every=NEVER_ALL_AGAIN)
+    first = await _chat(client, admin, "visitor-1")
+    assert (await _pass(routing_by_hand, directory)).offers == 1
+    lin = await routing_by_hand.fetchval(
+        "UPDATE offers SET state = 'withdrawn' WHERE interaction_id = $1::uuid RETURNING agent_id",
+        first,
+    )
+    await routing_by_hand.execute(
+        "UPDATE interactions SET state = 'abandoned' WHERE id = $1::uuid", first
+    )
+    directory.mark([lin])  # what the matcher does on the withdrawal's event
+    await _chat(client, admin, "visitor-2")
+
+    assert (await _pass(routing_by_hand, directory)).offers == 1
+
+
 @pytest.mark.parametrize(
     "change",
     [

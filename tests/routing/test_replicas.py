@@ -47,6 +47,7 @@ TERMINAL_KINDS = frozenset(
         "interaction.abandoned",
         "interaction.expired",
         "interaction.transferred_out",
+        "interaction.converted",
     }
 )
 OFFER_ENDINGS = frozenset({"offer.rejected", "offer.timed_out", "offer.withdrawn"})

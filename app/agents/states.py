@@ -40,7 +40,7 @@ class Cause(StrEnum):
 
     request = "request"  # the agent, or a supervisor for it: the desk's set_state or REST
     holdings = "holdings"  # what it holds changed: accepted, completed, wrapped up, transferred
-    missed_offer = "missed_offer"  # an offer timed out in a queue that sends its agent away
+    missed_offer = "missed_offer"  # it missed an offer (timed out, or its phone never answered)
     silence = "silence"  # its desk sent no heartbeat for too long
     deactivation = "deactivation"  # its user was deactivated
     disconnect = "disconnect"  # its desk socket closed

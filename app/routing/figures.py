@@ -74,9 +74,9 @@ async def read_aht(
       on one of `channels` (one channel for a figure per channel; `same_capacity(channel)` for
       the capacity a waiting caller waits for);
     - `completed`, with their wrap-up over, within the window: `moment - window < ended_at <=
-      moment`. Those still in talk or wrap-up count once they end; abandoned, expired and
-      transferred-out interactions never count (no handle ran to its end: an assigned call
-      the caller hangs up on ends its talk and goes to wrap-up, and counts then).
+      moment`. Those still in talk or wrap-up count once they end; abandoned, expired,
+      transferred-out and converted interactions never count (no handle ran to its end: an
+      assigned call the caller hangs up on ends its talk and goes to wrap-up, and counts then).
 
     Only the last assignment's time counts: an interaction transferred to another queue and
     handled again counts there, from its new assignment.

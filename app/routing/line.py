@@ -99,7 +99,8 @@ async def _end_wait(
     row = await connection.fetchrow(LOCK_WAITING, interaction_id)
     if row is None:
         raise InteractionNotFound(f"no interaction with id {interaction_id}")
-    source, waiting_since = S(row["state"]), row["waiting_since"]
+    source = S(row["state"])
+    waiting_since: datetime = row["waiting_since"]
     ensure_can_move(source, target, what=ENDING_A_WAIT[target])
     moment = now()
     withdrawn = await connection.fetchrow(END_WAIT, interaction_id, moment, target.value, reason)

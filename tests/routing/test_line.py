@@ -22,12 +22,18 @@ from fastapi import FastAPI
 
 from app.core.errors import IllegalTransition
 from app.core.events import Events
+from app.core.hub import asyncpg_dsn
 from app.core.settings import Settings
 from app.interactions.service import InteractionNotFound
 from app.routing import service as routing
 from app.routing import waiting
 from app.routing.figures import read_position
-from tests.support import create_skills, present_desk, settings_with_passes_on_demand
+from tests.support import (
+    create_skills,
+    present_desk,
+    settings_with_passes_on_demand,
+    until_waiting_for_a_lock,
+)
 
 Headers = dict[str, str]
 Line = Callable[[asyncpg.Connection, Events, uuid.UUID], Awaitable[object]]
@@ -570,3 +576,37 @@ async def test_ending_the_talk_is_refused_unless_the_call_is_in_talk(
     await _refused(connection, hang_up, "the interaction is completed")  # the agent was first
     with pytest.raises(InteractionNotFound):
         await routing.end_talk(connection, Events(), uuid.uuid4(), actor="gateway")
+
+
+async def test_a_hang_up_that_waited_on_the_agent_s_completion_says_it_came_too_late(
+    client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection, database_url: str
+) -> None:
+    """The agent completes while the caller hangs up: the completion holds the agent's lock,
+    the end of the talk waits for it, then finds the call completed and refuses, naming it."""
+    await _queue(client, admin)
+    mei = await _agent(client, admin, connection, "mei")
+    call = await _call(client, admin, connection)
+    await _assign(connection, call, mei)
+    before = await _last_event(connection)
+    other = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        completion = other.transaction()
+        await completion.start()
+        await other.execute("SELECT FROM agents WHERE id = $1 FOR NO KEY UPDATE", mei)
+        hanging_up = asyncio.create_task(
+            _in_a_transaction(
+                connection,
+                lambda events: routing.end_talk(connection, events, call, actor="gateway"),
+            )
+        )
+        await until_waiting_for_a_lock(other, connection.get_server_pid())
+        await routing.complete(
+            other, Events(), call, disposition="ok", notes="", agent_id=mei, actor="mei"
+        )
+        await completion.commit()
+        with pytest.raises(IllegalTransition, match="the interaction is completed"):
+            await hanging_up
+    finally:
+        await other.close()
+    logged = await _logged(connection, before)
+    assert [kind for kind, _ in logged] == ["interaction.completed", "agent.state_changed"]

@@ -1,5 +1,5 @@
-"""The screen pop: who the customer is and what happened before, with every offer, so the agent
-knows the caller before saying hello.
+"""The screen pop: who the customer is, what the IVR learned about the call and what happened
+before, with every offer, so the agent knows the caller before saying hello.
 
 Composed here, at the edge that delivers it, from the customers' profile
 (app/customers/profile.py) and the interaction with its history (app/interactions/history.py);
@@ -23,6 +23,7 @@ from app.customers import profile
 from app.customers.profile import CustomerProfile
 from app.interactions import history
 from app.interactions.history import OfferedInteraction, PastInteraction
+from app.interactions.schemas import IvrLearned
 from app.interactions.service import InteractionNotFound
 
 
@@ -37,6 +38,11 @@ class OfferRouting(BaseModel):
 class ScreenPop(BaseModel):
     interaction: OfferedInteraction
     customer: CustomerProfile
+    ivr: IvrLearned | None = Field(
+        description="What the IVR learned about the call before it was queued (the path it "
+        "took, the menu keys, the digits collected as the caller typed them, whether the "
+        "account number was verified, self-service done); null: it came through no IVR"
+    )
     history: list[PastInteraction]  # the customer's latest interactions, newest first
     # Filled by the complaints issue; the slot is part of the protocol already.
     open_complaints: list[dict[str, Any]] = Field(default_factory=list)
@@ -78,6 +84,7 @@ def from_row(row: Mapping[str, Any], routing: OfferRouting) -> ScreenPop:
     return ScreenPop(
         interaction=history.offered_from_row(row),
         customer=profile.from_row(row),
+        ivr=history.ivr_from_row(row),
         history=history.history_from_row(row),
         routing=routing,
     )

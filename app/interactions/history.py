@@ -2,7 +2,8 @@
 screen pop's `interaction` and `history`).
 
 Read by the very statement that writes an offer (app/routing/offers.py): select lists over the
-offered interaction `i` and its queue `q` (`COLUMNS`), and builders for the row that holds them;
+offered interaction `i` and its queue `q` (`COLUMNS`), and builders for the row that holds them
+(what the IVR learned about a call too: `ivr_from_row`);
 app/desk/screen_pop.py composes them with the rest of the pop. History comes back as an array
 of rows rather than JSON: asyncpg decodes its timestamps to datetimes, whereas PostgreSQL's JSON
 text of a timestamp follows the session's time zone.
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 
 from app.core.channels import Channel
 from app.interactions.models import InteractionState
+from app.interactions.schemas import IvrLearned
 
 HISTORY_LENGTH = 10
 
@@ -46,7 +48,7 @@ class PastInteraction(BaseModel):
 COLUMNS = f"""
     i.id AS offered_id, i.channel AS offered_channel, i.external_ref AS offered_external_ref,
     q.name AS offered_queue, i.subject AS offered_subject, i.priority AS offered_priority,
-    i.waiting_since AS offered_waiting_since,
+    i.waiting_since AS offered_waiting_since, i.ivr AS offered_ivr,
     ARRAY(
         SELECT ROW(h.id, h.channel, h.created_at, h.state, h.subject, h.disposition,
                    u.display_name)
@@ -70,6 +72,12 @@ def offered_from_row(row: Mapping[str, Any]) -> OfferedInteraction:
         priority=row["offered_priority"],
         waiting_since=row["offered_waiting_since"],
     )
+
+
+def ivr_from_row(row: Mapping[str, Any]) -> IvrLearned | None:
+    """What the IVR learned about the offered interaction, as it was stored; None without."""
+    learned = row["offered_ivr"]
+    return None if learned is None else IvrLearned.model_validate(learned)
 
 
 def history_from_row(row: Mapping[str, Any]) -> list[PastInteraction]:

@@ -42,13 +42,14 @@ from app.interactions.schemas import InteractionCreate, InteractionReceived
 from app.interactions.service import InteractionNotFound
 
 # The new row, queued, with its event: `interactions_arrive` (app/interactions/arrival.sql),
-# whose arguments are `Arrival.arguments` and whether it is offered already. No row for a
-# repeated reference: a concurrent delivery of it won, and no event is written. JSON goes in as
-# text, which reads the same whatever jsonb codec the connection has.
+# whose arguments are `Arrival.arguments`, with whether it is offered already after the 12th.
+# No row for a repeated reference: a concurrent delivery of it won, and no event is written.
+# JSON goes in as text, which reads the same whatever jsonb codec the connection has.
 INSERT = """
     SELECT (a.interaction).*, a.queued_event_id
     FROM interactions_arrive(
-        $1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $10, $11, $12::text::jsonb, false
+        $1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $10, $11, $12::text::jsonb, false,
+        $13::text::jsonb, $14, $15
     ) a
 """
 # What an earlier delivery of a reference became, read only when a reference comes again: the
@@ -76,11 +77,23 @@ EARLIER_EVENT = """
 PROGRESS_KINDS = frozenset({"interaction.message", "interaction.progress"})
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where a new interaction stands in its queue's line, when a channel adapter says (not the
+    HTTP API): a callback that replaces a waiting call keeps that call's `waiting_since`, so
+    nobody who came after the call goes ahead of it; a voicemail's callback waits until
+    `not_before` (its queue's next opening), and routing offers it no earlier."""
+
+    waiting_since: datetime
+    not_before: datetime | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Arrival:
     """A valid new interaction about to be written: its row, its event's payload, and what
     routing needs to weigh it (the customer's tier, also for a customer made by this request,
-    and the agent who last served them, if any)."""
+    and the agent who last served them, if any). `waiting_since` and `not_before` come from
+    its `Place`, if it was given one: it waits from its arrival (`moment`) otherwise."""
 
     id: uuid.UUID
     data: InteractionCreate
@@ -93,19 +106,39 @@ class Arrival:
     last_agent_id: uuid.UUID | None
     last_agent_at: datetime | None
     queues_version: str | None
+    waiting_since: datetime | None = None
+    not_before: datetime | None = None
+
+    @property
+    def waits_since(self) -> datetime:
+        """Its place in the line: kept from the call it replaces, else its arrival."""
+        return self.moment if self.waiting_since is None else self.waiting_since
+
+    @property
+    def due(self) -> bool:
+        """Whether routing may offer it now: not held back until a later moment."""
+        return self.not_before is None or self.not_before <= self.moment
 
     def payload(self) -> dict[str, Any]:
-        """The `interaction.queued` event's payload."""
-        return {
+        """The `interaction.queued` event's payload (never the IVR's document: the row has
+        it); a place given, the place too."""
+        payload: dict[str, Any] = {
             "channel": self.data.channel.value,
             "queue_id": str(self.queue_id),
             "customer_id": str(self.customer_id),
             "priority": self.data.priority,
             "external_ref": self.data.external_ref,
         }
+        if self.waiting_since is not None:
+            payload["waiting_since"] = self.waiting_since.isoformat()
+        if self.not_before is not None:
+            payload["not_before"] = self.not_before.isoformat()
+        return payload
 
     def arguments(self) -> tuple[object, ...]:
-        """The arguments of `interactions_arrive` (app/interactions/arrival.sql) but the last."""
+        """The arguments of `interactions_arrive` (app/interactions/arrival.sql) but
+        `p_offered`, which the caller puts after the 12th."""
+        ivr = self.data.ivr
         return (
             self.id,
             self.data.channel.value,
@@ -119,6 +152,9 @@ class Arrival:
             self.moment,
             self.actor,
             json.dumps(self.payload()),
+            None if ivr is None else ivr.model_dump_json(),
+            self.waiting_since,
+            self.not_before,
         )
 
     def queued_event(self, event_id: int) -> EventRecord:
@@ -205,6 +241,7 @@ class Intake:
         actor: str | None = None,
         secret: str | None = None,
         connection: asyncpg.Connection | None = None,
+        place: Place | None = None,
     ) -> Received:
         """Queue a new interaction, route it, publish its events; a reference delivered before
         is answered with what it became (idempotent: gateways and mail servers retry).
@@ -215,11 +252,14 @@ class Intake:
         agent's or a supervisor's: `RAISE_WORK`) is refused (403), before anything else is
         answered.
         `connection`: one the caller holds already (the HTTP endpoint, which checked the caller
-        on it), else one is borrowed from the pool."""
+        on it), else one is borrowed from the pool.
+        `place`: where it stands in the line, for a channel adapter that knows (a callback
+        keeps the place of the call it replaces; a voicemail's waits for its queue to open);
+        None: it waits from now, and may be offered at once."""
         if connection is not None:
-            return await self._receive(connection, data, actor, secret)
+            return await self._receive(connection, data, actor, secret, place)
         async with self._pool.acquire(timeout=pg.ACQUIRE_TIMEOUT) as borrowed:
-            return await self._receive(borrowed, data, actor, secret)
+            return await self._receive(borrowed, data, actor, secret, place)
 
     async def _receive(
         self,
@@ -227,8 +267,9 @@ class Intake:
         data: InteractionCreate,
         actor: str | None,
         secret: str | None,
+        place: Place | None,
     ) -> Received:
-        arrival = await self._identify(connection, data, actor, secret)
+        arrival = await self._identify(connection, data, actor, secret, place)
         if isinstance(arrival, InteractionReceived):
             return Received(arrival, created=False)
         if self._router is None:
@@ -262,6 +303,7 @@ class Intake:
         data: InteractionCreate,
         actor: str | None,
         secret: str | None,
+        place: Place | None,
     ) -> Arrival | InteractionReceived:
         """The arrival to write, or the interaction an earlier delivery of it became (409 if
         this delivery asks for something else)."""
@@ -301,6 +343,8 @@ class Intake:
             last_agent_id=found.last_agent_id,
             last_agent_at=found.last_agent_at,
             queues_version=found.queues_version,
+            waiting_since=None if place is None else place.waiting_since,
+            not_before=None if place is None else place.not_before,
         )
 
     async def add_event(

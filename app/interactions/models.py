@@ -102,6 +102,12 @@ class Interaction(UUIDPrimaryKey, Timestamps, Base):
     transferred_from: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("queues.id", ondelete="SET NULL")
     )
+    # What the IVR learned about a call (app/interactions/schemas.py `IvrLearned`), kept whole
+    # for the agent's screen pop; null for an interaction that came through no IVR.
+    ivr: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Routing offers it no earlier than this (a voicemail's callback waits for its queue to
+    # open); null, as for nearly every interaction: as soon as an agent is free.
+    not_before: Mapped[datetime | None]
 
 
 class Offer(UUIDPrimaryKey, Base):

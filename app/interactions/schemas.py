@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from app.core.channels import Channel
 from app.core.inputs import REFUSES_NUL
 from app.customers.models import ContactKind
-from app.customers.schemas import Name
+from app.customers.schemas import Language, Name
 from app.interactions.models import InteractionState
 from app.skills.schemas import SkillLevel
 
@@ -25,6 +25,14 @@ Disposition = Annotated[
 Subject = Annotated[str, StringConstraints(max_length=500), REFUSES_NUL]
 LongText = Annotated[str, StringConstraints(max_length=20_000), REFUSES_NUL]
 TransferNote = Annotated[str, StringConstraints(max_length=2000), REFUSES_NUL]
+IvrNode = Annotated[str, StringConstraints(min_length=1, max_length=64), REFUSES_NUL]
+MenuKey = Annotated[str, StringConstraints(max_length=1, pattern=r"^[0-9*#]$"), REFUSES_NUL]
+IvrVariable = Annotated[str, StringConstraints(min_length=1, max_length=32), REFUSES_NUL]
+# What a caller typed at a keypad, kept as typed: an account number's leading zeros stay.
+KeyedDigits = Annotated[
+    str, StringConstraints(min_length=1, max_length=32, pattern=r"^[0-9*#]+$"), REFUSES_NUL
+]
+SelfServiceStep = Annotated[str, StringConstraints(min_length=1, max_length=100), REFUSES_NUL]
 
 INTERACTION_EXAMPLE: dict[str, Any] = {
     "channel": "voice",
@@ -41,6 +49,39 @@ class ContactIn(BaseModel):
     value: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320), REFUSES_NUL
     ]
+
+
+class IvrLearned(BaseModel):
+    """What the IVR learned about a call, for the interaction and the agent's screen pop: kept
+    whole with the interaction (`interactions.ivr`, jsonb), never in its events."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: list[IvrNode] = Field(
+        default_factory=list,
+        max_length=100,
+        description="The nodes the call went through, in order",
+    )
+    keys: list[MenuKey] = Field(
+        default_factory=list, max_length=50, description="The menu keys chosen, in order"
+    )
+    collected: dict[IvrVariable, KeyedDigits] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="The digits collected (an account number), by variable, as the caller "
+        "typed them",
+    )
+    account_verified: bool | None = Field(
+        default=None,
+        description="Whether the account number passed its check; null: none was asked",
+    )
+    language: Language | None = Field(default=None, description="The language the call spoke")
+    self_service: list[SelfServiceStep] = Field(
+        default_factory=list,
+        max_length=20,
+        description="The self-service steps the caller completed (a balance heard, a card "
+        "blocked), in order",
+    )
 
 
 class InteractionCreate(BaseModel):
@@ -67,6 +108,12 @@ class InteractionCreate(BaseModel):
     )
     subject: Subject = ""
     summary: LongText = ""
+    ivr: IvrLearned | None = Field(
+        default=None,
+        description="What the IVR learned about a call (its path, keys, collected digits, "
+        "whether the account was verified, self-service done), shown to the agent with the "
+        "offer: set by the voice channel; a gateway with an IVR of its own may set it too",
+    )
 
     @model_validator(mode="after")
     def _someone(self) -> InteractionCreate:
@@ -98,6 +145,11 @@ class InteractionOut(BaseModel):
     disposition: str | None
     notes: str
     transferred_from: uuid.UUID | None
+    ivr: IvrLearned | None = Field(description="What the IVR learned, for a call that had one")
+    not_before: datetime | None = Field(
+        description="Not offered before this moment (a voicemail's callback waits for its "
+        "queue to open); null: as soon as an agent is free"
+    )
 
 
 class InteractionReceived(InteractionOut):

@@ -29,7 +29,9 @@ Why the rules of DESIGN.md section 3 still hold:
 Under load this steps aside, because a pass matches a batch for less than one locked write per
 arrival: while more than `ARRIVING_LIMIT` other arrivals are under way, while the last pass left
 more than `LEFT_LIMIT` waiting, or while an arrival queued here waits for the next pass to read
-it (`Matcher.arrival_view`), arrivals are queued, and the matcher woken, as before.
+it (`Matcher.arrival_view`), arrivals are queued, and the matcher woken, as before. So is an
+arrival held back until a later moment (`not_before`: a voicemail's callback), which a pass
+offers once it is due (app/routing/waiting.py).
 """
 
 from __future__ import annotations
@@ -125,6 +127,8 @@ class Arrivals:
                 self._in_flight.discard(agent_id)
 
     def _offering(self, arrival: Arrival) -> _Offering | None:
+        if not arrival.due:  # held back (a voicemail's callback): a pass offers it once due
+            return None
         view = self._matcher.arrival_view(arrival.queues_version)
         proposal = None if view is None else self._propose(view, arrival)
         if view is None or proposal is None:
@@ -195,7 +199,7 @@ def waiting_item(
         queue_id=arrival.queue_id,
         priority=arrival.data.priority,
         tier=arrival.tier,
-        waiting_since=arrival.moment,
+        waiting_since=arrival.waits_since,
         needs=tuple(policy.SkillNeed(n["skill"], int(n["level"])) for n in arrival.needs),
         last_agent_id=arrival.last_agent_id,
         last_agent_at=arrival.last_agent_at,

@@ -103,8 +103,9 @@ class Written:
 # are read from the statement's snapshot, taken before its writes: nothing they show changes
 # when the interaction is offered. With $12 (an arrival offered as it comes in), nothing lands
 # while an interaction other than those listed is queued: the arrival was weighed against those
-# alone (rule 4). The same text serves both takes, so the lock, the version check and the offer
-# rows are written once.
+# alone (rule 4); work held back until after the offer's moment (`not_before`) is not in line
+# yet, and counts as nothing. The same text serves both takes, so the lock, the version check
+# and the offer rows are written once.
 _WRITE = """
     WITH input AS (
         SELECT o.*
@@ -122,6 +123,7 @@ _WRITE = """
           AND l.lease_until > greatest($1, statement_timestamp())
           AND ($12::uuid[] IS NULL OR NOT EXISTS (
               SELECT FROM interactions q WHERE q.state = 'queued' AND q.id <> ALL($12::uuid[])
+                AND (q.not_before IS NULL OR q.not_before <= $1)
           ))
         RETURNING a.id, a.routing_version, d.replica_id
     ), proposed AS (
@@ -159,14 +161,15 @@ _OFFERS_WRITTEN = """
     JOIN proposed p ON p.interaction_id = i.id JOIN locked l ON l.id = p.agent_id
 """
 
-# An arrival is written by intake's own function (app/interactions/arrival.sql, $13-$24: its
-# `Arrival.arguments`), offered already if its agent was locked; the statement returns its row
-# (none for a reference delivered before), with the offer's event and details if it landed.
+# An arrival is written by intake's own function (app/interactions/arrival.sql, $13-$27: its
+# `Arrival.arguments`, with `p_offered` after the 12th), offered already if its agent was
+# locked; the statement returns its row (none for a reference delivered before), with the
+# offer's event and details if it landed.
 _ARRIVE = """arrived AS (
         SELECT a.interaction AS row, (a.interaction).id AS id, a.queued_event_id
         FROM interactions_arrive(
             $13, $14, $15, $16, $17, $18, $19::text::jsonb, $20, $21, $22, $23,
-            $24::text::jsonb, EXISTS (SELECT FROM proposed)
+            $24::text::jsonb, EXISTS (SELECT FROM proposed), $25::text::jsonb, $26, $27
         ) a
     ), taken AS (
         SELECT arrived.id FROM arrived WHERE (arrived.row).state = 'offered'
@@ -255,8 +258,8 @@ class OfferWriter:
         *,
         only_waiting: Sequence[uuid.UUID],
     ) -> ArrivalWritten | None:
-        """Writes a new interaction (`arrival`: the arguments of `interactions_arrive` but the
-        last, written at `moment`) with `offer`, which lands only while nothing but
+        """Writes a new interaction (`arrival`: the arguments of `interactions_arrive` but
+        `p_offered`, written at `moment`) with `offer`, which lands only while nothing but
         `only_waiting` is queued (one statement); None for a reference delivered before."""
         payloads = _payloads([offer])
         row = await connection.fetchrow(

@@ -62,7 +62,7 @@ async def run_pass(
         await directory.refresh(reader or connection)
         if not directory.anyone_with_room(silence):
             return PassResult(
-                offers=0, left_unread=bool(await connection.fetchval(waiting.ANY_WAITING))
+                offers=0, left_unread=bool(await connection.fetchval(waiting.ANY_WAITING, moment))
             )
         rows = await waiting.page(connection, moment, None)
     else:

@@ -61,13 +61,18 @@ EFFECTIVE = """(
     + q.aging_factor * greatest(0, extract(epoch FROM $2::timestamptz - i.waiting_since))::float8
 )"""
 
-# The oldest `RANKED_LIMIT` ($6) waiting interactions of each channel, each channel read from
-# its own index range: every read ranks all it is given, and a backlog of 100,000 emails ranked
-# on every pass would keep PostgreSQL busy for nothing; ranked together, though, 10,000 old
-# emails would hide every newer call. Behind more than that in one channel, that channel's
-# newest wait their turn (docs/routing.md, "What a pass reads").
+# Queued work held back until after the pass's moment ($2: a voicemail's callback waits for its
+# queue to open) is not in line yet: nothing reads it, and a pass on a tick offers it once due.
+DUE = "(not_before IS NULL OR not_before <= $2)"
+
+# The oldest `RANKED_LIMIT` ($6) waiting interactions of each channel that are due, each channel
+# read from its own index range: every read ranks all it is given, and a backlog of 100,000
+# emails ranked on every pass would keep PostgreSQL busy for nothing; ranked together, though,
+# 10,000 old emails would hide every newer call. Behind more than that in one channel, that
+# channel's newest wait their turn (docs/routing.md, "What a pass reads").
 OLDEST_OF_EACH_CHANNEL = "\n    UNION ALL\n".join(
     f"""    (SELECT * FROM interactions WHERE state = 'queued' AND channel = '{channel.value}'
+       AND {DUE}
      ORDER BY waiting_since LIMIT $6)"""  # noqa: S608 - the channel names, no outside text
     for channel in Channel
 )
@@ -113,7 +118,11 @@ async def page(
 # A pass that finds nobody with room reads no more than this: with everyone away or full, a
 # backlog of thousands read, built and weighed for every arrival and every freed slot that
 # frees no room is work for nothing (it took a third of the server's CPU queueing 8,000).
-ANY_WAITING = "SELECT EXISTS (SELECT 1 FROM interactions WHERE state = 'queued')"
+# Work held back until later (`DUE`, at the pass's moment $1) waits for no agent yet.
+ANY_WAITING = (
+    "SELECT EXISTS (SELECT 1 FROM interactions WHERE state = 'queued'"
+    " AND (not_before IS NULL OR not_before <= $1))"
+)
 
 LAST_AGENTS = """
     SELECT DISTINCT ON (customer_id) customer_id, agent_id, assigned_at

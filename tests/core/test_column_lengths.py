@@ -96,6 +96,7 @@ NO_COLUMN_UNDER = {
     "DryRunIn.": "a dry run stores nothing",
     "FlowCreate.document.": "kept whole in its version's document (jsonb)",
     "FlowVersionCreate.document.": "kept whole in its version's document (jsonb)",
+    "InteractionCreate.ivr.": "kept whole in the interaction's ivr (jsonb)",
 }
 
 

@@ -31,6 +31,7 @@ async def test_an_offer_arrives_with_its_screen_pop_and_accepting_assigns_it(
     assert pop["interaction"]["subject"] == "Invoice question"
     assert pop["routing"]["matched_skills"] == {"billing": 4}
     assert pop["open_complaints"] == []
+    assert pop["ivr"] is None  # posted without what an IVR learned
 
     await desk.send(type="accept", offer_id=offer["offer_id"])
     assignment = await desk.next("assignment")
@@ -164,6 +165,32 @@ async def test_reconnecting_replays_the_pending_offer(center: Center) -> None:
     second = await center.desk(mei, last_event_id=0)
     replayed = [f for f in second.frames if f["type"] == "offer"]
     assert [(f["offer_id"], f["event_id"]) for f in replayed] == [(offer["offer_id"], None)]
+    assert replayed[0]["screen_pop"] == offer["screen_pop"]
+
+
+async def test_the_screen_pop_shows_what_the_ivr_learned_live_and_replayed(
+    center: Center,
+) -> None:
+    mei = await center.agent("mei", billing=4)
+    desk = await center.available(mei)
+    learned = {
+        "path": ["welcome", "main-menu", "account", "enqueue-billing"],
+        "keys": ["2"],
+        "collected": {"account": "0012345678"},
+        "account_verified": True,
+        "language": "zh-CN",
+        "self_service": ["balance heard"],
+    }
+
+    call = await center.call(external_ref="call-ivr", ivr=learned)
+    offer = await desk.next("offer")
+
+    assert offer["interaction_id"] == call["id"]
+    assert offer["screen_pop"]["ivr"] == learned  # the digits as the caller typed them
+    again = await center.desk(mei, last_event_id=0)  # a reload: the offer replayed, pop read
+    replayed = [f for f in again.frames if f["type"] == "offer"]
+    assert [f["offer_id"] for f in replayed] == [offer["offer_id"]]
+    assert replayed[0]["screen_pop"]["ivr"] == learned
     assert replayed[0]["screen_pop"] == offer["screen_pop"]
 
 

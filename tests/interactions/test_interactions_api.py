@@ -83,6 +83,19 @@ async def test_the_same_reference_twice_is_one_interaction_even_when_racing(
         ({"contact": {"kind": "phone", "value": "123"}}, "contact.value"),
         ({"customer_name": "   "}, "customer_name"),
         ({"customer_name": "x" * 201}, "customer_name"),
+        ({"ivr": {"path": ["menu"] * 101}}, "ivr.path"),
+        ({"ivr": {"path": ["n" * 65]}}, "ivr.path[0]"),
+        ({"ivr": {"keys": ["12"]}}, "ivr.keys[0]"),
+        ({"ivr": {"keys": ["a"]}}, "ivr.keys[0]"),
+        ({"ivr": {"collected": {"account": "12a"}}}, "ivr.collected.account"),
+        ({"ivr": {"collected": {"account": ""}}}, "ivr.collected.account"),
+        ({"ivr": {"collected": {"v" * 33: "1"}}}, f"ivr.collected.{'v' * 33}.[key]"),
+        ({"ivr": {"collected": {f"v{n}": "1" for n in range(21)}}}, "ivr.collected"),
+        ({"ivr": {"account_verified": "perhaps"}}, "ivr.account_verified"),
+        ({"ivr": {"language": "x" * 36}}, "ivr.language"),
+        ({"ivr": {"self_service": ["balance\u0000"]}}, "ivr.self_service[0]"),
+        ({"ivr": {"self_service": ["x" * 101]}}, "ivr.self_service[0]"),
+        ({"ivr": ["menu"]}, "ivr"),
     ],
 )
 async def test_bad_intake_is_refused_naming_the_field_and_writes_nothing(
@@ -397,3 +410,34 @@ async def test_agents_and_supervisors_raise_no_interactions_whatever_the_body(
     assert response.json() == {"error": "forbidden", "detail": RAISE_WORK_REFUSAL}
     assert (await client.get("/v1/interactions", headers=admin)).json()["total"] == 0
     assert (await client.get("/v1/customers", headers=admin)).json()["total"] == 0
+
+
+LEARNED = {
+    "path": ["welcome", "main-menu", "account", "enqueue-billing"],
+    "keys": ["2"],
+    "collected": {"account": "0012345678"},
+    "account_verified": True,
+    "language": "zh-CN",
+    "self_service": ["balance heard"],
+}
+
+
+async def test_what_the_ivr_learned_is_kept_with_the_interaction_as_given(
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers, billing: dict[str, Any]
+) -> None:
+    contact = {"kind": "phone", "value": "13800138000"}
+    response = await _post(client, admin, channel="voice", contact=contact, ivr=LEARNED)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    plain = await _post(client, admin, contact=contact)
+
+    fetched = await client.get(f"/v1/interactions/{created['id']}", headers=admin)
+    assert (created["ivr"], fetched.json()["ivr"]) == (LEARNED, LEARNED)  # the zeros kept
+    assert fetched.json()["not_before"] is None
+    assert plain.json()["ivr"] is None
+    async with app.state.pg.acquire() as connection:
+        queued = await connection.fetchval(
+            "SELECT payload FROM events WHERE kind = 'interaction.queued' AND subject_id = $1",
+            created["id"],
+        )
+    assert "ivr" not in queued  # the row keeps it: no event carries the document

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -23,6 +23,7 @@ from app.core.channels import Channel
 from app.core.events import Events
 from app.core.settings import Settings
 from app.interactions import intake
+from app.interactions.intake import Place
 from app.interactions.schemas import InteractionCreate
 from app.routing import arrivals, policy
 from app.routing.directory import AgentDirectory
@@ -41,6 +42,7 @@ from tests.support import (
 Headers = dict[str, str]
 SILENCE = timedelta(seconds=15)
 CONTACT = {"kind": "phone", "value": "+86 138 0013 8000"}
+ADAPTER = "gateway:voice-adapter"
 
 
 @pytest.fixture
@@ -422,3 +424,153 @@ async def test_a_standing_that_did_not_make_an_offer_writes_against_the_row_it_r
         "SELECT count(*) FROM offers WHERE agent_id = $1 AND state = 'pending'", mei
     )
     assert pending == 2
+
+
+async def _received(
+    app: FastAPI, first: dict[str, Any], reference: str, place: Place, *, channel: str = "chat"
+) -> intake.Received:
+    """An interaction of `first`'s customer, handed to intake by a channel adapter with its
+    place in the line."""
+    data = InteractionCreate.model_validate(
+        {
+            "channel": channel,
+            "queue": "billing",
+            "customer_id": first["customer_id"],
+            "external_ref": reference,
+        }
+    )
+    received: intake.Received = await app.state.intake.receive(data, actor=ADAPTER, place=place)
+    assert received.created
+    return received
+
+
+async def _offers_of(connection: asyncpg.Connection, interaction_id: uuid.UUID) -> int:
+    count: int = await connection.fetchval(
+        "SELECT count(*) FROM offers WHERE interaction_id = $1", interaction_id
+    )
+    return count
+
+
+async def test_a_callback_keeps_the_place_of_the_call_it_replaces(
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
+) -> None:
+    """A call queued before the callback, of the same priority and customer, is served after
+    it: the callback waits from when the call it replaces began waiting."""
+    mei = await _mei(client, admin, connection)  # room for one call
+    await app.state.matcher.stop()  # the test runs the pass: nobody is offered anything before
+    body = {"channel": "voice", "queue": "billing", "contact": CONTACT, "external_ref": "call-2"}
+    response = await client.post("/v1/interactions", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    call = response.json()
+    began = datetime.fromisoformat(call["waiting_since"]) - timedelta(minutes=3)
+
+    callback = await _received(app, call, "callback-1", Place(began), channel="callback")
+
+    assert callback.interaction.waiting_since == began
+    assert callback.interaction.created_at > datetime.fromisoformat(call["created_at"])
+    result = await run_pass(
+        connection, Events(), AgentDirectory(), QueueBook(), OfferWriter(), silence=SILENCE
+    )
+    assert result.offers == 1
+    assert await _offered_to(connection, str(callback.interaction.id)) == [mei]
+    assert await _offered_to(connection, call["id"]) == []
+    fetched = await client.get(f"/v1/interactions/{callback.interaction.id}", headers=admin)
+    assert datetime.fromisoformat(fetched.json()["waiting_since"]) == began
+
+
+async def test_work_held_back_is_offered_neither_at_once_nor_by_a_pass_and_holds_up_nothing(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    connection: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A voicemail's callback, due in an hour, waits in line ahead of a later chat (it began
+    waiting earlier). Mei, the only agent, has room for one more; the later chat is offered to
+    her within its own request (at once: the one held back stops no arrival from being placed
+    at once), and the callback is not offered at all: neither when it arrived (Mei was free and
+    current then) nor by the pass its arrival woke (which would have served it, had it read it:
+    Mei still had room after it, as the chat's offer shows)."""
+    passes = CountedPasses.installed(monkeypatch)
+    mei = await _mei(client, admin, connection, chats=2)
+    first = await _first_offered(client, admin, connection, mei)  # she holds one of two
+    await _until_the_directory_is_current(app, connection, mei)
+    now = pg.now()
+    place = Place(waiting_since=now - timedelta(minutes=5), not_before=now + timedelta(hours=1))
+
+    held = await _received(app, first, "voicemail-1", place)
+
+    assert held.interaction.state == "queued"  # not offered at once, though Mei was free
+    assert held.interaction.not_before == place.not_before
+    await passes.one_more(app.state.matcher)  # the pass its arrival woke has run
+    await _until_the_directory_is_current(app, connection, mei)
+    later = await _chat(client, admin, "chat-later")
+    assert later["state"] == "offered"  # at once: the one held back holds up no arrival
+    assert await _offered_to(connection, later["id"]) == [mei]
+    await passes.one_more(app.state.matcher)  # a pass after both: Mei is full now anyway
+    assert await _offers_of(connection, held.interaction.id) == 0
+    assert await _state_of(connection, held.interaction.id) == "queued"
+
+
+async def _state_of(connection: asyncpg.Connection, interaction_id: uuid.UUID) -> str:
+    state: str = await connection.fetchval(
+        "SELECT state FROM interactions WHERE id = $1", interaction_id
+    )
+    return state
+
+
+def _ticking() -> Settings:
+    """Passes on a tick of 50 ms: what offers work once it is due, with no event to wake one."""
+    return settings_with_passes_on_demand().model_copy(update={"matcher_tick_seconds": 0.05})
+
+
+@pytest.mark.parametrize("settings", [_ticking()])
+async def test_work_held_back_is_offered_once_due_with_no_event_to_wake_a_pass(
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
+) -> None:
+    mei = await _mei(client, admin, connection, chats=2)
+    first = await _first_offered(client, admin, connection, mei)  # she has room for one more
+    due = pg.now() + timedelta(seconds=1)
+
+    held = await _received(app, first, "voicemail-1", Place(pg.now(), not_before=due))
+
+    assert held.interaction.state == "queued"
+
+    async def offered() -> bool:
+        return await _offered_to(connection, str(held.interaction.id)) == [mei]
+
+    await _until(offered, within=10)
+    offered_at = await connection.fetchval(
+        "SELECT created_at FROM offers WHERE interaction_id = $1", held.interaction.id
+    )
+    assert offered_at >= due
+
+
+async def test_a_pass_with_nobody_free_counts_work_held_back_as_nothing_waiting(
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
+) -> None:
+    """With nobody free a pass only asks whether anything waits (what decides whether freed
+    room wakes a pass): work held back until later does not."""
+    await _mei(client, admin, connection)
+    await app.state.matcher.stop()
+    await connection.execute("UPDATE agents SET state = 'away'")
+    body = {"channel": "chat", "queue": "billing", "contact": CONTACT, "external_ref": "chat-1"}
+    response = await client.post("/v1/interactions", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    chat = response.json()
+    await connection.execute(
+        "UPDATE interactions SET not_before = now() + interval '1 hour' WHERE id = $1::uuid",
+        chat["id"],
+    )
+
+    async def left_unread() -> bool:
+        result = await run_pass(
+            connection, Events(), AgentDirectory(), QueueBook(), OfferWriter(), silence=SILENCE
+        )
+        return result.left_unread
+
+    assert not await left_unread()
+    await connection.execute(
+        "UPDATE interactions SET not_before = now() WHERE id = $1::uuid", chat["id"]
+    )
+    assert await left_unread()

@@ -6,7 +6,7 @@ replaces it keeps its place in line (app/routing/line.py, docs/routing.md). The 
 CHECK constraint lists the states, so it is rebuilt with the new one.
 
 Revision ID: 0021
-Revises: 0019
+Revises: 0020
 Create Date: 2026-12-05 16:40:00
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0021"
-down_revision: str | None = "0019"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

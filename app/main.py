@@ -37,6 +37,10 @@ from app.interactions.api import document_intake_body
 from app.interactions.api import router as interactions_router
 from app.interactions.intake import Intake
 from app.ivr.api import router as ivr_router
+from app.ivr.bridge import Bridge
+from app.ivr.call_events_api import router as voice_events_router
+from app.ivr.calls import Switchboard
+from app.ivr.webhooks import router as twilio_webhooks_router
 from app.queues.api import router as queues_router
 from app.routing.arrivals import Arrivals
 from app.routing.matcher import Matcher
@@ -178,14 +182,26 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         app.state.outbox = courier = OutboxCourier.from_settings(
             database_url, outbox_senders(settings), settings
         )
+        # Live calls, whatever their gateway; the bridge connects the ones agents accept.
+        app.state.switchboard = switchboard = Switchboard(
+            sessions=app.state.sessions,
+            hub=hub,
+            outbox=courier,
+            intake=app.state.intake,
+            settings=settings,
+            wake_matcher=matcher.wake,
+        )
+        bridge = Bridge(hub, switchboard)
         await hub.start()
         await lease.start()
         matcher.start()
         presence.start()
         await courier.start()
+        bridge.start()
         try:
             yield
         finally:
+            await bridge.stop()
             await courier.stop()
             await presence.stop()
             await matcher.stop()
@@ -222,6 +238,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         desk_agents_router,
         queues_router,
         ivr_router,
+        twilio_webhooks_router,
+        voice_events_router,
         supervisor_router,
         outbox_router,
     ):

@@ -8,7 +8,7 @@ from app.core.models import Base
 from app.core.outbox import OutboxMessage
 from app.customers.models import ContactPoint, Customer
 from app.interactions.models import Interaction, Offer
-from app.ivr.models import IvrFlow, IvrFlowVersion, IvrNumber
+from app.ivr.models import Call, IvrFlow, IvrFlowVersion, IvrNumber
 from app.queues.models import Queue, QueueSkill
 from app.skills.models import Skill
 
@@ -19,6 +19,7 @@ __all__ = [
     "Agent",
     "AgentPresence",
     "AgentSkill",
+    "Call",
     "ContactPoint",
     "Customer",
     "Event",

@@ -83,6 +83,9 @@ async def search_customers(
     ] = None,
     email: Annotated[str | None, Query(max_length=320), REFUSES_NUL] = None,
     chat_id: Annotated[str | None, Query(max_length=320), REFUSES_NUL] = None,
+    account: Annotated[
+        str | None, Query(max_length=64, description="An account number"), REFUSES_NUL
+    ] = None,
     tier: Annotated[Tier | None, Query()] = None,
     lifecycle_stage: Annotated[LifecycleStage | None, Query()] = None,
 ) -> Page[CustomerOut]:
@@ -91,6 +94,7 @@ async def search_customers(
         phone=phone,
         email=email,
         chat_id=chat_id,
+        account=account,
         tier=tier,
         lifecycle_stage=lifecycle_stage,
     )

@@ -48,9 +48,23 @@ def normalize_chat_id(raw: str) -> str:
     return identity
 
 
+_ACCOUNT_SEPARATORS = re.compile(r"[\s-]+")
+_ACCOUNT = re.compile(r"[0-9]{4,32}")
+
+
+def normalize_account(raw: str) -> str:
+    """An account number is its digits, as a caller keys them: `1234 5674` is `12345674`."""
+    digits = _ACCOUNT_SEPARATORS.sub("", raw)
+    if _ACCOUNT.fullmatch(digits) is None:
+        raise InvalidContactPoint(f"{raw!r} is not an account number (4 to 32 digits)")
+    return digits
+
+
 def normalize(kind: ContactKind, raw: str, default_region: str) -> str:
     if kind is ContactKind.phone:
         return normalize_phone(raw, default_region)
     if kind is ContactKind.email:
         return normalize_email(raw)
+    if kind is ContactKind.account:
+        return normalize_account(raw)
     return normalize_chat_id(raw)

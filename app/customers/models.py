@@ -34,6 +34,8 @@ class ContactKind(StrEnum):
     phone = "phone"
     email = "email"
     chat = "chat"
+    # The customer's account number with us: what a caller keys in the IVR to be known.
+    account = "account"
 
 
 def _enum(enum: type[StrEnum], name: str) -> Enum:

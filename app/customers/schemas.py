@@ -52,6 +52,11 @@ class CustomerCreate(BaseModel):
     phones: list[RawContact] = Field(default_factory=list, max_length=20)
     emails: list[RawContact] = Field(default_factory=list, max_length=20)
     chat_ids: list[RawContact] = Field(default_factory=list, max_length=20)
+    account_numbers: list[RawContact] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Account numbers a caller may key in the IVR to be known",
+    )
 
 
 class CustomerUpdate(BaseModel):

@@ -42,6 +42,7 @@ class CustomerFilter:
     phone: str | None = None
     email: str | None = None
     chat_id: str | None = None
+    account: str | None = None
     tier: Tier | None = None
     lifecycle_stage: str | None = None
 
@@ -51,6 +52,10 @@ def _normalize_all(data: CustomerCreate, region: str) -> list[NormalizedContact]
         *((ContactKind.phone, value, f"phones[{i}]") for i, value in enumerate(data.phones)),
         *((ContactKind.email, value, f"emails[{i}]") for i, value in enumerate(data.emails)),
         *((ContactKind.chat, value, f"chat_ids[{i}]") for i, value in enumerate(data.chat_ids)),
+        *(
+            (ContactKind.account, value, f"account_numbers[{i}]")
+            for i, value in enumerate(data.account_numbers)
+        ),
     ]
     contacts: dict[tuple[ContactKind, str], NormalizedContact] = {}
     for kind, value, field in raw:
@@ -181,6 +186,7 @@ def _filtered(query: Select[Any], where: CustomerFilter, region: str) -> Select[
         (ContactKind.phone, where.phone, "phone"),
         (ContactKind.email, where.email, "email"),
         (ContactKind.chat, where.chat_id, "chat_id"),
+        (ContactKind.account, where.account, "account"),
     ):
         if raw:
             value = _normalize_one(kind, raw, field, region).value

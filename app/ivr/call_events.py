@@ -5,7 +5,8 @@ thing that happened on a call to `POST /v1/voice/events`, with its gateway key, 
 with what to do next: `{"call_id": ..., "actions": [...]}`, the very models of app/ivr/actions.py
 (their `type` tells them apart). docs/telephony.md shows every event and answer.
 
-Wire format only: what a call does with these events is the IVR engine's (issue 14).
+What a call does with these events is the switchboard's (app/ivr/calls.py); the endpoint is
+app/ivr/call_events_api.py.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.inputs import INTEGER_MAX, REFUSES_NUL
 from app.ivr.actions import Action
+from app.ivr.flow import AudioUrl
 
 # The gateway's own id of the call (Twilio's CallSid, a PBX's channel id, a UUID).
 CallRef = Annotated[
@@ -32,8 +34,9 @@ Party = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255),
 GatewayName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), REFUSES_NUL
 ]
-Keys = Annotated[str, StringConstraints(max_length=128, pattern=r"^[0-9*#]*$"), REFUSES_NUL]
-Url = Annotated[str, StringConstraints(min_length=1, max_length=2000), REFUSES_NUL]
+Keys = Annotated[str, StringConstraints(max_length=32, pattern=r"^[0-9*#]*$"), REFUSES_NUL]
+# A recording's URL, as the IVR engine keeps it (app/ivr/flow.py `AudioUrl`).
+Url = AudioUrl
 
 
 class Leg(StrEnum):
@@ -86,6 +89,13 @@ class DigitsEntered(_CallEvent):
     digits: Keys = Field(description="The keys, without the finishing key; empty: silence")
 
 
+class StillWaiting(_CallEvent):
+    """A `hold` came due (its `recheck_seconds` passed): what now? The generic format has no
+    way for us to call the gateway, so this is also how it learns an agent took the call."""
+
+    event: Literal["waiting"] = "waiting"
+
+
 class LegAnswered(_CallEvent):
     """The agent's phone picked up, after a `connect`."""
 
@@ -118,7 +128,13 @@ class RecordingDone(_CallEvent):
 
 
 CallEvent = Annotated[
-    CallStarted | DigitsEntered | LegAnswered | CallTransferred | CallEnded | RecordingDone,
+    CallStarted
+    | DigitsEntered
+    | StillWaiting
+    | LegAnswered
+    | CallTransferred
+    | CallEnded
+    | RecordingDone,
     Field(discriminator="event"),
 ]
 

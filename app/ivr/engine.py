@@ -57,6 +57,7 @@ from app.skills.schemas import SkillLevel
 
 MAX_PATH = 100  # nodes kept in `path`: the latest, for a call that went round a menu many times
 MAX_KEYS = 50  # menu keys kept in `keys`, likewise
+MAX_SELF_SERVICE = 20  # self-service steps kept, likewise
 
 
 class EventOutOfTurn(Conflict):
@@ -139,6 +140,7 @@ class CallState(BaseModel):
     keys: list[str] = Field(default_factory=list, description="Menu keys chosen, in order")
     language: Language | None = None
     account_verified: bool | None = None
+    self_service: list[str] = Field(default_factory=list, description="Served in the IVR")
     ended: bool = False
 
 
@@ -154,6 +156,9 @@ class Learned(BaseModel):
         description="Whether the account number passed its check; null: none was asked"
     )
     language: Language
+    self_service: list[str] = Field(
+        default_factory=list, description="What the caller was served in the IVR, in order"
+    )
 
 
 class _Outcome(BaseModel):
@@ -167,6 +172,7 @@ class Enqueue(_Outcome):
     queue: str
     skills: list[SkillLevel]
     priority: int
+    callback_key: str | None = None
 
 
 class CallbackRequested(_Outcome):
@@ -251,6 +257,9 @@ class _Turn:
             match node:
                 case SayNode():
                     self.say(node.prompts)
+                    if node.self_service is not None:
+                        served = [*self.call.self_service, node.self_service]
+                        self.call.self_service = served[-MAX_SELF_SERVICE:]
                     target = node.next
                 case LanguageNode():
                     self.call.language = node.language
@@ -374,7 +383,11 @@ class _Turn:
         match node:
             case EnqueueNode():
                 outcome: Outcome = Enqueue(
-                    queue=node.queue, skills=node.skills, priority=node.priority, learned=learned
+                    queue=node.queue,
+                    skills=node.skills,
+                    priority=node.priority,
+                    callback_key=node.callback_key,
+                    learned=learned,
                 )
             case TransferNode():
                 self.actions.append(Transfer(number=node.number))
@@ -408,6 +421,7 @@ class _Turn:
             collected=self.call.variables,
             account_verified=self.call.account_verified,
             language=self.call.language or self.flow.language,
+            self_service=self.call.self_service,
         )
 
     def step(self) -> Step:

@@ -60,6 +60,9 @@ VariableName = Annotated[
 KeyedValue = Annotated[
     str, StringConstraints(min_length=1, max_length=32, pattern=r"^[0-9*#]+$"), REFUSES_NUL
 ]
+SelfServiceLabel = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), REFUSES_NUL
+]
 CheckPattern = Annotated[str, StringConstraints(min_length=1, max_length=200), REFUSES_NUL]
 
 MAX_DIGITS = 32  # the most keys a collect node takes (actions.Gather's num_digits bound)
@@ -113,11 +116,13 @@ Timeout = Annotated[int, Field(ge=1, le=60, description="Seconds of silence that
 
 
 class SayNode(_Part):
-    """Play `prompts`, then go to `next`."""
+    """Play `prompts`, then go to `next`. `self_service` names what the caller was served
+    here (a balance read out, the opening hours), for the agent's screen pop."""
 
     type: Literal["say"]
     prompts: SomePrompts
     next: NodeId
+    self_service: SelfServiceLabel | None = None
 
 
 class LanguageNode(_Part):
@@ -220,13 +225,16 @@ class InputBranch(_Part):
 
 
 class EnqueueNode(_Part):
-    """Hand the call to `queue` (with extra `skills` and a `priority`), after `prompts`."""
+    """Hand the call to `queue` (with extra `skills` and a `priority`), after `prompts`. While
+    the caller holds, `callback_key` (if set) turns the wait into a callback at the calling
+    number that keeps the caller's place."""
 
     type: Literal["enqueue"]
     queue: QueueName
     skills: list[SkillLevel] = Field(default_factory=list, max_length=20)
     priority: Annotated[int, Field(ge=-1000, le=1000)] = 0
     prompts: Prompts = Field(default_factory=list)
+    callback_key: Key | None = None
 
 
 class CallbackNode(_Part):

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, String, func, text
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, String, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.schema import Index
@@ -85,3 +85,77 @@ class IvrNumber(Timestamps, Base):
         ForeignKey("ivr_flows.id", ondelete="RESTRICT"), index=True
     )
     created_by: Mapped[str] = mapped_column(String(96))
+
+
+class Gateway(StrEnum):
+    """Which wire format a call came in by: Twilio's webhooks, or the generic JSON events."""
+
+    twilio = "twilio"
+    generic = "generic"
+
+
+class CallPhase(StrEnum):
+    """Where a live call stands: in the IVR, waiting in a queue (our wait loop), ringing its
+    agent, talking, or over."""
+
+    ivr = "ivr"
+    queued = "queued"
+    connecting = "connecting"
+    talking = "talking"
+    ended = "ended"
+
+
+class Call(UUIDPrimaryKey, Base):
+    """A call, from the moment a gateway tells us of it, kept after it ends: the flow version it
+    runs on (a call keeps the version it started on), the engine's state between events, the
+    last answer (a gateway's retry gets it again), and, for a call that never reached a queue,
+    its path and how it ended (containment figures). It becomes an interaction only at enqueue."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        UniqueConstraint("gateway", "call_ref", name="uq_calls_gateway_call_ref"),
+        CheckConstraint("turn >= 0", name="turn_non_negative"),
+        Index(
+            "ix_calls_interaction_id",
+            "interaction_id",
+            postgresql_where=text("interaction_id IS NOT NULL"),
+        ),
+        Index("ix_calls_started_at", "started_at"),
+    )
+
+    gateway: Mapped[Gateway] = mapped_column(
+        Enum(Gateway, native_enum=False, length=16, create_constraint=True, name="gateway")
+    )
+    # The gateway's own id of the call (Twilio's CallSid): the same in every event.
+    call_ref: Mapped[str] = mapped_column(String(64))
+    caller: Mapped[str] = mapped_column(String(255))  # `From` as the gateway sent it
+    calling_number: Mapped[str | None] = mapped_column(String(16))  # E.164, when it parses
+    dialled: Mapped[str] = mapped_column(String(255))
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    flow_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ivr_flows.id", ondelete="RESTRICT"))
+    flow_version: Mapped[int]
+    phase: Mapped[CallPhase] = mapped_column(
+        Enum(CallPhase, native_enum=False, length=16, create_constraint=True, name="call_phase")
+    )
+    engine_state: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # Answers given so far; the callback URLs carry it, so a retried request is known.
+    turn: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_answer: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, default=list, server_default="[]"
+    )
+    # The latest deliveries applied (a generic gateway's event ids, Twilio's step and turn).
+    deliveries: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    learned: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    interaction_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="SET NULL")
+    )
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    callback_key: Mapped[str | None] = mapped_column(String(1))
+    announced_position: Mapped[int | None]
+    announced_at: Mapped[datetime | None]
+    started_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    ended_at: Mapped[datetime | None]
+    end_cause: Mapped[str | None] = mapped_column(String(32))

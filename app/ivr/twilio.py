@@ -27,6 +27,7 @@ from app.core.errors import AppError, Forbidden
 from app.core.inputs import INTEGER_MAX, REFUSES_NUL
 from app.core.logging import get_logger
 from app.core.settings import Settings
+from app.ivr.flow import AudioUrl
 
 log = get_logger(__name__)
 
@@ -59,9 +60,10 @@ class InvalidWebhook(AppError):
 Sid = Annotated[str, StringConstraints(min_length=1, max_length=64), REFUSES_NUL]
 # A party: an E.164 number, `client:name`, a SIP URI, or "Anonymous".
 Party = Annotated[str, StringConstraints(max_length=255), REFUSES_NUL]
-Url = Annotated[str, StringConstraints(min_length=1, max_length=2000), REFUSES_NUL]
+# A recording's URL, as the IVR engine keeps it (app/ivr/flow.py `AudioUrl`).
+Url = AudioUrl
 Word = Annotated[str, StringConstraints(max_length=32), REFUSES_NUL]
-Keys = Annotated[str, StringConstraints(max_length=128, pattern=r"^[0-9*#]*$"), REFUSES_NUL]
+Keys = Annotated[str, StringConstraints(max_length=32, pattern=r"^[0-9*#]*$"), REFUSES_NUL]
 # A recording's end: the key that ended it, or "hangup" when the caller hung up.
 RecordingKeys = Annotated[
     str, StringConstraints(max_length=128, pattern=r"^([0-9*#]*|hangup)$"), REFUSES_NUL

@@ -58,6 +58,7 @@ class RelaxationStep(BaseModel):
     level_cap: Annotated[int, Field(ge=0, le=5)]
 
 
+AnnounceEvery = Annotated[int, Field(ge=10, le=600)]
 RelaxationSteps = Annotated[
     list[RelaxationStep],
     Field(max_length=10, description="Bullseye: requirements relax as an interaction waits"),
@@ -84,6 +85,9 @@ class QueueCreate(BaseModel):
     away_on_missed_offer: bool = Field(
         default=True, description="An agent who lets an offer time out goes away"
     )
+    announce_every_seconds: AnnounceEvery = Field(
+        default=60, description="How often a waiting caller hears their position and wait"
+    )
     business_hours: BusinessHours | None = Field(default=None, description="null: always open")
     holidays: HolidayCalendar = Field(
         default_factory=HolidayCalendar,
@@ -109,6 +113,7 @@ class QueueUpdate(BaseModel):
     relaxation_steps: RelaxationSteps | None = None
     sticky_seconds: Annotated[int, Field(ge=0, le=30 * 86_400)] | None = None
     away_on_missed_offer: bool | None = None
+    announce_every_seconds: AnnounceEvery | None = None
     business_hours: BusinessHours | None = Field(default=None, description="Send null to clear")
     holidays: HolidayCalendar | None = Field(
         default=None, description="Replaces the calendar whole; send null to clear it"
@@ -129,6 +134,7 @@ class QueueOut(BaseModel):
     relaxation_steps: list[RelaxationStep]
     sticky_seconds: int
     away_on_missed_offer: bool
+    announce_every_seconds: int
     business_hours: BusinessHours | None
     holidays: HolidayCalendar
     required_skills: list[SkillLevel]

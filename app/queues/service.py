@@ -76,6 +76,7 @@ async def create_queue(session: AsyncSession, data: QueueCreate, *, actor: str) 
         relaxation_steps=[step.model_dump() for step in data.relaxation_steps],
         sticky_seconds=data.sticky_seconds,
         away_on_missed_offer=data.away_on_missed_offer,
+        announce_every_seconds=data.announce_every_seconds,
         business_hours=_hours_json(data.business_hours),
         holidays=data.holidays.model_dump(mode="json"),
         required_skills=[QueueSkill(skill_id=s.id, min_proficiency=lvl) for s, lvl in levels],
@@ -147,6 +148,7 @@ def _view(queue: Queue, levels: list[SkillLevel], now: datetime) -> QueueOut:
         relaxation_steps=[RelaxationStep.model_validate(s) for s in queue.relaxation_steps],
         sticky_seconds=queue.sticky_seconds,
         away_on_missed_offer=queue.away_on_missed_offer,
+        announce_every_seconds=queue.announce_every_seconds,
         business_hours=hours,
         holidays=calendar,
         required_skills=levels,
@@ -252,6 +254,8 @@ def _apply_settings(queue: Queue, data: QueueUpdate) -> None:
         queue.sticky_seconds = data.sticky_seconds
     if data.away_on_missed_offer is not None:
         queue.away_on_missed_offer = data.away_on_missed_offer
+    if data.announce_every_seconds is not None:
+        queue.announce_every_seconds = data.announce_every_seconds
 
 
 async def delete_queue(session: AsyncSession, queue_id: uuid.UUID, *, actor: str) -> None:

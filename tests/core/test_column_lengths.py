@@ -25,7 +25,7 @@ from app.customers.models import ContactPoint, Customer
 from app.desk.protocol import AgentAction
 from app.interactions.models import Interaction, Offer
 from app.interactions.schemas import InteractionCreate
-from app.ivr.models import IvrFlow
+from app.ivr.models import Call, IvrFlow
 from app.main import create_app
 from app.queues.models import Queue
 from app.skills.models import Skill
@@ -61,6 +61,14 @@ WRITES: dict[str, tuple[Any, ...]] = {
     "FlowUpdate": (IvrFlow,),
     "FlowVersionCreate": (),
     "NumberMapping": (),
+    # A generic gateway's call events (app/ivr/call_events.py): each names its call.
+    "CallStarted": (Call,),
+    "DigitsEntered": (Call,),
+    "StillWaiting": (Call,),
+    "LegAnswered": (Call,),
+    "CallTransferred": (Call,),
+    "CallEnded": (Call,),
+    "RecordingDone": (Call,),
 }
 
 # Fields whose column has another name, by the end of their path.
@@ -76,6 +84,10 @@ RENAMED: dict[str, InstrumentedAttribute[Any]] = {
     "InteractionCreate.queue": Queue.name,  # a queue's name (or id), looked up
     "TransferIn.queue": Queue.name,
     ".skill": Skill.name,  # a skill's name, looked up, in every SkillLevel
+    ".call_id": Call.call_ref,  # the gateway's id of the call
+    "CallStarted.from_": Call.caller,
+    "account_numbers[]": ContactPoint.value,
+    "CallStarted.to": Call.dialled,
 }
 
 NO_COLUMN = {
@@ -88,6 +100,12 @@ NO_COLUMN = {
     "holidays.closed_dates[].name": "kept in the queue's holidays (jsonb)",
     "holidays.country": "kept in the queue's holidays (jsonb)",
     "holidays.subdivision": "kept in the queue's holidays (jsonb)",
+    ".event_id": "kept among the call's latest deliveries (jsonb)",
+    "CallStarted.gateway": "the gateway's own name, not kept (calls.gateway is its format)",
+    "CallTransferred.to": "where the call went: not kept, the call ends",
+    "DigitsEntered.digits": "kept in the call's engine state (jsonb), at most 32 kept",
+    "LegAnswered.endpoint": "the endpoint that answered: not kept (the agent's is)",
+    "RecordingDone.recording_url": "kept in the callback's summary (text)",
 }
 
 # Whole parts of a request that reach no column, by the start of their path, and why: the

@@ -55,7 +55,15 @@ def test_every_answer_in_the_docs_is_valid_and_complete(example: str) -> None:
 def test_the_docs_show_every_event() -> None:
     shown = {EVENTS.validate_json(example).event for example in _examples("event")}
 
-    assert shown == {"started", "digits", "answered", "transferred", "ended", "recording"}
+    assert shown == {
+        "started",
+        "digits",
+        "waiting",
+        "answered",
+        "transferred",
+        "ended",
+        "recording",
+    }
 
 
 def test_a_started_call_reads_from_and_to() -> None:

@@ -583,6 +583,7 @@ def test_the_state_and_what_was_learned_travel_as_json() -> None:
         "collected": {"account": "12345674"},
         "account_verified": True,
         "language": "en-US",
+        "self_service": [],
     }
 
 
@@ -606,3 +607,29 @@ def test_a_flow_that_was_never_validated_cannot_spin_for_ever() -> None:
     )
     with pytest.raises(FlowStuck):
         begin(spinning, CallFacts())
+
+
+def test_self_service_steps_and_the_hold_s_callback_key_travel_with_the_outcome() -> None:
+    built = flow(
+        {
+            "balance": {
+                "type": "say",
+                "prompts": say("Your balance is 42 yuan."),
+                "self_service": "Balance read",
+                "next": "menu",
+            },
+            "menu": {
+                "type": "menu",
+                "prompts": say("Press 1 to hear it again, 0 for an agent."),
+                "options": {"1": "balance", "0": "agent"},
+                "on_invalid": "agent",
+            },
+            "agent": {"type": "enqueue", "queue": "general", "callback_key": "*"},
+        }
+    )
+
+    *_, done = call(built, KEY(digits="1"), KEY(digits="0"))
+
+    assert isinstance(done.outcome, Enqueue)
+    assert done.outcome.callback_key == "*"
+    assert done.outcome.learned.self_service == ["Balance read", "Balance read"]

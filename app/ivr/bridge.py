@@ -1,0 +1,69 @@
+"""Connecting an accepted call: when an agent accepts a call's offer, its caller is bridged to the
+agent's voice endpoint within a second.
+
+The acceptance is routing's one autocommitted statement (app/routing/decisions.sql), on the
+desk's hot path; wrapping it in a transaction to write the gateway's message beside it would
+cost every accept of every channel. Instead each replica's `Bridge` hears `interaction.assigned`
+on its event hub (its own accepts at once, the others' by NOTIFY or poll) and has the switchboard
+connect the call: the call's row lock and phase let one replica through, and the outbox
+message's key (`bridge:<interaction>:<event>`) makes it one message however many try. If every
+replica missed the event (an overflow, a crash at the wrong moment), the wait loop's next round
+finds the call assigned and connects it (`Switchboard.hold`): late, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+from app.core.hub import EventHub, EventRecord, Subscription
+from app.core.logging import get_logger
+from app.ivr.calls import Switchboard
+
+log = get_logger(__name__)
+
+
+def _is_acceptance(event: EventRecord) -> bool:
+    return event.kind == "interaction.assigned" and event.agent_id is not None
+
+
+class Bridge:
+    """One per replica (started and stopped by main's lifespan)."""
+
+    def __init__(self, hub: EventHub, switchboard: Switchboard) -> None:
+        self._hub, self._switchboard = hub, switchboard
+        self._task: asyncio.Task[None] | None = None
+        self._subscription: Subscription | None = None
+
+    def start(self) -> None:
+        self._subscription = self._hub.subscribe(_is_acceptance)
+        self._task = asyncio.create_task(self._run(self._subscription), name="voice-bridge")
+
+    async def stop(self) -> None:
+        if self._subscription is not None:
+            self._hub.unsubscribe(self._subscription)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self, subscription: Subscription) -> None:
+        while True:
+            if subscription.overflowed.is_set():
+                # The wait loop connects what was missed; the queue starts afresh.
+                while not subscription.queue.empty():
+                    subscription.queue.get_nowait()
+                subscription.overflowed.clear()
+                log.warning("voice bridge missed acceptances: the wait loop will connect them")
+            event = await subscription.queue.get()
+            try:
+                await self._switchboard.bridge(
+                    uuid.UUID(event.subject_id), uuid.UUID(str(event.agent_id)), event.id
+                )
+            except Exception as error:  # a failed bridge is the wait loop's to connect
+                log.warning(
+                    "could not bridge an accepted call",
+                    interaction_id=event.subject_id,
+                    error=type(error).__name__,
+                )

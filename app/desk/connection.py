@@ -326,7 +326,13 @@ class AgentConnection:
                 return {"interaction_id": str(interaction_id), "state": state.value}
             case EndWrapUp(interaction_id=interaction_id):
                 state = await routing.end_wrap_up(
-                    connection, events, interaction_id, agent_id=agent_id, actor=actor
+                    connection,
+                    events,
+                    interaction_id,
+                    agent_id=agent_id,
+                    actor=actor,
+                    disposition=action.disposition,
+                    notes=action.notes,
                 )
                 return {"interaction_id": str(interaction_id), "state": state.value}
             case _:

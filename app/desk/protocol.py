@@ -42,18 +42,27 @@ class Reject(BaseModel):
     reason: Annotated[str, StringConstraints(max_length=300), REFUSES_NUL] = "rejected by agent"
 
 
+Disposition = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), REFUSES_NUL
+]
+Notes = Annotated[str, StringConstraints(max_length=20_000), REFUSES_NUL]
+
+
 class Complete(BaseModel):
     type: Literal["complete"]
     interaction_id: uuid.UUID
-    disposition: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), REFUSES_NUL
-    ]
-    notes: Annotated[str, StringConstraints(max_length=20_000), REFUSES_NUL] = ""
+    disposition: Disposition
+    notes: Notes = ""
 
 
 class EndWrapUp(BaseModel):
+    """Wrap-up is over. A call the caller ended went to wrap-up with no disposition: the agent
+    gives it here (and notes); one given at `complete` stays unless another is given."""
+
     type: Literal["end_wrap_up"]
     interaction_id: uuid.UUID
+    disposition: Disposition | None = None
+    notes: Notes | None = None
 
 
 # What the agent does: each is answered by an ack or an error (hello and heartbeat are not).

@@ -13,15 +13,20 @@ the configured API's own URL. httpx sends (Twilio's own REST client is not used)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.logging import get_logger
+from app.core.outbox import Outgoing, enqueue_in, http_message
 from app.core.settings import Settings
+from app.ivr.actions import Action
+from app.ivr.twiml import CallbackUrls, render_twiml
 
 log = get_logger(__name__)
 
@@ -103,6 +108,61 @@ def redirect_call_request(
         raise ValueError(f"Twilio takes at most {TWIML_MAX_CHARS} characters of TwiML")
     form = {"Twiml": twiml} if twiml is not None else {"Url": str(url), "Method": "POST"}
     return CallsApiRequest(url=call_url(account, call_sid), form=form)
+
+
+def redirect_message(
+    account: TwilioAccount, call_sid: str, twiml: str, *, dedupe_key: str, call_id: object
+) -> Outgoing:
+    """The outbox message that redirects the live call `call_sid` to `twiml`, for the outbox's
+    `twilio` sender (which adds the credentials): its URL is a path under the API's."""
+    request = redirect_call_request(account, call_sid, twiml=twiml)
+    return http_message(
+        sender="twilio",
+        method=request.method,
+        url=request.url.removeprefix(account.api_url),
+        form=request.form,
+        dedupe_key=dedupe_key,
+        subject_type="call",
+        subject_id=call_id,
+    )
+
+
+async def redirect_live_call(
+    session: AsyncSession,
+    settings: Settings,
+    call_id: object,
+    call_sid: str,
+    answer: TurnAnswer,
+    *,
+    dedupe_key: str,
+) -> bool:
+    """Have the live call follow `answer` at once, through the outbox: written in the session's
+    transaction (with the decision), sent after its commit, retried, visible when it fails.
+    Without an account and a public URL nothing can be sent (False): the wait loop's next
+    round gives the same answer, late."""
+    account = TwilioAccount.from_settings(settings)
+    base = settings.public_base_url
+    if account is None or base is None:
+        log.warning(
+            "cannot redirect a Twilio call: CC_TWILIO_ACCOUNT_SID, CC_TWILIO_AUTH_TOKEN and "
+            "CC_PUBLIC_BASE_URL are needed; the wait loop connects it at its next round",
+            call_id=str(call_id),
+        )
+        return False
+    twiml = render_twiml(answer.actions, CallbackUrls(base, str(call_id), turn=answer.turn))
+    message = redirect_message(account, call_sid, twiml, dedupe_key=dedupe_key, call_id=call_id)
+    await enqueue_in(session, message)
+    return True
+
+
+class TurnAnswer(Protocol):
+    """A turn's answer (app/ivr/call_records.py's `Answer`)."""
+
+    @property
+    def actions(self) -> Sequence[Action]: ...
+
+    @property
+    def turn(self) -> int: ...
 
 
 async def send_calls_api_request(

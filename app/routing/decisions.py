@@ -304,14 +304,18 @@ async def end_wrap_up(
     *,
     agent_id: uuid.UUID,
     actor: str,
+    disposition: str | None = None,
+    notes: str | None = None,
 ) -> InteractionState:
+    """Wrap-up is over: the interaction completed, with the disposition and notes given now
+    (those given at completion stay where none is), and the agent's state follows."""
     agent = await lock_agent(connection, agent_id)
     interaction = await _lock_interaction(connection, interaction_id)
     if interaction["agent_id"] != agent_id:
         raise InteractionNotFound(f"interaction {interaction_id} is not assigned to you")
     source = S(interaction["state"])
     ensure_can_move(source, S.completed, what="end its wrap-up")
-    await finish(connection, [interaction_id])
+    await finish(connection, [interaction_id], disposition=disposition, notes=notes)
     moved(events, interaction_id, source, S.completed, agent_id, actor)
     await refresh_agent_state(connection, events, agent, actor=actor)
     return S.completed

@@ -129,7 +129,8 @@ def announced_position(previous: int | None, current: int) -> int:
 # The waiting interaction $1 at the moment $2, with how many of its queue's waiting
 # interactions of the same capacity come before it in the order of service: the effective
 # priority worked out as the matcher's read has it (`waiting.EFFECTIVE`, the policy's formula
-# term for term), ties to the longest waiting, then the lowest id (`policy.in_line`).
+# term for term), ties to the longest waiting, then the lowest id (`policy.in_line`). Work held
+# back until later (a voicemail's callback before the queue opens) stands ahead of no one.
 POSITION = f"""
     WITH me AS (
         SELECT i.id, i.queue_id, i.channel, i.waiting_since, {EFFECTIVE} AS effective,
@@ -146,6 +147,7 @@ POSITION = f"""
         JOIN customers c ON c.id = i.customer_id
         JOIN queues q ON q.id = i.queue_id
         WHERE i.state = 'queued' AND i.channel = ANY(me.kinds) AND i.queue_id = me.queue_id
+          AND (i.not_before IS NULL OR i.not_before <= $2)  -- held back: nobody's ahead yet
           AND ({EFFECTIVE} > me.effective
                OR ({EFFECTIVE} = me.effective
                    AND (i.waiting_since, i.id) < (me.waiting_since, me.id)))

@@ -102,10 +102,20 @@ def moved(
     )
 
 
-async def finish(connection: asyncpg.Connection, interaction_ids: list[uuid.UUID]) -> None:
+async def finish(
+    connection: asyncpg.Connection,
+    interaction_ids: list[uuid.UUID],
+    *,
+    disposition: str | None = None,
+    notes: str | None = None,
+) -> None:
+    """Wrap-ups over: completed, with a disposition and notes where given (else as they were)."""
     await connection.execute(
-        "UPDATE interactions SET state = 'completed', ended_at = $2, updated_at = $2"
+        "UPDATE interactions SET state = 'completed', ended_at = $2, updated_at = $2,"
+        " disposition = coalesce($3, disposition), notes = coalesce($4, notes)"
         " WHERE id = ANY($1::uuid[])",
         interaction_ids,
         now(),
+        disposition,
+        notes,
     )

@@ -177,6 +177,19 @@ async def test_a_known_platinum_caller_skips_the_menu_and_is_bridged_to_the_agen
     assert (await caller.hang_up()).status_code == 204  # the status callback changes nothing
     assert (await line.interaction(str(record["interaction_id"])))["state"] == "wrap_up"
 
+    # The caller's hang-up gave no disposition: Vera gives it as her wrap-up ends.
+    await desk.send(
+        type="end_wrap_up",
+        interaction_id=str(record["interaction_id"]),
+        disposition="plan upgraded",
+        notes="moved to the family plan",
+    )
+    while (ack := await desk.next("ack"))["of"] != "end_wrap_up":
+        assert ack["of"] == "accept"
+    done = await line.interaction(str(record["interaction_id"]))
+    assert (done["state"], done["disposition"]) == ("completed", "plan upgraded")
+    assert done["notes"] == "moved to the family plan"
+
 
 async def test_an_unknown_caller_keys_an_account_number_and_the_agent_sees_what_they_keyed(
     line: Line, twilio: TwilioStandIn, connection: asyncpg.Connection
@@ -386,3 +399,78 @@ async def test_a_whole_call_through_the_generic_json_events(
     record = await call_row(connection, "pbx-42")
     assert (record["phase"], record["outcome"]) == ("ended", "answered")
     assert (await line.interaction(str(record["interaction_id"])))["state"] == "wrap_up"
+
+
+async def test_a_call_the_agent_transfers_waits_in_the_new_queue_and_is_abandoned_there(
+    line: Line, twilio: TwilioStandIn, connection: asyncpg.Connection
+) -> None:
+    vera = await line.agent("vera", endpoint="client:vera", vip=3)
+    desk = await line.desk(vera)
+    caller = line.caller(PLATINUM_NUMBER)
+    await caller.ring()
+    offer = await desk.next("offer")
+    await desk.send(type="accept", offer_id=offer["offer_id"])
+    dial = dial_in((await twilio.received(1))[0].form["Twiml"])
+    await caller.agent_picks_up(dial)
+    interaction_id = offer["screen_pop"]["interaction"]["id"]
+    moved = await line.http.post(
+        f"/v1/interactions/{interaction_id}/transfer",
+        json={"queue": "general", "note": "a billing question"},
+        headers=vera,
+    )
+    assert moved.status_code == 200, moved.text
+
+    waiting = await caller.dial_ends(dial, "completed")  # Vera hangs up her leg
+
+    assert "/v1/voice/twilio/hold?" in waiting and "<Hangup" not in waiting
+    assert (await call_row(connection, caller.call_sid))["phase"] == "queued"
+    await caller.hang_up()
+    assert (await line.interaction(interaction_id))["state"] == "abandoned"
+    assert (await call_row(connection, caller.call_sid))["outcome"] == "abandoned"
+
+
+async def test_a_call_keeps_the_flow_version_it_started_on(
+    line: Line, connection: asyncpg.Connection
+) -> None:
+    caller = line.caller("+8613100131000")
+    await caller.ring()  # at the demo flow's menu
+    flows = (await line.http.get("/v1/ivr/flows", headers=line.admin)).json()["items"]
+    flow_id = flows[0]["id"]
+    short = {"start": "bye", "nodes": {"bye": {"type": "hangup", "prompts": [{"text": "Closed."}]}}}
+    saved = await line.http.post(
+        f"/v1/ivr/flows/{flow_id}/versions", json={"document": short}, headers=line.admin
+    )
+    assert saved.status_code == 201, saved.text
+    published = await line.http.post(
+        f"/v1/ivr/flows/{flow_id}/versions/2/publish", headers=line.admin
+    )
+    assert published.status_code == 200, published.text
+
+    asked = await caller.press("2")
+    newcomer = line.caller("+8613000130000")
+    closed = await newcomer.ring()
+
+    assert any("account number" in text for text in spoken(asked))  # still version 1
+    assert spoken(closed) == ["Closed."] and "<Hangup" in closed
+    assert (await call_row(connection, caller.call_sid))["flow_version"] == 1
+    assert (await call_row(connection, newcomer.call_sid))["outcome"] == "hang_up"
+
+
+async def test_a_call_that_ends_in_the_ivr_is_kept_with_its_path(
+    line: Line, connection: asyncpg.Connection
+) -> None:
+    caller = line.caller("+8612900129000")
+    await caller.ring()
+    await caller.press("4")  # the opening hours: self-service, back to the menu
+
+    assert (await caller.hang_up()).status_code == 204
+
+    record = await call_row(connection, caller.call_sid)
+    assert (record["phase"], record["outcome"], record["end_cause"]) == (
+        "ended",
+        "hang_up",
+        "completed",
+    )
+    assert record["interaction_id"] is None  # never reached a queue: no interaction
+    assert record["learned"]["path"][-2:] == ["opening_hours", "main_menu"]
+    assert record["learned"]["self_service"] == ["Opening hours told"]

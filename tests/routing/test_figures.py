@@ -591,3 +591,22 @@ def _erlang_floor(callers: int = 100_000) -> float:
         wait = rng.gammavariate(k, 1.0)
         errors.append(abs(k - wait) / wait)
     return statistics.median(errors)
+
+
+async def test_work_held_back_until_later_stands_ahead_of_no_caller(
+    connection: asyncpg.Connection, client: httpx.AsyncClient, admin: Headers
+) -> None:
+    await create_skills(client, admin, "billing")
+    await _queue(client, admin, "billing")
+    customer = await _customer(client, admin, "platinum")
+    voicemail = await _raised(client, admin, queue="billing", customer=customer)
+    caller = await _raised(client, admin, queue="billing", customer=customer)
+    now = datetime.now(UTC)
+    # The platinum voicemail's callback waits until tomorrow's opening, as a voicemail does.
+    await connection.execute(
+        "UPDATE interactions SET not_before = $2 WHERE id = $1", voicemail, now + timedelta(days=1)
+    )
+
+    assert await figures.read_position(connection, caller, now) == 1
+    assert await figures.read_position(connection, voicemail, now + timedelta(days=2)) == 1
+    assert await figures.read_position(connection, caller, now + timedelta(days=2)) == 2

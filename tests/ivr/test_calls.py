@@ -422,7 +422,8 @@ async def test_a_call_the_agent_transfers_waits_in_the_new_queue_and_is_abandone
 
     waiting = await caller.dial_ends(dial, "completed")  # Vera hangs up her leg
 
-    assert "/v1/voice/twilio/hold?" in waiting and "<Hangup" not in waiting
+    assert "/v1/voice/twilio/hold?" in waiting
+    assert "<Hangup" not in waiting
     assert (await call_row(connection, caller.call_sid))["phase"] == "queued"
     await caller.hang_up()
     assert (await line.interaction(interaction_id))["state"] == "abandoned"
@@ -451,7 +452,8 @@ async def test_a_call_keeps_the_flow_version_it_started_on(
     closed = await newcomer.ring()
 
     assert any("account number" in text for text in spoken(asked))  # still version 1
-    assert spoken(closed) == ["Closed."] and "<Hangup" in closed
+    assert spoken(closed) == ["Closed."]
+    assert "<Hangup" in closed
     assert (await call_row(connection, caller.call_sid))["flow_version"] == 1
     assert (await call_row(connection, newcomer.call_sid))["outcome"] == "hang_up"
 

@@ -40,6 +40,7 @@ from app.ivr.api import router as ivr_router
 from app.ivr.bridge import Bridge
 from app.ivr.call_events_api import router as voice_events_router
 from app.ivr.calls import Switchboard
+from app.ivr.calls_api import router as call_records_router
 from app.ivr.webhooks import router as twilio_webhooks_router
 from app.queues.api import router as queues_router
 from app.routing.arrivals import Arrivals
@@ -240,6 +241,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         ivr_router,
         twilio_webhooks_router,
         voice_events_router,
+        call_records_router,
         supervisor_router,
         outbox_router,
     ):

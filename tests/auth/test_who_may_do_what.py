@@ -281,6 +281,14 @@ async def _a_call_starting(floor: Floor) -> Request:
     return "/v1/voice/events", {**event, "to": "+864000000000"}
 
 
+async def _a_call_record(floor: Floor) -> Request:
+    path, event = await _a_call_starting(floor)
+    started = await floor.client.post(path, json=event, headers=floor.callers["gateway key"])
+    assert started.status_code == 200, started.text
+    calls = await floor.client.get("/v1/voice/calls", headers=floor.admin)
+    return f"/v1/voice/calls/{calls.json()['items'][0]['id']}", None
+
+
 async def _fresh_ivr_flow(floor: Floor) -> Request:
     flow = await floor.made("/v1/ivr/flows", {"name": floor.name("flow"), "document": IVR_FLOW})
     return f"/v1/ivr/flows/{flow['id']}", {"description": "changed"}
@@ -388,6 +396,8 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("POST", "/v1/outbox/{message_id}/retry"): _a_dead_message_to_retry,
     ("POST", "/v1/desk/tickets"): _fixed("/v1/desk/tickets"),
     ("POST", "/v1/voice/events"): _a_call_starting,
+    ("GET", "/v1/voice/calls"): _fixed("/v1/voice/calls"),
+    ("GET", "/v1/voice/calls/{call_id}"): _a_call_record,
 }
 
 

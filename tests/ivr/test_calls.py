@@ -476,3 +476,34 @@ async def test_a_call_that_ends_in_the_ivr_is_kept_with_its_path(
     assert record["interaction_id"] is None  # never reached a queue: no interaction
     assert record["learned"]["path"][-2:] == ["opening_hours", "main_menu"]
     assert record["learned"]["self_service"] == ["Opening hours told"]
+
+
+async def test_staff_read_the_call_records_and_find_those_that_ended_in_the_ivr(
+    line: Line, make_user: Any
+) -> None:
+    stayed = line.caller("+8612800128000")
+    await stayed.ring()
+    await stayed.press("4")
+    await stayed.hang_up()
+    queued = line.caller("+8612700127000")
+    await queued.ring()
+    await queued.press("9")  # Chinese: the menu again
+    supervisor = await make_user(Role.supervisor)
+
+    everything = await line.http.get("/v1/voice/calls", headers=line.admin)
+    in_ivr = await line.http.get(
+        "/v1/voice/calls", params={"outcome": "hang_up"}, headers=line.admin
+    )
+    naive = await line.http.get(
+        "/v1/voice/calls", params={"since": "2026-12-05T09:00:00"}, headers=line.admin
+    )
+
+    assert everything.json()["total"] == 2
+    assert [c["call_ref"] for c in in_ivr.json()["items"]] == [stayed.call_sid]
+    record = in_ivr.json()["items"][0]
+    assert record["learned"]["self_service"] == ["Opening hours told"]
+    one = await line.http.get(f"/v1/voice/calls/{record['id']}", headers=supervisor)
+    assert one.status_code == 200
+    assert one.json() == record
+    assert naive.status_code == 422
+    assert "timezone" in naive.json()["detail"]

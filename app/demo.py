@@ -43,6 +43,9 @@ AGENTS = [
     ("raj", "Raj Patel", {"general": 2, "tech": 4, "vip": 3}),
 ]
 
+# What a caller keys at the demo flow's account number prompt to be known (Luhn-valid).
+ACCOUNT_NUMBERS = {"Jonas Meyer": ["12345674"]}
+
 CUSTOMERS = [
     (
         "Li Wei",
@@ -110,6 +113,7 @@ async def load_demo(session: AsyncSession, settings: Settings) -> dict[str, str]
             display_name=display,
             capacity=Capacity(),
             skills=[SkillLevel(skill=s, level=lvl) for s, lvl in levels.items()],
+            voice_endpoint=f"client:{username}",  # their softphone, for the gateway's bridge
         )
         _, generated = await agents.create_agent(session, body, actor=SYSTEM_ACTOR)
         passwords[username] = generated or ""
@@ -124,6 +128,7 @@ async def load_demo(session: AsyncSession, settings: Settings) -> dict[str, str]
             language=language,
             phones=[phone],
             emails=[email],
+            account_numbers=ACCOUNT_NUMBERS.get(name, []),
         )
         await customers.create_customer(session, customer, settings=settings, actor=SYSTEM_ACTOR)
     return passwords

@@ -3,6 +3,8 @@ tests and docs/ivr.md use."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from fastapi import FastAPI
 
@@ -43,3 +45,29 @@ def test_the_demo_flow_does_what_docs_ivr_md_says() -> None:
     closed = dry_run(flow, billing, CallFacts(hours={"billing": HoursNow.closed}))
     assert closed.waiting_at == "after_hours"
     assert set(flow.queues_named()) == {"vip", "billing", "general"}
+
+
+async def test_the_readme_tours_call_reaches_a_queue_known_by_its_account_number(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    async with unit_of_work(app.state.sessions) as session:
+        await load_demo(session, settings)
+
+    async def call(**event: str) -> dict[str, Any]:
+        response = await client.post(
+            "/v1/voice/events", json={"call_id": "tour-1", **event}, headers=admin
+        )
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    started = await call(event="started", to="+86 400 000 0000", **{"from": "+86 137 0013 7000"})
+    await call(event="digits", digits="2")
+    queued = await call(event="digits", digits="12345674")
+
+    assert [a["type"] for a in started["actions"]][-1] == "gather"
+    assert [a["type"] for a in queued["actions"]] == ["say", "hold"]
+    [interaction] = (await client.get("/v1/interactions", headers=admin)).json()["items"]
+    customer = await client.get(f"/v1/customers/{interaction['customer_id']}", headers=admin)
+    assert customer.json()["name"] == "Jonas Meyer"
+    assert interaction["ivr"]["collected"] == {"account_number": "12345674"}

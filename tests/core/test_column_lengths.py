@@ -55,7 +55,7 @@ WRITES: dict[str, tuple[Any, ...]] = {
     "Reject": (Offer,),
     "Complete": (Interaction,),
     "Accept": (),
-    "EndWrapUp": (),
+    "EndWrapUp": (Interaction,),
     "DryRunIn": (),
     "FlowCreate": (IvrFlow,),
     "FlowUpdate": (IvrFlow,),

@@ -185,7 +185,11 @@ class Switchboard:
             assert interaction is not None, "a call's interaction is never deleted"
             state = interaction.state
             if state is InteractionState.assigned and interaction.agent_id is not None:
-                return await self._connect(session, call, interaction.agent_id)
+                connected = await self._connect(session, call, interaction.agent_id)
+                if connected is not None:
+                    return connected
+                await session.refresh(interaction)  # given back to its queue
+                state = interaction.state
             if state not in WAITING:
                 records.end(
                     call, "abandoned" if state is InteractionState.abandoned else "answered"
@@ -227,17 +231,8 @@ class Switchboard:
         assert call.interaction_id is not None, "a call with an agent leg was enqueued"
         agent_id, call.agent_id, call.phase = call.agent_id, None, CallPhase.queued
         if agent_id is not None:
-            await records.tolerating_moves(
-                routing.return_unanswered(
-                    await driver_connection(session),
-                    events_of(session),
-                    call.interaction_id,
-                    agent_id=agent_id,
-                    actor=actor,
-                    reason=f"the agent's phone did not answer ({how})",
-                )
-            )
-        self._wake_matcher()
+            reason = f"the agent's phone did not answer ({how})"
+            await self._give_back(session, call, agent_id, actor, reason)
         interaction = await session.get(Interaction, call.interaction_id)
         assert interaction is not None
         language, voice = wait_loop.language_of(call, await self._flow(session, call))
@@ -256,7 +251,11 @@ class Switchboard:
         taker = interaction.agent_id
         if interaction.state is InteractionState.assigned and taker not in (None, call.agent_id):
             call.phase = CallPhase.queued
-            return await self._connect(session, call, taker)
+            connected = await self._connect(session, call, taker)
+            if connected is not None:
+                return connected
+            await session.refresh(interaction)  # given back to its queue: the caller waits
+            return records.answer(call, [await self._next_round(session, call, interaction)])
         await records.tolerating_moves(
             routing.end_talk(
                 await driver_connection(session), events_of(session), interaction.id, actor=actor
@@ -313,7 +312,9 @@ class Switchboard:
             if call is None or call.phase is not CallPhase.queued:
                 return False
             answer = await self._connect(session, call, agent_id)
-            if not answer.repeat and call.gateway is Gateway.twilio:  # it rings the agent
+            if answer is None:
+                return False
+            if call.gateway is Gateway.twilio:
                 key = f"bridge:{call.interaction_id}:{event_id}"
                 await redirect_live_call(
                     session, self._settings, call.id, call.call_ref, answer, dedupe_key=key
@@ -341,28 +342,38 @@ class Switchboard:
         language, voice = wait_loop.language_of(call, await self._flow(session, call))
         return records.answer(call, [announcements.callback_confirmed(language, voice), Hangup()])
 
-    async def _connect(self, session: AsyncSession, call: Call, agent_id: uuid.UUID) -> Answer:
-        """Ring the agent's voice endpoint; an agent without one cannot take the call, which
-        goes back to its queue (the agent counted as having missed it)."""
+    async def _connect(
+        self, session: AsyncSession, call: Call, agent_id: uuid.UUID
+    ) -> Answer | None:
+        """Ring the agent's voice endpoint. An agent without one cannot take the call: it goes
+        back to its queue (the agent counted as having missed it), and None says so."""
         agent = await session.get(Agent, agent_id)
         endpoint = None if agent is None else agent.voice_endpoint
         if endpoint is None:
             log.warning("agent took a call with no voice endpoint", agent_id=str(agent_id))
-            assert call.interaction_id is not None
-            await records.tolerating_moves(
-                routing.return_unanswered(
-                    await driver_connection(session),
-                    events_of(session),
-                    call.interaction_id,
-                    agent_id=agent_id,
-                    actor="system:voice",
-                    reason="the agent has no voice endpoint",
-                )
-            )
-            self._wake_matcher()
-            return records.repeat(call)
+            reason = "the agent has no voice endpoint"
+            await self._give_back(session, call, agent_id, "system:voice", reason)
+            return None
         call.phase, call.agent_id = CallPhase.connecting, agent_id
         return records.answer(call, [Connect(endpoint=endpoint)])
+
+    async def _give_back(
+        self, session: AsyncSession, call: Call, agent_id: uuid.UUID, actor: str, reason: str
+    ) -> None:
+        """The call goes back to its queue with its place; its agent missed the offer."""
+        assert call.interaction_id is not None, "a call with an agent was enqueued"
+        connection, events = await driver_connection(session), events_of(session)
+        await records.tolerating_moves(
+            routing.return_unanswered(
+                connection,
+                events,
+                call.interaction_id,
+                agent_id=agent_id,
+                actor=actor,
+                reason=reason,
+            )
+        )
+        self._wake_matcher()
 
     async def _next_round(
         self, session: AsyncSession, call: Call, interaction: Interaction

@@ -507,3 +507,22 @@ async def test_staff_read_the_call_records_and_find_those_that_ended_in_the_ivr(
     assert one.json() == record
     assert naive.status_code == 422
     assert "timezone" in naive.json()["detail"]
+
+
+async def test_an_agent_with_no_softphone_cannot_keep_a_call_and_misses_it(line: Line) -> None:
+    nora = await line.agent("nora", endpoint=None, vip=3)
+    desk = await line.desk(nora)
+    caller = line.caller(PLATINUM_NUMBER)
+    await caller.ring()
+    offer = await desk.next("offer")
+
+    await desk.send(type="accept", offer_id=offer["offer_id"])
+
+    await desk.next("offer_withdrawn")  # the bridge found no endpoint to ring
+    interaction = await line.interaction(offer["screen_pop"]["interaction"]["id"])
+    assert interaction["state"] == "queued"
+    assert interaction["agent_id"] is None
+    me = await line.http.get("/v1/agents/me", headers=nora)
+    assert me.json()["state"] == "away"  # the vip queue sends an agent who missed an offer away
+    again = await caller.hold_on()
+    assert "/v1/voice/twilio/hold?" in again  # the caller holds on, in line

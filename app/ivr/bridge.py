@@ -1,5 +1,6 @@
 """Connecting an accepted call: when an agent accepts a call's offer, its caller is bridged to the
-agent's voice endpoint within a second.
+agent's voice endpoint within a second; when an agent accepts a callback a Twilio call left, the
+call back is placed (app/ivr/callbacks.py).
 
 The acceptance is routing's one autocommitted statement (app/routing/decisions.sql), on the
 desk's hot path; wrapping it in a transaction to write the gateway's message beside it would
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import uuid
 
+from app.core.channels import Channel
 from app.core.hub import EventHub, EventRecord, Subscription
 from app.core.logging import get_logger
 from app.ivr.calls import Switchboard
@@ -24,8 +26,16 @@ from app.ivr.calls import Switchboard
 log = get_logger(__name__)
 
 
+CALL_CHANNELS = frozenset({Channel.voice.value, Channel.callback.value})
+
+
 def _is_acceptance(event: EventRecord) -> bool:
-    return event.kind == "interaction.assigned" and event.agent_id is not None
+    """An agent accepted an offer that may be a call's (this replica's own acceptances carry
+    the interaction, so a chat's or an email's costs nothing here; others' are looked up)."""
+    if event.kind != "interaction.assigned" or event.agent_id is None:
+        return False
+    channel = event.attached.get("interaction", {}).get("channel")
+    return channel is None or channel in CALL_CHANNELS
 
 
 class Bridge:

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.db import unit_of_work
 from app.core.errors import InvalidField
 from app.core.settings import Settings
 from app.customers import service as customers
@@ -98,17 +99,20 @@ async def identify_by_account(
             return
 
 
-async def who(session: AsyncSession, call: Call, settings: Settings, actor: str) -> dict[str, Any]:
+async def who(
+    sessions: async_sessionmaker[AsyncSession], call: Call, settings: Settings, actor: str
+) -> dict[str, Any]:
     """Whom an interaction of the call is for (`InteractionCreate`'s fields): the customer
     known, or the calling number (intake makes a new customer who keeps it), or, for a caller
-    who hid their number, a new customer of their own (the agent learns who they are)."""
+    who hid their number, a new customer of their own (the agent learns who they are), made
+    in a transaction of its own so that intake, on its own connection, finds it."""
     if call.customer_id is not None:
         return {"customer_id": call.customer_id}
     if call.calling_number is not None:
         return {"contact": ContactIn(kind=ContactKind.phone, value=call.calling_number)}
-    anonymous = await customers.create_customer(
-        session, CustomerCreate(name="Caller with a hidden number"), settings=settings, actor=actor
-    )
-    await session.flush()
+    async with unit_of_work(sessions) as own:
+        anonymous = await customers.create_customer(
+            own, CustomerCreate(name="Caller with a hidden number"), settings=settings, actor=actor
+        )
     call.customer_id = anonymous.id
     return {"customer_id": anonymous.id}

@@ -41,7 +41,7 @@ from app.core.logging import get_logger
 from app.core.settings import Settings
 from app.interactions.intake import Intake
 from app.interactions.models import Interaction, InteractionState
-from app.ivr import announcements, callers, engine, wait_loop
+from app.ivr import announcements, callbacks, callers, engine, wait_loop
 from app.ivr import call_records as records
 from app.ivr.actions import Action, Connect, Hangup, Hold
 from app.ivr.call_records import AgentLeg, Answer, CallKey
@@ -79,7 +79,7 @@ class Switchboard:
     ) -> None:
         self._sessions, self._hub, self._outbox = sessions, hub, outbox
         self._settings, self._wake_matcher = settings, wake_matcher
-        self._endings = Endings(intake, settings)
+        self._endings = Endings(intake, sessions, settings)
         # A version's document never changes once saved, so it is read once per replica.
         self._flows: dict[tuple[uuid.UUID, int], Flow] = {}
 
@@ -309,7 +309,11 @@ class Switchboard:
         whether this run connected it."""
         async with self._work() as session:
             call = await records.of_interaction(session, interaction_id)
-            if call is None or call.phase is not CallPhase.queued:
+            if call is None or call.phase is CallPhase.ended:  # perhaps a callback to place
+                return await callbacks.place(
+                    session, self._settings, interaction_id, agent_id, event_id
+                )
+            if call.phase is not CallPhase.queued:
                 return False
             answer = await self._connect(session, call, agent_id)
             if answer is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.channels import Channel
 from app.core.db import driver_connection
@@ -20,7 +20,7 @@ from app.interactions.intake import Intake, Place
 from app.interactions.models import Interaction
 from app.interactions.schemas import InteractionCreate, IvrLearned
 from app.ivr import call_records as records
-from app.ivr import callers
+from app.ivr import callbacks, callers
 from app.ivr.engine import (
     CallbackRequested,
     Enqueue,
@@ -40,8 +40,10 @@ from app.routing import service as routing
 class Endings:
     """Carries out the outcomes of one replica's calls (the switchboard's)."""
 
-    def __init__(self, intake: Intake, settings: Settings) -> None:
-        self._intake, self._settings = intake, settings
+    def __init__(
+        self, intake: Intake, sessions: async_sessionmaker[AsyncSession], settings: Settings
+    ) -> None:
+        self._intake, self._sessions, self._settings = intake, sessions, settings
 
     async def carry_out(
         self, session: AsyncSession, call: Call, outcome: Outcome, actor: str
@@ -78,7 +80,7 @@ class Endings:
             skills=outcome.skills,
             subject=f"Call from {call.calling_number or call.caller or 'an unknown number'}",
             ivr=_ivr(outcome.learned),
-            **await callers.who(session, call, self._settings, actor),
+            **await callers.who(self._sessions, call, self._settings, actor),
         )
         received = (await self._intake.receive(data, actor=actor)).interaction
         call.interaction_id, call.customer_id = received.id, received.customer_id
@@ -102,11 +104,11 @@ class Endings:
         data = InteractionCreate(
             channel=Channel.callback,
             queue=outcome.queue,
-            external_ref=f"callback:{call.gateway.value}:{call.call_ref}",
+            external_ref=callbacks.reference(call.gateway, call.call_ref),
             subject=f"Call back {number}",
             summary=summary,
             ivr=_ivr(outcome.learned),
-            **await callers.who(session, call, self._settings, actor),
+            **await callers.who(self._sessions, call, self._settings, actor),
         )
         received = (await self._intake.receive(data, actor=actor, place=place)).interaction
         call.interaction_id = call.interaction_id or received.id

@@ -110,12 +110,22 @@ def redirect_call_request(
     return CallsApiRequest(url=call_url(account, call_sid), form=form)
 
 
-def redirect_message(
-    account: TwilioAccount, call_sid: str, twiml: str, *, dedupe_key: str, call_id: object
+def place_call_request(
+    account: TwilioAccount, *, to: str, from_: str, twiml: str
+) -> CallsApiRequest:
+    """The request that places a new call from `from_` (a number of the account's) to `to`,
+    which follows `twiml` once answered: a callback that rings the agent when the customer
+    picks up."""
+    account_part = quote(account.account_sid, safe="")
+    url = f"{account.api_url}/{API_VERSION}/Accounts/{account_part}/Calls.json"
+    return CallsApiRequest(url=url, form={"To": to, "From": from_, "Twiml": twiml})
+
+
+def calls_api_message(
+    account: TwilioAccount, request: CallsApiRequest, *, dedupe_key: str, call_id: object
 ) -> Outgoing:
-    """The outbox message that redirects the live call `call_sid` to `twiml`, for the outbox's
-    `twilio` sender (which adds the credentials): its URL is a path under the API's."""
-    request = redirect_call_request(account, call_sid, twiml=twiml)
+    """`request` as an outbox message for the `twilio` sender (which adds the credentials):
+    its URL a path under the API's."""
     return http_message(
         sender="twilio",
         method=request.method,
@@ -125,6 +135,15 @@ def redirect_message(
         subject_type="call",
         subject_id=call_id,
     )
+
+
+def redirect_message(
+    account: TwilioAccount, call_sid: str, twiml: str, *, dedupe_key: str, call_id: object
+) -> Outgoing:
+    """The outbox message that redirects the live call `call_sid` to `twiml`, for the outbox's
+    `twilio` sender (which adds the credentials): its URL is a path under the API's."""
+    request = redirect_call_request(account, call_sid, twiml=twiml)
+    return calls_api_message(account, request, dedupe_key=dedupe_key, call_id=call_id)
 
 
 async def redirect_live_call(

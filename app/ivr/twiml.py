@@ -208,6 +208,22 @@ def _connect(response: VoiceResponse, connect: Connect, urls: CallbackUrls) -> N
         dial.number(endpoint.address, **answered)
 
 
+def render_ring(endpoint: str) -> str:
+    """A `<Dial>` to `endpoint` with no action of ours: a call we placed (a callback) that rings
+    the agent once the customer answers; the agent's desk, not the line, ends the callback."""
+    response = VoiceResponse()
+    address = voice_endpoint(endpoint)
+    dial = response.dial()
+    match address.kind:
+        case EndpointKind.client:
+            dial.client(address.address)
+        case EndpointKind.sip:
+            dial.sip(address.address)
+        case _:
+            dial.number(address.address)
+    return str(response.to_xml())
+
+
 def _transfer(response: VoiceResponse, transfer: Transfer) -> None:
     """The call leaves us: no action URL, so when the far end hangs up the call ends (and
     the status callback says so)."""

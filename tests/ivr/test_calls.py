@@ -526,3 +526,45 @@ async def test_an_agent_with_no_softphone_cannot_keep_a_call_and_misses_it(line:
     assert me.json()["state"] == "away"  # the vip queue sends an agent who missed an offer away
     again = await caller.hold_on()
     assert "/v1/voice/twilio/hold?" in again  # the caller holds on, in line
+
+
+async def test_an_accepted_callback_is_placed_and_rings_the_agent_when_the_customer_answers(
+    line: Line, twilio: TwilioStandIn
+) -> None:
+    caller = line.caller("+8615900159000")
+    await caller.ring()
+    await caller.press("3")
+    goodbye = await caller.press("1")  # "call me back"
+    assert "<Hangup" in goodbye
+    desk = await line.desk(await line.agent("cal", endpoint="client:cal"))
+
+    offer = await desk.next("offer")
+    assert offer["screen_pop"]["interaction"]["channel"] == "callback"
+    assert offer["screen_pop"]["interaction"]["subject"] == "Call back +8615900159000"
+    await desk.send(type="accept", offer_id=offer["offer_id"])
+    [placed] = await twilio.received(1)
+
+    assert placed.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
+    assert placed.authenticated
+    assert (placed.form["To"], placed.form["From"]) == ("+8615900159000", "+864000000000")
+    dial = dial_in(placed.form["Twiml"])
+    assert (dial[0].tag, dial[0].text) == ("Client", "cal")
+
+
+async def test_a_caller_who_hides_their_number_gets_through_as_a_new_customer(
+    line: Line, connection: asyncpg.Connection
+) -> None:
+    caller = line.caller("anonymous")
+    await caller.ring()
+
+    held = await caller.press("3")  # a callback needs a number: declined, to the general queue
+
+    assert "/v1/voice/twilio/hold?" in held
+    assert "Gather" not in held  # no callback key offered to a caller we cannot call back
+    record = await call_row(connection, caller.call_sid)
+    interaction = await line.interaction(str(record["interaction_id"]))
+    customer = await line.http.get(
+        f"/v1/customers/{interaction['customer_id']}", headers=line.admin
+    )
+    assert customer.json()["name"] == "Caller with a hidden number"
+    assert customer.json()["contact_points"] == []

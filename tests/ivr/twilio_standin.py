@@ -2,7 +2,8 @@
 signed the way Twilio signs its webhooks.
 
 Twilio is unreachable from here, so `TwilioStandIn` stands in for `api.twilio.com` on a
-loopback port: `POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`, form-encoded,
+loopback port: `POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json` (redirect a live
+call) and `POST /2010-04-01/Accounts/{AccountSid}/Calls.json` (place a call: 201), form-encoded,
 HTTP basic auth (the account SID and the auth token), answered as Twilio answers: the call
 resource as JSON (200), or an error body `{"code", "message", "more_info", "status"}` with
 401 (bad credentials), 404 (another account, or a call it does not know), 400 (a call that
@@ -23,6 +24,7 @@ import hmac
 import json
 import re
 import threading
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ AUTH_TOKEN = "f00dfacecafe" + "5ec2e7" * 3 + "0ff1ce"
 CALL_SID = "CA" + "fedcba9876543210" * 2
 
 _CALL_PATH = re.compile(r"/2010-04-01/Accounts/([^/]+)/Calls/([^/]+)\.json")
+_CALLS_PATH = re.compile(r"/2010-04-01/Accounts/([^/]+)/Calls\.json")  # placing a new call
 
 Form = Mapping[str, str] | Sequence[tuple[str, str]]
 
@@ -149,6 +152,9 @@ class TwilioStandIn:
         username, authenticated = self._credentials(headers.get("Authorization", ""))
         found = _CALL_PATH.fullmatch(path)
         account_sid, call_sid = found.groups() if found else (None, None)
+        placing = _CALLS_PATH.fullmatch(path)
+        if placing is not None:
+            account_sid = placing.group(1)
         form = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
         with self._changed:
             self._script.received.append(
@@ -172,6 +178,8 @@ class TwilioStandIn:
                 {"WWW-Authenticate": 'Basic realm="Twilio API"'},
                 _error(401, 20003, "Authenticate"),
             )
+        if placing is not None and account_sid == self.account_sid and method == "POST":
+            return self._place(account_sid, form)
         if found is None or account_sid != self.account_sid or not known or call_sid is None:
             return 404, {}, _error(404, 20404, f"The requested resource {path} was not found")
         if method != "POST":
@@ -191,6 +199,22 @@ class TwilioStandIn:
             except ET.ParseError:
                 return 400, {}, _error(400, 12100, "Document parse failure")
         return 200, {}, _call_resource(account_sid, call_sid)
+
+    def _place(
+        self, account_sid: str, form: dict[str, str]
+    ) -> tuple[int, dict[str, str], dict[str, Any]]:
+        """A new outbound call (a callback): 201 with its resource, as Twilio answers."""
+        for needed in ("To", "From"):
+            if not form.get(needed):
+                return 400, {}, _error(400, 21201, f"No '{needed}' number is specified")
+        if "Twiml" not in form and "Url" not in form:
+            return 400, {}, _error(400, 21205, "Url or Twiml parameter is required")
+        placed = "CA" + uuid.uuid4().hex
+        return (
+            201,
+            {},
+            {**_call_resource(account_sid, placed), "to": form["To"], "from": form["From"]},
+        )
 
     def _credentials(self, header: str) -> tuple[str | None, bool]:
         scheme, _, encoded = header.partition(" ")

@@ -242,6 +242,12 @@ async def test_a_caller_who_hangs_up_while_waiting_is_abandoned_with_the_time_wa
     interaction = await line.interaction(interaction_id)
     assert interaction["state"] == "abandoned"
     assert interaction["ivr"]["account_verified"] is False
+    # An unknown caller got through as a new customer who keeps the number.
+    customer = await line.http.get(
+        f"/v1/customers/{interaction['customer_id']}", headers=line.admin
+    )
+    points = customer.json()["contact_points"]
+    assert [(p["kind"], p["value"]) for p in points] == [("phone", "+8613600136000")]
     events = await connection.fetch(
         "SELECT payload FROM events WHERE subject_id = $1 AND kind = 'interaction.abandoned'",
         interaction_id,

@@ -11,11 +11,10 @@ app/ivr/call_events_api.py.
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.inputs import INTEGER_MAX, REFUSES_NUL
 from app.ivr.actions import Action
@@ -68,8 +67,10 @@ class _CallEvent(BaseModel):
         description="The gateway's id of this event: a retried delivery sends the same one, "
         "and is answered as before without being applied twice",
     )
-    occurred_at: datetime | None = Field(
-        default=None, description="When it happened at the gateway (default: when received)"
+    occurred_at: AwareDatetime | None = Field(
+        default=None,
+        description="When it happened at the gateway, with its offset: kept for your logs; we "
+        "time what happens to the call (a caller's wait) as we receive it",
     )
 
 

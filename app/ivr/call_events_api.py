@@ -25,7 +25,8 @@ from app.ivr.call_events import (
     RecordingDone,
     StillWaiting,
 )
-from app.ivr.calls import AgentLeg, Answer, CallKey, Switchboard
+from app.ivr.call_records import AgentLeg, Answer, CallKey
+from app.ivr.calls import Switchboard
 from app.ivr.models import Gateway
 
 router = APIRouter(prefix="/v1/voice", tags=["voice: generic call events"])

@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 
 from pydantic import TypeAdapter
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import IllegalTransition, NotFound
 from app.core.logging import get_logger
 from app.ivr.actions import Action
-from app.ivr.models import Call, CallPhase, Gateway
+from app.ivr.models import Call, CallOutcome, CallPhase, Gateway
 
 log = get_logger(__name__)
 
@@ -84,6 +85,20 @@ async def locked(session: AsyncSession, key: CallKey) -> Call:
     return call
 
 
+async def claim(session: AsyncSession, call: Call) -> bool:
+    """Write a new call's row at once; False when a concurrent delivery of its start wrote it
+    first (the unique gateway and id wait for that one's commit): its row is then the answer."""
+    try:
+        async with session.begin_nested():
+            session.add(call)
+            await session.flush()
+    except IntegrityError as error:
+        if "uq_calls_gateway_call_ref" not in str(error.orig):
+            raise
+        return False
+    return True
+
+
 async def by_ref(session: AsyncSession, gateway: Gateway, call_ref: str) -> Call | None:
     """The call a gateway's id names, locked, if we know it."""
     query = select(Call).where(Call.gateway == gateway, Call.call_ref == call_ref)
@@ -123,7 +138,7 @@ def note(call: Call, delivery: str | None) -> None:
 def end(call: Call, outcome: str, *, cause: str | None = None) -> None:
     """The call is over: how (`hang_up`, `transfer`, `callback`, `voicemail`, `abandoned`,
     `answered`) and, when the line said, why."""
-    call.phase, call.outcome = CallPhase.ended, outcome
+    call.phase, call.outcome = CallPhase.ended, CallOutcome(outcome).value
     call.ended_at, call.end_cause = datetime.now(UTC), cause
 
 

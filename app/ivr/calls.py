@@ -33,8 +33,8 @@ from contextlib import asynccontextmanager
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.agents.models import Agent
 from app.core.db import Wakes, driver_connection, unit_of_work
+from app.core.errors import IllegalTransition
 from app.core.events import events_of
 from app.core.hub import EventHub
 from app.core.logging import get_logger
@@ -43,7 +43,8 @@ from app.interactions.intake import Intake
 from app.interactions.models import Interaction, InteractionState
 from app.ivr import announcements, callbacks, callers, engine, wait_loop
 from app.ivr import call_records as records
-from app.ivr.actions import Action, Connect, Hangup, Hold
+from app.ivr.actions import Action, Hangup
+from app.ivr.agent_legs import WAITING, AgentLegs, FlowVersions
 from app.ivr.call_records import AgentLeg, Answer, CallKey
 from app.ivr.endings import Endings
 from app.ivr.engine import (
@@ -52,15 +53,13 @@ from app.ivr.engine import (
     EventOutOfTurn,
     Step,
 )
-from app.ivr.flow import Flow
+from app.ivr.flow import Flow, VoicemailNode
 from app.ivr.models import Call, CallPhase, Gateway
-from app.ivr.service import flow_for_call, flow_version
+from app.ivr.service import flow_for_call
 from app.ivr.twilio_api import redirect_live_call
 from app.routing import service as routing
 
 log = get_logger(__name__)
-
-WAITING = (InteractionState.queued, InteractionState.offered)
 
 
 class Switchboard:
@@ -80,8 +79,8 @@ class Switchboard:
         self._sessions, self._hub, self._outbox = sessions, hub, outbox
         self._settings, self._wake_matcher = settings, wake_matcher
         self._endings = Endings(intake, sessions, settings)
-        # A version's document never changes once saved, so it is read once per replica.
-        self._flows: dict[tuple[uuid.UUID, int], Flow] = {}
+        self._flows = FlowVersions()
+        self._legs = AgentLegs(settings, self._flows, wake_matcher)
 
     @asynccontextmanager
     async def _work(self) -> AsyncIterator[AsyncSession]:
@@ -101,7 +100,7 @@ class Switchboard:
                 return records.repeat(known)
             region = self._settings.default_phone_region
             found = await flow_for_call(session, dialled_number, default_region=region)
-            self._flows[(found.flow_id, found.version)] = found.flow
+            self._flows.keep(found.flow_id, found.version, found.flow)
             number = callers.calling_number(caller, region)
             customer = await callers.by_number(session, number, region)
             call = Call(
@@ -120,7 +119,10 @@ class Switchboard:
                 last_answer=[],
                 deliveries=[],
             )
-            session.add(call)
+            if not await records.claim(session, call):
+                known = await records.by_ref(session, gateway, call_ref)
+                assert known is not None, "the delivery that won has committed it"
+                return records.repeat(known)
             facts = await callers.facts(session, found.flow, call, customer)
             step = engine.begin(found.flow, facts)
             return await self._after_step(session, call, found.flow, step, actor)
@@ -138,9 +140,9 @@ class Switchboard:
             call = await records.locked(session, call_key)
             if records.seen(call, call_key, delivery):
                 return records.repeat(call)
-            if call.phase is not CallPhase.ivr:
+            flow = await self._flows.of(session, call)
+            if call.phase is not CallPhase.ivr and not _recording_after_hang_up(call, flow, event):
                 raise EventOutOfTurn(f"the call is {call.phase.value}: it has left its IVR flow")
-            flow = await self._flow(session, call)
             customer = await callers.customer_of(session, call.customer_id)
             facts = await callers.facts(session, flow, call, customer)
             state = CallState.model_validate(call.engine_state)
@@ -185,7 +187,7 @@ class Switchboard:
             assert interaction is not None, "a call's interaction is never deleted"
             state = interaction.state
             if state is InteractionState.assigned and interaction.agent_id is not None:
-                connected = await self._connect(session, call, interaction.agent_id)
+                connected = await self._legs.connect(session, call, interaction.agent_id)
                 if connected is not None:
                     return connected
                 await session.refresh(interaction)  # given back to its queue
@@ -197,7 +199,7 @@ class Switchboard:
                 return records.answer(call, [Hangup()])
             if digits and digits == call.callback_key and call.calling_number is not None:
                 return await self._turn_into_callback(session, call, actor)
-            return records.answer(call, [await self._next_round(session, call, interaction)])
+            return records.answer(call, [await self._legs.next_round(session, call, interaction)])
 
     async def agent_answered(self, call_key: CallKey, *, delivery: str | None) -> Answer:
         """The agent's phone picked up: the talk has begun."""
@@ -223,46 +225,8 @@ class Switchboard:
                 return records.repeat(call)
             assert call.interaction_id is not None, "a call with an agent leg was enqueued"
             if how in AgentLeg.NEVER_ANSWERED and call.phase is CallPhase.connecting:
-                return await self._unanswered(session, call, how, actor)
-            return await self._talk_over(session, call, actor)
-
-    async def _unanswered(self, session: AsyncSession, call: Call, how: str, actor: str) -> Answer:
-        """Back to the queue with its place; the agent missed the offer; the caller is told."""
-        assert call.interaction_id is not None, "a call with an agent leg was enqueued"
-        agent_id, call.agent_id, call.phase = call.agent_id, None, CallPhase.queued
-        if agent_id is not None:
-            reason = f"the agent's phone did not answer ({how})"
-            await self._give_back(session, call, agent_id, actor, reason)
-        interaction = await session.get(Interaction, call.interaction_id)
-        assert interaction is not None
-        language, voice = wait_loop.language_of(call, await self._flow(session, call))
-        sorry = announcements.agent_unreachable(language, voice)
-        return records.answer(call, [sorry, await self._next_round(session, call, interaction)])
-
-    async def _talk_over(self, session: AsyncSession, call: Call, actor: str) -> Answer:
-        """The agent hung up. Transferred to a queue meanwhile, the caller waits there (or is
-        connected to the agent who took it); else the talk is over and the agent wraps up."""
-        assert call.interaction_id is not None, "a call with an agent leg was enqueued"
-        interaction = await session.get(Interaction, call.interaction_id)
-        assert interaction is not None
-        if interaction.state in WAITING:
-            call.phase, call.agent_id = CallPhase.queued, None
-            return records.answer(call, [await self._next_round(session, call, interaction)])
-        taker = interaction.agent_id
-        if interaction.state is InteractionState.assigned and taker not in (None, call.agent_id):
-            call.phase = CallPhase.queued
-            connected = await self._connect(session, call, taker)
-            if connected is not None:
-                return connected
-            await session.refresh(interaction)  # given back to its queue: the caller waits
-            return records.answer(call, [await self._next_round(session, call, interaction)])
-        await records.tolerating_moves(
-            routing.end_talk(
-                await driver_connection(session), events_of(session), interaction.id, actor=actor
-            )
-        )
-        records.end(call, "answered", cause="completed")
-        return records.answer(call, [Hangup()])
+                return await self._legs.unanswered(session, call, how, actor)
+            return await self._legs.talk_over(session, call, actor)
 
     async def call_ended(
         self, call_key: CallKey, *, cause: str, delivery: str | None, actor: str
@@ -275,8 +239,12 @@ class Switchboard:
                 return
             records.note(call, delivery)
             if call.phase is CallPhase.ivr:  # the path so far, for containment figures
-                flow = await self._flow(session, call)
+                flow = await self._flows.of(session, call)
                 state = CallState.model_validate(call.engine_state)
+                if _at_voicemail(flow, call):
+                    # A caller ends a message by hanging up: its recording may come after this.
+                    records.end(call, "hang_up", cause=cause)
+                    return
                 step = engine.advance(flow, state, engine.CallerHungUp(), CallFacts())
                 assert step.outcome is not None
                 call.engine_state = step.state.model_dump(mode="json")
@@ -294,13 +262,18 @@ class Switchboard:
         assert interaction is not None
         connection, events = await driver_connection(session), events_of(session)
         if interaction.state in WAITING:
-            move = routing.abandon_waiting(connection, events, interaction.id, actor=actor)
-            outcome = "abandoned"
-        else:
-            move = routing.end_talk(connection, events, interaction.id, actor=actor)
-            outcome = "answered" if call.phase is CallPhase.talking else "abandoned"
-        await records.tolerating_moves(move)
-        records.end(call, outcome, cause=cause)
+            try:
+                await routing.abandon_waiting(connection, events, interaction.id, actor=actor)
+                records.end(call, "abandoned", cause=cause)
+                return
+            except IllegalTransition:  # an agent accepted it as the caller hung up
+                await session.refresh(interaction)
+        await records.tolerating_moves(
+            routing.end_talk(connection, events, interaction.id, actor=actor)
+        )
+        records.end(
+            call, "answered" if call.phase is CallPhase.talking else "abandoned", cause=cause
+        )
 
     async def bridge(self, interaction_id: uuid.UUID, agent_id: uuid.UUID, event_id: int) -> bool:
         """An agent accepted a call's offer: tell its gateway to connect the caller to the
@@ -315,7 +288,7 @@ class Switchboard:
                 )
             if call.phase is not CallPhase.queued:
                 return False
-            answer = await self._connect(session, call, agent_id)
+            answer = await self._legs.connect(session, call, agent_id)
             if answer is None:
                 return False
             if call.gateway is Gateway.twilio:
@@ -336,61 +309,35 @@ class Switchboard:
         if step.outcome is not None:
             holding = await self._endings.carry_out(session, call, step.outcome, actor)
             if holding is not None:
-                actions.append(await self._next_round(session, call, holding))
+                actions.append(await self._legs.next_round(session, call, holding))
         return records.answer(call, actions)
 
     async def _turn_into_callback(self, session: AsyncSession, call: Call, actor: str) -> Answer:
-        """The caller pressed the callback key while holding: a callback takes their place."""
-        await self._endings.turn_into_callback(session, call, actor)
+        """The caller pressed the callback key while holding: a callback takes their place
+        (unless an agent took the call as the key was pressed: then the caller is connected)."""
+        try:
+            await self._endings.turn_into_callback(session, call, actor)
+        except IllegalTransition:
+            assert call.interaction_id is not None
+            interaction = await session.get(Interaction, call.interaction_id)
+            assert interaction is not None
+            await session.refresh(interaction)
+            if interaction.agent_id is not None:
+                connected = await self._legs.connect(session, call, interaction.agent_id)
+                if connected is not None:
+                    return connected
+            return records.answer(call, [await self._legs.next_round(session, call, interaction)])
         self._wake_matcher()
-        language, voice = wait_loop.language_of(call, await self._flow(session, call))
+        language, voice = wait_loop.language_of(call, await self._flows.of(session, call))
         return records.answer(call, [announcements.callback_confirmed(language, voice), Hangup()])
 
-    async def _connect(
-        self, session: AsyncSession, call: Call, agent_id: uuid.UUID
-    ) -> Answer | None:
-        """Ring the agent's voice endpoint. An agent without one cannot take the call: it goes
-        back to its queue (the agent counted as having missed it), and None says so."""
-        agent = await session.get(Agent, agent_id)
-        endpoint = None if agent is None else agent.voice_endpoint
-        if endpoint is None:
-            log.warning("agent took a call with no voice endpoint", agent_id=str(agent_id))
-            reason = "the agent has no voice endpoint"
-            await self._give_back(session, call, agent_id, "system:voice", reason)
-            return None
-        call.phase, call.agent_id = CallPhase.connecting, agent_id
-        return records.answer(call, [Connect(endpoint=endpoint)])
 
-    async def _give_back(
-        self, session: AsyncSession, call: Call, agent_id: uuid.UUID, actor: str, reason: str
-    ) -> None:
-        """The call goes back to its queue with its place; its agent missed the offer."""
-        assert call.interaction_id is not None, "a call with an agent was enqueued"
-        connection, events = await driver_connection(session), events_of(session)
-        await records.tolerating_moves(
-            routing.return_unanswered(
-                connection,
-                events,
-                call.interaction_id,
-                agent_id=agent_id,
-                actor=actor,
-                reason=reason,
-            )
-        )
-        self._wake_matcher()
-
-    async def _next_round(
-        self, session: AsyncSession, call: Call, interaction: Interaction
-    ) -> Hold:
-        return await wait_loop.next_round(
-            session, call, interaction, await self._flow(session, call)
-        )
-
-    async def _flow(self, session: AsyncSession, call: Call) -> Flow:
-        key = (call.flow_id, call.flow_version)
-        if key not in self._flows:
-            self._flows[key] = await flow_version(session, call.flow_id, call.flow_version)
-        return self._flows[key]
+def _at_voicemail(flow: Flow, call: Call) -> bool:
+    """Whether the call's IVR waits for a voicemail's recording."""
+    return isinstance(flow.nodes.get(call.engine_state.get("node") or ""), VoicemailNode)
 
 
-__all__ = ["AgentLeg", "Answer", "CallKey", "Switchboard"]
+def _recording_after_hang_up(call: Call, flow: Flow, event: object) -> bool:
+    """A recording that comes after its caller hung up (which ends a message): still kept."""
+    hung_up = call.phase is CallPhase.ended and call.outcome == "hang_up"
+    return hung_up and isinstance(event, engine.RecordingDone) and _at_voicemail(flow, call)

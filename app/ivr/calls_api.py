@@ -18,11 +18,9 @@ from sqlalchemy import Select, func, select
 from app.auth.dependencies import Session, Staff
 from app.core.errors import NotFound
 from app.core.pagination import Page, Pagination
-from app.ivr.models import Call, CallPhase, Gateway
+from app.ivr.models import Call, CallOutcome, CallPhase, Gateway
 
 router = APIRouter(prefix="/v1/voice", tags=["voice: call records"])
-
-OUTCOMES = ("answered", "abandoned", "callback", "voicemail", "transfer", "hang_up")
 
 
 class CallOut(BaseModel):
@@ -38,7 +36,7 @@ class CallOut(BaseModel):
     flow_id: uuid.UUID
     flow_version: int = Field(description="The flow version the call ran on, start to end")
     phase: CallPhase
-    outcome: str | None = Field(description=f"How it ended: one of {', '.join(OUTCOMES)}")
+    outcome: CallOutcome | None = Field(description="How it ended, once it has")
     end_cause: str | None
     learned: dict[str, Any] | None = Field(description="What the IVR learned (docs/ivr.md)")
     interaction_id: uuid.UUID | None = Field(description="Its interaction, once it reached a queue")
@@ -49,9 +47,6 @@ class CallOut(BaseModel):
 
 class UnknownCallRecord(NotFound):
     code = "not_found"
-
-
-Outcome = Annotated[str | None, Query(pattern=f"^({'|'.join(OUTCOMES)})$")]
 
 
 def _in_utc(moment: datetime) -> datetime:
@@ -70,7 +65,7 @@ async def list_calls(
     _: Staff,
     session: Session,
     page: Pagination,
-    outcome: Outcome = None,
+    outcome: CallOutcome | None = None,
     phase: CallPhase | None = None,
     since: Annotated[Moment | None, Query(description="Started at or after")] = None,
     until: Annotated[Moment | None, Query(description="Started before")] = None,

@@ -88,7 +88,7 @@ class CallFacts(BaseModel):
     )
     hours: dict[QueueName, HoursNow] = Field(
         default_factory=dict,
-        max_length=50,
+        max_length=200,  # a flow's nodes at most: every queue it can name
         description="Whether each queue the flow names is open now; a queue left out is open",
     )
 

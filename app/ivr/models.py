@@ -105,6 +105,19 @@ class CallPhase(StrEnum):
     ended = "ended"
 
 
+class CallOutcome(StrEnum):
+    """How a call ended: in the IVR (`hang_up` by the flow or the caller, `transfer` to an
+    outside number, `callback`, `voicemail`), or after it (`abandoned` while waiting or while
+    the agent's phone rang, `answered` by an agent)."""
+
+    hang_up = "hang_up"
+    transfer = "transfer"
+    callback = "callback"
+    voicemail = "voicemail"
+    abandoned = "abandoned"
+    answered = "answered"
+
+
 class Call(UUIDPrimaryKey, Base):
     """A call, from the moment a gateway tells us of it, kept after it ends: the flow version it
     runs on (a call keeps the version it started on), the engine's state between events, the

@@ -21,7 +21,8 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from app.core.inputs import INTEGER_MAX
 from app.ivr import engine
-from app.ivr.calls import AgentLeg, Answer, CallKey, Switchboard
+from app.ivr.call_records import AgentLeg, Answer, CallKey
+from app.ivr.calls import Switchboard
 from app.ivr.models import Gateway
 from app.ivr.twilio import (
     AgentLegAnswered,

@@ -21,7 +21,7 @@ import annotated_types
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 from pydantic.fields import FieldInfo
 
 # Scalars no client value can make PostgreSQL refuse: pydantic parses them into a fixed form.
@@ -31,6 +31,7 @@ HARMLESS = (
     decimal.Decimal,
     uuid.UUID,
     datetime.datetime,
+    AwareDatetime,
     datetime.date,
     datetime.time,
 )

@@ -3,6 +3,7 @@ the Calls API stand-in for the bridge, and what the calls leave in the database.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, time, timedelta
@@ -574,3 +575,39 @@ async def test_a_caller_who_hides_their_number_gets_through_as_a_new_customer(
     )
     assert customer.json()["name"] == "Caller with a hidden number"
     assert customer.json()["contact_points"] == []
+
+
+async def test_a_voicemail_ended_by_hanging_up_is_kept_when_its_recording_comes_after(
+    line: Line, connection: asyncpg.Connection
+) -> None:
+    caller = line.caller("+8615800158000")
+    await caller.ring()
+    await caller.press("1")  # billing is closed: the voicemail's <Record>
+    record_tag = caller.twiml.find("Record")
+    assert record_tag is not None
+
+    assert (await caller.hang_up()).status_code == 204  # Twilio's status callback came first
+    late = await caller.post(
+        record_tag.attrib["action"],
+        RecordingUrl="https://api.twilio.com/recordings/RE2",
+        RecordingDuration="9",
+        Digits="hangup",
+        CallStatus="completed",
+    )
+
+    assert late.status_code == 200, late.text
+    [callback] = await line.interactions(channel="callback")
+    assert "https://api.twilio.com/recordings/RE2" in callback["summary"]
+    assert (await call_row(connection, caller.call_sid))["outcome"] == "voicemail"
+
+
+async def test_a_start_delivered_twice_at_once_is_one_call_answered_alike(
+    line: Line, connection: asyncpg.Connection
+) -> None:
+    caller = line.caller("+8615700157000")
+    twin = TwilioCaller(line.http, caller.call_sid, caller=caller.caller)
+
+    first, second = await asyncio.gather(caller.ring(), twin.ring())
+
+    assert first == second
+    assert await connection.fetchval("SELECT count(*) FROM calls") == 1

@@ -30,12 +30,12 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import Wakes, driver_connection, unit_of_work
 from app.core.errors import IllegalTransition
-from app.core.events import events_of
+from app.core.events import Event, events_of
 from app.core.hub import EventHub
 from app.core.logging import get_logger
 from app.core.settings import Settings
@@ -125,7 +125,10 @@ class Switchboard:
                 return records.repeat(known)
             facts = await callers.facts(session, found.flow, call, customer)
             step = engine.begin(found.flow, facts)
-            return await self._after_step(session, call, found.flow, step, actor)
+            answer = await self._after_step(session, call, found.flow, step, actor)
+            queued = _queued_now(call)
+        await self._connect_if_taken(queued)
+        return answer
 
     async def respond(
         self,
@@ -151,7 +154,10 @@ class Switchboard:
                 session, call, flow, step.state, self._settings.default_phone_region
             )
             records.note(call, delivery)
-            return await self._after_step(session, call, flow, step, actor)
+            answer = await self._after_step(session, call, flow, step, actor)
+            queued = _queued_now(call)
+        await self._connect_if_taken(queued)
+        return answer
 
     async def keys(
         self, call_key: CallKey, digits: str, *, delivery: str | None, actor: str
@@ -298,6 +304,32 @@ class Switchboard:
                 )
             return True
 
+    async def _connect_if_taken(self, interaction_id: uuid.UUID | None) -> None:
+        """Intake commits a call's interaction (and may offer it) on its own connection before
+        the request that queued it commits the call: an agent quick to accept is heard by the
+        bridge while there is no call to connect yet. Once the call is committed, connect it if
+        an agent has it (the call's lock and phase still let one connect through)."""
+        if interaction_id is None:
+            return
+        async with self._sessions() as session:
+            taken = await session.scalar(
+                select(Interaction.agent_id).where(
+                    Interaction.id == interaction_id,
+                    Interaction.state == InteractionState.assigned,
+                )
+            )
+            if taken is None:
+                return
+            # The acceptance's event keys the outbox message, as when the bridge heard it.
+            accepted = await session.scalar(
+                select(func.max(Event.id)).where(
+                    Event.subject_type == "interaction",
+                    Event.subject_id == str(interaction_id),
+                    Event.kind == "interaction.assigned",
+                )
+            )
+        await self.bridge(interaction_id, taken, accepted or 0)
+
     # the steps
 
     async def _after_step(
@@ -341,3 +373,8 @@ def _recording_after_hang_up(call: Call, flow: Flow, event: object) -> bool:
     """A recording that comes after its caller hung up (which ends a message): still kept."""
     hung_up = call.phase is CallPhase.ended and call.outcome == "hang_up"
     return hung_up and isinstance(event, engine.RecordingDone) and _at_voicemail(flow, call)
+
+
+def _queued_now(call: Call) -> uuid.UUID | None:
+    """The interaction of a call waiting in its queue (None: the call is elsewhere)."""
+    return call.interaction_id if call.phase is CallPhase.queued else None

@@ -41,7 +41,7 @@ from app.agents.models import Agent
 from app.core.channels import Channel
 from app.core.db import Wakes, driver_connection, unit_of_work
 from app.core.errors import IllegalTransition, InvalidField, NotFound
-from app.core.events import events_of
+from app.core.events import Event, events_of
 from app.core.hub import EventHub
 from app.core.logging import get_logger
 from app.core.outbox import enqueue_in, http_message
@@ -179,7 +179,10 @@ class Switchboard:
             session.add(call)
             facts = await self._facts(session, found.flow, call, customer)
             step = engine.begin(found.flow, facts)
-            return await self._after_step(session, call, found.flow, step, actor)
+            answer = await self._after_step(session, call, found.flow, step, actor)
+            queued = call.interaction_id if call.phase is CallPhase.queued else None
+        await self._connect_if_taken(queued)
+        return answer
 
     async def respond(
         self,
@@ -203,7 +206,10 @@ class Switchboard:
             step = engine.advance(flow, state, event, facts)
             await self._identify_by_account(session, call, flow, step)
             _note(call, delivery)
-            return await self._after_step(session, call, flow, step, actor)
+            answer = await self._after_step(session, call, flow, step, actor)
+            queued = call.interaction_id if call.phase is CallPhase.queued else None
+        await self._connect_if_taken(queued)
+        return answer
 
     async def keys(
         self, call_key: CallKey, digits: str, *, delivery: str | None, actor: str
@@ -348,6 +354,31 @@ class Switchboard:
             if not answer.repeat and call.gateway is Gateway.twilio:  # it rings the agent
                 await self._redirect_live_call(session, call, answer, event_id)
             return True
+
+    async def _connect_if_taken(self, interaction_id: uuid.UUID | None) -> None:
+        """Intake commits a call's interaction (and may offer it) before the request that queued
+        it commits the call: an agent who accepts at once is heard by the bridge while there is
+        no call to connect yet. Once the call is committed, connect it if an agent has it."""
+        if interaction_id is None:
+            return
+        async with self._sessions() as session:
+            agent_id = await session.scalar(
+                select(Interaction.agent_id).where(
+                    Interaction.id == interaction_id,
+                    Interaction.state == InteractionState.assigned,
+                )
+            )
+            if agent_id is None:
+                return
+            # The acceptance's event names the outbox message, as when the bridge heard it.
+            accepted = await session.scalar(
+                select(func.max(Event.id)).where(
+                    Event.subject_type == "interaction",
+                    Event.subject_id == str(interaction_id),
+                    Event.kind == "interaction.assigned",
+                )
+            )
+        await self.bridge(interaction_id, agent_id, accepted or 0)
 
     # the steps
 

@@ -180,7 +180,7 @@ class Switchboard:
             facts = await self._facts(session, found.flow, call, customer)
             step = engine.begin(found.flow, facts)
             answer = await self._after_step(session, call, found.flow, step, actor)
-            queued = call.interaction_id if call.phase is CallPhase.queued else None
+            queued = _queued_now(call)
         await self._connect_if_taken(queued)
         return answer
 
@@ -207,7 +207,7 @@ class Switchboard:
             await self._identify_by_account(session, call, flow, step)
             _note(call, delivery)
             answer = await self._after_step(session, call, flow, step, actor)
-            queued = call.interaction_id if call.phase is CallPhase.queued else None
+            queued = _queued_now(call)
         await self._connect_if_taken(queued)
         return answer
 
@@ -723,6 +723,11 @@ def _seen(call: Call, key: CallKey, delivery: str | None) -> bool:
 def _note(call: Call, delivery: str | None) -> None:
     if delivery is not None:
         call.deliveries = [*call.deliveries, delivery][-DELIVERIES_KEPT:]
+
+
+def _queued_now(call: Call) -> uuid.UUID | None:
+    """The interaction of a call waiting in its queue (None: the call is elsewhere)."""
+    return call.interaction_id if call.phase is CallPhase.queued else None
 
 
 def _end(call: Call, outcome: str, *, cause: str | None = None) -> None:

@@ -4,6 +4,10 @@ Each desk says hello, waits for `ready`, goes available and beats every few seco
 offer it notes the time, accepts at once and completes after an exponential handle time. A desk
 whose socket drops reconnects with the last event id it saw, as the protocol asks, and finishes
 whatever it still holds; every drop is counted.
+
+A live call (one the voice phase placed through the Twilio webhook, bench/voice.py) is not the
+desk's to complete: its talk ends when the phone line says so, which puts the agent in wrap-up;
+the desk then ends the wrap-up at once.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ HEARTBEAT_SECONDS = 5.0
 RECONNECT_DELAY = 0.5
 REJOIN_DELAY = 1.0
 STATE_TIMEOUT = 20.0
+# An interaction in these states is still the agent's; any other is over for the desk.
+HELD_STATES = frozenset({"offered", "assigned", "wrap_up"})
 
 
 @dataclass(slots=True)
@@ -58,6 +64,10 @@ class Fleet:
     disconnects: int = 0
     completions: int = 0
     desks: list[Desk] = field(default_factory=list)
+    # The external refs (CallSids) of live calls, whose talk the phone line ends; and when a
+    # desk sent the accept of each (perf_counter), for the time to the gateway's bridge.
+    live_calls: set[str] = field(default_factory=set)
+    call_accepts: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -104,6 +114,7 @@ class Desk:
         # Interactions accepted and not yet completed, with the offer that brought each (an
         # interaction may come back to the same desk under a new offer after a withdrawal).
         self.holding: dict[str, str] = {}
+        self.calls: set[str] = set()  # interactions held that are live calls
         self.last_event_id: int | None = None
         self._socket: ClientConnection | None = None
         self._connected = asyncio.Event()
@@ -169,7 +180,8 @@ class Desk:
                     if self.wanted_state == "available":
                         await self._send({"type": "set_state", "state": "available"})
                     for interaction_id, offer_id in list(self.holding.items()):
-                        self._spawn(self._complete_later(interaction_id, offer_id, 0.0))
+                        if interaction_id not in self.calls:  # the line ends those
+                            self._spawn(self._complete_later(interaction_id, offer_id, 0.0))
                     break
                 except (OSError, TimeoutError, ConnectionClosed, InvalidStatus):
                     continue
@@ -210,11 +222,15 @@ class Desk:
             await self._on_offer(frame)
         elif kind == "assignment" and replayed:
             interaction_id = str(frame["interaction"]["id"])
-            if interaction_id not in self.holding:  # still ours after the drop: finish it
+            if frame["interaction"].get("external_ref") in self.fleet.live_calls:
+                await self._still_on_call(interaction_id, str(frame["interaction"]["state"]))
+            elif interaction_id not in self.holding:  # still ours after the drop: finish it
                 self.holding[interaction_id] = "replayed"
                 self._spawn(
                     self._complete_later(interaction_id, "replayed", self.fleet.handle_time())
                 )
+        elif kind == "interaction_update" and str(frame["interaction_id"]) in self.calls:
+            await self._call_moved(str(frame["interaction_id"]), str(frame["state"]))
         elif kind == "offer_withdrawn":
             # The offer ended unaccepted (timed out, withdrawn): an accept sent for it failed.
             interaction_id = str(frame["interaction_id"])
@@ -265,9 +281,33 @@ class Desk:
             )
         interaction_id = str(frame["interaction_id"])
         self.holding[interaction_id] = offer_id
+        live_call = ref in fleet.live_calls
+        if live_call:
+            self.calls.add(interaction_id)
+            fleet.call_accepts.setdefault(ref, time.perf_counter())
         with contextlib.suppress(ConnectionClosed):
             await self._send({"type": "accept", "offer_id": offer_id})
-        self._spawn(self._complete_later(interaction_id, offer_id, fleet.handle_time()))
+        if not live_call:
+            self._spawn(self._complete_later(interaction_id, offer_id, fleet.handle_time()))
+
+    async def _call_moved(self, interaction_id: str, state: str) -> None:
+        """A live call's interaction moved: its talk ended (wrap-up, which the agent ends at
+        once), or it ended for good (the wrap-up over, the caller gone)."""
+        if state == "wrap_up" and interaction_id in self.holding:
+            with contextlib.suppress(ConnectionClosed):
+                await self._send({"type": "end_wrap_up", "interaction_id": interaction_id})
+        elif state not in HELD_STATES:
+            self.calls.discard(interaction_id)
+            if self.holding.pop(interaction_id, None) is not None:
+                self.fleet.completions += 1
+
+    async def _still_on_call(self, interaction_id: str, state: str) -> None:
+        """A live call still ours after a reconnect: the line ends its talk, or it is in
+        wrap-up already."""
+        self.holding.setdefault(interaction_id, "replayed")
+        self.calls.add(interaction_id)
+        if state == "wrap_up":
+            await self._call_moved(interaction_id, state)
 
     async def _complete_later(self, interaction_id: str, offer_id: str, after: float) -> None:
         await asyncio.sleep(after)

@@ -27,6 +27,9 @@ class Options:
     burst: int = 0  # also queue this many at once while agents are away (0: no burst)
     burst_seconds: float = 30.0  # stop queueing the burst after this long
     burst_timeout: float = 60.0  # give up draining the burst after this long
+    voice_rate: float = 50.0  # calls per second arriving through Twilio's webhook (Poisson)
+    voice_seconds: float = 20.0  # seconds of the measured voice phase, after `warmup` (0: none)
+    voice_handle: float = 2.0  # mean talk time of a call (exponential), seconds
     baseline_seconds: float = 5.0
     baseline_connections: int = 8
     http_connections: int = 32  # keep-alive pool of the interaction poster
@@ -47,6 +50,9 @@ QUICK: dict[str, Any] = {
     "steady": 15.0,
     "warmup": 3.0,
     "ramp_step": 3.0,
+    "voice_seconds": 10.0,
+    # 100 agents would all be talking at 50 calls/s of 2 s: half as long keeps half of them free.
+    "voice_handle": 1.0,
 }
 
 
@@ -66,7 +72,8 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Routing benchmark: starts PostgreSQL and the server, connects N agent "
-        "sockets, sends a Poisson stream of interactions, then a burst, and checks the rules. "
+        "sockets, sends a Poisson stream of interactions, then a burst, then calls through "
+        "Twilio's webhook, and checks the rules. "
         "Every option also reads BENCH_<NAME> from the environment (e.g. BENCH_AGENTS=200).",
     )
     parser.add_argument("--quick", action="store_true", default=_env("quick", False))
@@ -84,6 +91,9 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         "burst": "also queue this many at once while agents are away, then drain (default 0)",
         "burst_seconds": "stop queueing the burst after this many seconds",
         "burst_timeout": "seconds to wait for the burst to drain",
+        "voice_rate": "calls per second through the signed Twilio webhook in the voice phase",
+        "voice_seconds": "seconds of the measured voice phase (default 20; --quick 10; 0: none)",
+        "voice_handle": "mean talk time of a call, seconds (default 2; --quick 1)",
         "baseline_seconds": "seconds of the bare asyncpg baseline",
         "baseline_connections": "connections of the bare asyncpg baseline",
         "http_connections": "keep-alive connections posting interactions",

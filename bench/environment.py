@@ -126,6 +126,7 @@ class Server:
     log_path: Path = field(
         default_factory=lambda: Path(tempfile.mkstemp(prefix="cc-bench-server-", suffix=".log")[1])
     )
+    extra_env: dict[str, str] = field(default_factory=dict)  # the telephony settings
 
     @property
     def base_url(self) -> str:
@@ -143,6 +144,7 @@ class Server:
             CC_LOAD_DEMO="false",
             CC_LOG_LEVEL="WARNING",
         )
+        env.update(self.extra_env)
         return env
 
     def command(self) -> list[str]:

@@ -2,8 +2,9 @@
 
 A general client spends more CPU per request than the server's cheapest endpoints, and on a
 shared two-core machine the benchmark's own CPU is taken from the server; this one does only
-what the stream needs: POST a JSON body, read the status and the body, keep the connection.
-A request waits in the queue when every connection is busy, as with any pool.
+what the stream needs: POST a JSON body (or a webhook's form), read the status and the body,
+keep the connection. A request waits in the queue when every connection is busy, as with any
+pool.
 """
 
 from __future__ import annotations
@@ -55,11 +56,16 @@ class Pool:
         await asyncio.gather(*self._workers, return_exceptions=True)
 
     async def post(self, path: str, payload: Any, headers: dict[str, str]) -> Answer:
-        body = json.dumps(payload).encode()
+        return await self.send(path, json.dumps(payload).encode(), "application/json", headers)
+
+    async def send(
+        self, path: str, body: bytes, content_type: str, headers: dict[str, str]
+    ) -> Answer:
+        """POST `body` as it is (a form, for the telephony webhooks)."""
         lines = [
             f"POST {path} HTTP/1.1",
             f"Host: {self.host}:{self.port}",
-            "Content-Type: application/json",
+            f"Content-Type: {content_type}",
             f"Content-Length: {len(body)}",
             *(f"{name}: {value}" for name, value in headers.items()),
         ]

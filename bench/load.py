@@ -10,6 +10,7 @@ import asyncio
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench.http import HttpError, Pool
@@ -17,6 +18,30 @@ from bench.setup import Center
 
 CHANNELS = ("chat", "voice", "email")
 CHANNEL_SHARES = (0.5, 0.3, 0.2)
+
+
+async def poisson(
+    rng: random.Random, rate: float, seconds: float, fire: Callable[[], object]
+) -> int:
+    """Call `fire` at `rate` per second (exponential gaps) for `seconds`; returns how often.
+    An arrival is fired when due, whatever became of the ones before (open loop)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    due = start
+    fired = 0
+    while True:
+        due += rng.expovariate(rate)
+        if due - start >= seconds:
+            break
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        fire()
+        fired += 1
+    remaining = start + seconds - loop.time()
+    if remaining > 0:
+        await asyncio.sleep(remaining)
+    return fired
 
 
 @dataclass(slots=True)
@@ -79,23 +104,7 @@ class Poster:
 
     async def poisson(self, rate: float, seconds: float, phase: str) -> int:
         """Arrivals at `rate` per second (exponential gaps) for `seconds`; returns how many."""
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        due = start
-        fired = 0
-        while True:
-            due += self.rng.expovariate(rate)
-            if due - start >= seconds:
-                break
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self.fire(phase)
-            fired += 1
-        remaining = start + seconds - loop.time()
-        if remaining > 0:
-            await asyncio.sleep(remaining)
-        return fired
+        return await poisson(self.rng, rate, seconds, lambda: self.fire(phase))
 
     async def burst(self, count: int, phase: str, in_flight: int, within: float) -> float:
         """Up to `count` interactions as fast as the server takes them, for at most `within`

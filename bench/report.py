@@ -38,7 +38,25 @@ def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def violated(results: dict[str, Any]) -> bool:
     found = results["violations"]
-    return bool(found["double_offers"] or found["over_capacity"] or found["lost"])
+    broken = found["double_offers"] or found["over_capacity"] or found["lost"]
+    return bool(broken or ("voice" in results and voice_problems(results["voice"])))
+
+
+def voice_problems(voice: dict[str, Any]) -> dict[str, int]:
+    """What went wrong with the voice phase's calls, by kind (empty: nothing): a webhook not
+    answered 2xx, TwiML the line could not follow, an accepted call bridged never or twice, a
+    bridge the Twilio stand-in refused, a call still under way long after the phase."""
+    accepted = voice["server"]["calls_accepted"]
+    found = {
+        "webhooks not 2xx": voice["webhook_failures"],
+        "line failures": sum(voice["line_failures"].values()) - voice["webhook_failures"],
+        "accepted calls never bridged": max(0, accepted - voice["calls_bridged"]),
+        "bridges of calls never accepted": max(0, voice["calls_bridged"] - accepted),
+        "calls bridged twice": voice["calls_bridged_twice"],
+        "bridges refused": sum(voice["bridge_refusals"].values()),
+        "calls cut off": voice["cut_off"],
+    }
+    return {kind: n for kind, n in found.items() if n}
 
 
 def _cpu(usage: dict[str, float]) -> str:
@@ -132,6 +150,7 @@ def table(results: dict[str, Any]) -> str:
             if "burst" in results
             else []
         ),
+        *(_voice_rows(results) if "voice" in results else []),
         ("", ""),
         (
             "baseline",
@@ -144,6 +163,11 @@ def table(results: dict[str, Any]) -> str:
         ("double_offers", str(found["double_offers"])),
         ("over_capacity", str(found["over_capacity"])),
         ("lost", str(found["lost"])),
+        *(
+            [("voice problems", str(voice_problems(results["voice"]) or 0))]
+            if "voice" in results
+            else []
+        ),
         ("unfinished at end", str(found["details"].get("unfinished"))),
         ("desk errors", f"{desks['errors']} {desks['errors_by_code']}"),
         ("desk disconnects", f"{desks['disconnects']} {desks['close_codes']}"),
@@ -154,6 +178,48 @@ def table(results: dict[str, Any]) -> str:
     width = max(len(name) for name, _ in rows)
     lines = [f"{name.ljust(width)}  {value}" if name else "" for name, value in rows]
     return "\n".join(["", "Routing benchmark", "=" * 17, *lines, ""])
+
+
+def _voice_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """The voice phase: calls through Twilio's signed webhook, bridged to the desks."""
+    voice = results["voice"]
+    params = results["parameters"]
+    hook, offer = voice["webhook_answered_ms"], voice["call_to_offer_ms"]
+    steps = voice["webhooks_ms"]
+    others = ", ".join(
+        f"{step} {steps[step]['p50']}/{steps[step]['p99']}"
+        for step in ("hold", "answered", "dial", "status")
+        if step in steps
+    )
+    return [
+        ("", ""),
+        (
+            "voice calls",
+            f"{voice['calls']} in {voice['seconds']} s ({voice['sent_per_s']}/s) through the "
+            f"signed Twilio webhook, talk {params['voice_handle']:g} s",
+        ),
+        ("voice webhook p50", f"{hook['p50']} ms   (POST /v1/voice/twilio/incoming answered)"),
+        ("voice webhook p99", f"{hook['p99']} ms"),
+        ("call_to_offer p50", f"{offer['p50']} ms"),
+        ("call_to_offer p99", f"{offer['p99']} ms"),
+        ("  never offered", f"{offer.get('never', 0)} of {voice['calls']}"),
+        ("  other webhooks", f"p50/p99 ms: {others}"),
+        ("  accept to bridge", _parts(voice["accept_to_bridge_ms"])),
+        (
+            "  bridges",
+            f"{voice['bridges_received']} received by the Twilio stand-in "
+            f"({voice['calls_bridged']} calls) for {voice['server']['calls_accepted']} calls "
+            f"accepted; outbox {voice['server']['outbox_to_twilio']}",
+        ),
+        (
+            "  webhooks",
+            f"{voice['webhooks_posted']} posted, {voice['webhook_failures']} not 2xx "
+            f"{voice['webhook_answers']}",
+        ),
+        ("  calls at end", str(voice["server"]["calls"])),
+        ("voice CPU", _cpu(voice["cpu_percent"])),
+        ("server CPU per call", f"{voice['server_cpu_ms_per_call']} ms in the voice phase"),
+    ]
 
 
 def _parts(summary: dict[str, Any]) -> str:

@@ -19,14 +19,15 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import baseline, report, setup, violations
+from bench import baseline, report, setup, violations, voice
 from bench.agents import Fleet
 from bench.config import Options, parse
 from bench.environment import CpuMeter, Database, Server, machine
 from bench.http import Pool
 from bench.load import Poster
-from bench.setup import ADMIN, PASSWORD, build
+from bench.setup import ADMIN, PASSWORD, Center, build, open_line
 from bench.stats import central_rate, summary_ms
+from bench.voice import CallsApi, Line, TwilioAccount
 
 
 def log(message: str) -> None:
@@ -259,6 +260,10 @@ async def bench(options: Options, database: Database, server: Server) -> dict[st
     log(f"baseline: {floor.routed_per_s:.0f} items/s, p50 {floor.p50_ms:.2f} ms")
     results["lifecycle_baseline"] = await lifecycle_baseline(options, database)
 
+    # Twilio's Calls API stands in on a loopback port, and the server is told to use it.
+    calls_api = CallsApi(TwilioAccount())
+    await calls_api.start()
+    server.extra_env = calls_api.account.server_env(calls_api.base_url)
     server.start()
     await server.wait_healthy()
     await asyncio.to_thread(server.create_admin, ADMIN, PASSWORD)
@@ -288,8 +293,13 @@ async def bench(options: Options, database: Database, server: Server) -> dict[st
         lag = LoopLag()
         lag.start()
         reporter = asyncio.get_running_loop().create_task(progress(fleet, poster, lag))
+        line: Line | None = None
         try:
             await run_phases(options, database, server, fleet, poster, lag, results)
+            if options.voice_seconds > 0:
+                line = await voice_phase(
+                    options, database, server, client, center, fleet, calls_api, lag, results
+                )
             results["end_snapshot"] = await snapshot(database.dsn)
         finally:
             reporter.cancel()
@@ -297,10 +307,13 @@ async def bench(options: Options, database: Database, server: Server) -> dict[st
             await fleet.close()
             await poster.settle(within=10)
             await http.close()
+            await calls_api.close()
 
     await asyncio.to_thread(server.stop)
     log("server stopped; checking the rules in the database")
     accepted = [ref for ref, sent in poster.sent.items() if sent.status in (200, 201)]
+    if line is not None:  # a call the webhook answered is queued at once: it must be there
+        accepted += [sid for sid, call in line.calls.items() if call.status == 200]
     checked = await violations.check(database.dsn, accepted, fleet.offer_ids)
     results["violations"] = checked.public()
     results["desks"] = {
@@ -527,6 +540,89 @@ async def burst_phase(
         "server_cpu_ms_per_offer": cpu_ms_per(usage, end - start, len(times)),
         "client_loop_lag_ms": lag.between(start, end),
     }
+
+
+async def voice_phase(
+    options: Options,
+    database: Database,
+    server: Server,
+    client: httpx.AsyncClient,
+    center: Center,
+    fleet: Fleet,
+    calls_api: CallsApi,
+    lag: LoopLag,
+    results: dict[str, Any],
+) -> Line:
+    """Calls through Twilio's signed webhook at `voice_rate` (Poisson), each bridged to the
+    agent who accepts it and talked for `voice_handle` s on average: how long the webhook takes
+    to answer, and how long from a call's arrival to its offer at a desk. Last, so that its
+    queue and flow exist for none of the phases before."""
+    assert server.process is not None
+    meter = CpuMeter(server.process.pid, database.postmaster_pid)
+    await open_line(client, center)
+    http = Pool("127.0.0.1", server.port, options.http_connections)
+    http.start()
+    line = Line(
+        http, calls_api.account, fleet, center.phones, options.voice_handle, seed=options.seed
+    )
+    calls_api.listener = line.on_redirect
+    reporter = asyncio.get_running_loop().create_task(voice_progress(line, calls_api))
+    rate = options.voice_rate
+    try:
+        log(f"voice warm-up: {options.warmup:g} s at {rate:g} calls/s")
+        await line.poisson(rate, options.warmup, "voice-warmup")
+        log(
+            f"voice: {options.voice_seconds:g} s at {rate:g} calls/s through the signed Twilio "
+            f"webhook, mean talk {options.voice_handle:g} s"
+        )
+        before, start = meter.snapshot(), time.perf_counter()
+        fired = await line.poisson(rate, options.voice_seconds, "voice")
+        after, end = meter.snapshot(), time.perf_counter()
+        cut_off = await line.settle(within=max(30.0, 10 * options.voice_handle))
+        await wait_until(lambda: fleet.owed == 0, within=10)
+        await asyncio.sleep(1.0)  # the last wrap-ups reach the server
+    finally:
+        reporter.cancel()
+        await http.close()
+    offered_in_window = sum(
+        1
+        for call in line.calls.values()
+        if call.sid in fleet.offers and start <= fleet.offers[call.sid].received <= end
+    )
+    usage = meter.usage(before, after)
+    found = voice.figures(line, calls_api, fleet, "voice", fired)
+    found.update(
+        seconds=round(end - start, 2),
+        sent_per_s=round(fired / (end - start), 1),
+        offers_per_s=round(offered_in_window / (end - start), 1),
+        cut_off=cut_off,
+        server=await voice.server_side(database.dsn),
+        cpu_percent=usage,
+        server_cpu_ms_per_call=cpu_ms_per(usage, end - start, fired),
+        client_loop_lag_ms=lag.between(start, end),
+    )
+    results["voice"] = found
+    hook, offer = found["webhook_answered_ms"], found["call_to_offer_ms"]
+    results["voice_webhook_ms"] = {key: hook[key] for key in ("p50", "p95", "p99", "max")}
+    results["voice_call_to_offer_ms"] = {key: offer[key] for key in ("p50", "p95", "p99", "max")}
+    log(
+        f"voice: webhook p50 {hook['p50']} ms, p99 {hook['p99']} ms; call-to-offer p50 "
+        f"{offer['p50']} ms, p99 {offer['p99']} ms ({offer['n']}/{fired} offered); "
+        f"{found['bridges_received']} bridges for {found['server']['calls_accepted']} accepted"
+    )
+    return line
+
+
+async def voice_progress(line: Line, calls_api: CallsApi, every: float = 5.0) -> None:
+    while True:
+        await asyncio.sleep(every)
+        answered = sum(1 for call in line.calls.values() if call.answered is not None)
+        ended = sum(1 for call in line.calls.values() if call.ended)
+        log(
+            f"  calls {len(line.calls)} (answered {answered}), bridged "
+            f"{len(calls_api.redirects)}, ended {ended}, under way {line.in_progress}, "
+            f"line failures {sum(line.failures.values())}"
+        )
 
 
 async def settle(fleet: Fleet, poster: Poster, within: float) -> None:

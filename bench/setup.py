@@ -32,6 +32,7 @@ class Center:
     queues: tuple[str, ...]
     customers: tuple[str, ...]  # customer ids
     agents: tuple[AgentLogin, ...]
+    phones: tuple[str, ...] = ()  # the customers' phone numbers (half have one), E.164
 
 
 # Before the session committed ahead of the response (commit 7b61cee), a token used the moment
@@ -109,7 +110,7 @@ async def build(
     def customer_job(index: int, tier: str) -> Callable[[], Awaitable[str]]:
         body: dict[str, Any] = {"name": f"Bench customer {index}", "tier": tier}
         if index % 2:
-            body["phones"] = [f"+86 139 {index // 10_000:04d} {index % 10_000:04d}"]
+            body["phones"] = [customer_phone(index)]
         else:
             body["chat_ids"] = [f"bench-visitor-{index}"]
 
@@ -132,6 +133,7 @@ async def build(
             "display_name": f"Agent {index}",
             "password": PASSWORD,
             "capacity": {"voice": 1, "chat": 3, "email": 2},
+            "voice_endpoint": f"client:{username}",  # the softphone a call is bridged to
             "skills": [{"skill": s, "level": level} for s, level in skills.items()],
         }
 
@@ -142,4 +144,43 @@ async def build(
         return job
 
     logins = await _gather_limited([agent_job(i) for i in range(agents)], parallel)
-    return Center(admin, SKILLS, tuple(customer_ids), tuple(logins))
+    phones = tuple(customer_phone(i).replace(" ", "") for i in range(customers) if i % 2)
+    return Center(admin, SKILLS, tuple(customer_ids), tuple(logins), phones)
+
+
+def customer_phone(index: int) -> str:
+    """A customer's mobile number, written as people write it."""
+    return f"+86 139 {index // 10_000:04d} {index % 10_000:04d}"
+
+
+# The voice phase's line: one queue every agent may take calls from, and a default flow that
+# queues a call at once (platinum and gold callers ahead), so that the phase measures the
+# webhook and routing, not menus. Made just before the phase, after the others have run.
+CALLS_QUEUE = "calls"
+LINE_FLOW: dict[str, Any] = {
+    "start": "by_tier",
+    "nodes": {
+        "by_tier": {
+            "type": "branch_tier",
+            "tiers": {"platinum": "ahead", "gold": "ahead"},
+            "default": "in_turn",
+        },
+        "ahead": {"type": "enqueue", "queue": CALLS_QUEUE, "priority": 10},
+        "in_turn": {"type": "enqueue", "queue": CALLS_QUEUE},
+    },
+}
+
+
+async def open_line(client: httpx.AsyncClient, center: Center) -> None:
+    """The calls queue (a wrap-up time, as a voice queue has: the desks end it at once) and
+    the default flow, published."""
+    admin = center.admin_headers
+    queue = {
+        "name": CALLS_QUEUE,
+        "offer_timeout_seconds": 30,
+        "wrap_up_seconds": 30,
+        "required_skills": [],
+    }
+    await call(client, "POST", "/v1/queues", 201, json=queue, headers=admin)
+    flow = {"name": "Bench line", "document": LINE_FLOW, "publish": True, "is_default": True}
+    await call(client, "POST", "/v1/ivr/flows", 201, json=flow, headers=admin)

@@ -1,1 +1,1 @@
-"""Voice: IVR flows as data, driven by telephony gateways webhooks (issue 14)."""
+"""Voice: IVR flows as data and live calls, driven by telephony gateways' webhooks."""

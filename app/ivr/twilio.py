@@ -8,7 +8,8 @@ by name)), over the URL Twilio requested. A proxy in front of the app changes th
 sees, so the URL checked is `CC_PUBLIC_BASE_URL` + path + query (docs/telephony.md). Twilio's
 own `RequestValidator` does the arithmetic: the rule is theirs to define.
 
-Wire format only: what a call does with these requests is the IVR engine's (issue 14).
+The endpoints are app/ivr/webhooks.py; what a call does with these requests is the
+switchboard's (app/ivr/calls.py).
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ included, so a call id in it cannot be changed on the way (app/ivr/twilio.py).
     {base}/v1/voice/twilio/dial?call={id}&turn={n}      DialCallStatus: the agent's leg ended
     {base}/v1/voice/twilio/answered?call={id}&turn={n}  the agent's leg answered
 
-Wire format only: which actions a call gets is the IVR engine's (issue 14). Twilio's own
-`VoiceResponse` builds the XML (escaping, attribute names, nesting).
+Which actions a call gets is the IVR engine's and the switchboard's (app/ivr/calls.py).
+Twilio's own `VoiceResponse` builds the XML (escaping, attribute names, nesting).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The app here sits behind a "proxy": it sees http://testserver/..., while Twilio requested
 https://cc.example.com/... (CC_PUBLIC_BASE_URL), as a TLS-terminating proxy makes it. A small
-app of the test's own carries the dependency: the real endpoints come with the IVR engine.
+app of the test's own carries the dependency, to try it apart from the endpoints;
+tests/ivr/test_calls.py drives the real ones with whole calls.
 """
 
 from __future__ import annotations

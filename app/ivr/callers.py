@@ -18,6 +18,7 @@ from app.core.settings import Settings
 from app.customers import service as customers
 from app.customers.models import ContactKind, Customer
 from app.customers.schemas import CustomerCreate
+from app.customers.service import Known
 from app.interactions.schemas import ContactIn
 from app.ivr.actions import Language
 from app.ivr.engine import CallFacts, CallState, HoursNow
@@ -39,24 +40,25 @@ def calling_number(caller: str, region: str) -> str | None:
         return None
 
 
-async def customer_of(session: AsyncSession, customer_id: uuid.UUID | None) -> Customer | None:
-    return None if customer_id is None else await session.get(Customer, customer_id)
+async def customer_of(session: AsyncSession, customer_id: uuid.UUID | None) -> Known | None:
+    if customer_id is None:
+        return None
+    customer = await session.get(Customer, customer_id)
+    return None if customer is None else Known(customer.id, customer.tier, customer.language)
 
 
-async def by_number(session: AsyncSession, number: str | None, region: str) -> Customer | None:
+async def by_number(session: AsyncSession, number: str | None, region: str) -> Known | None:
     """The customer whose phone the calling number is, if any."""
     if number is None:
         return None
-    return await customers.find_by_contact(session, ContactKind.phone, number, region=region)
+    return await customers.known_by_contact(session, ContactKind.phone, number, region=region)
 
 
 async def queue_named(session: AsyncSession, name: str) -> Queue | None:
     return await session.scalar(select(Queue).where(func.lower(Queue.name) == name.lower()))
 
 
-async def facts(
-    session: AsyncSession, flow: Flow, call: Call, customer: Customer | None
-) -> CallFacts:
+async def facts(session: AsyncSession, flow: Flow, call: Call, customer: Known | None) -> CallFacts:
     """What the engine is told: the caller's number, tier and language, and each queue the
     flow names open, closed or on holiday now."""
     moment = datetime.now(UTC)
@@ -91,7 +93,7 @@ async def identify_by_account(
             value = state.variables.get(node.variable)
             if value is None:
                 continue
-            customer = await customers.find_by_contact(
+            customer = await customers.known_by_contact(
                 session, ContactKind.account, value, region=region
             )
             if customer is not None:

@@ -125,9 +125,8 @@ class Switchboard:
                 return records.repeat(known)
             facts = await callers.facts(session, found.flow, call, customer)
             step = engine.begin(found.flow, facts)
-            answer = await self._after_step(session, call, found.flow, step, actor)
-            queued = _queued_now(call)
-        await self._connect_if_taken(queued)
+            answer, waiting = await self._after_step(session, call, found.flow, step, actor)
+        await self._connect_if_taken(waiting)
         return answer
 
     async def respond(
@@ -154,9 +153,8 @@ class Switchboard:
                 session, call, flow, step.state, self._settings.default_phone_region
             )
             records.note(call, delivery)
-            answer = await self._after_step(session, call, flow, step, actor)
-            queued = _queued_now(call)
-        await self._connect_if_taken(queued)
+            answer, waiting = await self._after_step(session, call, flow, step, actor)
+        await self._connect_if_taken(waiting)
         return answer
 
     async def keys(
@@ -334,15 +332,20 @@ class Switchboard:
 
     async def _after_step(
         self, session: AsyncSession, call: Call, flow: Flow, step: Step, actor: str
-    ) -> Answer:
-        """The step's state kept and its outcome, if any, carried out: the actions to answer."""
+    ) -> tuple[Answer, uuid.UUID | None]:
+        """The step's state kept and its outcome, if any, carried out: the actions to answer,
+        and the interaction the call now waits for (offered at once by intake, or by a pass
+        intake woke, an agent may take it before this commits: `_connect_if_taken` looks once
+        it has)."""
         call.engine_state = step.state.model_dump(mode="json")
         actions: list[Action] = list(step.actions)
+        waiting = None
         if step.outcome is not None:
             holding = await self._endings.carry_out(session, call, step.outcome, actor)
             if holding is not None:
+                waiting = holding.id
                 actions.append(await self._legs.next_round(session, call, holding))
-        return records.answer(call, actions)
+        return records.answer(call, actions), waiting
 
     async def _turn_into_callback(self, session: AsyncSession, call: Call, actor: str) -> Answer:
         """The caller pressed the callback key while holding: a callback takes their place
@@ -373,8 +376,3 @@ def _recording_after_hang_up(call: Call, flow: Flow, event: object) -> bool:
     """A recording that comes after its caller hung up (which ends a message): still kept."""
     hung_up = call.phase is CallPhase.ended and call.outcome == "hang_up"
     return hung_up and isinstance(event, engine.RecordingDone) and _at_voicemail(flow, call)
-
-
-def _queued_now(call: Call) -> uuid.UUID | None:
-    """The interaction of a call waiting in its queue (None: the call is elsewhere)."""
-    return call.interaction_id if call.phase is CallPhase.queued else None

@@ -325,3 +325,17 @@ async def held_by(
             connection, Events(), offer_id, agent_id=agent_id, actor=f"agent:{agent_id}"
         )
     return str(interaction_id)
+
+
+async def create_billing_queue(client: httpx.AsyncClient, admin: Headers, **settings: Any) -> None:
+    """The `billing` queue the routing tests route through (skill `billing` at level 1 or
+    more), with the queue `settings` given (wrap_up_seconds, away_on_missed_offer, ...)."""
+    await create_skills(client, admin, "billing")
+    queue = {
+        "name": "billing",
+        "wrap_up_seconds": 0,
+        "required_skills": [{"skill": "billing", "level": 1}],
+        **settings,
+    }
+    response = await client.post("/v1/queues", json=queue, headers=admin)
+    assert response.status_code == 201, response.text

@@ -25,7 +25,7 @@ from app.core.settings import Settings
 from app.interactions.service import InteractionNotFound
 from app.routing import service as routing
 from tests.support import (
-    create_skills,
+    create_billing_queue,
     settings_with_passes_on_demand,
     until_waiting_for_a_lock,
 )
@@ -42,17 +42,6 @@ def settings() -> Settings:
 async def connection(app: FastAPI) -> AsyncIterator[asyncpg.Connection]:
     async with app.state.pg.acquire() as borrowed:
         yield borrowed
-
-
-async def _queue(client: httpx.AsyncClient, admin: Headers, *, wrap_up_seconds: int = 0) -> None:
-    await create_skills(client, admin, "billing")
-    queue = {
-        "name": "billing",
-        "wrap_up_seconds": wrap_up_seconds,
-        "required_skills": [{"skill": "billing", "level": 1}],
-    }
-    response = await client.post("/v1/queues", json=queue, headers=admin)
-    assert response.status_code == 201, response.text
 
 
 async def _available_agent(
@@ -154,7 +143,7 @@ async def _states(
 async def test_accepting_assigns_makes_the_agent_busy_and_returns_the_events_it_logged(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin)
+    await create_billing_queue(client, admin)
     mei = await _available_agent(client, admin, connection, "mei")
     interaction_id, offer_id = await _offered(client, admin, connection, mei)
     before = await _last_event(connection)
@@ -187,7 +176,7 @@ async def test_accepting_assigns_makes_the_agent_busy_and_returns_the_events_it_
 async def test_an_agent_already_busy_accepts_without_a_change_of_state(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin)
+    await create_billing_queue(client, admin)
     mei = await _available_agent(client, admin, connection, "mei")
     await connection.execute("UPDATE agents SET state = 'busy' WHERE id = $1", mei)
     interaction_id, offer_id = await _offered(client, admin, connection, mei, channel="chat")
@@ -203,7 +192,7 @@ async def test_an_agent_already_busy_accepts_without_a_change_of_state(
 async def test_a_refused_accept_says_why_and_writes_nothing(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin)
+    await create_billing_queue(client, admin)
     mei = await _available_agent(client, admin, connection, "mei")
     tom = await _available_agent(client, admin, connection, "tom")
     interaction_id, offer_id = await _offered(client, admin, connection, mei, deadline_in=-1)
@@ -236,7 +225,7 @@ async def test_a_refused_accept_says_why_and_writes_nothing(
 async def test_an_offer_accepted_once_cannot_be_accepted_again(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin)
+    await create_billing_queue(client, admin)
     mei = await _available_agent(client, admin, connection, "mei")
     _, offer_id = await _offered(client, admin, connection, mei)
     await routing.accept_offer(connection, Events(), offer_id, agent_id=mei, actor="mei")
@@ -248,7 +237,7 @@ async def test_an_offer_accepted_once_cannot_be_accepted_again(
 async def test_completing_ends_the_interaction_and_frees_the_agent(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin)
+    await create_billing_queue(client, admin)
     mei = await _available_agent(client, admin, connection, "mei")
     interaction_id, offer_id = await _offered(client, admin, connection, mei)
     await routing.accept_offer(connection, Events(), offer_id, agent_id=mei, actor="mei")
@@ -287,7 +276,7 @@ async def test_completing_ends_the_interaction_and_frees_the_agent(
 async def test_a_call_completed_in_a_wrap_up_queue_puts_the_agent_in_wrap_up(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin, wrap_up_seconds=60)
+    await create_billing_queue(client, admin, wrap_up_seconds=60)
     mei = await _available_agent(client, admin, connection, "mei")
     interaction_id, offer_id = await _offered(client, admin, connection, mei)
     await routing.accept_offer(connection, Events(), offer_id, agent_id=mei, actor="mei")
@@ -312,7 +301,7 @@ async def test_a_call_completed_in_a_wrap_up_queue_puts_the_agent_in_wrap_up(
 async def test_a_refused_completion_says_why_and_writes_nothing(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin)
+    await create_billing_queue(client, admin)
     mei = await _available_agent(client, admin, connection, "mei")
     tom = await _available_agent(client, admin, connection, "tom")
     interaction_id, offer_id = await _offered(client, admin, connection, mei)
@@ -354,7 +343,7 @@ async def test_an_accept_waiting_on_a_withdrawal_sees_it_once_the_lock_is_free(
 ) -> None:
     """The customer hangs up while the agent accepts: the withdrawal holds the interaction's
     lock, the accept waits for it, then reads the interaction as it is now and refuses."""
-    await _queue(client, admin)
+    await create_billing_queue(client, admin)
     mei = await _available_agent(client, admin, connection, "mei")
     interaction_id, offer_id = await _offered(client, admin, connection, mei)
     before = await _last_event(connection)

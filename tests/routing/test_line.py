@@ -29,7 +29,7 @@ from app.routing import service as routing
 from app.routing import waiting
 from app.routing.figures import read_position
 from tests.support import (
-    create_skills,
+    create_billing_queue,
     present_desk,
     settings_with_passes_on_demand,
     until_waiting_for_a_lock,
@@ -48,24 +48,6 @@ def settings() -> Settings:
 async def connection(app: FastAPI) -> AsyncIterator[asyncpg.Connection]:
     async with app.state.pg.acquire() as borrowed:
         yield borrowed
-
-
-async def _queue(
-    client: httpx.AsyncClient,
-    admin: Headers,
-    *,
-    wrap_up_seconds: int = 0,
-    away_on_missed_offer: bool = True,
-) -> None:
-    await create_skills(client, admin, "billing")
-    queue = {
-        "name": "billing",
-        "wrap_up_seconds": wrap_up_seconds,
-        "away_on_missed_offer": away_on_missed_offer,
-        "required_skills": [{"skill": "billing", "level": 1}],
-    }
-    response = await client.post("/v1/queues", json=queue, headers=admin)
-    assert response.status_code == 201, response.text
 
 
 async def _agent(
@@ -214,7 +196,7 @@ async def _until(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> N
 async def test_a_caller_who_hangs_up_while_queued_abandons_with_the_time_waited(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin)
+    await create_billing_queue(client, admin)
     call = await _call(client, admin, connection, waited=42)
     before = await _last_event(connection)
 
@@ -237,7 +219,7 @@ async def test_a_caller_who_hangs_up_while_offered_frees_the_agent_for_the_next_
 ) -> None:
     """Mei takes one call at a time: the first call's offer holds her room until the caller
     hangs up; then the next call is offered to her."""
-    await _queue(client, admin)
+    await create_billing_queue(client, admin)
     mei = await _agent(client, admin, connection, "mei")
     await present_desk(connection, mei)
 
@@ -281,7 +263,7 @@ async def test_a_caller_who_hangs_up_while_offered_frees_the_agent_for_the_next_
 async def test_abandoning_is_refused_once_the_call_is_answered_or_over(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin, wrap_up_seconds=60)
+    await create_billing_queue(client, admin, wrap_up_seconds=60)
     mei = await _agent(client, admin, connection, "mei")
     call = await _call(client, admin, connection)
     await _assign(connection, call, mei)
@@ -303,7 +285,7 @@ async def test_abandoning_is_refused_once_the_call_is_answered_or_over(
 async def test_a_repeated_hang_up_is_refused_as_already_done(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin)
+    await create_billing_queue(client, admin)
     call = await _call(client, admin, connection)
 
     def abandon(events: Events) -> Awaitable[None]:
@@ -316,7 +298,7 @@ async def test_a_repeated_hang_up_is_refused_as_already_done(
 async def test_the_rest_abandon_is_the_same_rule_with_the_time_waited(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin)
+    await create_billing_queue(client, admin)
     mei = await _agent(client, admin, connection, "mei")
     call = await _call(client, admin, connection, waited=30)
     offer_id = await _offer(connection, call, mei)
@@ -343,7 +325,7 @@ async def test_the_rest_abandon_is_the_same_rule_with_the_time_waited(
 async def test_a_waiting_call_converted_to_a_callback_ends_and_gives_its_place(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin)
+    await create_billing_queue(client, admin)
     call = await _call(client, admin, connection, waited=75)
     since = (await _interaction(connection, call))["waiting_since"]
     before = await _last_event(connection)
@@ -366,7 +348,7 @@ async def test_a_waiting_call_converted_to_a_callback_ends_and_gives_its_place(
 async def test_a_call_converted_while_offered_withdraws_its_offer(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin)
+    await create_billing_queue(client, admin)
     mei = await _agent(client, admin, connection, "mei")
     call = await _call(client, admin, connection)
     offer_id = await _offer(connection, call, mei)
@@ -391,7 +373,7 @@ async def test_a_call_converted_while_offered_withdraws_its_offer(
 async def test_converting_is_refused_unless_the_call_waits(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin)
+    await create_billing_queue(client, admin)
     mei = await _agent(client, admin, connection, "mei")
     answered, waiting_call = (
         await _call(client, admin, connection),
@@ -413,7 +395,7 @@ async def test_converting_is_refused_unless_the_call_waits(
 async def test_a_call_the_agents_phone_never_answered_keeps_its_place_ahead_of_later_calls(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin, away_on_missed_offer=False)
+    await create_billing_queue(client, admin, away_on_missed_offer=False)
     mei = await _agent(client, admin, connection, "mei")
     first = await _call(client, admin, connection, waited=60, number="8001")
     offer_id = await _assign(connection, first, mei)
@@ -462,7 +444,7 @@ async def test_a_call_the_agents_phone_never_answered_keeps_its_place_ahead_of_l
 async def test_an_agent_whose_phone_never_answered_goes_away_when_the_queue_says_so(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin)  # away_on_missed_offer, as queues have it by default
+    await create_billing_queue(client, admin)  # away_on_missed_offer, as queues have it by default
     mei = await _agent(client, admin, connection, "mei")
     call = await _call(client, admin, connection)
     await _assign(connection, call, mei)
@@ -487,7 +469,7 @@ async def test_an_agent_whose_phone_never_answered_goes_away_when_the_queue_says
 async def test_returning_an_unanswered_call_is_refused_unless_this_agent_holds_it(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin, wrap_up_seconds=60, away_on_missed_offer=False)
+    await create_billing_queue(client, admin, wrap_up_seconds=60, away_on_missed_offer=False)
     mei = await _agent(client, admin, connection, "mei")
     tom = await _agent(client, admin, connection, "tom")
     call = await _call(client, admin, connection)
@@ -517,7 +499,7 @@ async def test_returning_an_unanswered_call_is_refused_unless_this_agent_holds_i
 async def test_a_caller_who_hangs_up_during_the_talk_puts_the_agent_in_wrap_up(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin, wrap_up_seconds=60)
+    await create_billing_queue(client, admin, wrap_up_seconds=60)
     mei = await _agent(client, admin, connection, "mei")
     call = await _call(client, admin, connection)
     await _assign(connection, call, mei)
@@ -543,7 +525,7 @@ async def test_a_caller_who_hangs_up_during_the_talk_puts_the_agent_in_wrap_up(
 async def test_in_a_queue_without_wrap_up_the_talk_s_end_completes_it_and_frees_the_agent(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin)
+    await create_billing_queue(client, admin)
     mei = await _agent(client, admin, connection, "mei")
     call = await _call(client, admin, connection)
     await _assign(connection, call, mei)
@@ -559,7 +541,7 @@ async def test_in_a_queue_without_wrap_up_the_talk_s_end_completes_it_and_frees_
 async def test_ending_the_talk_is_refused_unless_the_call_is_in_talk(
     client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
 ) -> None:
-    await _queue(client, admin)
+    await create_billing_queue(client, admin)
     mei = await _agent(client, admin, connection, "mei")
     call = await _call(client, admin, connection)
 
@@ -583,7 +565,7 @@ async def test_a_hang_up_that_waited_on_the_agent_s_completion_says_it_came_too_
 ) -> None:
     """The agent completes while the caller hangs up: the completion holds the agent's lock,
     the end of the talk waits for it, then finds the call completed and refuses, naming it."""
-    await _queue(client, admin)
+    await create_billing_queue(client, admin)
     mei = await _agent(client, admin, connection, "mei")
     call = await _call(client, admin, connection)
     await _assign(connection, call, mei)

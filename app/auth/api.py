@@ -103,9 +103,12 @@ async def get_user(user_id: uuid.UUID, _: Staff, session: Session) -> UserOut:
 async def update_user(
     user_id: uuid.UUID, body: UserUpdate, principal: Admin, session: Session
 ) -> UserOut:
+    password_hash = await service.new_password_hash(body)  # before the session's connection
     user = await service.get_user(session, user_id)
     return UserOut.model_validate(
-        await service.update_user(session, user, body, actor=principal.actor)
+        await service.update_user(
+            session, user, body, actor=principal.actor, password_hash=password_hash
+        )
     )
 
 

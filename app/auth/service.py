@@ -116,7 +116,22 @@ async def _inserted(session: AsyncSession, row: User | GatewayKey, *, constraint
     return True
 
 
-async def update_user(session: AsyncSession, user: User, data: UserUpdate, *, actor: str) -> User:
+async def new_password_hash(data: UserUpdate) -> str | None:
+    """The hash of the new password a change sends, if any: worked out before the change's
+    session takes a connection (waiting for a hashing turn while holding one would keep it
+    from the login that holds the turn: see `login`)."""
+    return None if data.password is None else await security.hash_password_off_loop(data.password)
+
+
+async def update_user(
+    session: AsyncSession,
+    user: User,
+    data: UserUpdate,
+    *,
+    actor: str,
+    password_hash: str | None = None,
+) -> User:
+    """Change a user; a new password comes as its hash (`new_password_hash`)."""
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     new_role = changes.get("role")
     if new_role is not None and (new_role is Role.agent) != (user.role is Role.agent):
@@ -125,7 +140,9 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate, *, ac
     if user.role is Role.admin and leaves_admins and await _other_active_admins(session, user) == 0:
         raise Conflict("this is the last active admin: make another admin first")
     if "password" in changes:
-        user.password_hash = await security.hash_password_off_loop(changes.pop("password"))
+        assert password_hash is not None, "hash the new password first: new_password_hash"
+        changes.pop("password")
+        user.password_hash = password_hash
         await _revoke_tokens(session, user.id)
         changes["password"] = "changed"  # noqa: S105
     for field in ("display_name", "role", "is_active"):

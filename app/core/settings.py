@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     # so. 587 is the submission port, where a relay expects STARTTLS and AUTH.
     smtp_relay_host: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.:_-]{1,253}$")
     smtp_relay_port: int = Field(default=587, ge=1, le=65535)
-    # Both or neither: AUTH goes only over STARTTLS (aiosmtplib refuses it in the clear).
+    # Both or neither; AUTH only over STARTTLS (the password never goes in the clear).
     smtp_relay_username: str | None = Field(default=None, max_length=255)
     smtp_relay_password: SecretStr | None = None
     # Off only for a relay on this host or network that offers no TLS (a local Postfix).
@@ -207,6 +207,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "CC_SMTP_RELAY_USERNAME and CC_SMTP_RELAY_PASSWORD go together: set both, or"
                 " neither for a relay that needs no AUTH"
+            )
+        if self.smtp_relay_password is not None and not self.smtp_relay_starttls:
+            raise ValueError(
+                "CC_SMTP_RELAY_PASSWORD with CC_SMTP_RELAY_STARTTLS=false would send the password"
+                " in the clear: turn STARTTLS on, or use a relay that needs no AUTH"
             )
         return self
 

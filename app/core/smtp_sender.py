@@ -12,8 +12,8 @@ A relay that takes some recipients and refuses others has sent the mail to those
 trying again would send it to them twice, so the message is `sent`, with the refusals recorded
 beside it (`last_error`, shown in /v1/outbox). Our replies go to one customer, so this is rare.
 
-The credentials come from the settings, never from the message; AUTH happens only after
-STARTTLS (aiosmtplib will not send it in the clear), and the password, with the AUTH strings
+The credentials come from the settings, never from the message; the settings allow them only
+with STARTTLS, so the password never crosses the network in the clear; it, with the AUTH strings
 made of it, is among the secrets the courier blanks from whatever it stores or logs.
 """
 

@@ -212,15 +212,16 @@ def mail_message(
     """A mail for `sender` (`smtp`) to hand to its relay: `message` as its recipients read it,
     and its envelope, `mail_from` (where bounces go; by default the address in From) and
     `recipients` (by default those in To and Cc); "" is the null sender, for an automatic
-    answer that must draw no bounce back (RFC 3834). The message must be 7-bit, its non-ASCII
-    parts encoded (quoted-printable, base64, RFC 2047 words), so that any relay takes it as it
-    is (no 8BITMIME, no SMTPUTF8) and the row holds it as plain text; a Bcc header is refused,
-    as its recipients belong in the envelope only."""
+    answer that must draw no bounce back (RFC 3834). The message is held as 7-bit text (its
+    8-bit parts encoded in base64 as it is written out, its headers in RFC 2047 words), so
+    that any relay takes it as it is (no 8BITMIME, no SMTPUTF8): raw UTF-8 headers (a policy
+    with `utf8=True`) are refused, and so is a Bcc header, whose recipients belong in the
+    envelope only."""
     if message["Bcc"] is not None:
         raise ValueError("a mail with a Bcc header: give those recipients in `recipients`")
     text = message.as_string()
     if not text.isascii():
-        raise ValueError("an 8-bit mail: encode its parts (quoted-printable, base64)")
+        raise ValueError("an 8-bit mail (raw UTF-8 headers): write it with utf8=False")
     from_address = (
         mail_from if mail_from is not None else next(iter(_addresses(message, "From")), "")
     )

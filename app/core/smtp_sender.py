@@ -6,7 +6,8 @@ dropped connection or a 4xx ("try again later": 421 closing, 450 mailbox busy, 4
 452 no room, 454 TLS or AUTH unavailable) are `Transient`, and the courier tries again with its
 backoff; a 5xx (550 no such user, 553 address refused, 554 refused, 535 bad credentials) is
 `Permanent`: the message is dead with the code and the relay's words kept. A relay that offers
-no STARTTLS while we require it is `Permanent` too: the settings must change first.
+no STARTTLS while we require it, or no AUTH while we have credentials, is `Permanent` too: the
+settings (or the relay) must change first, then an admin sends it again.
 
 A relay that takes some recipients and refuses others has sent the mail to those it took:
 trying again would send it to them twice, so the message is `sent`, with the refusals recorded
@@ -27,6 +28,12 @@ import aiosmtplib
 
 from app.core.senders import Claimed, Delivered, Permanent, Transient
 
+# No relay to talk to, or it went silent or away mid-conversation: worth another attempt.
+UNREACHABLE = (
+    aiosmtplib.SMTPConnectError,
+    aiosmtplib.SMTPTimeoutError,
+    aiosmtplib.SMTPServerDisconnected,
+)
 # The code a relay answers a message it took with (RFC 5321: "requested action completed").
 ACCEPTED = 250
 
@@ -79,10 +86,10 @@ class SmtpSender:
             raise _all_refused(error.recipients) from None
         except aiosmtplib.SMTPResponseException as error:
             raise _judged(error.code, error.message, _step(error)) from None
-        except aiosmtplib.SMTPNotSupported as error:
-            raise Permanent(f"the relay {self._where}: {error.message}") from None
-        except (aiosmtplib.SMTPException, OSError) as error:  # no connection, or it dropped
+        except (*UNREACHABLE, OSError) as error:
             raise Transient(f"the relay {self._where}: {type(error).__name__}: {error}") from None
+        except aiosmtplib.SMTPException as error:  # it lacks what we require (STARTTLS, AUTH)
+            raise Permanent(f"the relay {self._where}: {error.message}") from None
         if not refused:
             return Delivered(status=ACCEPTED)
         taken = len(recipients) - len(refused)

@@ -188,4 +188,5 @@ class _Authenticator:
         if not isinstance(data, LoginPassword):
             return AuthResult(success=False, handled=False)
         right = (data.login, data.password) == (self._login, self._password)
-        return AuthResult(success=right, auth_data=data if right else None)
+        # Not handled: aiosmtpd answers 235, or 535 for the wrong password.
+        return AuthResult(success=right, handled=False, auth_data=data if right else None)

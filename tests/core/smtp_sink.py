@@ -145,7 +145,8 @@ class Sink:
                 self.refusals.append(Refusal("DATA", reply, time.monotonic()))
                 return reply
             content = envelope.original_content or b""
-            login = session.auth_data.login.decode() if session.authenticated else None
+            auth = session.auth_data
+            login = auth.login.decode() if isinstance(auth, LoginPassword) else None
             self.deliveries.append(
                 Delivery(
                     mail_from=envelope.mail_from or "",

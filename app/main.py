@@ -26,6 +26,7 @@ from app.core.lease import ReplicaLease
 from app.core.logging import RequestIdMiddleware, configure_logging
 from app.core.senders import HttpSender, Sender, Senders
 from app.core.settings import Settings, get_settings
+from app.core.smtp_sender import SmtpSender
 from app.customers.api import router as customers_router
 from app.desk.api import router as desk_router
 from app.desk.registry import OpenDesks
@@ -140,7 +141,27 @@ def outbox_senders(settings: Settings) -> Senders:
                 timeout=settings.outbox_send_timeout_seconds,
             )
         )
+    if settings.smtp_relay_host:
+        senders.append(smtp_sender(settings, settings.smtp_relay_host))
     return Senders(senders)
+
+
+def smtp_sender(settings: Settings, host: str) -> SmtpSender:
+    """The `smtp` sender: replies by mail to the relay the settings name."""
+    credentials = None
+    if settings.smtp_relay_username and settings.smtp_relay_password:
+        credentials = (
+            settings.smtp_relay_username,
+            settings.smtp_relay_password.get_secret_value(),
+        )
+    return SmtpSender(
+        "smtp",
+        host=host,
+        port=settings.smtp_relay_port,
+        credentials=credentials,
+        starttls=settings.smtp_relay_starttls,
+        timeout=settings.smtp_relay_timeout_seconds,
+    )
 
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:

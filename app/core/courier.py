@@ -85,7 +85,7 @@ class RetryPolicy:
 class Outcome:
     state: OutboxState  # sent, failed or dead
     status: int | None = None
-    error: str | None = None
+    error: str | None = None  # why it failed; when sent, what the other side did not take
     retry_in: float | None = None  # seconds, when failed
 
 
@@ -291,7 +291,7 @@ class OutboxCourier:
             log.error("outbox sender failed", **_about(message), at=where)
             bug = Transient(f"the sender failed: {type(error).__name__} at {where}")
             return self._policy.outcome(message, bug, jitter=self._jitter())
-        return Outcome(OutboxState.sent, delivered.status)
+        return Outcome(OutboxState.sent, delivered.status, delivered.detail)
 
     async def _settle(self, message: Claimed, outcome: Outcome) -> None:
         assert self._pool is not None

@@ -15,10 +15,14 @@ How to write one:
 - On the ORM: `await enqueue_in(session, message)`; the unit of work that owns the session
   (`app.core.db.unit_of_work`, `get_session` for a request) wakes the courier after its commit.
 
+A reply by mail is `mail_message(...)`: the RFC 5322 message as text, with its envelope (who it
+is from, to whom it goes); the `smtp` sender hands it to the relay.
+
 A message's `dedupe_key` is unique: the same decision delivered twice (a gateway that retries, a
 desk that accepts again) writes one message, and the first one's request stands. A row holds no
 secret: it names its sender (`twilio`), and the sender resolves its credentials from the settings
-when it sends; `http_message` refuses headers and URLs that would carry one.
+when it sends; `http_message` refuses headers and URLs that would carry one, and a mail holds
+only what its recipients read.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import EmailMessage
+from email.utils import getaddresses
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
@@ -92,7 +98,7 @@ class OutboxMessage(UUIDPrimaryKey, Base):
         CheckConstraint("attempts >= 0", name="attempts_non_negative"),
     )
 
-    # The shape of `request` ("http"; the email issue adds "smtp"), and who delivers it.
+    # The shape of `request` ("http", "mail"), and who delivers it.
     kind: Mapped[str] = mapped_column(String(KIND_LENGTH))
     sender: Mapped[str] = mapped_column(String(SENDER_LENGTH))
     request: Mapped[dict[str, Any]] = mapped_column(JSONB)
@@ -191,6 +197,53 @@ def http_message(
         subject_type=subject_type,
         subject_id=str(subject_id),
     )
+
+
+def mail_message(
+    *,
+    sender: str,
+    message: EmailMessage,
+    dedupe_key: str,
+    subject_type: str,
+    subject_id: object,
+    mail_from: str | None = None,
+    recipients: Sequence[str] | None = None,
+) -> Outgoing:
+    """A mail for `sender` (`smtp`) to hand to its relay: `message` as its recipients read it,
+    and its envelope, `mail_from` (where bounces go; by default the address in From) and
+    `recipients` (by default those in To and Cc); "" is the null sender, for an automatic
+    answer that must draw no bounce back (RFC 3834). The message is held as 7-bit text (its
+    8-bit parts encoded in base64 as it is written out, its headers in RFC 2047 words), so
+    that any relay takes it as it is (no 8BITMIME, no SMTPUTF8): raw UTF-8 headers (a policy
+    with `utf8=True`) are refused, and so is a Bcc header, whose recipients belong in the
+    envelope only."""
+    if message["Bcc"] is not None:
+        raise ValueError("a mail with a Bcc header: give those recipients in `recipients`")
+    text = message.as_string()
+    if not text.isascii():
+        raise ValueError("an 8-bit mail (raw UTF-8 headers): write it with utf8=False")
+    from_address = (
+        mail_from if mail_from is not None else next(iter(_addresses(message, "From")), "")
+    )
+    envelope_to = list(recipients) if recipients is not None else _addresses(message, "To", "Cc")
+    if not envelope_to:
+        raise ValueError("a mail with no recipient")
+    for address in [from_address, *envelope_to]:
+        if not address.isascii() or re.search(r"[\s<>]", address):
+            raise ValueError(f"{address!r} is not an envelope address")
+    return Outgoing(
+        kind="mail",
+        sender=sender,
+        request={"mail_from": from_address, "recipients": envelope_to, "message": text},
+        dedupe_key=dedupe_key,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+    )
+
+
+def _addresses(message: EmailMessage, *headers: str) -> list[str]:
+    values = [str(value) for header in headers for value in message.get_all(header, [])]
+    return [address for _, address in getaddresses(values) if address]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Who delivers the outbox's messages: a registry of senders, by the name a message gives.
 
-A sender knows one kind of request (`http` here; the email issue adds `smtp`) and one
+A sender knows one kind of request (`http` here; `mail`, app/core/smtp_sender.py) and one
 destination with its credentials (the `twilio` sender: Twilio's REST API at `CC_TWILIO_API_URL`,
 with the account's SID and auth token). Credentials live in the settings and in the sender, never
 in a message: the row says "twilio", the sender adds the `Authorization` header when it sends.
@@ -49,9 +49,11 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
-    """The other side took it: its answer's status (HTTP or SMTP), if any."""
+    """The other side took it: its answer's status (HTTP or SMTP), if any, and what it did not
+    take, if anything (a relay that refused some of a mail's recipients)."""
 
     status: int | None = None
+    detail: str | None = None
 
 
 class SendFailed(Exception):
@@ -84,7 +86,7 @@ class Sender(Protocol):
 
     @property
     def kind(self) -> str:
-        """The kind of request it sends (`http`)."""
+        """The kind of request it sends (`http`, `mail`)."""
 
     @property
     def secrets(self) -> Sequence[str]:

@@ -124,6 +124,20 @@ class Settings(BaseSettings):
     # a stand-in in the tests (Twilio is unreachable there).
     twilio_api_url: str = "https://api.twilio.com"
 
+    # Mail out (docs/channels.md, "Email out: the relay"): the relay that takes our replies,
+    # the outbox's `smtp` sender; unset, there is no such sender and mail waits `dead`, saying
+    # so. 587 is the submission port, where a relay expects STARTTLS and AUTH.
+    smtp_relay_host: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.:_-]{1,253}$")
+    smtp_relay_port: int = Field(default=587, ge=1, le=65535)
+    # Both or neither; AUTH only over STARTTLS (the password never goes in the clear).
+    smtp_relay_username: str | None = Field(default=None, max_length=255)
+    smtp_relay_password: SecretStr | None = None
+    # Off only for a relay on this host or network that offers no TLS (a local Postfix).
+    smtp_relay_starttls: bool = True
+    # Each step of the conversation (connect, each command); CC_OUTBOX_SEND_TIMEOUT_SECONDS
+    # bounds the whole attempt.
+    smtp_relay_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str | None) -> str | None:
@@ -160,7 +174,12 @@ class Settings(BaseSettings):
     def _twilio_api_url(cls, value: str) -> str:
         return _base_url(value)
 
-    @field_validator("twilio_auth_token")
+    @field_validator("smtp_relay_host", "smtp_relay_username", mode="before")
+    @classmethod
+    def _relay_or_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("twilio_auth_token", "smtp_relay_password")
     @classmethod
     def _token_or_none(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value() else None
@@ -180,6 +199,20 @@ class Settings(BaseSettings):
             )
         if self.environment == "production" and self.password_hashing != "standard":  # noqa: S105
             raise ValueError("CC_PASSWORD_HASHING=fast is for tests; production hashes standard")
+        return self
+
+    @model_validator(mode="after")
+    def _relay_credentials_in_pairs(self) -> Settings:
+        if (self.smtp_relay_username is None) != (self.smtp_relay_password is None):
+            raise ValueError(
+                "CC_SMTP_RELAY_USERNAME and CC_SMTP_RELAY_PASSWORD go together: set both, or"
+                " neither for a relay that needs no AUTH"
+            )
+        if self.smtp_relay_password is not None and not self.smtp_relay_starttls:
+            raise ValueError(
+                "CC_SMTP_RELAY_PASSWORD with CC_SMTP_RELAY_STARTTLS=false would send the password"
+                " in the clear: turn STARTTLS on, or use a relay that needs no AUTH"
+            )
         return self
 
     @model_validator(mode="after")
@@ -220,7 +253,7 @@ def _base_url(value: str) -> str:
 # Read without the CC_ prefix (validation_alias); those not named here carry it.
 _VARIABLES = {"database_url": "DATABASE_URL"}
 # Never echoed in an error, whatever is wrong with them.
-_SECRET_FIELDS = {"database_url", "secret_key", "twilio_auth_token"}
+_SECRET_FIELDS = {"database_url", "secret_key", "twilio_auth_token", "smtp_relay_password"}
 
 
 def masked_url(url: str) -> str:

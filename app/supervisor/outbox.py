@@ -34,8 +34,10 @@ class OutboxMessageOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    kind: str = Field(description="The request's shape: `http` (later `smtp`)")
-    sender: str = Field(description="The configured sender that delivers it (`twilio`)")
+    kind: str = Field(
+        description="The request's shape: `http`, or `mail` (a message and its envelope)"
+    )
+    sender: str = Field(description="The configured sender that delivers it (`twilio`, `smtp`)")
     request: dict[str, Any] = Field(description="What is sent, with no credentials in it")
     dedupe_key: str = Field(description="The decision it stands for: written once per key")
     subject_type: str
@@ -46,8 +48,13 @@ class OutboxMessageOut(BaseModel):
         description="When it is tried next (while `sending`: when its claim lapses)"
     )
     last_attempt_at: datetime | None
-    last_status: int | None = Field(description="The last answer's status (HTTP, SMTP)")
-    last_error: str | None = Field(description="Why the last attempt failed")
+    last_status: int | None = Field(
+        description="The last answer's status: HTTP's, or the relay's SMTP reply code (550)"
+    )
+    last_error: str | None = Field(
+        description="Why the last attempt failed; when sent, what was not taken (recipients a"
+        " relay refused)"
+    )
     created_at: datetime
     sent_at: datetime | None
 

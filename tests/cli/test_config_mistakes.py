@@ -128,3 +128,18 @@ def test_an_unknown_environment(tmp_path: Path) -> None:
         "error: CC_ENVIRONMENT='prod' is not valid: input should be 'development', 'test' or"
         " 'production'; fix it in the environment or in .env"
     )
+
+
+def test_a_relay_password_without_starttls(tmp_path: Path) -> None:
+    environment = _environment(
+        tmp_path,
+        CC_SMTP_RELAY_HOST="smtp.example.net",
+        CC_SMTP_RELAY_USERNAME="support@example.com",
+        CC_SMTP_RELAY_PASSWORD=SECRET,
+        CC_SMTP_RELAY_STARTTLS="false",
+    )
+
+    line = _fails_in_one_line(_run(["serve"], environment))
+
+    assert line.startswith("error: CC_SMTP_RELAY_PASSWORD with CC_SMTP_RELAY_STARTTLS=false")
+    assert "in the clear" in line

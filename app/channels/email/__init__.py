@@ -1,0 +1,1 @@
+"""Email: mail in from a listener or a webhook, replies out through the outbox."""

@@ -1,0 +1,1 @@
+"""Channels other than voice: how messages from outside become interactions (email today)."""

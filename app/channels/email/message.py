@@ -71,7 +71,6 @@ class ParsedMail:
     references: tuple[str, ...]
     sender: str | None  # From's address, lower-cased
     sender_name: str
-    reply_to: str | None  # Reply-To's address, lower-cased: where a web form's customer is
     recipients: tuple[str, ...]  # To and Cc addresses, lower-cased
     subject: str
     date: datetime | None  # aware; None when missing or broken
@@ -85,6 +84,7 @@ class ParsedMail:
     # RFC 3464 delivery-status blocks (per-message first, then one per recipient), names
     # lower-cased: what classify.bounce_of reads.
     delivery_status: tuple[Mapping[str, str], ...] = ()
+    reply_to: str | None = None  # Reply-To's address, lower-cased: where a web form's customer is
 
 
 def parse(raw: bytes, *, max_attachment_bytes: int) -> ParsedMail:

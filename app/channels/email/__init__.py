@@ -1,1 +1,2 @@
-"""Email: mail in from a listener or a webhook, replies out through the outbox."""
+"""Email: mail in (parsed and classified: message.py, classify.py), replies out through the outbox
+(compose.py); docs/channels.md."""

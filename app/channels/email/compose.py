@@ -33,8 +33,10 @@ from email.utils import format_datetime, make_msgid
 # then picks quoted-printable or base64 (whichever is shorter) for text in any script.
 MAIL = policy.default.clone(cte_type="7bit")
 
-TOKEN_ALPHABET = string.ascii_letters + string.digits
-# 16 of 62 symbols is 95 bits: nobody guesses a thread's token to slip mail into it.
+# Lower case: a token comes back in an address, and addresses compare without case
+# (classify.reply_token_of lower-cases it). 16 of 36 symbols is 82 bits: nobody guesses a
+# thread's token to slip mail into it.
+TOKEN_ALPHABET = string.ascii_lowercase + string.digits
 TOKEN_LENGTH = 16
 TOKEN = re.compile(r"[A-Za-z0-9]{8,32}")
 # References kept: the thread's first message and the latest ones (clients need the first to

@@ -186,7 +186,8 @@ def test_reply_tokens_are_long_random_letters_and_digits() -> None:
     tokens = {reply_token() for _ in range(1000)}
     assert len(tokens) == 1000
     assert all(TOKEN.fullmatch(token) and len(token) == 16 for token in tokens)
-    assert set("".join(tokens)) > set("0123456789")  # letters of both cases too
+    assert set("".join(tokens)) > set("0123456789")  # letters too
+    assert all(token == token.lower() for token in tokens)  # as an address brings it back
     with pytest.raises(ValueError, match="8 to 32 letters and digits"):
         SUPPORT.for_thread("short")
     with pytest.raises(ValueError, match="8 to 32 letters and digits"):

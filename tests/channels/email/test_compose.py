@@ -4,7 +4,6 @@ In-Reply-To, References, Reply-To, the subject's token) and what a customer sees
 subjects in any script, RFC 2047-encoded on the wire)."""
 
 # Customers write with full-width punctuation and in Arabic letters: that is the point here.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 

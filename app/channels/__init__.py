@@ -1,0 +1,1 @@
+"""The channels that reach the center through adapters of their own: email today."""

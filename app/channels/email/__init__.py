@@ -1,0 +1,1 @@
+"""Email: mail in (the listener, the inbound webhook, threading) and mail out."""

@@ -16,6 +16,9 @@ from pydantic import BaseModel
 from app.agents.api import router as agents_router
 from app.auth.api import router as auth_router
 from app.auth.login_limits import LoginLimits
+from app.channels.email.api import router as email_router
+from app.channels.email.inbound import MailIn
+from app.channels.email.listener import SmtpListener
 from app.core import pg, security
 from app.core.collector import tune_for_serving
 from app.core.courier import OutboxCourier
@@ -179,6 +182,16 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             hub=hub,
             router=Arrivals(matcher, writer),
         )
+        # Mail in, by SMTP (when the settings give the listener a port) and by the webhook.
+        app.state.mail_in = mail_in = MailIn(
+            pool=app.state.pg, intake=app.state.intake, settings=settings
+        )
+        smtp_port = settings.smtp_listener_port
+        app.state.smtp_listener = listener = (
+            None
+            if smtp_port is None
+            else SmtpListener(mail_in, host=settings.smtp_host or settings.host, port=smtp_port)
+        )
         # What the center sends out, sent from here once its commit wakes this courier.
         app.state.outbox = courier = OutboxCourier.from_settings(
             database_url, outbox_senders(settings), settings
@@ -199,9 +212,13 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         presence.start()
         await courier.start()
         bridge.start()
+        if listener is not None:
+            await listener.start()
         try:
             yield
         finally:
+            if listener is not None:
+                await listener.stop()
             await bridge.stop()
             await courier.stop()
             await presence.stop()
@@ -242,6 +259,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         twilio_webhooks_router,
         voice_events_router,
         call_records_router,
+        email_router,
         supervisor_router,
         outbox_router,
     ):

@@ -1,1 +1,1 @@
-"""The channels that reach the center through adapters of their own: email today."""
+"""Channels other than voice: how messages from outside become interactions (email today)."""

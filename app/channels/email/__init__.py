@@ -1,1 +1,2 @@
-"""Email: mail in (the listener, the inbound webhook, threading) and mail out."""
+"""Email: mail in (the listener, the inbound webhook, threading: inbound.py), parsing and
+classifying a message (pure: message.py, classify.py); docs/channels.md."""

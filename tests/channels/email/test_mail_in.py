@@ -11,7 +11,11 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from app.core.db import unit_of_work
+from app.core.settings import Settings
+from app.demo import CUSTOMERS, load_demo
 from tests.channels.email.conftest import MAX_BYTES, Mailbox, mail
 from tests.support import present_desk
 
@@ -285,3 +289,19 @@ async def test_the_webhook_and_smtp_give_the_same_result(
     nobody = await client.post("/v1/email/inbound", content=raw)
     assert nobody.status_code == 401, nobody.text
     assert len(await messages_of(connection)) == 2
+
+
+async def test_the_demo_takes_mail_for_support_at_example_com_into_its_general_queue(
+    app: FastAPI, settings: Settings, connection: asyncpg.Connection
+) -> None:
+    async with unit_of_work(app.state.sessions) as session:
+        await load_demo(session, settings)
+    general = await connection.fetchval("SELECT id FROM queues WHERE name = 'general'")
+    mailbox = Mailbox(port=app.state.smtp_listener.port, queue_id=general)
+    _, _, _, _, _, _, email = CUSTOMERS[0]
+
+    delivered = await mailbox.send(mail(sender=email))
+
+    assert delivered.code == 250, delivered
+    [interaction] = await interactions_of(connection, email)
+    assert interaction["queue_id"] == general

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from email.message import Message
 from types import MappingProxyType
 
-from app.channels.email.charsets import clean, decode_bytes, decode_header, raw_header_text
+from app.channels.email.charsets import decode_bytes, decode_header, raw_header_text
 from app.channels.email.htmltext import html_to_text
 from app.channels.email.quoting import split_quoted
 
@@ -70,6 +70,7 @@ class ParsedMail:
     references: tuple[str, ...]
     sender: str | None  # From's address, lower-cased
     sender_name: str
+    reply_to: str | None  # Reply-To's address, lower-cased: where a web form's customer is
     recipients: tuple[str, ...]  # To and Cc addresses, lower-cased
     subject: str
     date: datetime | None  # aware; None when missing or broken
@@ -98,6 +99,7 @@ def parse(raw: bytes, *, max_attachment_bytes: int) -> ParsedMail:
         references=_message_ids(_header(message, "references")),
         sender=sender,
         sender_name=sender_name,
+        reply_to=_first_address(message, "reply-to")[1],
         recipients=_recipients(message),
         subject=decode_header(_header(message, "subject")),
         date=_date(_header(message, "date")),
@@ -270,24 +272,41 @@ def _charset(part: Message) -> str | None:
 
 
 def _filename(part: Message) -> str | None:
-    """The attachment's file name: RFC 2231 (`filename*=gbk''...`, decoded by the parser) or
-    RFC 2047 inside quotes (`filename="=?GBK?B?...?="`, as Outlook and Foxmail write it), from
-    Content-Disposition or else Content-Type's `name`; only its last path component."""
-    name = part.get_filename() or part.get_param("name")
-    if not isinstance(name, str) or not name.strip():
+    """The attachment's file name: Content-Disposition's `filename`, else Content-Type's
+    `name`; RFC 2231 (`filename*0*=gbk''...`, its pieces joined before decoding, since a client
+    may cut a character in two) or RFC 2047 inside quotes (`filename="=?GBK?B?...?="`, as
+    Outlook and Foxmail write it). Only its last path component is kept."""
+    for header, param in (("content-disposition", "filename"), ("content-type", "name")):
+        name = _param(_header(part, header), param)
+        if name:
+            break
+    else:
         return None
-    text = decode_header(name)
-    if any("\udc80" <= ch <= "\udcff" for ch in name):  # raw 8-bit bytes, no label
-        text = decode_bytes(name.encode("utf-8", errors="surrogateescape"), None)
-    text = re.split(r"[/\\]", clean(text))[-1]
+    text = re.split(r"[/\\]", decode_header(name))[-1]
     text = _UNSAFE_IN_FILENAME.sub("", text).strip()
     return text[:_LONGEST_FILENAME] or None
+
+
+def _param(raw: str, name: str) -> str | None:
+    """Parameter `name` of a raw Content-Disposition or Content-Type value, RFC 2231 decoded
+    with the same charset supersets as everything else. The compat32 `Message` reads it: it
+    joins an RFC 2231 value's pieces before decoding them, which the default policy does not."""
+    if not raw:
+        return None
+    holder = Message()
+    holder["Content-Disposition"] = raw_header_text(raw)
+    value = holder.get_param(name, header="content-disposition")
+    if isinstance(value, tuple):  # RFC 2231: (charset, language, the bytes as latin-1 text)
+        charset, _, text = value
+        return decode_bytes(str(text).encode("latin-1", errors="replace"), charset)
+    return email.utils.unquote(value) if isinstance(value, str) else None
 
 
 def _made_up_name(number: int, content_type: str) -> str:
     if content_type in ("message/rfc822", "message/global"):
         return f"part-{number}.eml"
-    return f"part-{number}{mimetypes.guess_extension(content_type) or '.bin'}"
+    known = mimetypes.guess_extension(content_type)
+    return f"part-{number}{known or ('.txt' if content_type.startswith('text/') else '.bin')}"
 
 
 def _delivery_status(part: Message) -> Iterator[Mapping[str, str]]:

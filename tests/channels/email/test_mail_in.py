@@ -220,7 +220,7 @@ async def test_auto_replies_and_list_mail_make_no_interaction(
 
 
 async def test_a_permanent_bounce_makes_no_interaction_and_marks_the_address_failing(
-    mailbox: Mailbox, connection: asyncpg.Connection
+    mailbox: Mailbox, connection: asyncpg.Connection, client: httpx.AsyncClient, admin: Headers
 ) -> None:
     assert (await mailbox.send(mail())).code == 250  # li.wei is a customer now
     bounce = (
@@ -241,10 +241,11 @@ async def test_a_permanent_bounce_makes_no_interaction_and_marks_the_address_fai
     kinds = [(m["kind"], m["interaction_id"]) for m in await messages_of(connection)]
     assert kinds[1] == ("bounce", None)
     assert len(await interactions_of(connection, "li.wei@customer.example")) == 1
-    failing = await connection.fetchval(
-        "SELECT failing_since FROM contact_points WHERE value = 'li.wei@customer.example'"
-    )
-    assert failing is not None
+    [interaction] = await interactions_of(connection, "li.wei@customer.example")
+    profile = await client.get(f"/v1/customers/{interaction['customer_id']}", headers=admin)
+    [address] = profile.json()["contact_points"]
+    assert address["value"] == "li.wei@customer.example"
+    assert address["failing_since"] is not None
 
 
 async def test_the_webhook_and_smtp_give_the_same_result(

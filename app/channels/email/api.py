@@ -87,10 +87,17 @@ async def delete_address(address_id: uuid.UUID, _: Admin, session: Session) -> N
 @router.post(
     "/inbound",
     summary="A raw RFC 5322 message from a mail provider's inbound webhook",
+    description="The body is the message as it came, byte for byte, whatever its Content-Type "
+    "says (providers send `message/rfc822`; the document names `application/octet-stream`, "
+    "which every client can send). Answered as the SMTP listener answers it: 413 over "
+    "CC_EMAIL_MAX_BYTES (its 552), 422 for a message that cannot be parsed or is for no "
+    "support address (its 554, 550), else what it became.",
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
         }
     },
 )

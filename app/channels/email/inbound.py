@@ -129,6 +129,7 @@ class MailIn:
     async def take(self, raw: bytes, *, envelope_to: Iterable[str] = ()) -> Taken:
         """The message taken (stored, committed) or `Refused`. `envelope_to`: the SMTP
         envelope's recipients (the webhook has none: the message's To and Cc say)."""
+        envelope = list(envelope_to)
         if len(raw) > self.max_bytes:
             raise Refused(552, f"message too large: the limit is {self.max_bytes} bytes")
         try:
@@ -136,12 +137,13 @@ class MailIn:
         except Unparseable as error:
             raise Refused(554, f"message cannot be parsed: {error}") from error
         addresses = await self.support_addresses()
-        queue_id = _queue_of([*envelope_to, *mail.recipients], addresses)
+        queue_id = _queue_of([*envelope, *mail.recipients], addresses)
         if queue_id is None:
             raise Refused(550, "the message is not addressed to a support address")
         if mail.sender is None or email_contacts.normalized(mail.sender) is None:
             raise Refused(554, "the message has no sender address (From) to answer")
-        return await self._take(mail, queue_id, reply_token_of(mail, tuple(addresses)))
+        token = _envelope_token(envelope, addresses) or reply_token_of(mail, tuple(addresses))
+        return await self._take(mail, queue_id, token)
 
     async def _take(self, mail: ParsedMail, queue_id: uuid.UUID, token: str | None) -> Taken:
         assert mail.sender is not None
@@ -229,6 +231,15 @@ def _queue_of(recipients: Iterable[str], addresses: Mapping[str, uuid.UUID]) -> 
         queue_id = addresses.get(base_address(recipient)[0])
         if queue_id is not None:
             return queue_id
+    return None
+
+
+def _envelope_token(envelope_to: Iterable[str], addresses: Mapping[str, uuid.UUID]) -> str | None:
+    """The reply token of a plus address the envelope names (a Bcc the headers do not)."""
+    for recipient in envelope_to:
+        base, token = base_address(recipient)
+        if token and base in addresses:
+            return token
     return None
 
 

@@ -38,10 +38,12 @@ def settings() -> Settings:
 
 @dataclass(frozen=True)
 class Delivery:
-    """What the listener answered to a message: its reply code and text."""
+    """What the listener answered to a message: its reply code and text, and the command
+    that had that answer (MAIL, RCPT, or DATA once all went through)."""
 
     code: int
     text: str
+    stage: str = "DATA"
 
 
 @dataclass(frozen=True)
@@ -65,11 +67,11 @@ class Mailbox:
             smtp.ehlo()
             code, text = smtp.mail(sender or "someone@elsewhere.example")
             if code != 250:
-                return Delivery(code, text.decode())
+                return Delivery(code, text.decode(), "MAIL")
             for recipient in to:
                 code, text = smtp.rcpt(recipient)
                 if code != 250:
-                    return Delivery(code, text.decode())
+                    return Delivery(code, text.decode(), "RCPT")
             code, text = smtp.data(raw)
             return Delivery(code, text.decode())
 

@@ -110,6 +110,38 @@ async def test_a_reply_threads_by_its_references_and_by_its_token(
     assert [e["payload"]["message_id"] for e in events] == [str(m["id"]) for m in stored[1:]]
 
 
+async def test_a_reply_to_a_thread_an_agent_holds_reaches_that_agents_desk(
+    app: FastAPI,
+    mailbox: Mailbox,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    connection: asyncpg.Connection,
+) -> None:
+    agent = {"username": "mei", "display_name": "Mei"}
+    made = await client.post("/v1/agents", json=agent, headers=admin)
+    assert made.status_code == 201, made.text
+    mei = made.json()["id"]
+    assert (await mailbox.send(mail(message_id="<first@customer.example>"))).code == 250
+    [interaction] = await interactions_of(connection, "li.wei@customer.example")
+    await connection.execute(
+        "UPDATE interactions SET state = 'assigned', agent_id = $2::text::uuid,"
+        " assigned_at = now() WHERE id = $1",
+        interaction["id"],
+        mei,
+    )
+    desk = app.state.hub.subscribe_agent(mei)
+    try:
+        reply = mail("Any news?", In_Reply_To="<first@customer.example>")
+        assert (await mailbox.send(reply)).code == 250
+        async with asyncio.timeout(10):
+            heard = await desk.queue.get()
+    finally:
+        app.state.hub.unsubscribe(desk)
+    [_, message] = await messages_of(connection)
+    assert (heard.kind, heard.subject_id) == ("interaction.message", str(interaction["id"]))
+    assert heard.payload["message_id"] == str(message["id"])
+
+
 async def test_a_reply_from_another_address_does_not_thread(
     mailbox: Mailbox, connection: asyncpg.Connection
 ) -> None:

@@ -49,6 +49,7 @@ _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 _UNSAFE_IN_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 _LONGEST_FILENAME = 255
 _MB = 1024 * 1024
+_WHOLE_PARTS = frozenset({"message/delivery-status", "message/rfc822", "message/global"})
 
 
 class Unparseable(ValueError):
@@ -70,7 +71,6 @@ class ParsedMail:
     references: tuple[str, ...]
     sender: str | None  # From's address, lower-cased
     sender_name: str
-    reply_to: str | None  # Reply-To's address, lower-cased: where a web form's customer is
     recipients: tuple[str, ...]  # To and Cc addresses, lower-cased
     subject: str
     date: datetime | None  # aware; None when missing or broken
@@ -84,6 +84,7 @@ class ParsedMail:
     # RFC 3464 delivery-status blocks (per-message first, then one per recipient), names
     # lower-cased: what classify.bounce_of reads.
     delivery_status: tuple[Mapping[str, str], ...] = ()
+    reply_to: str | None = None  # Reply-To's address, lower-cased: where a web form's customer is
 
 
 def parse(raw: bytes, *, max_attachment_bytes: int) -> ParsedMail:
@@ -119,6 +120,8 @@ def _message_of(raw: bytes) -> Message:
         raise Unparseable("the message is empty")
     try:
         message = email.message_from_bytes(raw, policy=email.policy.default)
+    except RecursionError as error:
+        raise Unparseable("MIME parts nested too deeply to read") from error
     except Exception as error:  # the parser is lenient; this is only a last guard
         raise Unparseable(f"not an email message ({type(error).__name__})") from error
     names = {name.lower() for name, _ in _raw_items(message)}
@@ -243,19 +246,19 @@ class _Body:
             self.attachments.append(Attachment(name, content_type, len(data), data))
 
 
-def _leaves(part: Message) -> Iterator[Message]:
-    """The parts that hold content; a delivery-status part (the parser reads its blocks as
-    sub-messages) and an attached message (message/rfc822: a forward, a bounce's original)
-    each count as one."""
-    content_type = part.get_content_type()
-    if content_type in ("message/delivery-status", "message/rfc822", "message/global"):
-        yield part
-    elif part.is_multipart():
-        for sub in part.get_payload():
-            if isinstance(sub, Message):
-                yield from _leaves(sub)
-    else:
-        yield part
+def _leaves(message: Message) -> Iterator[Message]:
+    """The parts that hold content, in order; a delivery-status part (the parser reads its
+    blocks as sub-messages) and an attached message (message/rfc822: a forward, a bounce's
+    original) each count as one. A loop, not recursion: nesting depth is the sender's choice."""
+    stack = [message]
+    while stack:
+        part = stack.pop()
+        if part.get_content_type() in _WHOLE_PARTS or not part.is_multipart():
+            yield part
+        else:
+            subparts = part.get_payload()
+            if isinstance(subparts, list):
+                stack.extend(sub for sub in reversed(subparts) if isinstance(sub, Message))
 
 
 def _payload(part: Message) -> bytes:

@@ -167,6 +167,23 @@ def test_empty_or_headerless_bytes_are_unparseable(raw: bytes) -> None:
         parse(raw, max_attachment_bytes=BUDGET)
 
 
+def nested(depth: int) -> bytes:
+    """A message whose text sits `depth` multiparts deep."""
+    raw = b'From: a@example.com\r\nContent-Type: multipart/mixed; boundary="b0"\r\n\r\n'
+    for level in range(1, depth):
+        raw += b'--b%d\r\nContent-Type: multipart/mixed; boundary="b%d"\r\n\r\n' % (
+            level - 1,
+            level,
+        )
+    return raw + b"--b%d\r\nContent-Type: text/plain\r\n\r\ndeep\r\n" % (depth - 1)
+
+
+def test_deep_nesting_is_read_or_refused_with_a_reason_never_a_crash() -> None:
+    assert parse(nested(300), max_attachment_bytes=BUDGET).text == "deep"
+    with pytest.raises(Unparseable, match="nested too deeply"):
+        parse(nested(5000), max_attachment_bytes=BUDGET)
+
+
 def test_raw_8_bit_headers_are_read_as_utf_8_or_else_gb18030() -> None:
     """As Chinese clients send them, without encoded words: RFC 6532's UTF-8, or GBK."""
     raw = b"From: " + "张三".encode() + b" <x@example.com>\r\nSubject: "

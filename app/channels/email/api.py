@@ -92,6 +92,13 @@ async def delete_address(address_id: uuid.UUID, _: Admin, session: Session) -> N
     "which every client can send). Answered as the SMTP listener answers it: 413 over "
     "CC_EMAIL_MAX_BYTES (its 552), 422 for a message that cannot be parsed or is for no "
     "support address (its 554, 550), else what it became.",
+    responses={
+        413: {"description": "The message is over CC_EMAIL_MAX_BYTES (SMTP's 552)"},
+        422: {
+            "description": "The message cannot be parsed, has no sender, or is for no support "
+            "address (SMTP's 554, 550)"
+        },
+    },
     openapi_extra={
         "requestBody": {
             "required": True,

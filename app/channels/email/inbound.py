@@ -53,6 +53,7 @@ NOT_WORK = frozenset({MailKind.auto_reply, MailKind.bounce, MailKind.list_mail})
 SUPPORT_ADDRESSES = "SELECT address, queue_id FROM email_addresses"
 SUMMARY_LIMIT = 20_000  # InteractionCreate's summary
 SUBJECT_LIMIT = 500  # and its subject
+SENDER_LIMIT = 320  # and its contact's value (a contact point's column)
 
 
 class Refused(Exception):
@@ -140,7 +141,7 @@ class MailIn:
         queue_id = _queue_of([*envelope, *mail.recipients], addresses)
         if queue_id is None:
             raise Refused(550, "the message is not addressed to a support address")
-        if mail.sender is None or email_contacts.normalized(mail.sender) is None:
+        if not _answerable(mail.sender):
             raise Refused(554, "the message has no sender address (From) to answer")
         token = _envelope_token(envelope, addresses) or reply_token_of(mail, tuple(addresses))
         return await self._take(mail, queue_id, token)
@@ -210,7 +211,7 @@ class MailIn:
             channel=Channel.email,
             queue=str(queue_id),
             contact=ContactIn(kind=ContactKind.email, value=mail.sender),
-            customer_name=_clean(mail.sender_name)[:200] or None,
+            customer_name=_clean(mail.sender_name).strip()[:200].strip() or None,
             external_ref=key,
             subject=_clean(mail.subject)[:SUBJECT_LIMIT],
             summary=_clean(mail.text)[:SUMMARY_LIMIT],
@@ -241,6 +242,15 @@ def _envelope_token(envelope_to: Iterable[str], addresses: Mapping[str, uuid.UUI
         if token and base in addresses:
             return token
     return None
+
+
+def _answerable(sender: str | None) -> bool:
+    """Whether the sender is an address a customer's contact point can hold."""
+    return (
+        sender is not None
+        and len(sender) <= SENDER_LIMIT
+        and email_contacts.normalized(sender) is not None
+    )
 
 
 def _message(mail: ParsedMail, kind: MailKind, key: str) -> messages.NewMessage:

@@ -341,3 +341,21 @@ async def test_the_demo_takes_mail_for_support_at_example_com_into_its_general_q
     assert delivered.code == 250, delivered
     [interaction] = await interactions_of(connection, email)
     assert interaction["queue_id"] == general
+
+
+async def test_a_sender_without_a_name_is_taken_and_one_without_an_address_refused(
+    mailbox: Mailbox, connection: asyncpg.Connection
+) -> None:
+    nameless = await mailbox.send(mail(sender='"   " <li.wei@customer.example>'))
+    assert nameless.code == 250, nameless
+    [interaction] = await interactions_of(connection, "li.wei@customer.example")
+    name = await connection.fetchval(
+        "SELECT name FROM customers WHERE id = $1", interaction["customer_id"]
+    )
+    assert "li.wei@customer.example" in name
+
+    no_sender = mail()
+    del no_sender["From"]
+    refused = await mailbox.send(no_sender)
+    assert refused.code == 554, refused
+    assert len(await messages_of(connection)) == 1

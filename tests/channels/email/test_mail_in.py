@@ -167,7 +167,7 @@ async def test_a_reply_from_another_address_does_not_thread(
 
 
 async def test_a_reply_to_a_completed_thread_opens_a_new_interaction_linked_to_it(
-    mailbox: Mailbox, connection: asyncpg.Connection
+    mailbox: Mailbox, connection: asyncpg.Connection, client: httpx.AsyncClient, admin: Headers
 ) -> None:
     assert (await mailbox.send(mail(message_id="<first@customer.example>"))).code == 250
     [first] = await interactions_of(connection, "li.wei@customer.example")
@@ -181,6 +181,8 @@ async def test_a_reply_to_a_completed_thread_opens_a_new_interaction_linked_to_i
     assert was["state"] == "completed"
     assert now["linked_to"] == first["id"]
     assert now["state"] == "queued"
+    shown = await client.get(f"/v1/interactions/{now['id']}", headers=admin)
+    assert shown.json()["linked_to"] == str(first["id"])
     # A later reply to the first message joins the thread's newest interaction.
     again = mail("Hello?", References="<first@customer.example>")
     assert (await mailbox.send(again)).code == 250

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.channels.email.listener import SmtpListener
 from app.core.db import unit_of_work
 from app.core.settings import Settings
 from app.demo import CUSTOMERS, load_demo
@@ -361,3 +362,17 @@ async def test_a_sender_without_a_name_is_taken_and_one_without_an_address_refus
     refused = await mailbox.send(no_sender)
     assert refused.code == 554, refused
     assert len(await messages_of(connection)) == 1
+
+
+async def test_a_second_listener_shares_the_port_as_another_worker_would(
+    app: FastAPI, mailbox: Mailbox, connection: asyncpg.Connection
+) -> None:
+    second = SmtpListener(app.state.mail_in, host="127.0.0.1", port=mailbox.port)
+    await second.start()  # SO_REUSEPORT: no "address already in use"
+    try:
+        assert second.port == mailbox.port
+        for number in range(4):
+            assert (await mailbox.send(mail(f"Message {number}"))).code == 250
+    finally:
+        await second.stop()
+    assert len(await messages_of(connection)) == 4

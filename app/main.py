@@ -26,7 +26,7 @@ from app.core.db import create_engine, create_sessionmaker, database_answers
 from app.core.errors import document_error_bodies, install_error_handlers
 from app.core.hub import EventHub
 from app.core.lease import ReplicaLease
-from app.core.logging import RequestIdMiddleware, configure_logging
+from app.core.logging import RequestIdMiddleware, configure_logging, get_logger
 from app.core.senders import HttpSender, Sender, Senders
 from app.core.settings import Settings, get_settings
 from app.customers.api import router as customers_router
@@ -53,6 +53,8 @@ from app.routing.presence import Presence
 from app.skills.api import router as skills_router
 from app.supervisor.api import router as supervisor_router
 from app.supervisor.outbox import router as outbox_router
+
+log = get_logger(__name__)
 
 DESCRIPTION = """
 A contact-center backend: voice, email and chat in one queue, skill- and tier-based routing,
@@ -146,6 +148,20 @@ def outbox_senders(settings: Settings) -> Senders:
     return Senders(senders)
 
 
+async def _listening(listener: SmtpListener, settings: Settings) -> bool:
+    """Start the SMTP listener. A port asked for (CC_SMTP_PORT) that cannot be bound stops
+    the service; development's default one, taken by another program, only leaves it without
+    a listener, said in the log."""
+    try:
+        await listener.start()
+    except OSError as error:
+        if settings.smtp_port is not None:
+            raise
+        log.warning("email.smtp_not_listening", port=settings.smtp_listener_port, error=str(error))
+        return False
+    return True
+
+
 def create_app(settings: Settings, database_url: str) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -212,8 +228,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         presence.start()
         await courier.start()
         bridge.start()
-        if listener is not None:
-            await listener.start()
+        if listener is not None and not await _listening(listener, settings):
+            listener = app.state.smtp_listener = None
         try:
             yield
         finally:

@@ -5,6 +5,7 @@ has answered: a 250 comes only after the message is stored (committed)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from typing import Any
 
@@ -17,6 +18,7 @@ from app.channels.email.listener import SmtpListener
 from app.core.db import unit_of_work
 from app.core.settings import Settings
 from app.demo import CUSTOMERS, load_demo
+from app.main import create_app
 from tests.channels.email.conftest import MAX_BYTES, Mailbox, mail
 from tests.support import present_desk
 
@@ -376,3 +378,31 @@ async def test_a_second_listener_shares_the_port_as_another_worker_would(
     finally:
         await second.stop()
     assert len(await messages_of(connection)) == 4
+
+
+class _DefaultPortTaken(Settings):
+    """Development's default port, played by one a test holds."""
+
+    taken: int = 0
+
+    @property
+    def smtp_listener_port(self) -> int | None:
+        return self.taken
+
+
+async def test_a_port_taken_stops_the_service_only_when_it_was_asked_for(
+    settings: Settings, database_url: str
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        asked = settings.model_copy(update={"smtp_port": port})
+        app = create_app(asked, database_url)
+        with pytest.raises(OSError, match="in use"):
+            async with app.router.lifespan_context(app):
+                pass
+        defaulted = _DefaultPortTaken(**{**settings.model_dump(), "smtp_port": None, "taken": port})
+        app = create_app(defaulted, database_url)
+        async with app.router.lifespan_context(app):
+            assert app.state.smtp_listener is None

@@ -22,8 +22,8 @@ from app.interactions.models import MessageDirection
 INSERT = """
     INSERT INTO interaction_messages (
         id, interaction_id, direction, kind, channel_message_id, dedupe_key, sender,
-        sender_name, subject, text, quoted, from_html, dropped, received_at
-    ) VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::jsonb, $13)
+        sender_name, subject, text, quoted, from_html, dropped, received_at, mentions
+    ) VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::jsonb, $13, $14)
     ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING id
 """
@@ -56,6 +56,16 @@ THREAD = """
     SELECT i.id, i.state, i.agent_id FROM named JOIN interactions i ON i.id = named.id
     ORDER BY named.created_at DESC LIMIT 1
 """
+# The interaction a message names that is not its sender's thread (whoever's it is): the
+# newest of those whose messages it names or whose token it carries.
+MENTIONED = """
+    SELECT i.id FROM interactions i
+    WHERE i.reply_token = $2 OR EXISTS (
+        SELECT FROM interaction_messages m
+        WHERE m.interaction_id = i.id AND m.channel_message_id = ANY($1::text[])
+    )
+    ORDER BY i.created_at DESC LIMIT 1
+"""
 # A thread's token, given once, and the thread a new interaction continues.
 SET_THREAD = """
     UPDATE interactions SET reply_token = coalesce(reply_token, $2),
@@ -87,6 +97,7 @@ class NewMessage:
     from_html: bool
     received_at: datetime
     dropped: Sequence[str] = ()
+    mentions: uuid.UUID | None = None
     attachments: Sequence[NewAttachment] = field(default_factory=tuple)
     direction: MessageDirection = MessageDirection.inbound
 
@@ -130,6 +141,7 @@ async def store(connection: asyncpg.Connection, message: NewMessage) -> Stored:
         message.from_html,
         json.dumps([_clean(reason) for reason in message.dropped]),
         message.received_at,
+        message.mentions,
     )
     if inserted is None:
         earlier = await connection.fetchrow(EARLIER, message.dedupe_key)
@@ -169,6 +181,17 @@ async def thread_of(
         return None
     row = await connection.fetchrow(THREAD, list(named), reply_token, customer_id)
     return None if row is None else Thread(row["id"], row["state"], row["agent_id"])
+
+
+async def mentioned(
+    connection: asyncpg.Connection, *, named: Sequence[str], reply_token: str | None
+) -> uuid.UUID | None:
+    """The interaction a message names (by Message-IDs or token), whoever's it is: for one
+    that joins no thread of its sender's, so the agent sees what it mentions."""
+    if not named and reply_token is None:
+        return None
+    found: uuid.UUID | None = await connection.fetchval(MENTIONED, list(named), reply_token)
+    return found
 
 
 async def set_thread(

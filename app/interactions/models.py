@@ -199,6 +199,11 @@ class InteractionMessage(UUIDPrimaryKey, Base):
     text: Mapped[str] = mapped_column(Text, default="", server_default="")
     quoted: Mapped[str] = mapped_column(Text, default="", server_default="")
     from_html: Mapped[bool] = mapped_column(default=False, server_default="false")
+    # Another customer's interaction this message names (a forward, a reply from another
+    # address): it does not join that thread, but the agent sees that it mentions it.
+    mentions: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="SET NULL")
+    )
     # What was not kept (an attachment over the size limit...) and why, shown to the agent.
     dropped: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
     received_at: Mapped[datetime] = mapped_column(default=utcnow)

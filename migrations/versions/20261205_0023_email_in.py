@@ -89,8 +89,15 @@ def upgrade() -> None:
         sa.Column(
             "dropped", postgresql.JSONB(astext_type=sa.Text()), server_default="[]", nullable=False
         ),
+        sa.Column("mentions", sa.Uuid(), nullable=True),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["mentions"],
+            ["interactions.id"],
+            name=op.f("fk_interaction_messages_mentions_interactions"),
+            ondelete="SET NULL",
+        ),
         sa.ForeignKeyConstraint(
             ["interaction_id"],
             ["interactions.id"],

@@ -151,14 +151,18 @@ class MailIn:
         key = dedupe_key(mail)
         async with pg.transaction(self._pool) as connection:
             customer_id = await email_contacts.customer_writing_from(connection, mail.sender)
+            named = [i for i in (mail.in_reply_to, *mail.references) if i]
             thread = None
             if customer_id is not None:
-                named = [i for i in (mail.in_reply_to, *mail.references) if i]
                 thread = await messages.thread_of(
                     connection, named=named, reply_token=token, customer_id=customer_id
                 )
+            # A thread it names that is not its sender's: it joins none, but says so.
+            mentions = None
+            if thread is None:
+                mentions = await messages.mentioned(connection, named=named, reply_token=token)
             kind = classify(mail, thread_found=thread is not None)
-            stored = await messages.store(connection, _message(mail, kind, key))
+            stored = await messages.store(connection, _message(mail, kind, key, mentions))
             if stored.created and kind is MailKind.bounce:
                 await _mark_bounce(connection, mail)
         kind = MailKind(stored.kind)
@@ -253,7 +257,9 @@ def _answerable(sender: str | None) -> bool:
     )
 
 
-def _message(mail: ParsedMail, kind: MailKind, key: str) -> messages.NewMessage:
+def _message(
+    mail: ParsedMail, kind: MailKind, key: str, mentions: uuid.UUID | None
+) -> messages.NewMessage:
     return messages.NewMessage(
         kind=kind.value,
         dedupe_key=key,
@@ -266,6 +272,7 @@ def _message(mail: ParsedMail, kind: MailKind, key: str) -> messages.NewMessage:
         from_html=mail.from_html,
         received_at=pg.now(),
         dropped=mail.dropped,
+        mentions=mentions,
         attachments=tuple(
             messages.NewAttachment(a.filename, a.content_type, a.data) for a in mail.attachments
         ),

@@ -165,8 +165,10 @@ async def test_a_reply_from_another_address_does_not_thread(
     [_, other] = await interactions_of(connection, "someone@else.example")
     assert other["customer_id"] != theirs["customer_id"]
     assert other["linked_to"] is None
-    kinds = [m["kind"] for m in await messages_of(connection)]
-    assert kinds == ["new_thread", "new_thread", "new_thread"]
+    stored = await messages_of(connection)
+    assert [m["kind"] for m in stored] == ["new_thread", "new_thread", "new_thread"]
+    # It joins no thread of Li's, but shows it mentions one.
+    assert [m["mentions"] for m in stored] == [None, None, theirs["id"]]
 
 
 async def test_a_reply_to_a_completed_thread_opens_a_new_interaction_linked_to_it(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,6 +12,7 @@ from app.agents.schemas import AgentCreate, Capacity
 from app.auth import service as users
 from app.auth.models import Role
 from app.auth.schemas import UserCreate
+from app.channels.email.models import EmailAddress
 from app.core.events import SYSTEM_ACTOR
 from app.core.logging import get_logger
 from app.core.settings import Settings
@@ -117,8 +119,14 @@ async def load_demo(session: AsyncSession, settings: Settings) -> dict[str, str]
         )
         _, generated = await agents.create_agent(session, body, actor=SYSTEM_ACTOR)
         passwords[username] = generated or ""
-    await _load_queues(session)
+    general = await _load_queues(session)
     await _load_flow(session)
+    # Mail to the demo's support address goes to the general queue (docs/channels.md).
+    session.add(
+        EmailAddress(
+            address="support@example.com", queue_id=general, display_name="Example support"
+        )
+    )
     for name, tier, stage, value, language, phone, email in CUSTOMERS:
         customer = CustomerCreate(
             name=name,
@@ -134,7 +142,8 @@ async def load_demo(session: AsyncSession, settings: Settings) -> dict[str, str]
     return passwords
 
 
-async def _load_queues(session: AsyncSession) -> None:
+async def _load_queues(session: AsyncSession) -> uuid.UUID:
+    """The demo's queues; returns the general one's id."""
     office = BusinessHours(
         timezone="Asia/Shanghai",
         weekly={
@@ -142,6 +151,7 @@ async def _load_queues(session: AsyncSession) -> None:
             for day in WEEKDAYS[:5]
         },
     )
+    made = []
     for body in (
         QueueCreate(
             name="general",
@@ -167,7 +177,8 @@ async def _load_queues(session: AsyncSession) -> None:
             required_skills=[SkillLevel(skill="vip", level=3)],
         ),
     ):
-        await queues.create_queue(session, body, actor=SYSTEM_ACTOR)
+        made.append(await queues.create_queue(session, body, actor=SYSTEM_ACTOR))
+    return made[0].id
 
 
 async def _load_flow(session: AsyncSession) -> None:

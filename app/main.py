@@ -16,6 +16,9 @@ from pydantic import BaseModel
 from app.agents.api import router as agents_router
 from app.auth.api import router as auth_router
 from app.auth.login_limits import LoginLimits
+from app.channels.email.api import router as email_router
+from app.channels.email.inbound import MailIn
+from app.channels.email.listener import SmtpListener
 from app.core import pg, security
 from app.core.collector import tune_for_serving
 from app.core.courier import OutboxCourier
@@ -23,7 +26,7 @@ from app.core.db import create_engine, create_sessionmaker, database_answers
 from app.core.errors import document_error_bodies, install_error_handlers
 from app.core.hub import EventHub
 from app.core.lease import ReplicaLease
-from app.core.logging import RequestIdMiddleware, configure_logging
+from app.core.logging import RequestIdMiddleware, configure_logging, get_logger
 from app.core.senders import HttpSender, Sender, Senders
 from app.core.settings import Settings, get_settings
 from app.core.smtp_sender import SmtpSender
@@ -51,6 +54,8 @@ from app.routing.presence import Presence
 from app.skills.api import router as skills_router
 from app.supervisor.api import router as supervisor_router
 from app.supervisor.outbox import router as outbox_router
+
+log = get_logger(__name__)
 
 DESCRIPTION = """
 A contact-center backend: voice, email and chat in one queue, skill- and tier-based routing,
@@ -164,6 +169,20 @@ def smtp_sender(settings: Settings, host: str) -> SmtpSender:
     )
 
 
+async def _listening(listener: SmtpListener, settings: Settings) -> bool:
+    """Start the SMTP listener. A port asked for (CC_SMTP_PORT) that cannot be bound stops
+    the service; development's default one, taken by another program, only leaves it without
+    a listener, said in the log."""
+    try:
+        await listener.start()
+    except OSError as error:
+        if settings.smtp_port is not None:
+            raise
+        log.warning("email.smtp_not_listening", port=settings.smtp_listener_port, error=str(error))
+        return False
+    return True
+
+
 def create_app(settings: Settings, database_url: str) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -200,6 +219,16 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             hub=hub,
             router=Arrivals(matcher, writer),
         )
+        # Mail in, by SMTP (when the settings give the listener a port) and by the webhook.
+        app.state.mail_in = mail_in = MailIn(
+            pool=app.state.pg, intake=app.state.intake, settings=settings
+        )
+        smtp_port = settings.smtp_listener_port
+        app.state.smtp_listener = listener = (
+            None
+            if smtp_port is None
+            else SmtpListener(mail_in, host=settings.smtp_host or settings.host, port=smtp_port)
+        )
         # What the center sends out, sent from here once its commit wakes this courier.
         app.state.outbox = courier = OutboxCourier.from_settings(
             database_url, outbox_senders(settings), settings
@@ -220,9 +249,13 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         presence.start()
         await courier.start()
         bridge.start()
+        if listener is not None and not await _listening(listener, settings):
+            listener = app.state.smtp_listener = None
         try:
             yield
         finally:
+            if listener is not None:
+                await listener.stop()
             await bridge.stop()
             await courier.stop()
             await presence.stop()
@@ -263,6 +296,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         twilio_webhooks_router,
         voice_events_router,
         call_records_router,
+        email_router,
         supervisor_router,
         outbox_router,
     ):

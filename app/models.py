@@ -2,12 +2,13 @@
 
 from app.agents.models import Agent, AgentPresence, AgentSkill
 from app.auth.models import AccessToken, GatewayKey, LoginFailure, SocketTicket, User
+from app.channels.email.models import EmailAddress
 from app.core.events import Event
 from app.core.lease import Replica
 from app.core.models import Base
 from app.core.outbox import OutboxMessage
 from app.customers.models import ContactPoint, Customer
-from app.interactions.models import Interaction, Offer
+from app.interactions.models import Interaction, InteractionMessage, MessageAttachment, Offer
 from app.ivr.models import Call, IvrFlow, IvrFlowVersion, IvrNumber
 from app.queues.models import Queue, QueueSkill
 from app.skills.models import Skill
@@ -22,13 +23,16 @@ __all__ = [
     "Call",
     "ContactPoint",
     "Customer",
+    "EmailAddress",
     "Event",
     "GatewayKey",
     "Interaction",
+    "InteractionMessage",
     "IvrFlow",
     "IvrFlowVersion",
     "IvrNumber",
     "LoginFailure",
+    "MessageAttachment",
     "Offer",
     "OutboxMessage",
     "Queue",

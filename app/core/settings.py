@@ -137,6 +137,14 @@ class Settings(BaseSettings):
     # Each step of the conversation (connect, each command); CC_OUTBOX_SEND_TIMEOUT_SECONDS
     # bounds the whole attempt.
     smtp_relay_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Email in (docs/channels.md). The SMTP listener's port: unset, 2525 in development (the
+    # demo's), and no listener in production or the tests unless set (port 25 needs root: a
+    # relay or a port forward brings a domain's MX to it). Every server process binds it with
+    # SO_REUSEPORT. Its address: unset, CC_HOST's.
+    smtp_port: int | None = Field(default=None, ge=0, le=65535)  # 0: any free port (tests)
+    smtp_host: str | None = None
+    # A message larger than this is refused (552 at SMTP, 413 at the inbound webhook).
+    email_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024)
 
     @field_validator("database_url")
     @classmethod
@@ -234,6 +242,14 @@ class Settings(BaseSettings):
         if self.load_demo is None:
             return self.environment != "production"
         return self.load_demo
+
+    @property
+    def smtp_listener_port(self) -> int | None:
+        """The port mail comes in on, or None for no listener: CC_SMTP_PORT, else 2525 in
+        development only (production says where it wants one; the tests start their own)."""
+        if self.smtp_port is not None:
+            return self.smtp_port
+        return 2525 if self.environment == "development" else None
 
 
 URL_FORM = "postgresql://user:password@host:5432/database"

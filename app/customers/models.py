@@ -75,5 +75,8 @@ class ContactPoint(UUIDPrimaryKey, Base):
     kind: Mapped[ContactKind] = mapped_column(_enum(ContactKind, "contact_kind"))
     value: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=func.now())
+    # Since when mail to this address bounces for good (a permanent bounce), shown to agents;
+    # null while it works.
+    failing_since: Mapped[datetime | None]
 
     customer: Mapped[Customer] = relationship(back_populates="contact_points", lazy="raise")

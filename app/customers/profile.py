@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -21,6 +22,8 @@ from app.customers.models import ContactKind, LifecycleStage, Tier
 class ContactPoint(BaseModel):
     kind: ContactKind
     value: str
+    # Since when mail to it bounces for good (an email address); null while it works.
+    failing_since: datetime | None = None
 
 
 class CustomerProfile(BaseModel):
@@ -39,7 +42,7 @@ COLUMNS = """
     c.lifecycle_stage AS profile_lifecycle_stage, c.value AS profile_value,
     c.language AS profile_language, c.notes AS profile_notes,
     ARRAY(
-        SELECT ROW(p.kind, p.value) FROM contact_points p
+        SELECT ROW(p.kind, p.value, p.failing_since) FROM contact_points p
         WHERE p.customer_id = c.id ORDER BY p.created_at
     ) AS profile_contact_points
 """
@@ -56,6 +59,7 @@ def from_row(row: Mapping[str, Any]) -> CustomerProfile:
         language=row["profile_language"],
         notes=row["profile_notes"],
         contact_points=[
-            ContactPoint(kind=kind, value=value) for kind, value in row["profile_contact_points"]
+            ContactPoint(kind=kind, value=value, failing_since=failing_since)
+            for kind, value, failing_since in row["profile_contact_points"]
         ],
     )

@@ -90,6 +90,8 @@ class ContactPointOut(BaseModel):
     id: uuid.UUID
     kind: ContactKind
     value: str
+    # Since when mail to it bounces for good (an email address); null while it works.
+    failing_since: datetime | None = None
 
 
 class CustomerOut(BaseModel):

@@ -45,7 +45,7 @@ REPLAY_LIMIT = 1000
 INTERACTION_COLUMNS = """
     id, channel, external_ref, queue_id, customer_id, priority, needs, subject, summary, state,
     agent_id, waiting_since, created_at, offered_at, assigned_at, wrap_up_at, ended_at,
-    disposition, notes, transferred_from, ivr, not_before
+    disposition, notes, transferred_from, ivr, not_before, linked_to
 """
 INTERACTION = "SELECT" + INTERACTION_COLUMNS + "FROM interactions WHERE id = $1"
 # Held work and pending offers oldest first, so a reconnecting desk always lists them alike.

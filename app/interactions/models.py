@@ -5,7 +5,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    Enum,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -108,6 +117,14 @@ class Interaction(UUIDPrimaryKey, Timestamps, Base):
     # Routing offers it no earlier than this (a voicemail's callback waits for its queue to
     # open); null, as for nearly every interaction: as soon as an agent is free.
     not_before: Mapped[datetime | None]
+    # The token a customer's reply carries (`support+<token>@`, or in the subject) to find its
+    # thread; null for an interaction of a channel that has no threads.
+    reply_token: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # The interaction this one continues: a reply to a completed email thread opens a new
+    # interaction (completed stays terminal) that points back at it.
+    linked_to: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="SET NULL")
+    )
 
 
 class Offer(UUIDPrimaryKey, Base):
@@ -144,3 +161,63 @@ class Offer(UUIDPrimaryKey, Base):
     # The lease of the replica whose desk the offer was written for (app/core/lease.py): no
     # offer lands for a desk whose replica's lease has lapsed, and this shows it afterwards.
     replica_id: Mapped[uuid.UUID | None]
+
+
+class MessageDirection(StrEnum):
+    inbound = "inbound"
+    outbound = "outbound"
+
+
+class InteractionMessage(UUIDPrimaryKey, Base):
+    """One message of an interaction (an email today): stored before the channel says it took
+    it, once however often it is delivered (`dedupe_key`). A message that makes no interaction
+    (an auto-reply, a bounce, list mail) is kept too, with no interaction and its `kind`."""
+
+    __tablename__ = "interaction_messages"
+    __table_args__ = (
+        # Threads are found by the Message-IDs a reply names (In-Reply-To, References).
+        Index("ix_interaction_messages_channel_message_id", "channel_message_id"),
+        Index("ix_interaction_messages_interaction", "interaction_id", "received_at"),
+    )
+
+    interaction_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE")
+    )
+    direction: Mapped[MessageDirection] = mapped_column(
+        _enum(MessageDirection, "message_direction")
+    )
+    # What the channel made of it: new_thread, reply, auto_reply, bounce, list_mail.
+    kind: Mapped[str] = mapped_column(String(16))
+    # The Message-ID (without <>), null when the message had none.
+    channel_message_id: Mapped[str | None] = mapped_column(String(998))
+    # Message-ID and sender, or sender and a hash of the content when there is no Message-ID
+    # (a sha256, hex): a retried delivery finds the first and changes nothing.
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    sender: Mapped[str | None] = mapped_column(String(320))
+    sender_name: Mapped[str] = mapped_column(Text, default="", server_default="")
+    subject: Mapped[str] = mapped_column(Text, default="", server_default="")
+    text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    quoted: Mapped[str] = mapped_column(Text, default="", server_default="")
+    from_html: Mapped[bool] = mapped_column(default=False, server_default="false")
+    # Another customer's interaction this message names (a forward, a reply from another
+    # address): it does not join that thread, but the agent sees that it mentions it.
+    mentions: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="SET NULL")
+    )
+    # What was not kept (an attachment over the size limit...) and why, shown to the agent.
+    dropped: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MessageAttachment(UUIDPrimaryKey, Base):
+    """A file that came with a message, kept in PostgreSQL and served only to staff signed in."""
+
+    __tablename__ = "message_attachments"
+
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("interaction_messages.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(Text, default="", server_default="")
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)

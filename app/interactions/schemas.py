@@ -150,6 +150,10 @@ class InteractionOut(BaseModel):
         description="Not offered before this moment (a voicemail's callback waits for its "
         "queue to open); null: as soon as an agent is free"
     )
+    linked_to: uuid.UUID | None = Field(
+        default=None,
+        description="The interaction this one continues (a reply to a completed email thread)",
+    )
 
 
 class InteractionReceived(InteractionOut):

@@ -317,6 +317,31 @@ async def _new_number(floor: Floor) -> Request:
     return f"/v1/ivr/numbers/+86105556{next(floor.names):04d}", {"flow_id": path.rsplit("/")[-1]}
 
 
+async def _new_support_address(floor: Floor) -> Request:
+    queue = await floor.made("/v1/queues", {"name": floor.name("mail")})
+    return "/v1/email/addresses", {
+        "address": f"{floor.name('help')}@example.com",
+        "queue_id": queue["id"],
+    }
+
+
+async def _fresh_support_address(floor: Floor) -> Request:
+    path, body = await _new_support_address(floor)
+    address = await floor.made(path, body)
+    return f"/v1/email/addresses/{address['id']}", {"display_name": "Help desk"}
+
+
+async def _a_mail(floor: Floor) -> Request:
+    """A new message from a customer, to a support address made for it."""
+    path, body = await _new_support_address(floor)
+    await floor.made(path, body)
+    mail = (
+        f"From: ada@customer.example\r\nTo: {body['address']}\r\nSubject: Hello\r\n"
+        f"Message-ID: <{floor.name('mail')}@customer.example>\r\n\r\nMy invoice is wrong.\r\n"
+    )
+    return "/v1/email/inbound", mail.encode()
+
+
 # What each endpoint of the table is asked, built anew for each caller.
 REQUESTS: dict[tuple[str, str], Build] = {
     ("GET", "/v1/auth/me"): _fixed("/v1/auth/me"),
@@ -396,6 +421,11 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("POST", "/v1/outbox/{message_id}/retry"): _a_dead_message_to_retry,
     ("POST", "/v1/desk/tickets"): _fixed("/v1/desk/tickets"),
     ("POST", "/v1/voice/events"): _a_call_starting,
+    ("GET", "/v1/email/addresses"): _fixed("/v1/email/addresses"),
+    ("POST", "/v1/email/addresses"): _new_support_address,
+    ("PATCH", "/v1/email/addresses/{address_id}"): _fresh_support_address,
+    ("DELETE", "/v1/email/addresses/{address_id}"): _fresh_support_address,
+    ("POST", "/v1/email/inbound"): _a_mail,
     ("GET", "/v1/voice/calls"): _fixed("/v1/voice/calls"),
     ("GET", "/v1/voice/calls/{call_id}"): _a_call_record,
 }
@@ -423,7 +453,9 @@ async def test_each_kind_of_caller_gets_what_the_table_says(
     answers = {}
     for caller in CALLERS:
         url, body = await REQUESTS[method, path](floor)
-        response = await floor.client.request(method, url, json=body, headers=floor.callers[caller])
+        # Bytes go as they are (a raw message to the inbound webhook), anything else as JSON.
+        sent = {"content": body} if isinstance(body, bytes) else {"json": body}
+        response = await floor.client.request(method, url, **sent, headers=floor.callers[caller])
         answers[caller] = response
     for caller, response in answers.items():
         expected = expected_status(row.cells[caller])

@@ -20,6 +20,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from app.agents.models import Agent
 from app.auth.models import GatewayKey, User
+from app.channels.email.models import EmailAddress
 from app.core.settings import Settings
 from app.customers.models import ContactPoint, Customer
 from app.desk.protocol import AgentAction
@@ -37,6 +38,8 @@ WRITES: dict[str, tuple[Any, ...]] = {
     "UserCreate": (User,),
     "UserUpdate": (User,),
     "GatewayKeyCreate": (GatewayKey,),
+    "EmailAddressCreate": (EmailAddress,),
+    "EmailAddressUpdate": (EmailAddress,),
     "AgentCreate": (User, Agent),
     "AgentUpdate": (User, Agent),
     "AgentStateChange": (Agent,),

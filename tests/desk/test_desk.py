@@ -27,7 +27,9 @@ async def test_an_offer_arrives_with_its_screen_pop_and_accepting_assigns_it(
 
     assert offer["interaction_id"] == call["id"]
     pop = offer["screen_pop"]
-    assert pop["customer"]["contact_points"] == [{"kind": "phone", "value": "+8613800138000"}]
+    assert pop["customer"]["contact_points"] == [
+        {"kind": "phone", "value": "+8613800138000", "failing_since": None}
+    ]
     assert pop["interaction"]["subject"] == "Invoice question"
     assert pop["routing"]["matched_skills"] == {"billing": 4}
     assert pop["open_complaints"] == []

@@ -1,2 +1,3 @@
-"""Email: mail in (parsed and classified: message.py, classify.py), replies out through the outbox
+"""Email: mail in (the listener, the inbound webhook, threading: inbound.py), parsing and
+classifying a message (pure: message.py, classify.py), replies out through the outbox
 (compose.py); docs/channels.md."""

@@ -17,6 +17,7 @@ from app.agents.api import router as agents_router
 from app.auth.api import router as auth_router
 from app.auth.login_limits import LoginLimits
 from app.channels.email.api import router as email_router
+from app.channels.email.replies_api import router as email_replies_router
 from app.channels.email.inbound import MailIn
 from app.channels.email.listener import SmtpListener
 from app.core import pg, security
@@ -297,6 +298,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         voice_events_router,
         call_records_router,
         email_router,
+        email_replies_router,
         supervisor_router,
         outbox_router,
     ):

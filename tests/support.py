@@ -290,14 +290,20 @@ async def present_desk(
 
 
 async def held_by(
-    app: FastAPI, client: httpx.AsyncClient, admin: Headers, agent: Headers, customer_id: str
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    agent: Headers,
+    customer_id: str,
+    *,
+    channel: str = "chat",
 ) -> str:
     """An interaction of the customer, raised by the admin in the queue `served` (made on first
     use), offered to the agent of `agent` as a pass writes an offer and accepted by routing's
     own accept, as the desk does: the agent holds it. Its id."""
     queue = await client.post("/v1/queues", json={"name": "served"}, headers=admin)
     assert queue.status_code in (201, 409), queue.text
-    body = {"channel": "chat", "queue": "served", "customer_id": customer_id}
+    body = {"channel": channel, "queue": "served", "customer_id": customer_id}
     raised = await client.post("/v1/interactions", json=body, headers=admin)
     assert raised.status_code == 201, raised.text
     interaction_id = uuid.UUID(raised.json()["id"])
@@ -313,13 +319,14 @@ async def held_by(
         )
         await connection.execute(
             "INSERT INTO offers (id, interaction_id, agent_id, channel, state, created_at,"
-            " deadline, reason, matched) VALUES ($1, $2, $3, 'chat', 'pending', $4, $5, 'test',"
+            " deadline, reason, matched) VALUES ($1, $2, $3, $6, 'pending', $4, $5, 'test',"
             " '{}')",
             offer_id,
             interaction_id,
             agent_id,
             moment,
             moment + timedelta(minutes=1),
+            channel,
         )
         await routing.accept_offer(
             connection, Events(), offer_id, agent_id=agent_id, actor=f"agent:{agent_id}"

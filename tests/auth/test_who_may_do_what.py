@@ -342,6 +342,51 @@ async def _a_mail(floor: Floor) -> Request:
     return "/v1/email/inbound", mail.encode()
 
 
+async def _an_email_held(floor: Floor) -> Request:
+    """An email from a new customer, held by the floor's agent, in a queue with an address to
+    answer from: a reply to send."""
+    address = f"{floor.name('bo')}@customer.example"
+    customer = await floor.made("/v1/customers", {"name": "Bo", "emails": [address]})
+    held = await held_by(
+        floor.app,
+        floor.client,
+        floor.admin,
+        floor.callers["agent"],
+        customer["id"],
+        channel="email",
+    )
+    queue = (await floor.client.get(f"/v1/interactions/{held}", headers=floor.admin)).json()
+    support = {"address": f"{floor.name('help')}@example.com", "queue_id": queue["queue_id"]}
+    await floor.made("/v1/email/addresses", support)
+    return f"/v1/interactions/{held}/replies", {"text": "Your invoice is corrected."}
+
+
+async def _messages_of_one_held(floor: Floor) -> Request:
+    return f"/v1/interactions/{await floor.held()}/messages", None
+
+
+async def _an_attachment_of_one_held(floor: Floor) -> Request:
+    """A message with an attachment, stored on an interaction the floor's agent holds."""
+    held = uuid.UUID(await floor.held())
+    message, attachment = uuid.uuid4(), uuid.uuid4()
+    async with floor.app.state.pg.acquire() as connection:
+        await connection.execute(
+            "INSERT INTO interaction_messages"
+            " (id, interaction_id, direction, kind, dedupe_key, received_at)"
+            " VALUES ($1, $2, 'inbound', 'new_thread', $3, now())",
+            message,
+            held,
+            floor.name("mail"),
+        )
+        await connection.execute(
+            "INSERT INTO message_attachments (id, message_id, filename, content_type, size, data)"
+            " VALUES ($1, $2, 'invoice.pdf', 'application/pdf', 3, 'pdf')",
+            attachment,
+            message,
+        )
+    return f"/v1/interactions/{held}/attachments/{attachment}", None
+
+
 # What each endpoint of the table is asked, built anew for each caller.
 REQUESTS: dict[tuple[str, str], Build] = {
     ("GET", "/v1/auth/me"): _fixed("/v1/auth/me"),
@@ -426,6 +471,11 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("PATCH", "/v1/email/addresses/{address_id}"): _fresh_support_address,
     ("DELETE", "/v1/email/addresses/{address_id}"): _fresh_support_address,
     ("POST", "/v1/email/inbound"): _a_mail,
+    ("POST", "/v1/interactions/{interaction_id}/replies"): _an_email_held,
+    ("GET", "/v1/interactions/{interaction_id}/messages"): _messages_of_one_held,
+    ("GET", "/v1/interactions/{interaction_id}/attachments/{attachment_id}"): (
+        _an_attachment_of_one_held
+    ),
     ("GET", "/v1/voice/calls"): _fixed("/v1/voice/calls"),
     ("GET", "/v1/voice/calls/{call_id}"): _a_call_record,
 }

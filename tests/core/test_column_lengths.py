@@ -24,7 +24,7 @@ from app.channels.email.models import EmailAddress
 from app.core.settings import Settings
 from app.customers.models import ContactPoint, Customer
 from app.desk.protocol import AgentAction
-from app.interactions.models import Interaction, Offer
+from app.interactions.models import Interaction, InteractionMessage, Offer
 from app.interactions.schemas import InteractionCreate
 from app.ivr.models import Call, IvrFlow
 from app.main import create_app
@@ -64,6 +64,7 @@ WRITES: dict[str, tuple[Any, ...]] = {
     "FlowUpdate": (IvrFlow,),
     "FlowVersionCreate": (),
     "NumberMapping": (),
+    "ReplyIn": (InteractionMessage,),
     # A generic gateway's call events (app/ivr/call_events.py): each names its call.
     "CallStarted": (Call,),
     "DigitsEntered": (Call,),

@@ -1,0 +1,204 @@
+"""An agent answers by mail: the reply goes out through the outbox to a real SMTP sink standing in
+for the relay, threads as mail clients thread, and the customer's answer to it comes back into
+the same interaction; attachments are downloaded only by those who may see the interaction."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import uuid
+from collections.abc import Iterator
+from email import policy
+from pathlib import Path
+from typing import Any, cast
+
+import asyncpg
+import httpx
+import pytest
+
+from app.core.settings import Settings
+from tests.channels.email.conftest import MAX_BYTES, Mailbox, mail
+from tests.channels.email.test_mail_in import interactions_of, messages_of
+from tests.core.smtp_sink import Sink, free_port
+from tests.support import login
+
+Headers = dict[str, str]
+CUSTOMER = "li.wei@customer.example"
+CORPUS = Path(__file__).parent / "corpus"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def relay() -> Iterator[Sink]:
+    with Sink.running(free_port()) as sink:
+        yield sink
+
+
+@pytest.fixture
+def settings(relay: Sink) -> Settings:
+    return Settings(
+        environment="test",
+        load_demo=False,
+        default_phone_region="CN",
+        password_hashing="fast",
+        smtp_port=0,
+        smtp_host="127.0.0.1",
+        email_max_bytes=MAX_BYTES,
+        smtp_relay_host="127.0.0.1",
+        smtp_relay_port=relay.port,
+        smtp_relay_starttls=False,
+    )
+
+
+async def agent_holding(
+    client: httpx.AsyncClient,
+    admin: Headers,
+    connection: asyncpg.Connection,
+    name: str,
+    interaction_id: uuid.UUID,
+) -> Headers:
+    """An agent, logged in, who holds the interaction (assigned as an accept leaves it)."""
+    body = {"username": name, "display_name": name.title(), "password": PASSWORD}
+    made = await client.post("/v1/agents", json=body, headers=admin)
+    assert made.status_code == 201, made.text
+    await connection.execute(
+        "UPDATE interactions SET state = 'assigned', agent_id = $2::text::uuid,"
+        " assigned_at = now() WHERE id = $1",
+        interaction_id,
+        made.json()["id"],
+    )
+    return await login(client, name, PASSWORD)
+
+
+async def first_interaction(connection: asyncpg.Connection, sender: str) -> uuid.UUID:
+    [interaction] = await interactions_of(connection, sender)
+    return cast(uuid.UUID, interaction["id"])
+
+
+async def test_a_reply_goes_out_threaded_and_the_customers_answer_comes_back_to_it(
+    mailbox: Mailbox,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    connection: asyncpg.Connection,
+    relay: Sink,
+) -> None:
+    assert (await mailbox.send(mail(message_id="<first@customer.example>"))).code == 250
+    interaction_id = await first_interaction(connection, CUSTOMER)
+    mei = await agent_holding(client, admin, connection, "mei", interaction_id)
+
+    sent = await client.post(
+        f"/v1/interactions/{interaction_id}/replies",
+        json={"text": "您好，发票已更正。Your invoice is corrected."},
+        headers=mei,
+    )
+
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["delivery"] == "pending"
+    [delivery] = await relay.until_delivered(CUSTOMER)
+    answer = email.message_from_bytes(delivery.content, policy=policy.default)
+    token = await connection.fetchval(
+        "SELECT reply_token FROM interactions WHERE id = $1", interaction_id
+    )
+    assert answer["In-Reply-To"] == "<first@customer.example>"
+    assert "<first@customer.example>" in answer["References"]
+    assert answer["Reply-To"].addresses[0].addr_spec == f"support+{token}@example.com"
+    assert answer["Subject"] == f"Re: Invoice 42 [#{token}]"
+    assert answer["Message-ID"] == f"<{sent.json()['channel_message_id']}>"
+    body = answer.get_body(preferencelist=("plain",))
+    assert body is not None
+    assert "您好，发票已更正。" in body.get_content()
+
+    async with asyncio.timeout(10):  # the outbox says what the relay did
+        while True:
+            listed = await client.get(f"/v1/interactions/{interaction_id}/messages", headers=mei)
+            outbound = [m for m in listed.json()["items"] if m["direction"] == "outbound"]
+            if outbound and outbound[0]["delivery"] == "sent":
+                break
+            await asyncio.sleep(0.05)
+
+    thanks = mail("Thanks!", In_Reply_To=str(answer["Message-ID"]), subject=answer["Subject"])
+    assert (await mailbox.send(thanks)).code == 250
+    messages = await messages_of(connection)
+    assert [m["interaction_id"] for m in messages] == [interaction_id] * 3
+    assert [m["direction"] for m in messages] == ["inbound", "outbound", "inbound"]
+
+
+async def test_a_refused_reply_is_shown_dead_with_the_relays_words(
+    mailbox: Mailbox,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    connection: asyncpg.Connection,
+    relay: Sink,
+) -> None:
+    assert (await mailbox.send(mail())).code == 250
+    interaction_id = await first_interaction(connection, CUSTOMER)
+    mei = await agent_holding(client, admin, connection, "mei", interaction_id)
+    relay.refuse_recipient(CUSTOMER, "550 5.1.1 <li.wei@customer.example>: no such user")
+
+    sent = await client.post(
+        f"/v1/interactions/{interaction_id}/replies", json={"text": "Hello"}, headers=mei
+    )
+
+    assert sent.status_code == 201, sent.text
+    async with asyncio.timeout(10):
+        while True:
+            listed = await client.get(f"/v1/interactions/{interaction_id}/messages", headers=mei)
+            [outbound] = [m for m in listed.json()["items"] if m["direction"] == "outbound"]
+            if outbound["delivery"] == "dead":
+                break
+            await asyncio.sleep(0.05)
+    assert "no such user" in outbound["delivery_error"]
+    assert outbound["text"] == "Hello"  # what the agent wrote is kept
+
+
+async def test_only_those_who_may_see_it_answer_it_and_only_while_it_is_held(
+    mailbox: Mailbox, client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
+) -> None:
+    assert (await mailbox.send(mail())).code == 250
+    interaction_id = await first_interaction(connection, CUSTOMER)
+    await agent_holding(client, admin, connection, "mei", interaction_id)
+    tom = await agent_holding(client, admin, connection, "tom", uuid.uuid4())  # holds nothing
+    await connection.execute(
+        "UPDATE interactions SET state = 'completed', ended_at = now() WHERE id = $1",
+        interaction_id,
+    )
+    path = f"/v1/interactions/{interaction_id}/replies"
+
+    not_his = await client.post(path, json={"text": "Hi"}, headers=tom)
+    over = await client.post(path, json={"text": "Hi"}, headers=admin)
+    empty = await client.post(path, json={"text": ""}, headers=admin)
+
+    assert not_his.status_code == 403
+    assert (over.status_code, over.json()["error"]) == (409, "cannot_reply")
+    assert "completed" in over.json()["detail"]
+    assert empty.status_code == 422
+
+
+async def test_an_attachment_is_downloaded_whole_and_only_by_those_who_may_see_it(
+    mailbox: Mailbox, client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
+) -> None:
+    raw = (CORPUS / "foxmail_gbk_complaint.eml").read_bytes()
+    assert (await mailbox.send(raw)).code == 250
+    interaction_id = await first_interaction(connection, "wangzhe@163.com")
+    mei = await agent_holding(client, admin, connection, "mei", interaction_id)
+    tom = await agent_holding(client, admin, connection, "tom", uuid.uuid4())
+    listed = await client.get(f"/v1/interactions/{interaction_id}/messages", headers=mei)
+    [message] = listed.json()["items"]
+    first: dict[str, Any] = message["attachments"][0]
+    path = f"/v1/interactions/{interaction_id}/attachments/{first['id']}"
+    stored = await connection.fetchval(
+        "SELECT data FROM message_attachments WHERE id = $1", uuid.UUID(first["id"])
+    )
+
+    got = await client.get(path, headers=mei)
+    refused = await client.get(path, headers=tom)
+    elsewhere = await client.get(
+        f"/v1/interactions/{uuid.uuid4()}/attachments/{first['id']}", headers=admin
+    )
+
+    assert got.status_code == 200
+    assert got.content == stored
+    assert len(got.content) == first["size"]
+    assert got.headers["content-disposition"].startswith("attachment; filename*=UTF-8''")
+    assert refused.status_code == 403
+    assert elsewhere.status_code == 404

@@ -17,9 +17,9 @@ from app.agents.api import router as agents_router
 from app.auth.api import router as auth_router
 from app.auth.login_limits import LoginLimits
 from app.channels.email.api import router as email_router
-from app.channels.email.replies_api import router as email_replies_router
 from app.channels.email.inbound import MailIn
 from app.channels.email.listener import SmtpListener
+from app.channels.email.replies_api import router as email_replies_router
 from app.core import pg, security
 from app.core.collector import tune_for_serving
 from app.core.courier import OutboxCourier

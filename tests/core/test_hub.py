@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import itertools
 import json
-import time
 from collections.abc import Callable
 
 import asyncpg
@@ -239,15 +238,14 @@ async def test_an_event_an_owned_writer_commits_but_never_publishes_comes_by_the
         reads = hub.reads
         await _until(lambda: hub.reads > reads)  # a poll has just read: the next is ~3 s away
         polled = hub.reads
-        committed = time.monotonic()
         events = await _commit_agent_event(connection, to="away")
         marker = await until_the_hub_heard_a_marker(hub, connection)
         assert hub.heard == (marker,), "the owned connection's commit sent a NOTIFY"
         assert desk.queue.empty(), "something other than the poll woke a read"
-        delivered = await asyncio.wait_for(desk.queue.get(), timeout=4)
+        # Generous: a loaded machine delays the poll; that it was the poll is what is checked.
+        delivered = await asyncio.wait_for(desk.queue.get(), timeout=15)
         assert delivered == events.written[0]
-        assert hub.reads == polled + 1  # the next poll's read brought it
-        assert time.monotonic() - committed < 4
+        assert hub.reads == polled + 1  # the next poll's read brought it, nothing before it
     finally:
         await connection.close()
         await hub.stop()

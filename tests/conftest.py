@@ -7,6 +7,8 @@ embedded server in a temporary folder of their own, so two runs at once never sh
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import os
 import secrets
 import tempfile
@@ -24,6 +26,7 @@ from sqlalchemy.engine import make_url
 from app.auth.models import Role
 from app.core import migrate, pg
 from app.core.embedded import EmbeddedPostgres, create_database_if_missing
+from app.core.logging import configure_logging
 from app.core.settings import Settings
 from app.main import create_app
 from tests.support import LiveServer, create_user_directly, login
@@ -188,3 +191,22 @@ def live_server(settings: Settings, database_url: str) -> Iterator[LiveServer]:
     """The API served by uvicorn in a thread on a loopback port, for real sockets."""
     with LiveServer.running(settings, database_url) as server:
         yield server
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """The rendered log lines (ours and the libraries', at DEBUG) written during the test:
+    the very formatter, redaction included, that `serve` writes to stderr. For the tests that
+    no secret reaches a log."""
+    root = logging.getLogger()
+    level = root.level
+    configure_logging("DEBUG")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(root.handlers[0].formatter)
+    root.addHandler(handler)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -29,7 +28,6 @@ from app.channels.email.compose import SupportAddress, Thread, reply
 from app.core import pg
 from app.core.courier import OutboxCourier, RetryPolicy
 from app.core.db import unit_of_work
-from app.core.logging import configure_logging
 from app.core.outbox import OutboxState, Outgoing, enqueue, enqueue_in, mail_message
 from app.core.senders import Senders
 from app.core.settings import Settings
@@ -224,24 +222,6 @@ async def test_a_relay_that_takes_some_recipients_has_sent_it_and_the_refusals_a
     sent = await until_state(pool, "reply:6", OutboxState.sent)
     assert (sent["attempts"], sent["last_status"]) == (1, 250)
     assert sent["last_error"] == "sent to 1, refused: gone@customer.example: 550 5.1.1 No such user"
-
-
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    """Every log line written during the test, ours and the libraries' at DEBUG, rendered by
-    the formatter `serve` writes with (as tests/ivr/conftest.py's)."""
-    root = logging.getLogger()
-    level = root.level
-    configure_logging("DEBUG")
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(root.handlers[0].formatter)
-    root.addHandler(handler)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 async def test_over_starttls_with_auth_the_password_reaches_no_row_error_or_log(

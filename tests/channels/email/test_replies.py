@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from app.core.settings import Settings
-from tests.channels.email.conftest import MAX_BYTES, Mailbox, mail
+from tests.channels.email.conftest import Mailbox, mail
 from tests.channels.email.test_mail_in import interactions_of, messages_of
 from tests.core.smtp_sink import Sink, free_port
 from tests.support import login
@@ -35,18 +35,14 @@ def relay() -> Iterator[Sink]:
 
 
 @pytest.fixture
-def settings(relay: Sink) -> Settings:
-    return Settings(
-        environment="test",
-        load_demo=False,
-        default_phone_region="CN",
-        password_hashing="fast",
-        smtp_port=0,
-        smtp_host="127.0.0.1",
-        email_max_bytes=MAX_BYTES,
-        smtp_relay_host="127.0.0.1",
-        smtp_relay_port=relay.port,
-        smtp_relay_starttls=False,
+def settings(settings: Settings, relay: Sink) -> Settings:
+    """The mail-in settings, with the sink as the relay replies go out through."""
+    return settings.model_copy(
+        update={
+            "smtp_relay_host": "127.0.0.1",
+            "smtp_relay_port": relay.port,
+            "smtp_relay_starttls": False,
+        }
     )
 
 

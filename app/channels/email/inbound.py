@@ -23,11 +23,13 @@ finishes what the first one started (should that one have died half-way) and ans
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import asyncpg
 
@@ -127,9 +129,13 @@ class MailIn:
         """Whether mail to `address` (or a plus-addressed form of one) is ours."""
         return base_address(address)[0] in await self.support_addresses()
 
-    async def take(self, raw: bytes, *, envelope_to: Iterable[str] = ()) -> Taken:
+    async def take(
+        self, raw: bytes, *, envelope_to: Iterable[str] = (), envelope_from: str | None = None
+    ) -> Taken:
         """The message taken (stored, committed) or `Refused`. `envelope_to`: the SMTP
-        envelope's recipients (the webhook has none: the message's To and Cc say)."""
+        envelope's recipients (the webhook has none: the message's To and Cc say);
+        `envelope_from`: its sender, which a mail server writes as the Return-Path ("" for
+        the null sender a bounce or an auto-reply comes from)."""
         envelope = list(envelope_to)
         if len(raw) > self.max_bytes:
             raise Refused(552, f"message too large: the limit is {self.max_bytes} bytes")
@@ -137,6 +143,12 @@ class MailIn:
             mail = parse(raw, max_attachment_bytes=self.max_bytes)
         except Unparseable as error:
             raise Refused(554, f"message cannot be parsed: {error}") from error
+        if envelope_from is not None and "return-path" not in mail.headers:
+            # As a delivering server would write it, so an automatic message sent with the null
+            # sender is known as one; the raw bytes (and the dedupe key) stay as they came.
+            sender = envelope_from.strip().strip("<>")  # servers hand the null one as "" or "<>"
+            headers = {**mail.headers, "return-path": f"<{sender}>"}
+            mail = dataclasses.replace(mail, headers=MappingProxyType(headers))
         addresses = await self.support_addresses()
         queue_id = _queue_of([*envelope, *mail.recipients], addresses)
         if queue_id is None:

@@ -55,7 +55,9 @@ class MailHandler:
     ) -> str:
         raw = envelope.original_content or b""
         try:
-            taken = await self._mail_in.take(raw, envelope_to=envelope.rcpt_tos)
+            taken = await self._mail_in.take(
+                raw, envelope_to=envelope.rcpt_tos, envelope_from=envelope.mail_from or ""
+            )
         except Refused as refused:
             return f"{refused.code} {ENHANCED.get(refused.code, '5.0.0')} {_one_line(refused)}"
         except Exception:

@@ -5,6 +5,7 @@ has answered: a 250 comes only after the message is stored (committed)."""
 from __future__ import annotations
 
 import asyncio
+import smtplib
 import socket
 import uuid
 from typing import Any
@@ -19,7 +20,7 @@ from app.core.db import unit_of_work
 from app.core.settings import Settings
 from app.demo import CUSTOMERS, load_demo
 from app.main import create_app
-from tests.channels.email.conftest import MAX_BYTES, Mailbox, mail
+from tests.channels.email.conftest import MAX_BYTES, SUPPORT, Mailbox, mail
 from tests.support import present_desk
 
 Headers = dict[str, str]
@@ -258,6 +259,29 @@ async def test_auto_replies_and_list_mail_make_no_interaction(
     assert (await mailbox.send(mail("I am out of the office", **headers))).code == 250
     [message] = await messages_of(connection)
     assert (message["kind"], message["interaction_id"]) == (kind, None)
+    assert await interactions_of(connection, "li.wei@customer.example") == []
+
+
+async def test_mail_from_the_null_sender_is_automatic_though_its_headers_say_nothing(
+    mailbox: Mailbox, connection: asyncpg.Connection
+) -> None:
+    """A server's notice with no Auto-Submitted and no report, sent with MAIL FROM:<> (as RFC
+    3834 and 5321 ask of automatic mail): the envelope says what the headers do not."""
+    notice = mail("Your message could not be delivered in time.", subject="Delay notice")
+
+    def send_from_the_null_sender() -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", mailbox.port, timeout=10) as smtp:
+            smtp.ehlo()
+            smtp.mail("")  # MAIL FROM:<>
+            smtp.rcpt(SUPPORT)
+            return smtp.data(notice.as_bytes())
+
+    code, _ = await asyncio.to_thread(send_from_the_null_sender)
+
+    assert code == 250
+    [message] = await messages_of(connection)
+    assert message["interaction_id"] is None
+    assert message["kind"] in ("auto_reply", "bounce")
     assert await interactions_of(connection, "li.wei@customer.example") == []
 
 

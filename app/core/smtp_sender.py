@@ -69,19 +69,24 @@ class SmtpSender:
         request = message.request
         recipients = [str(address) for address in request["recipients"]]
         username, password = self._credentials or (None, None)
+        # The client itself, not aiosmtplib.send, which refuses the null sender ("") that an
+        # automatic answer goes out from (RFC 3834): MAIL FROM:<>.
+        client = aiosmtplib.SMTP(
+            hostname=self._host,
+            port=self._port,
+            username=username,
+            password=password,
+            start_tls=self._starttls,
+            tls_context=self._tls_context,
+            timeout=self._timeout,
+        )
         try:
-            refused, _ = await aiosmtplib.send(
-                str(request["message"]).encode("ascii"),
-                sender=str(request["mail_from"]),
-                recipients=recipients,
-                hostname=self._host,
-                port=self._port,
-                username=username,
-                password=password,
-                start_tls=self._starttls,
-                tls_context=self._tls_context,
-                timeout=self._timeout,
-            )
+            async with client:
+                refused, _ = await client.sendmail(
+                    str(request["mail_from"]),
+                    recipients,
+                    str(request["message"]).encode("ascii"),
+                )
         except aiosmtplib.SMTPRecipientsRefused as error:
             raise _all_refused(error.recipients) from None
         except aiosmtplib.SMTPResponseException as error:

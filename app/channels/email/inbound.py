@@ -33,9 +33,10 @@ from types import MappingProxyType
 
 import asyncpg
 
+from app.channels.email import compose
 from app.channels.email.classify import MailKind, bounce_of, classify, reply_token_of
 from app.channels.email.message import ParsedMail, Unparseable, parse
-from app.core import pg
+from app.core import outbox, pg
 from app.core.channels import Channel
 from app.core.errors import IllegalTransition
 from app.core.logging import get_logger
@@ -235,11 +236,62 @@ class MailIn:
         received = await self._intake.receive(data, actor=ACTOR)
         interaction_id = received.interaction.id
         async with pg.transaction(self._pool) as connection:
-            await messages.set_thread(
+            token = await messages.set_thread(
                 connection, interaction_id, reply_token=new_reply_token(), linked_to=linked_to
             )
             await messages.attach(connection, message_id, interaction_id)
+            await acknowledge(connection, mail, queue_id, interaction_id, token)
         return Taken(message_id, kind, interaction_id, opened=received.created, linked_to=linked_to)
+
+
+# The queue's address that acknowledges new threads, if one does.
+ACKNOWLEDGING = """
+    SELECT address, display_name FROM email_addresses
+    WHERE queue_id = $1 AND acknowledge ORDER BY address LIMIT 1
+"""
+ACKNOWLEDGEMENT = (
+    "We have received your message and will answer it soon. To add to it, reply to this mail."
+    "\n\n我们已收到您的邮件，会尽快答复。如需补充，请直接回复本邮件。\n"
+)
+
+
+async def acknowledge(
+    connection: asyncpg.Connection,
+    mail: ParsedMail,
+    queue_id: uuid.UUID,
+    interaction_id: uuid.UUID,
+    token: str,
+) -> None:
+    """A queue's automatic "we have your message", once per thread (its outbox key is the
+    interaction's), written with the thread: marked automatic (RFC 3834) and sent from the null
+    sender, so no auto-responder answers it and no bounce comes back. The courier's sweep
+    sends it."""
+    row = await connection.fetchrow(ACKNOWLEDGING, queue_id)
+    if row is None or mail.sender is None:
+        return
+    message = compose.acknowledgement(
+        support=compose.SupportAddress(row["address"], row["display_name"]),
+        customer=mail.sender,
+        customer_name=mail.sender_name,
+        thread=compose.Thread(
+            token=token,
+            subject=mail.subject,
+            answering=None if mail.message_id is None else f"<{mail.message_id}>",
+            references=[f"<{ref}>" for ref in mail.references],
+        ),
+        body=ACKNOWLEDGEMENT,
+    )
+    await outbox.enqueue(
+        connection,
+        outbox.mail_message(
+            sender="smtp",
+            message=message,
+            dedupe_key=f"ack:{interaction_id}",
+            subject_type="interaction",
+            subject_id=interaction_id,
+            mail_from="",
+        ),
+    )
 
 
 def _queue_of(recipients: Iterable[str], addresses: Mapping[str, uuid.UUID]) -> uuid.UUID | None:

@@ -198,3 +198,34 @@ async def test_an_attachment_is_downloaded_whole_and_only_by_those_who_may_see_i
     assert got.headers["content-disposition"].startswith("attachment; filename*=UTF-8''")
     assert refused.status_code == 403
     assert elsewhere.status_code == 404
+
+
+async def test_a_queue_that_acknowledges_does_so_once_per_thread_as_automatic_mail(
+    mailbox: Mailbox, client: httpx.AsyncClient, admin: Headers, relay: Sink
+) -> None:
+    [address] = (await client.get("/v1/email/addresses", headers=admin)).json()["items"]
+    turned_on = await client.patch(
+        f"/v1/email/addresses/{address['id']}", json={"acknowledge": True}, headers=admin
+    )
+    assert turned_on.status_code == 200, turned_on.text
+
+    assert (await mailbox.send(mail(message_id="<first@customer.example>"))).code == 250
+    [ack] = await relay.until_delivered(CUSTOMER)
+    answer = email.message_from_bytes(ack.content, policy=policy.default)
+    more = mail("And another thing.", In_Reply_To="<first@customer.example>")
+    assert (await mailbox.send(more)).code == 250
+    other = mail("A new question.", message_id="<second@customer.example>", subject="Other")
+    assert (await mailbox.send(other)).code == 250
+    acks = await relay.until_delivered(CUSTOMER, count=2)
+
+    assert ack.mail_from == "<>"  # the null sender: no bounce comes back (RFC 3834)
+    assert answer["Auto-Submitted"] == "auto-replied"
+    assert answer["In-Reply-To"] == "<first@customer.example>"
+    text = answer.get_body(preferencelist=("plain",))
+    assert text is not None
+    assert "我们已收到您的邮件" in text.get_content()
+    # The reply in the first thread drew none; the second thread its own.
+    assert [email.message_from_bytes(a.content)["In-Reply-To"] for a in acks] == [
+        "<first@customer.example>",
+        "<second@customer.example>",
+    ]

@@ -80,7 +80,8 @@ class SupportAddress:
 @dataclass(frozen=True, slots=True)
 class Thread:
     """What a message answers: the thread's token and subject, the Message-ID of the message
-    answered (None when it had none) and that message's References, oldest first."""
+    answered (None when it had none) and that message's References, oldest first. Ids come
+    with their angle brackets or without (as stored: `ParsedMail` strips them)."""
 
     token: str
     subject: str
@@ -151,7 +152,7 @@ def references(thread: Thread) -> list[str]:
     once, cut to the first and the latest `REFERENCES_KEPT - 1`; what is not a Message-ID is
     left out (it came from the customer's mail)."""
     chain: list[str] = []
-    for message_id in [*thread.references, thread.answering]:
+    for message_id in map(_bracketed, [*thread.references, thread.answering]):
         if message_id and MESSAGE_ID.fullmatch(message_id) and message_id not in chain:
             chain.append(message_id)
     if len(chain) > REFERENCES_KEPT:
@@ -176,11 +177,17 @@ def _answer(
     message["Date"] = format_datetime(now or datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain=support.domain)
     chain = references(thread)
-    if thread.answering and MESSAGE_ID.fullmatch(thread.answering):
-        message["In-Reply-To"] = thread.answering
+    answering = _bracketed(thread.answering)
+    if answering and MESSAGE_ID.fullmatch(answering):
+        message["In-Reply-To"] = answering
     if chain:
         message["References"] = " ".join(chain)
     return message
+
+
+def _bracketed(message_id: str | None) -> str | None:
+    """`<id@host>`, whether it came with its brackets or without."""
+    return None if not message_id else f"<{message_id.strip().strip('<>')}>"
 
 
 def _checked(token: str) -> str:

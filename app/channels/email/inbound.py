@@ -276,8 +276,8 @@ async def acknowledge(
         thread=compose.Thread(
             token=token,
             subject=mail.subject,
-            answering=None if mail.message_id is None else f"<{mail.message_id}>",
-            references=[f"<{ref}>" for ref in mail.references],
+            answering=mail.message_id,
+            references=mail.references,
         ),
         body=ACKNOWLEDGEMENT,
     )

@@ -75,8 +75,8 @@ async def reply(session: AsyncSession, interaction: Interaction, text: str, *, a
     thread = compose.Thread(
         token=token,
         subject=(inbound[-1].subject if inbound else "") or interaction.subject,
-        answering=_bracketed(inbound[-1].channel_message_id) if inbound else None,
-        references=[f"<{m.strip('<>')}>" for m in chain],
+        answering=inbound[-1].channel_message_id if inbound else None,
+        references=chain,
     )
     mail = compose.reply(
         support=support, customer=to, customer_name=customer.name, thread=thread, body=text
@@ -151,10 +151,6 @@ async def _email_contact(session: AsyncSession, customer_id: uuid.UUID) -> str |
         ContactPoint.customer_id == customer_id, ContactPoint.kind == ContactKind.email
     )
     return await session.scalar(query.order_by(ContactPoint.created_at).limit(1))
-
-
-def _bracketed(message_id: str | None) -> str | None:
-    return None if message_id is None else f"<{message_id.strip('<>')}>"
 
 
 async def delivery_states(

@@ -71,6 +71,23 @@ async def first_interaction(connection: asyncpg.Connection, sender: str) -> uuid
     return cast(uuid.UUID, interaction["id"])
 
 
+async def reply_once(
+    client: httpx.AsyncClient, interaction_id: uuid.UUID, headers: Headers, delivery: str
+) -> dict[str, Any]:
+    """The interaction's one reply, once `GET .../messages` shows it with `delivery`."""
+    async with asyncio.timeout(10):
+        while True:
+            listed = await client.get(
+                f"/v1/interactions/{interaction_id}/messages", headers=headers
+            )
+            outbound = [m for m in listed.json()["items"] if m["direction"] == "outbound"]
+            if outbound and outbound[0]["delivery"] == delivery:
+                [reply] = outbound
+                found: dict[str, Any] = reply
+                return found
+            await asyncio.sleep(0.05)
+
+
 async def test_a_reply_goes_out_threaded_and_the_customers_answer_comes_back_to_it(
     mailbox: Mailbox,
     client: httpx.AsyncClient,
@@ -104,13 +121,7 @@ async def test_a_reply_goes_out_threaded_and_the_customers_answer_comes_back_to_
     assert body is not None
     assert "您好，发票已更正。" in body.get_content()
 
-    async with asyncio.timeout(10):  # the outbox says what the relay did
-        while True:
-            listed = await client.get(f"/v1/interactions/{interaction_id}/messages", headers=mei)
-            outbound = [m for m in listed.json()["items"] if m["direction"] == "outbound"]
-            if outbound and outbound[0]["delivery"] == "sent":
-                break
-            await asyncio.sleep(0.05)
+    await reply_once(client, interaction_id, mei, "sent")  # the outbox says what the relay did
 
     thanks = mail("Thanks!", In_Reply_To=str(answer["Message-ID"]), subject=answer["Subject"])
     assert (await mailbox.send(thanks)).code == 250
@@ -136,13 +147,7 @@ async def test_a_refused_reply_is_shown_dead_with_the_relays_words(
     )
 
     assert sent.status_code == 201, sent.text
-    async with asyncio.timeout(10):
-        while True:
-            listed = await client.get(f"/v1/interactions/{interaction_id}/messages", headers=mei)
-            [outbound] = [m for m in listed.json()["items"] if m["direction"] == "outbound"]
-            if outbound["delivery"] == "dead":
-                break
-            await asyncio.sleep(0.05)
+    outbound = await reply_once(client, interaction_id, mei, "dead")
     assert "no such user" in outbound["delivery_error"]
     assert outbound["text"] == "Hello"  # what the agent wrote is kept
 

@@ -243,7 +243,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             settings=settings,
             wake_matcher=matcher.wake,
         )
-        bridge = Bridge(hub, switchboard)
+        bridge = Bridge(hub, switchboard, app.state.pg)
         await hub.start()
         await lease.start()
         matcher.start()

@@ -18,6 +18,9 @@ import asyncio
 import contextlib
 import uuid
 
+import asyncpg
+
+from app.core import pg
 from app.core.channels import Channel
 from app.core.hub import EventHub, EventRecord, Subscription
 from app.core.logging import get_logger
@@ -26,6 +29,8 @@ from app.ivr.calls import Switchboard
 log = get_logger(__name__)
 
 
+# A call of ours waiting for this interaction's agent (the partial index on interaction_id).
+CALL_WAITING = "SELECT EXISTS (SELECT FROM calls WHERE interaction_id = $1 AND phase = 'queued')"
 CALL_CHANNELS = frozenset({Channel.voice.value, Channel.callback.value})
 
 
@@ -41,8 +46,8 @@ def _is_acceptance(event: EventRecord) -> bool:
 class Bridge:
     """One per replica (started and stopped by main's lifespan)."""
 
-    def __init__(self, hub: EventHub, switchboard: Switchboard) -> None:
-        self._hub, self._switchboard = hub, switchboard
+    def __init__(self, hub: EventHub, switchboard: Switchboard, pool: asyncpg.Pool) -> None:
+        self._hub, self._switchboard, self._pool = hub, switchboard, pool
         self._task: asyncio.Task[None] | None = None
         self._subscription: Subscription | None = None
 
@@ -68,6 +73,8 @@ class Bridge:
                 log.warning("voice bridge missed acceptances: the wait loop will connect them")
             event = await subscription.queue.get()
             try:
+                if not await self._may_be_waiting(event):
+                    continue
                 await self._switchboard.bridge(
                     uuid.UUID(event.subject_id), uuid.UUID(str(event.agent_id)), event.id
                 )
@@ -77,3 +84,14 @@ class Bridge:
                     interaction_id=event.subject_id,
                     error=type(error).__name__,
                 )
+
+    async def _may_be_waiting(self, event: EventRecord) -> bool:
+        """Whether a call waits for this acceptance: one indexed read on the hot pool, so that
+        the voice work intake takes from elsewhere (no call of ours) costs no unit of work.
+        A callback's acceptance always goes on (it may be one to place)."""
+        channel = event.attached.get("interaction", {}).get("channel")
+        if channel == Channel.callback.value:
+            return True
+        async with self._pool.acquire(timeout=pg.ACQUIRE_TIMEOUT) as connection:
+            found = await connection.fetchval(CALL_WAITING, uuid.UUID(event.subject_id))
+        return bool(found) or channel is None

@@ -157,6 +157,8 @@ async def _load_queues(session: AsyncSession) -> uuid.UUID:
             name="general",
             description="First line for every channel",
             required_skills=[SkillLevel(skill="general", level=1)],
+            # A reply to an answered mail goes back to the agent who answered it for a week.
+            follow_up_days=7,
         ),
         QueueCreate(
             name="billing",

@@ -7,24 +7,25 @@
 -- p_ivr: what the IVR learned (null: none); p_waiting_since: its place in the line, kept from
 -- the call a callback replaces (null: p_at, its arrival); p_not_before: not offered before
 -- then (null: at once). Those three arguments since migration 0020, which dropped the
--- function with 13.
+-- function with 13. p_linked_to: the completed interaction a follow-up continues (null: none),
+-- since migration 0024, which dropped the function with 16.
 CREATE OR REPLACE FUNCTION interactions_arrive(
     p_id uuid, p_channel text, p_external_ref text, p_queue uuid, p_customer uuid,
     p_priority integer, p_needs jsonb, p_subject text, p_summary text, p_at timestamptz,
     p_actor text, p_payload jsonb, p_offered boolean, p_ivr jsonb,
-    p_waiting_since timestamptz, p_not_before timestamptz
+    p_waiting_since timestamptz, p_not_before timestamptz, p_linked_to uuid
 ) RETURNS TABLE (interaction interactions, queued_event_id bigint)
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO interactions AS i (
         id, channel, external_ref, queue_id, customer_id, priority, needs, subject, summary,
-        state, waiting_since, offered_at, created_at, updated_at, ivr, not_before
+        state, waiting_since, offered_at, created_at, updated_at, ivr, not_before, linked_to
     )
     VALUES (
         p_id, p_channel, p_external_ref, p_queue, p_customer, p_priority, p_needs, p_subject,
         p_summary, CASE WHEN p_offered THEN 'offered' ELSE 'queued' END,
         coalesce(p_waiting_since, p_at), CASE WHEN p_offered THEN p_at END, p_at, p_at, p_ivr,
-        p_not_before
+        p_not_before, p_linked_to
     )
     ON CONFLICT ON CONSTRAINT uq_interactions_channel_external_ref DO NOTHING
     RETURNING i.* INTO interaction;

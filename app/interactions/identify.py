@@ -42,7 +42,8 @@ from app.skills.schemas import SkillLevel
 
 # The caller first (`auth_caller`, app/auth/caller.sql, $1-$4: `auth.caller_arguments`; without
 # a secret no row), then what intake needs, and what routing needs to place the arrival at once
-# (intake's `Router`): the customer's tier, their last agent when the queue is sticky, and the
+# (intake's `Router`): the customer's tier, their last agent when the queue is sticky, the
+# agent of the thread a follow-up continues ($13) when the queue sends follow-ups back, and the
 # queues' version (app/queues/settings_version.sql).
 # A queue by id wins over a queue whose name happens to be that id, as in the ORM version.
 LOOK_UP = """
@@ -73,6 +74,7 @@ LOOK_UP = """
         ) AS skills,
         customer.id AS customer_id, c.tier::text AS tier,
         last.agent_id AS last_agent_id, last.assigned_at AS last_agent_at,
+        thread.agent_id AS thread_agent_id, thread.ended_at AS thread_ended_at,
         (SELECT version FROM queues_settings_version) AS queues_version,
         caller.kind AS caller_kind, caller.id AS caller_id, caller.name AS caller_name,
         caller.role AS caller_role
@@ -86,6 +88,11 @@ LOOK_UP = """
         ORDER BY h.assigned_at DESC
         LIMIT 1
     ) last ON true
+    LEFT JOIN LATERAL (
+        SELECT t.agent_id, t.ended_at FROM interactions t
+        WHERE t.id = $13 AND t.customer_id = customer.id AND t.agent_id IS NOT NULL
+          AND EXISTS (SELECT FROM queues s WHERE s.id = queue.id AND s.follow_up_days > 0)
+    ) thread ON true
     LEFT JOIN caller ON true
 """
 
@@ -129,6 +136,8 @@ class Found:
     tier: str | None
     last_agent_id: uuid.UUID | None
     last_agent_at: datetime | None
+    thread_agent_id: uuid.UUID | None
+    thread_ended_at: datetime | None
     queues_version: str | None
     caller: Principal | None
 
@@ -148,6 +157,7 @@ async def look_up(
     data: InteractionCreate,
     contact: Contact | None,
     caller: tuple[str, bool, datetime, datetime],
+    continues: uuid.UUID | None = None,
 ) -> Found:
     row = await connection.fetchrow(
         LOOK_UP,
@@ -160,6 +170,7 @@ async def look_up(
         data.customer_id,
         None if contact is None else contact.kind.value,
         None if contact is None else contact.value,
+        continues,
     )
     assert row is not None
     return Found(
@@ -171,6 +182,8 @@ async def look_up(
         tier=row["tier"],
         last_agent_id=row["last_agent_id"],
         last_agent_at=row["last_agent_at"],
+        thread_agent_id=row["thread_agent_id"],
+        thread_ended_at=row["thread_ended_at"],
         queues_version=row["queues_version"],
         caller=auth.caller_from(
             row["caller_kind"], row["caller_id"], row["caller_name"], row["caller_role"]

@@ -49,7 +49,7 @@ INSERT = """
     SELECT (a.interaction).*, a.queued_event_id
     FROM interactions_arrive(
         $1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $10, $11, $12::text::jsonb, false,
-        $13::text::jsonb, $14, $15
+        $13::text::jsonb, $14, $15, $16
     ) a
 """
 # What an earlier delivery of a reference became, read only when a reference comes again: the
@@ -108,6 +108,10 @@ class Arrival:
     queues_version: str | None
     waiting_since: datetime | None = None
     not_before: datetime | None = None
+    # A follow-up's: the thread it continues, and that thread's agent and end.
+    linked_to: uuid.UUID | None = None
+    thread_agent_id: uuid.UUID | None = None
+    thread_ended_at: datetime | None = None
 
     @property
     def waits_since(self) -> datetime:
@@ -155,6 +159,7 @@ class Arrival:
             None if ivr is None else ivr.model_dump_json(),
             self.waiting_since,
             self.not_before,
+            self.linked_to,
         )
 
     def queued_event(self, event_id: int) -> EventRecord:
@@ -242,6 +247,7 @@ class Intake:
         secret: str | None = None,
         connection: asyncpg.Connection | None = None,
         place: Place | None = None,
+        continues: uuid.UUID | None = None,
     ) -> Received:
         """Queue a new interaction, route it, publish its events; a reference delivered before
         is answered with what it became (idempotent: gateways and mail servers retry).
@@ -255,11 +261,14 @@ class Intake:
         on it), else one is borrowed from the pool.
         `place`: where it stands in the line, for a channel adapter that knows (a callback
         keeps the place of the call it replaces; a voicemail's waits for its queue to open);
-        None: it waits from now, and may be offered at once."""
+        None: it waits from now, and may be offered at once.
+        `continues`: the completed interaction this one follows up (a reply to a completed
+        email thread, of the same customer): it is linked to it, and routing offers it first
+        to that thread's agent when the queue says so (`follow_up_days`)."""
         if connection is not None:
-            return await self._receive(connection, data, actor, secret, place)
+            return await self._receive(connection, data, actor, secret, place, continues)
         async with self._pool.acquire(timeout=pg.ACQUIRE_TIMEOUT) as borrowed:
-            return await self._receive(borrowed, data, actor, secret, place)
+            return await self._receive(borrowed, data, actor, secret, place, continues)
 
     async def _receive(
         self,
@@ -268,8 +277,9 @@ class Intake:
         actor: str | None,
         secret: str | None,
         place: Place | None,
+        continues: uuid.UUID | None,
     ) -> Received:
-        arrival = await self._identify(connection, data, actor, secret, place)
+        arrival = await self._identify(connection, data, actor, secret, place, continues)
         if isinstance(arrival, InteractionReceived):
             return Received(arrival, created=False)
         if self._router is None:
@@ -304,6 +314,7 @@ class Intake:
         actor: str | None,
         secret: str | None,
         place: Place | None,
+        continues: uuid.UUID | None,
     ) -> Arrival | InteractionReceived:
         """The arrival to write, or the interaction an earlier delivery of it became (409 if
         this delivery asks for something else)."""
@@ -312,7 +323,7 @@ class Intake:
         arguments = (
             identify.NO_CALLER if secret is None else auth.caller_arguments(secret, settings)
         )
-        found = await identify.look_up(connection, data, contact, arguments)
+        found = await identify.look_up(connection, data, contact, arguments, continues)
         if secret is not None:  # who may: app/auth/dependencies.py, on what the look-up read
             actor = RAISE_WORK.check(known_principal(found.caller)).actor
         assert actor is not None, "Intake.receive needs an actor or a secret"
@@ -345,6 +356,9 @@ class Intake:
             queues_version=found.queues_version,
             waiting_since=None if place is None else place.waiting_since,
             not_before=None if place is None else place.not_before,
+            linked_to=continues,
+            thread_agent_id=found.thread_agent_id,
+            thread_ended_at=found.thread_ended_at,
         )
 
     async def add_event(

@@ -66,13 +66,11 @@ MENTIONED = """
     )
     ORDER BY i.created_at DESC LIMIT 1
 """
-# A thread's token, given once, and the thread a new interaction continues.
-SET_THREAD = """
-    UPDATE interactions SET reply_token = coalesce(reply_token, $2),
-        linked_to = coalesce(linked_to, $3)
-    WHERE id = $1
+# A thread's token, given once (the thread a follow-up continues is written with it: intake).
+GIVE_REPLY_TOKEN = """
+    UPDATE interactions SET reply_token = coalesce(reply_token, $2) WHERE id = $1
     RETURNING reply_token
-"""
+"""  # noqa: S105 - a statement, no secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,16 +192,11 @@ async def mentioned(
     return found
 
 
-async def set_thread(
-    connection: asyncpg.Connection,
-    interaction_id: uuid.UUID,
-    *,
-    reply_token: str,
-    linked_to: uuid.UUID | None,
+async def set_reply_token(
+    connection: asyncpg.Connection, interaction_id: uuid.UUID, reply_token: str
 ) -> str:
-    """Give the interaction its reply token (kept if it had one) and the thread it continues;
-    returns its token."""
-    token: str = await connection.fetchval(SET_THREAD, interaction_id, reply_token, linked_to)
+    """Give the interaction its reply token (kept if it had one); returns its token."""
+    token: str = await connection.fetchval(GIVE_REPLY_TOKEN, interaction_id, reply_token)
     return token
 
 

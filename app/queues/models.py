@@ -30,6 +30,7 @@ class Queue(UUIDPrimaryKey, Timestamps, Base):
         CheckConstraint("wrap_up_seconds >= 0", name="wrap_up_non_negative"),
         CheckConstraint("aging_factor >= 0", name="aging_non_negative"),
         CheckConstraint("announce_every_seconds BETWEEN 10 AND 600", name="announce_every_range"),
+        CheckConstraint("follow_up_days BETWEEN 0 AND 90", name="follow_up_days_range"),
     )
 
     name: Mapped[str] = mapped_column(String(64))
@@ -57,6 +58,8 @@ class Queue(UUIDPrimaryKey, Timestamps, Base):
         JSONB, default=list, server_default="[]"
     )
     sticky_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
+    # A reply to a completed thread goes back to that thread's agent for this many days.
+    follow_up_days: Mapped[int] = mapped_column(default=0, server_default="0")
     away_on_missed_offer: Mapped[bool] = mapped_column(default=True, server_default="true")
     # A waiting caller's announcements (position, estimated wait): how often, in seconds.
     announce_every_seconds: Mapped[int] = mapped_column(default=60, server_default="60")

@@ -59,6 +59,7 @@ class RelaxationStep(BaseModel):
 
 
 AnnounceEvery = Annotated[int, Field(ge=10, le=600)]
+FollowUpDays = Annotated[int, Field(ge=0, le=90)]
 RelaxationSteps = Annotated[
     list[RelaxationStep],
     Field(max_length=10, description="Bullseye: requirements relax as an interaction waits"),
@@ -81,6 +82,11 @@ class QueueCreate(BaseModel):
     relaxation_steps: RelaxationSteps = Field(default_factory=list)
     sticky_seconds: Annotated[int, Field(ge=0, le=30 * 86_400)] = Field(
         default=0, description="Prefer the customer's last agent for this long (0: never)"
+    )
+    follow_up_days: FollowUpDays = Field(
+        default=0,
+        description="A reply to a completed email thread goes first to the agent who handled "
+        "it, for this many days after it ended (0: never)",
     )
     away_on_missed_offer: bool = Field(
         default=True, description="An agent who lets an offer time out goes away"
@@ -112,6 +118,7 @@ class QueueUpdate(BaseModel):
     wrap_up_seconds: Annotated[int, Field(ge=0, le=3600)] | None = None
     relaxation_steps: RelaxationSteps | None = None
     sticky_seconds: Annotated[int, Field(ge=0, le=30 * 86_400)] | None = None
+    follow_up_days: FollowUpDays | None = None
     away_on_missed_offer: bool | None = None
     announce_every_seconds: AnnounceEvery | None = None
     business_hours: BusinessHours | None = Field(default=None, description="Send null to clear")
@@ -133,6 +140,7 @@ class QueueOut(BaseModel):
     wrap_up_seconds: int
     relaxation_steps: list[RelaxationStep]
     sticky_seconds: int
+    follow_up_days: int
     away_on_missed_offer: bool
     announce_every_seconds: int
     business_hours: BusinessHours | None

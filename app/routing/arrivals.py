@@ -203,5 +203,7 @@ def waiting_item(
         needs=tuple(policy.SkillNeed(n["skill"], int(n["level"])) for n in arrival.needs),
         last_agent_id=arrival.last_agent_id,
         last_agent_at=arrival.last_agent_at,
+        thread_agent_id=arrival.thread_agent_id,
+        thread_ended_at=arrival.thread_ended_at,
         excluded_agents=excluded,
     )

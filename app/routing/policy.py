@@ -98,8 +98,9 @@ def match(
     """Pair waiting interactions with agents: one greedy pass in effective-priority order.
 
     Interactions are served highest effective priority first (ties: longest waiting, then id);
-    one whose queue has no rules is skipped. Each takes its sticky agent if that agent is a
-    candidate within `rules.sticky_seconds` (0: no sticky agent), else the best candidate by
+    one whose queue has no rules is skipped. Each goes back to an agent it had if that agent is a
+    candidate: a follow-up's thread agent within `rules.follow_up_seconds`, else the customer's
+    last agent within `rules.sticky_seconds` (0: neither), else to the best candidate by
     proficiency, then least total load, then longest idle, then id. A candidate qualifies for
     `current_needs`, has room for the channel given its load so far in this pass, and is not in
     `excluded_agents`. The result is in service order; unmatched interactions are left out.
@@ -200,6 +201,43 @@ class Standing:
         return _serve_in_order(self._state, waiting, rules, now)
 
 
+def _preferred(
+    state: PassState,
+    item: WaitingInteraction,
+    queue_rules: QueueRules,
+    needs: tuple[SkillNeed, ...],
+    now: datetime,
+) -> tuple[uuid.UUID, str] | None:
+    """The agent this interaction goes back to, with the reason, if that agent can take it now:
+    a follow-up's thread agent within the queue's follow-up time, else the customer's last
+    agent within its sticky time. Either must be a candidate like any other."""
+    choices = (
+        (
+            item.thread_agent_id,
+            item.thread_ended_at,
+            queue_rules.follow_up_seconds,
+            "follow-up: agent of the thread it continues",
+        ),
+        (
+            item.last_agent_id,
+            item.last_agent_at,
+            queue_rules.sticky_seconds,
+            "sticky: last agent for this customer",
+        ),
+    )
+    for agent_id, since, window, why in choices:
+        if (
+            agent_id is not None
+            and since is not None
+            and window > 0
+            and (now - since).total_seconds() <= window
+            and agent_id not in item.excluded_agents
+            and state.can_take(agent_id, item.channel, needs)
+        ):
+            return agent_id, f"{why} ({round(seconds_since(since, now))} s ago)"
+    return None
+
+
 def _serve(
     state: PassState,
     priority: float,
@@ -207,23 +245,15 @@ def _serve(
     queue_rules: QueueRules,
     now: datetime,
 ) -> Match | None:
-    """One interaction's turn in a pass: its sticky agent or its best candidate, taken."""
+    """One interaction's turn in a pass: the agent it goes back to (`_preferred`) or its best
+    candidate, taken."""
     kind = kind_of(item.channel)
     if not state.room(kind):
         return None  # nobody has room for this kind: no need to weigh its needs
     needs = current_needs(item, queue_rules, now)
-    last = item.last_agent_id
-    if (
-        last is not None
-        and item.last_agent_at is not None
-        and queue_rules.sticky_seconds > 0
-        and (now - item.last_agent_at).total_seconds() <= queue_rules.sticky_seconds
-        and last not in item.excluded_agents
-        and state.can_take(last, item.channel, needs)
-    ):
-        chosen = last
-        ago = round(seconds_since(item.last_agent_at, now))
-        reason = f"sticky: last agent for this customer ({ago} s ago)"
+    preferred = _preferred(state, item, queue_rules, needs, now)
+    if preferred is not None:
+        chosen, reason = preferred
     else:
         pool = state.pool(kind, needs)
         excluded = state.numbers(item.excluded_agents)

@@ -40,6 +40,9 @@ class QueueRules:
     aging_factor: float  # priority points per second of waiting
     relaxation: tuple[RelaxationStep, ...] = ()
     sticky_seconds: float = 0.0  # how long a customer's last agent is preferred
+    # How long after a thread ended its follow-up (a reply to a completed email thread) is
+    # offered first to the agent who handled that thread.
+    follow_up_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,9 @@ class WaitingInteraction:
     needs: tuple[SkillNeed, ...]
     last_agent_id: uuid.UUID | None = None
     last_agent_at: datetime | None = None  # when that agent last handled this customer
+    # A follow-up's: the agent who handled the thread it continues, and when that one ended.
+    thread_agent_id: uuid.UUID | None = None
+    thread_ended_at: datetime | None = None
     excluded_agents: frozenset[uuid.UUID] = frozenset()  # rejected or missed this interaction
 
 

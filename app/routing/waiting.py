@@ -18,6 +18,7 @@ import asyncpg
 from app.core.channels import Channel
 from app.routing import policy
 
+SECONDS_A_DAY = 86_400
 WAITING_PAGE = 500  # waiting interactions read at a time, in the order of service
 WAITING_LIMIT = 5000  # read by one pass at most
 RANKED_LIMIT = 10_000  # the oldest waiting of each channel, ranked by each page's read
@@ -30,7 +31,7 @@ class QueueSettings:
 
 
 QUEUES = """
-    SELECT id, tier_weights, aging_factor, relaxation_steps, sticky_seconds,
+    SELECT id, tier_weights, aging_factor, relaxation_steps, sticky_seconds, follow_up_days,
            offer_timeout_seconds
     FROM queues
 """
@@ -49,6 +50,7 @@ def _queue(row: asyncpg.Record) -> QueueSettings:
         aging_factor=row["aging_factor"],
         relaxation=steps,
         sticky_seconds=float(row["sticky_seconds"]),
+        follow_up_seconds=float(row["follow_up_days"]) * SECONDS_A_DAY,
     )
     return QueueSettings(rules, timedelta(seconds=row["offer_timeout_seconds"]))
 
@@ -83,7 +85,7 @@ OLDEST_OF_EACH_CHANNEL = "\n    UNION ALL\n".join(
 # subquery of its own, which PostgreSQL works out once per statement.
 WAITING = f"""
     SELECT i.id, i.channel, i.queue_id, i.priority, i.waiting_since, i.needs, i.customer_id,
-           c.tier, {EFFECTIVE} AS effective,
+           i.linked_to, c.tier, {EFFECTIVE} AS effective,
            ARRAY(SELECT o.agent_id FROM offers o WHERE o.interaction_id = i.id
                  AND o.state IN ('rejected', 'timed_out')) AS refused,
            (SELECT version FROM queues_settings_version) AS queues_version
@@ -132,6 +134,13 @@ LAST_AGENTS = """
 """
 
 
+# The agent who handled each thread that waiting follow-ups continue, and when it ended.
+THREAD_AGENTS = """
+    SELECT id, agent_id, ended_at FROM interactions
+    WHERE id = ANY($1::uuid[]) AND agent_id IS NOT NULL AND ended_at IS NOT NULL
+"""
+
+
 class QueueBook:
     """The queues' routing settings, kept between passes while no queue row has changed.
 
@@ -168,10 +177,24 @@ async def waiting_items(
     if sticky:
         customers = list(set(sticky))
         last = {r["customer_id"]: r for r in await connection.fetch(LAST_AGENTS, customers)}
-    return [_waiting_item(row, last.get(row["customer_id"])) for row in rows]
+    # And only follow-ups in queues that send them back need their threads' agents.
+    follow_ups = [
+        row["linked_to"]
+        for row in rows
+        if row["linked_to"] is not None and queues[row["queue_id"]].rules.follow_up_seconds
+    ]
+    threads: dict[uuid.UUID, asyncpg.Record] = {}
+    if follow_ups:
+        threads = {r["id"]: r for r in await connection.fetch(THREAD_AGENTS, follow_ups)}
+    return [
+        _waiting_item(row, last.get(row["customer_id"]), threads.get(row["linked_to"]))
+        for row in rows
+    ]
 
 
-def _waiting_item(row: asyncpg.Record, last: asyncpg.Record | None) -> policy.WaitingInteraction:
+def _waiting_item(
+    row: asyncpg.Record, last: asyncpg.Record | None, thread: asyncpg.Record | None
+) -> policy.WaitingInteraction:
     return policy.WaitingInteraction(
         id=row["id"],
         channel=Channel(row["channel"]),
@@ -182,5 +205,7 @@ def _waiting_item(row: asyncpg.Record, last: asyncpg.Record | None) -> policy.Wa
         needs=tuple(policy.SkillNeed(n["skill"], int(n["level"])) for n in row["needs"]),
         last_agent_id=None if last is None else last["agent_id"],
         last_agent_at=None if last is None else last["assigned_at"],
+        thread_agent_id=None if thread is None else thread["agent_id"],
+        thread_ended_at=None if thread is None else thread["ended_at"],
         excluded_agents=frozenset(row["refused"]),
     )

@@ -52,6 +52,7 @@ def rules(
     aging: float = 0.5,
     relaxation: Sequence[tuple[float, int]] = (),
     sticky: float = 0.0,
+    follow_up: float = 0.0,
 ) -> QueueRules:
     return QueueRules(
         queue_id=queue_id,
@@ -59,6 +60,7 @@ def rules(
         aging_factor=aging,
         relaxation=tuple(RelaxationStep(after, cap) for after, cap in relaxation),
         sticky_seconds=sticky,
+        follow_up_seconds=follow_up,
     )
 
 
@@ -81,6 +83,8 @@ def item(
     needs: Mapping[str, int] | None = None,
     last_agent: int | None = None,
     last_seen_ago: float | None = None,
+    thread_agent: int | None = None,
+    thread_ended_ago: float | None = None,
     excluded: Sequence[int] = (),
 ) -> WaitingInteraction:
     return WaitingInteraction(
@@ -93,6 +97,10 @@ def item(
         needs=tuple(SkillNeed(s, lvl) for s, lvl in (needs or {}).items()),
         last_agent_id=None if last_agent is None else agent_id(last_agent),
         last_agent_at=None if last_seen_ago is None else NOW - timedelta(seconds=last_seen_ago),
+        thread_agent_id=None if thread_agent is None else agent_id(thread_agent),
+        thread_ended_at=(
+            None if thread_ended_ago is None else NOW - timedelta(seconds=thread_ended_ago)
+        ),
         excluded_agents=frozenset(agent_id(a) for a in excluded),
     )
 
@@ -534,6 +542,38 @@ def test_no_last_agent_time_means_no_sticky_agent() -> None:
     assert match([waiting], [agent(1, idle=9), agent(2)], STICKY, NOW)[0].agent_id == agent_id(1)
 
 
+# --- match: a follow-up goes back to its thread's agent -----------------------------------------
+
+DAY = 86_400.0
+FOLLOW_UP = {BILLING: rules(sticky=300, follow_up=7 * DAY)}
+
+
+def test_a_follow_up_goes_to_its_threads_agent_within_the_days() -> None:
+    waiting = item(1, thread_agent=2, thread_ended_ago=3 * DAY, last_agent=3, last_seen_ago=60)
+    agents = [agent(1, idle=999), agent(2), agent(3)]
+    [chosen] = match([waiting], agents, FOLLOW_UP, NOW)
+    # Ahead of the customer's last agent: the thread's agent knows this conversation.
+    assert chosen.agent_id == agent_id(2)
+    assert chosen.reason == "follow-up: agent of the thread it continues (259200 s ago)"
+
+
+def test_a_follow_up_past_its_days_or_off_goes_by_the_other_rules() -> None:
+    late = item(1, thread_agent=2, thread_ended_ago=7 * DAY + 1, last_agent=3, last_seen_ago=60)
+    agents = [agent(1, idle=999), agent(2), agent(3)]
+    assert match([late], agents, FOLLOW_UP, NOW)[0].agent_id == agent_id(3)  # sticky
+    off = {BILLING: rules(follow_up=0)}
+    soon = item(1, thread_agent=2, thread_ended_ago=60)
+    assert match([soon], agents, off, NOW)[0].agent_id == agent_id(1)  # longest idle
+
+
+def test_a_follow_ups_thread_agent_must_be_a_candidate() -> None:
+    agents = [agent(1, idle=999), agent(2, load=Load(email=2))]  # 2 holds all the email it may
+    full = item(1, channel=Channel.email, thread_agent=2, thread_ended_ago=60)
+    refused = item(2, channel=Channel.chat, thread_agent=2, thread_ended_ago=60, excluded=[2])
+    assert match([full], agents, FOLLOW_UP, NOW)[0].agent_id == agent_id(1)
+    assert match([refused], agents, FOLLOW_UP, NOW)[0].agent_id == agent_id(1)
+
+
 # --- invariants over random snapshots ------------------------------------------------------------
 
 SKILLS = ("billing", "mandarin", "vip")
@@ -550,13 +590,14 @@ def skill_map(levels: tuple[int, ...]) -> dict[str, int]:
 
 
 def make_rules(queue_id: uuid.UUID, drawn: tuple[Any, ...]) -> QueueRules:
-    weights, aging, steps, sticky = drawn
+    weights, aging, steps, sticky, follow_up = drawn
     return rules(
         queue_id,
         weights=dict(zip(TIERS, weights, strict=True)),
         aging=aging,
         relaxation=steps,
         sticky=sticky,
+        follow_up=follow_up,
     )
 
 
@@ -565,6 +606,7 @@ RULES_PARTS = st.tuples(
     st.sampled_from([0.0, 0.5, 1.0]),
     st.lists(st.tuples(st.sampled_from([0, 10, 30, 60]), st.integers(0, 5)), max_size=3),
     st.sampled_from([0.0, 30.0, 60.0]),
+    st.sampled_from([0.0, 40.0, 90.0]),
 )
 
 
@@ -597,8 +639,9 @@ AGENT_PARTS = st.tuples(
 
 
 def make_item(n: int, drawn: tuple[Any, ...]) -> WaitingInteraction:
-    channel, queue, priority, tier, waited, levels, sticky, excluded = drawn
+    channel, queue, priority, tier, waited, levels, sticky, thread, excluded = drawn
     last_agent, last_seen_ago = sticky if sticky is not None else (None, None)
+    thread_agent, thread_ended_ago = thread if thread is not None else (None, None)
     return item(
         n,
         channel=channel,
@@ -609,6 +652,8 @@ def make_item(n: int, drawn: tuple[Any, ...]) -> WaitingInteraction:
         needs=skill_map(levels),
         last_agent=last_agent,
         last_seen_ago=last_seen_ago,
+        thread_agent=thread_agent,
+        thread_ended_ago=thread_ended_ago,
         excluded=excluded,
     )
 
@@ -622,6 +667,7 @@ ITEM_PARTS = st.tuples(
     st.sampled_from([0, 10, 20, 30, 60, 90]),
     NEEDED,
     st.none() | st.tuples(AGENT_NUMBERS, st.sampled_from([0, 30, 45, 90])),
+    st.none() | st.tuples(AGENT_NUMBERS, st.sampled_from([0, 40, 60, 120])),
     st.lists(AGENT_NUMBERS, max_size=2),
 )
 
@@ -686,16 +732,21 @@ def reference_match(
         candidates = [a for a in agents if can_take(a, w, queue, loads[a.id])]
         if not candidates:
             continue
-        sticky = [
+        # The thread's agent of a follow-up first, then the customer's last agent.
+        went_back = [
             a
+            for agent_id_, since, window in (
+                (w.thread_agent_id, w.thread_ended_at, queue.follow_up_seconds),
+                (w.last_agent_id, w.last_agent_at, queue.sticky_seconds),
+            )
             for a in candidates
-            if a.id == w.last_agent_id
-            and w.last_agent_at is not None
-            and queue.sticky_seconds > 0
-            and (NOW - w.last_agent_at).total_seconds() <= queue.sticky_seconds
+            if a.id == agent_id_
+            and since is not None
+            and window > 0
+            and (NOW - since).total_seconds() <= window
         ]
         chosen = (
-            sticky
+            went_back
             or sorted(
                 candidates,
                 key=lambda a: (
@@ -781,7 +832,9 @@ def assert_reasons_name_the_deciding_rule(
     for m, before in zip(matches, history, strict=False):
         w = by_item[m.interaction_id]
         candidates = sum(can_take(a, w, queues[w.queue_id], before[a.id]) for a in agents)
-        if m.reason.startswith("sticky: "):
+        if m.reason.startswith("follow-up: "):
+            assert m.agent_id == w.thread_agent_id
+        elif m.reason.startswith("sticky: "):
             assert m.agent_id == w.last_agent_id
         elif candidates == 1:
             assert m.reason.startswith("only qualified agent with room (")

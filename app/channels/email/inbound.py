@@ -12,7 +12,7 @@ Store before accepting: a message is parsed, classified and stored (committed) b
   own interactions) to a thread being handled is added to that interaction
   (`Intake.add_event`: its agent's desk hears it);
 - a reply to a completed thread opens a new interaction linked to it (completed stays
-  terminal; the queue's sticky rule offers it to the last agent);
+  terminal), which the queue offers first to that thread's agent for its `follow_up_days`;
 - anything else is a new thread: `Intake.receive`, channel email, the queue of the support
   address it was sent to, and the sender's customer (a new sender becomes a new customer).
 
@@ -233,12 +233,10 @@ class MailIn:
             subject=_clean(mail.subject)[:SUBJECT_LIMIT],
             summary=_clean(mail.text)[:SUMMARY_LIMIT],
         )
-        received = await self._intake.receive(data, actor=ACTOR)
+        received = await self._intake.receive(data, actor=ACTOR, continues=linked_to)
         interaction_id = received.interaction.id
         async with pg.transaction(self._pool) as connection:
-            token = await messages.set_thread(
-                connection, interaction_id, reply_token=new_reply_token(), linked_to=linked_to
-            )
+            token = await messages.set_reply_token(connection, interaction_id, new_reply_token())
             await messages.attach(connection, message_id, interaction_id)
             await acknowledge(connection, mail, queue_id, interaction_id, token)
         return Taken(message_id, kind, interaction_id, opened=received.created, linked_to=linked_to)

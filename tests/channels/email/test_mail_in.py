@@ -196,6 +196,68 @@ async def test_a_reply_to_a_completed_thread_opens_a_new_interaction_linked_to_i
     assert (await messages_of(connection))[-1]["interaction_id"] == now["id"]
 
 
+async def _email_agent(
+    client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection, name: str
+) -> uuid.UUID:
+    body = {"username": name.lower(), "display_name": name, "capacity": {"email": 2}}
+    made = await client.post("/v1/agents", json=body, headers=admin)
+    assert made.status_code == 201, made.text
+    return uuid.UUID(made.json()["id"])
+
+
+@pytest.mark.parametrize("routed", ["at once", "by a pass"])
+@pytest.mark.parametrize(("follow_up_days", "goes_to"), [(7, "Mei"), (1, "Ben")])
+async def test_a_follow_up_goes_back_to_its_threads_agent_within_the_queues_days(
+    app: FastAPI,
+    mailbox: Mailbox,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    connection: asyncpg.Connection,
+    routed: str,
+    follow_up_days: int,
+    goes_to: str,
+) -> None:
+    """Mei answered the thread two days ago; Ben has been idle longest. Within the queue's
+    follow-up days the customer's reply goes back to Mei, after them to Ben, whether it is
+    placed on arrival or by a later pass of the matcher."""
+    body = {"follow_up_days": follow_up_days}
+    patched = await client.patch(f"/v1/queues/{mailbox.queue_id}", json=body, headers=admin)
+    assert patched.status_code == 200, patched.text
+    agents = {name: await _email_agent(client, admin, connection, name) for name in ("Mei", "Ben")}
+    assert (await mailbox.send(mail(message_id="<first@customer.example>"))).code == 250
+    [first] = await interactions_of(connection, "li.wei@customer.example")
+    await connection.execute(
+        "UPDATE interactions SET state = 'completed', agent_id = $2,"
+        " assigned_at = now() - interval '3 days', ended_at = now() - interval '2 days'"
+        " WHERE id = $1",
+        first["id"],
+        agents["Mei"],
+    )
+    if routed == "at once":
+        for agent_id in agents.values():
+            await present_desk(connection, agent_id)
+    await connection.execute(
+        "UPDATE agents SET idle_since = now() - interval '1 hour' WHERE id = $1", agents["Ben"]
+    )
+
+    reply = mail("It is still wrong", In_Reply_To="<first@customer.example>")
+    assert (await mailbox.send(reply)).code == 250
+    [_, follow_up] = await interactions_of(connection, "li.wei@customer.example")
+    assert follow_up["linked_to"] == first["id"]
+    if routed == "by a pass":
+        assert follow_up["state"] == "queued"
+        for agent_id in agents.values():
+            await present_desk(connection, agent_id)
+        app.state.matcher.wake()
+
+    offer = await offer_of(connection, follow_up["id"])
+    assert offer["agent_id"] == agents[goes_to]
+    reason = await connection.fetchval(
+        "SELECT reason FROM offers WHERE interaction_id = $1", follow_up["id"]
+    )
+    assert reason.startswith("follow-up: ") == (goes_to == "Mei"), reason
+
+
 async def test_a_duplicate_delivery_is_stored_once(
     mailbox: Mailbox, connection: asyncpg.Connection
 ) -> None:

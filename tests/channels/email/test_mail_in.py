@@ -8,6 +8,7 @@ import asyncio
 import smtplib
 import socket
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -25,6 +26,7 @@ from tests.support import present_desk
 
 Headers = dict[str, str]
 pytestmark = pytest.mark.asyncio
+CORPUS = Path(__file__).parent / "corpus"
 
 
 async def interactions_of(connection: asyncpg.Connection, sender: str) -> list[dict[str, Any]]:
@@ -256,6 +258,66 @@ async def test_a_follow_up_goes_back_to_its_threads_agent_within_the_queues_days
         "SELECT reason FROM offers WHERE interaction_id = $1", follow_up["id"]
     )
     assert reason.startswith("follow-up: ") == (goes_to == "Mei"), reason
+
+
+@pytest.mark.parametrize(
+    ("name", "subject", "says", "files"),
+    [
+        (
+            "foxmail_gbk_complaint.eml",
+            "投诉：账单多扣款（王喆）",
+            "上个月的账单多扣了我两百元",
+            ["发票-王喆.pdf", "截图.jpg"],
+        ),
+        ("outlook_big5_folded_subject.eml", "退款申請已經兩週未處理，請盡快回覆", "申請退款", []),
+        ("thunderbird_iso2022jp.eml", "商品が届きません", "注文番号 12345 の商品", []),
+        ("web_form_html_only.eml", "Contact form: parcel missing", "My parcel never arrived.", []),
+        ("no_message_id.eml", "No id here", "Please call me back.", []),
+        ("broken_date.eml", "Broken date", "The date header is nonsense.", []),
+    ],
+)
+async def test_real_shaped_mail_through_the_listener_reads_as_the_customer_wrote_it(
+    mailbox: Mailbox,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    connection: asyncpg.Connection,
+    name: str,
+    subject: str,
+    says: str,
+    files: list[str],
+) -> None:
+    """Each charset and shape, sent over SMTP as a mail server would, is one interaction whose
+    message an agent reads in the customer's own script, attachments named as they were."""
+    assert (await mailbox.send((CORPUS / name).read_bytes())).code == 250
+    [stored] = await messages_of(connection)
+    listed = await client.get(
+        f"/v1/interactions/{stored['interaction_id']}/messages", headers=admin
+    )
+    [message] = listed.json()["items"]
+    assert message["subject"] == subject
+    assert says in message["text"]
+    assert [f["filename"] for f in message["attachments"]] == files
+    # Whatever the HTML held, no script, handler or style reaches the agent.
+    for unsafe in ("<", "script", "alert", "document.cookie", "onclick", "color: red"):
+        assert unsafe not in message["text"]
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("exchange_out_of_office.eml", "auto_reply"),  # no Auto-Submitted: by its subject
+        ("netease_auto_reply.eml", "auto_reply"),
+        ("postfix_bounce.eml", "bounce"),
+        ("mailman_list.eml", "list_mail"),
+    ],
+)
+async def test_automatic_mail_through_the_listener_is_kept_and_makes_no_interaction(
+    mailbox: Mailbox, connection: asyncpg.Connection, name: str, kind: str
+) -> None:
+    assert (await mailbox.send((CORPUS / name).read_bytes())).code == 250
+    [stored] = await messages_of(connection)
+    assert (stored["kind"], stored["interaction_id"]) == (kind, None)
+    assert await connection.fetchval("SELECT count(*) FROM interactions") == 0
 
 
 async def test_a_duplicate_delivery_is_stored_once(

@@ -13,9 +13,12 @@ from email.utils import make_msgid
 
 import httpx
 import pytest
+import websockets
 from fastapi import FastAPI
 
 from app.core.settings import Settings
+from tests.desk.conftest import Desk
+from tests.support import LiveServer
 
 Headers = dict[str, str]
 SUPPORT = "support@example.com"
@@ -109,3 +112,21 @@ def mail(
         message[name.replace("_", "-")] = value
     message.set_content(text)
     return message
+
+
+async def open_desk(
+    client: httpx.AsyncClient,
+    live_server: LiveServer,
+    agent: Headers,
+    last_event_id: int | None = None,
+) -> Desk:
+    """The agent's desk socket on the live server, past its hello and ready (the ticket is
+    asked of `client`'s app: both serve the test's database)."""
+    issued = await client.post("/v1/desk/tickets", headers=agent)
+    assert issued.status_code == 201, issued.text
+    ws_url = live_server.base_url.replace("http://", "ws://")
+    socket = await websockets.connect(f"{ws_url}/v1/desk/ws?ticket={issued.json()['ticket']}")
+    desk = Desk(socket)
+    await desk.send(type="hello", last_event_id=last_event_id)
+    await desk.next("ready")
+    return desk

@@ -116,15 +116,16 @@ def mail(
 
 async def open_desk(
     client: httpx.AsyncClient,
-    live_server: LiveServer,
+    server: LiveServer | str,
     agent: Headers,
     last_event_id: int | None = None,
 ) -> Desk:
-    """The agent's desk socket on the live server, past its hello and ready (the ticket is
-    asked of `client`'s app: both serve the test's database)."""
+    """The agent's desk socket on `server` (a live server, or the base URL of one), past its
+    hello and ready (the ticket is asked of `client`'s app: all serve the test's database)."""
     issued = await client.post("/v1/desk/tickets", headers=agent)
     assert issued.status_code == 201, issued.text
-    ws_url = live_server.base_url.replace("http://", "ws://")
+    base_url = server if isinstance(server, str) else server.base_url
+    ws_url = base_url.replace("http://", "ws://")
     socket = await websockets.connect(f"{ws_url}/v1/desk/ws?ticket={issued.json()['ticket']}")
     desk = Desk(socket)
     await desk.send(type="hello", last_event_id=last_event_id)

@@ -32,19 +32,28 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def relay() -> Iterator[Sink]:
-    with Sink.running(free_port()) as sink:
+def relay_port() -> int:
+    """Where the relay listens: the `relay` fixture's sink, or one a test starts itself."""
+    return free_port()
+
+
+@pytest.fixture
+def relay(relay_port: int) -> Iterator[Sink]:
+    with Sink.running(relay_port) as sink:
         yield sink
 
 
 @pytest.fixture
-def settings(settings: Settings, relay: Sink) -> Settings:
-    """The mail-in settings, with the sink as the relay replies go out through."""
+def settings(settings: Settings, relay_port: int) -> Settings:
+    """The mail-in settings, with the relay replies go out through at `relay_port`, tried
+    again within a fraction of a second while it is down."""
     return settings.model_copy(
         update={
             "smtp_relay_host": "127.0.0.1",
-            "smtp_relay_port": relay.port,
+            "smtp_relay_port": relay_port,
             "smtp_relay_starttls": False,
+            "outbox_backoff_seconds": 0.2,
+            "outbox_max_backoff_seconds": 1.0,
         }
     )
 
@@ -325,3 +334,40 @@ async def test_only_the_holder_replies_from_the_desk_and_a_bad_reply_is_refused(
     assert "completed" in over["detail"]
     # Every refusal wrote nothing: the customer's message is the interaction's only one.
     assert [m["direction"] for m in await messages_of(connection)] == ["inbound"]
+
+
+async def test_a_reply_waits_while_the_relay_is_down_and_goes_once_when_it_is_back(
+    mailbox: Mailbox,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    connection: asyncpg.Connection,
+    relay_port: int,
+) -> None:
+    assert (await mailbox.send(mail(message_id="<first@customer.example>"))).code == 250
+    interaction_id = await first_interaction(connection, CUSTOMER)
+    mei = await agent_holding(client, admin, connection, "mei", interaction_id)
+
+    # Nothing listens at the relay's port yet.
+    sent = await client.post(
+        f"/v1/interactions/{interaction_id}/replies",
+        json={"text": "Your refund is on its way."},
+        headers=mei,
+    )
+
+    assert sent.status_code == 201, sent.text
+    waiting = await reply_once(client, interaction_id, mei, "failed")
+    assert waiting["text"] == "Your refund is on its way."  # kept, to be tried again
+    assert waiting["delivery_error"].startswith(f"the relay 127.0.0.1:{relay_port}: ")
+    with Sink.running(relay_port) as relay:
+        # Nobody wakes the courier: its own retry, come due, finds the relay up.
+        [delivery] = await relay.until_delivered(CUSTOMER)
+        gone = await reply_once(client, interaction_id, mei, "sent")
+        assert len(relay.deliveries) == 1  # once sent, it is not sent again
+    answer = email.message_from_bytes(delivery.content, policy=policy.default)
+    assert answer["Message-ID"] == f"<{sent.json()['channel_message_id']}>"
+    assert answer["In-Reply-To"] == "<first@customer.example>"
+    assert gone["id"] == sent.json()["message_id"]
+    attempts = await connection.fetchval(
+        "SELECT attempts FROM outbox_messages WHERE dedupe_key = $1", f"reply:{gone['id']}"
+    )
+    assert attempts >= 2

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from app.agents.api import router as agents_router
 from app.auth.api import router as auth_router
 from app.auth.login_limits import LoginLimits
+from app.channels.email import replies as email_replies
 from app.channels.email.api import router as email_router
 from app.channels.email.inbound import MailIn
 from app.channels.email.listener import SmtpListener
@@ -33,6 +34,7 @@ from app.core.settings import Settings, get_settings
 from app.core.smtp_sender import SmtpSender
 from app.customers.api import router as customers_router
 from app.desk.api import router as desk_router
+from app.desk.connection import Replies
 from app.desk.registry import OpenDesks
 from app.desk.rest import agents_router as desk_agents_router
 from app.desk.rest import router as desk_rest_router
@@ -277,6 +279,9 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     app.state.settings = settings
     # Customers sit below interactions: the customers API asks this whom an agent served.
     app.state.served_customers = interactions.has_served
+    # The desk's `reply` is the email channel's, beside it in the layers: given, not imported.
+    desk_replies: Replies = email_replies.reply_as_holder
+    app.state.desk_replies = desk_replies
     security.use_hashing_profile(settings.password_hashing)
     security.limit_concurrent_hashes(settings.password_hash_concurrency)
     install_error_handlers(app)

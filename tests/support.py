@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -82,6 +82,57 @@ def served_in_thread(app: Any, what: str, **options: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def served_in_loop(app: FastAPI) -> AsyncIterator[str]:
+    """`app` (its lifespan run already, by the `app` fixture) served by uvicorn in the test's
+    own event loop on a loopback port, until the block ends: its base URL. One replica, so its
+    matcher is the one that leads, and a test can see what it read."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline, "the test server did not start"
+        assert not serving.done(), "the test server stopped"
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def until_the_directory_holds(
+    app: FastAPI,
+    connection: asyncpg.Connection,
+    agent: str,
+    *,
+    silence: timedelta = timedelta(seconds=15),
+) -> None:
+    """Until the leading matcher's directory (of `app`, served by `served_in_loop`) holds the
+    agent's row as it is now: what an arrival is weighed against, to be offered at once
+    (app/routing/arrivals.py; passes run every tick here; a wake asks for one at once)."""
+    matcher, agent_id = app.state.matcher, uuid.UUID(agent)
+    deadline = time.monotonic() + 10
+    while True:
+        matcher.wake()
+        version = await connection.fetchval(
+            "SELECT routing_version FROM agents WHERE id = $1", agent_id
+        )
+        view = matcher.arrival_view(
+            await connection.fetchval("SELECT version FROM queues_settings_version")
+        )
+        if (
+            view is not None
+            and view.directory.version_read(agent_id) == version
+            and agent_id in {kept.id for kept in view.directory.kept(silence)}
+        ):
+            return
+        assert time.monotonic() < deadline, "the matcher never read the agent"
+        await asyncio.sleep(0.02)
 
 
 @dataclass

@@ -84,6 +84,8 @@ async def agent_desk(
         heartbeat_seconds=state.settings.heartbeat_seconds,
         lease=state.lease,
         open_desks=state.open_desks,
+        replies=state.desk_replies,
+        outbox=state.outbox,
     )
     await connection.serve()
 

@@ -5,7 +5,8 @@ pump from the hub, the replay, heartbeats and close codes. What is the desk's ow
 hello, the agent's presence, each action carried out through routing and answered by an ack or
 an error, one desk per agent (the newer socket wins), and the agent leaving routing when its
 socket goes. No database session is held for the socket's life: each message and each frame
-uses a short one.
+uses a short one. Routing's decisions run on the hot pool; a reply to the customer is the
+channel's (`Replies`, given by main), in a unit of work of its own.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable
-from typing import Any, assert_never
+from typing import Any, Protocol, assert_never
 
 import asyncpg
 from fastapi import WebSocket
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agents.models import AgentState
 from app.agents.states import Cause
+from app.core.db import Wakes, unit_of_work
 from app.core.errors import AppError
 from app.core.events import Events
 from app.core.hub import EventHub, EventRecord
@@ -51,6 +54,8 @@ from app.desk.protocol import (
     Hello,
     ReadyFrame,
     Reject,
+    Reply,
+    RoutingAction,
     SetState,
     agent_message,
 )
@@ -81,6 +86,33 @@ SEEN_NOW = """
 Desk = SocketSession[DeskFrame]
 
 
+class SentReply(Protocol):
+    """A reply as its channel stored it: the interaction's message, and the channel's own id
+    for it (an email's Message-ID)."""
+
+    @property
+    def message_id(self) -> uuid.UUID: ...
+
+    @property
+    def channel_message_id(self) -> str: ...
+
+
+class Replies(Protocol):
+    """How the agent who holds an interaction answers its customer, in the session's
+    transaction, refused with an AppError that says why (the email channel's
+    `replies.reply_as_holder`, given by main: channels and desk stand in one layer)."""
+
+    async def __call__(
+        self,
+        session: AsyncSession,
+        interaction_id: uuid.UUID,
+        text: str,
+        *,
+        agent_id: uuid.UUID,
+        actor: str,
+    ) -> SentReply: ...
+
+
 class AgentConnection:
     def __init__(
         self,
@@ -96,6 +128,8 @@ class AgentConnection:
         heartbeat_seconds: float,
         lease: ReplicaLease,
         open_desks: OpenDesks,
+        replies: Replies,
+        outbox: Wakes | None,
     ) -> None:
         self.websocket = websocket
         self.agent_id = agent_id
@@ -109,6 +143,8 @@ class AgentConnection:
         self._heartbeat_seconds = heartbeat_seconds
         self._lease = lease
         self._open_desks = open_desks
+        self._replies = replies
+        self._outbox = outbox
         self._lease_id: uuid.UUID | None = None
 
     async def serve(self) -> None:
@@ -260,7 +296,7 @@ class AgentConnection:
         match message:
             case Hello() | HeartbeatMessage():
                 return  # a sign of life, with nothing to answer
-            case SetState() | Accept() | Reject() | Complete() | EndWrapUp():
+            case SetState() | Accept() | Reject() | Complete() | EndWrapUp() | Reply():
                 await self._act(desk, message)
             case _:
                 assert_never(message)
@@ -272,16 +308,25 @@ class AgentConnection:
         except AppError as error:
             desk.send(ErrorFrame(of=action.type, error=error.code, detail=error.detail))
             return
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
+        except (
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            SQLAlchemyError,
+            TimeoutError,
+        ) as error:
             # A deadlock or a busy pool fails this action, not the desk: the agent may retry.
             log.warning("desk message failed", agent_id=str(self.agent_id), error=repr(error))
             desk.send(
                 ErrorFrame(of=action.type, error="try_again", detail="the database was busy; retry")
             )
             return
-        self._wake_matcher()
+        if not isinstance(action, Reply):  # a reply frees no capacity
+            self._wake_matcher()
 
     async def _apply(self, desk: Desk, action: AgentAction) -> None:
+        if isinstance(action, Reply):
+            desk.send(AckFrame(of=action.type, detail=await self._reply(action)))
+            return
         events = Events()
         async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
             if isinstance(action, Accept | Complete):  # one autocommitted call each: no BEGIN
@@ -297,7 +342,7 @@ class AgentConnection:
             self._hub.publish(events.written)
 
     async def _decide(
-        self, connection: asyncpg.Connection, events: Events, action: AgentAction
+        self, connection: asyncpg.Connection, events: Events, action: RoutingAction
     ) -> dict[str, Any]:
         agent_id, actor = self.agent_id, self.actor
         match action:
@@ -337,6 +382,25 @@ class AgentConnection:
                 return {"interaction_id": str(interaction_id), "state": state.value}
             case _:
                 assert_never(action)
+
+    async def _reply(self, action: Reply) -> dict[str, Any]:
+        """The reply stored and in the outbox once this commits; its events published and the
+        courier woken after the commit, so it goes at once (pending until the relay takes it).
+        Its events name no agent, so no frame of this desk follows the ack."""
+        async with unit_of_work(self._sessions, hub=self._hub, outbox=self._outbox) as session:
+            sent = await self._replies(
+                session,
+                action.interaction_id,
+                action.text,
+                agent_id=self.agent_id,
+                actor=self.actor,
+            )
+        return {
+            "interaction_id": str(action.interaction_id),
+            "message_id": str(sent.message_id),
+            "channel_message_id": sent.channel_message_id,
+            "delivery": "pending",
+        }
 
     async def _set_state(
         self, connection: asyncpg.Connection, events: Events, message: SetState

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, StringConstraints, TypeAdapter
 from app.agents.models import AgentState
 from app.core.inputs import BIGINT_MAX, REFUSES_NUL
 from app.desk.screen_pop import ScreenPop
+from app.interactions.schemas import ReplyText
 
 # Agent -> server
 
@@ -65,8 +66,19 @@ class EndWrapUp(BaseModel):
     notes: Notes | None = None
 
 
+class Reply(BaseModel):
+    """The agent answers the customer of an interaction it holds (by mail, for an email): as
+    `POST /v1/interactions/{id}/replies`, with its rules and limits."""
+
+    type: Literal["reply"]
+    interaction_id: uuid.UUID
+    text: ReplyText
+
+
 # What the agent does: each is answered by an ack or an error (hello and heartbeat are not).
-AgentAction = SetState | Accept | Reject | Complete | EndWrapUp
+# Routing's decisions run on the hot pool; a reply is the channel's, in a unit of work.
+RoutingAction = SetState | Accept | Reject | Complete | EndWrapUp
+AgentAction = RoutingAction | Reply
 
 AgentMessage = Annotated[Hello | Heartbeat | AgentAction, Field(discriminator="type")]
 agent_message = TypeAdapter[AgentMessage](AgentMessage)

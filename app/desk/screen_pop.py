@@ -1,8 +1,10 @@
-"""The screen pop: who the customer is, what the IVR learned about the call and what happened
-before, with every offer, so the agent knows the caller before saying hello.
+"""The screen pop: who the customer is, what the IVR learned about the call, what the customer
+wrote (an email's messages) and what happened before, with every offer, so the agent knows the
+customer before saying hello.
 
 Composed here, at the edge that delivers it, from the customers' profile
-(app/customers/profile.py) and the interaction with its history (app/interactions/history.py);
+(app/customers/profile.py) and the interaction with its messages and history
+(app/interactions/history.py);
 the complaints issue adds the customer's open complaints from `tickets` the same way. It is read
 by the statement that writes the offers (`ScreenPopDetails`, given to routing's `OfferWriter`
 by main), so an offer reaches a desk of its own replica with no read of its own; `read` reads
@@ -22,7 +24,7 @@ from app.core.pg import Reader
 from app.customers import profile
 from app.customers.profile import CustomerProfile
 from app.interactions import history
-from app.interactions.history import OfferedInteraction, PastInteraction
+from app.interactions.history import OfferedInteraction, OfferedMessage, PastInteraction
 from app.interactions.schemas import IvrLearned
 from app.interactions.service import InteractionNotFound
 
@@ -43,6 +45,10 @@ class ScreenPop(BaseModel):
         "took, the menu keys, the digits collected as the caller typed them, whether the "
         "account number was verified, self-service done); null: it came through no IVR"
     )
+    messages: list[OfferedMessage] = Field(
+        description="The interaction's own messages (an email's thread; a chat's transcript "
+        f"later), its latest {history.MESSAGES_SHOWN}, oldest first; empty for a call"
+    )
     history: list[PastInteraction]  # the customer's latest interactions, newest first
     # Filled by the complaints issue; the slot is part of the protocol already.
     open_complaints: list[dict[str, Any]] = Field(default_factory=list)
@@ -50,7 +56,7 @@ class ScreenPop(BaseModel):
 
 
 # The pop's columns, for the interaction `i` with its customer `c` and queue `q`.
-COLUMNS = f"{history.COLUMNS},\n{profile.COLUMNS}"
+COLUMNS = f"{history.COLUMNS},\n{history.MESSAGE_COLUMNS},\n{profile.COLUMNS}"
 POP = f"""
     SELECT {COLUMNS}
     FROM interactions i JOIN customers c ON c.id = i.customer_id JOIN queues q ON q.id = i.queue_id
@@ -85,6 +91,7 @@ def from_row(row: Mapping[str, Any], routing: OfferRouting) -> ScreenPop:
         interaction=history.offered_from_row(row),
         customer=profile.from_row(row),
         ivr=history.ivr_from_row(row),
+        messages=history.messages_from_row(row),
         history=history.history_from_row(row),
         routing=routing,
     )

@@ -20,7 +20,6 @@ from app.auth.models import Role
 from app.auth.principal import Principal
 from app.core import pg
 from app.core.channels import Channel
-from app.core.errors import Forbidden
 from app.core.inputs import REFUSES_NUL
 from app.core.pagination import Page, Pagination
 from app.core.settings import Settings
@@ -164,8 +163,8 @@ async def list_interactions(
 
 async def visible(principal: Principal, session: Session, interaction: Interaction) -> None:
     own = await agent_id_of(principal, session)
-    if own is not None and interaction.agent_id != own:
-        raise Forbidden("an agent sees only the interactions assigned to it")
+    if own is not None:
+        service.ensure_assigned_to(interaction, own)
 
 
 @router.get("/{interaction_id}", summary="One interaction")

@@ -24,6 +24,8 @@ Disposition = Annotated[
 ]
 Subject = Annotated[str, StringConstraints(max_length=500), REFUSES_NUL]
 LongText = Annotated[str, StringConstraints(max_length=20_000), REFUSES_NUL]
+# What an agent writes to the customer (a reply by mail, over HTTP or from the desk): one limit.
+ReplyText = Annotated[str, StringConstraints(min_length=1, max_length=20_000), REFUSES_NUL]
 TransferNote = Annotated[str, StringConstraints(max_length=2000), REFUSES_NUL]
 IvrNode = Annotated[str, StringConstraints(min_length=1, max_length=64), REFUSES_NUL]
 MenuKey = Annotated[str, StringConstraints(max_length=1, pattern=r"^[0-9*#]$"), REFUSES_NUL]

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent
 from app.core.channels import Channel
-from app.core.errors import IllegalTransition, InvalidField, NotFound
+from app.core.errors import Forbidden, IllegalTransition, InvalidField, NotFound
 from app.core.events import events_of
 from app.interactions.lifecycle import ensure_can_move, move_payload
 from app.interactions.models import (
@@ -105,6 +105,12 @@ async def get_interaction(
     if interaction is None:
         raise InteractionNotFound(f"no interaction with id {interaction_id}")
     return interaction
+
+
+def ensure_assigned_to(interaction: Interaction, agent_id: uuid.UUID) -> None:
+    """An agent sees, and acts on, only the interactions assigned to it."""
+    if interaction.agent_id != agent_id:
+        raise Forbidden("an agent sees only the interactions assigned to it")
 
 
 async def list_interactions(

@@ -59,6 +59,7 @@ WRITES: dict[str, tuple[Any, ...]] = {
     "Complete": (Interaction,),
     "Accept": (),
     "EndWrapUp": (Interaction,),
+    "Reply": (InteractionMessage,),
     "DryRunIn": (),
     "FlowCreate": (IvrFlow,),
     "FlowUpdate": (IvrFlow,),

@@ -34,6 +34,7 @@ async def test_an_offer_arrives_with_its_screen_pop_and_accepting_assigns_it(
     assert pop["routing"]["matched_skills"] == {"billing": 4}
     assert pop["open_complaints"] == []
     assert pop["ivr"] is None  # posted without what an IVR learned
+    assert pop["messages"] == []  # a call has none
 
     await desk.send(type="accept", offer_id=offer["offer_id"])
     assignment = await desk.next("assignment")

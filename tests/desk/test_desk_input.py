@@ -6,6 +6,8 @@ past a bigint would have failed on every retry.
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from app.core.inputs import BIGINT_MAX
@@ -17,6 +19,10 @@ from tests.desk.conftest import Center
     [
         ({"type": "set_state", "state": "away", "reason": "lunch\u0000"}, "set_state.reason"),
         ({"type": "hello", "last_event_id": BIGINT_MAX + 1}, "hello.last_event_id"),
+        (
+            {"type": "reply", "interaction_id": str(uuid.uuid4()), "text": "Hello\u0000"},
+            "reply.text",
+        ),
     ],
 )
 async def test_a_value_the_database_cannot_hold_is_a_validation_error(

@@ -9,42 +9,23 @@ read (an arrival is offered at once only against the agents it holds: app/routin
 
 from __future__ import annotations
 
-import asyncio
-import time
-import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from app.auth.models import Role
 from tests.desk.conftest import Center
-from tests.support import create_user_directly, free_port, login
-
-SILENCE = timedelta(seconds=15)
+from tests.support import create_user_directly, login, served_in_loop, until_the_directory_holds
 
 
 @pytest.fixture
 async def served(app: FastAPI) -> AsyncIterator[str]:
     """The app (its lifespan run already by the `app` fixture) on a loopback port."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "the test server did not start"
-        assert not serving.done(), "the test server stopped"
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
+    async with served_in_loop(app) as base_url:
+        yield base_url
 
 
 @pytest.fixture
@@ -56,31 +37,6 @@ async def center(app: FastAPI, served: str) -> AsyncIterator[Center]:
         queue = {"name": "billing", "required_skills": [{"skill": "billing", "level": 2}]}
         assert (await http.post("/v1/queues", json=queue, headers=admin)).status_code == 201
         yield Center(http=http, admin=admin, ws_url=served.replace("http://", "ws://"), app=app)
-
-
-async def _until_the_directory_holds(
-    app: FastAPI, connection: asyncpg.Connection, agent: str
-) -> None:
-    """Until the leading matcher's directory holds the agent's row as it is now: what an
-    arrival is weighed against (passes run every tick here; a wake asks for one at once)."""
-    matcher, agent_id = app.state.matcher, uuid.UUID(agent)
-    deadline = time.monotonic() + 10
-    while True:
-        matcher.wake()
-        version = await connection.fetchval(
-            "SELECT routing_version FROM agents WHERE id = $1", agent_id
-        )
-        view = matcher.arrival_view(
-            await connection.fetchval("SELECT version FROM queues_settings_version")
-        )
-        if (
-            view is not None
-            and view.directory.version_read(agent_id) == version
-            and agent_id in {kept.id for kept in view.directory.kept(SILENCE)}
-        ):
-            return
-        assert time.monotonic() < deadline, "the matcher never read the agent"
-        await asyncio.sleep(0.02)
 
 
 async def test_a_new_caller_and_a_known_one_are_answered_offered_to_the_free_agent(
@@ -97,7 +53,7 @@ async def test_a_new_caller_and_a_known_one_are_answered_offered_to_the_free_age
     first = await center.call(channel="chat", contact={"kind": "chat", "value": "ada-1"})
     assert (await desk.next("offer"))["interaction_id"] == first["id"]
 
-    await _until_the_directory_holds(center.app, connection, mei_id)
+    await until_the_directory_holds(center.app, connection, mei_id)
     new = await center.call(channel="chat", contact={"kind": "chat", "value": "visitor-1"})
 
     assert new["state"] == "offered"
@@ -105,7 +61,7 @@ async def test_a_new_caller_and_a_known_one_are_answered_offered_to_the_free_age
     assert new["agent_id"] is None  # she holds it once she accepts
     assert (await desk.next("offer"))["interaction_id"] == new["id"]
 
-    await _until_the_directory_holds(center.app, connection, mei_id)
+    await until_the_directory_holds(center.app, connection, mei_id)
     again = await center.call(channel="chat", contact={"kind": "chat", "value": "ada-1"})
 
     assert (again["state"], again["offered_to"]) == ("offered", mei_id)

@@ -6,25 +6,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from app.auth.dependencies import AnyUser, Session
 from app.channels.email import replies
 from app.core.errors import NotFound
-from app.core.inputs import REFUSES_NUL
 from app.core.pagination import Page, Pagination
 from app.interactions import service as interactions
 from app.interactions.api import visible
 from app.interactions.models import InteractionMessage, MessageAttachment, MessageDirection
+from app.interactions.schemas import ReplyText
 
 router = APIRouter(prefix="/v1/interactions", tags=["email"])
-
-ReplyText = Annotated[str, StringConstraints(min_length=1, max_length=20_000), REFUSES_NUL]
 
 
 class ReplyIn(BaseModel):

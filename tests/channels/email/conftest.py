@@ -13,9 +13,12 @@ from email.utils import make_msgid
 
 import httpx
 import pytest
+import websockets
 from fastapi import FastAPI
 
 from app.core.settings import Settings
+from tests.desk.conftest import Desk
+from tests.support import LiveServer
 
 Headers = dict[str, str]
 SUPPORT = "support@example.com"
@@ -109,3 +112,22 @@ def mail(
         message[name.replace("_", "-")] = value
     message.set_content(text)
     return message
+
+
+async def open_desk(
+    client: httpx.AsyncClient,
+    server: LiveServer | str,
+    agent: Headers,
+    last_event_id: int | None = None,
+) -> Desk:
+    """The agent's desk socket on `server` (a live server, or the base URL of one), past its
+    hello and ready (the ticket is asked of `client`'s app: all serve the test's database)."""
+    issued = await client.post("/v1/desk/tickets", headers=agent)
+    assert issued.status_code == 201, issued.text
+    base_url = server if isinstance(server, str) else server.base_url
+    ws_url = base_url.replace("http://", "ws://")
+    socket = await websockets.connect(f"{ws_url}/v1/desk/ws?ticket={issued.json()['ticket']}")
+    desk = Desk(socket)
+    await desk.send(type="hello", last_event_id=last_event_id)
+    await desk.next("ready")
+    return desk

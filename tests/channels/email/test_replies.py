@@ -1,11 +1,13 @@
-"""An agent answers by mail: the reply goes out through the outbox to a real SMTP sink standing in
-for the relay, threads as mail clients thread, and the customer's answer to it comes back into
-the same interaction; attachments are downloaded only by those who may see the interaction."""
+"""An agent answers by mail, over HTTP or from the desk socket: the reply goes out through the
+outbox to a real SMTP sink standing in for the relay, threads as mail clients thread, and the
+customer's answer to it comes back into the same interaction; attachments are downloaded only by
+those who may see the interaction."""
 
 from __future__ import annotations
 
 import asyncio
 import email
+import json
 import uuid
 from collections.abc import Iterator
 from email import policy
@@ -17,10 +19,11 @@ import httpx
 import pytest
 
 from app.core.settings import Settings
-from tests.channels.email.conftest import Mailbox, mail
+from tests.channels.email.conftest import Mailbox, mail, open_desk
 from tests.channels.email.test_mail_in import interactions_of, messages_of
 from tests.core.smtp_sink import Sink, free_port
-from tests.support import login
+from tests.desk.conftest import Desk
+from tests.support import LiveServer, login
 
 Headers = dict[str, str]
 CUSTOMER = "li.wei@customer.example"
@@ -29,19 +32,28 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def relay() -> Iterator[Sink]:
-    with Sink.running(free_port()) as sink:
+def relay_port() -> int:
+    """Where the relay listens: the `relay` fixture's sink, or one a test starts itself."""
+    return free_port()
+
+
+@pytest.fixture
+def relay(relay_port: int) -> Iterator[Sink]:
+    with Sink.running(relay_port) as sink:
         yield sink
 
 
 @pytest.fixture
-def settings(settings: Settings, relay: Sink) -> Settings:
-    """The mail-in settings, with the sink as the relay replies go out through."""
+def settings(settings: Settings, relay_port: int) -> Settings:
+    """The mail-in settings, with the relay replies go out through at `relay_port`, tried
+    again within a fraction of a second while it is down."""
     return settings.model_copy(
         update={
             "smtp_relay_host": "127.0.0.1",
-            "smtp_relay_port": relay.port,
+            "smtp_relay_port": relay_port,
             "smtp_relay_starttls": False,
+            "outbox_backoff_seconds": 0.2,
+            "outbox_max_backoff_seconds": 1.0,
         }
     )
 
@@ -86,6 +98,14 @@ async def reply_once(
                 found: dict[str, Any] = reply
                 return found
             await asyncio.sleep(0.05)
+
+
+async def me(client: httpx.AsyncClient, headers: Headers) -> dict[str, Any]:
+    """The agent of `headers`, as `GET /v1/agents/me` shows it."""
+    found = await client.get("/v1/agents/me", headers=headers)
+    assert found.status_code == 200, found.text
+    agent: dict[str, Any] = found.json()
+    return agent
 
 
 async def test_a_reply_goes_out_threaded_and_the_customers_answer_comes_back_to_it(
@@ -234,3 +254,120 @@ async def test_a_queue_that_acknowledges_does_so_once_per_thread_as_automatic_ma
         "<first@customer.example>",
         "<second@customer.example>",
     ]
+
+
+async def test_an_agent_replies_from_the_desk_and_the_reply_goes_out_threaded(
+    mailbox: Mailbox,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    connection: asyncpg.Connection,
+    relay: Sink,
+    live_server: LiveServer,
+) -> None:
+    assert (await mailbox.send(mail(message_id="<first@customer.example>"))).code == 250
+    interaction_id = await first_interaction(connection, CUSTOMER)
+    mei = await agent_holding(client, admin, connection, "mei", interaction_id)
+    desk = await open_desk(client, live_server, mei)
+
+    await desk.send(type="reply", interaction_id=str(interaction_id), text="已更正。Corrected.")
+
+    ack = await desk.next("ack")
+    assert ack["of"] == "reply"
+    assert ack["detail"]["delivery"] == "pending"
+    [delivery] = await relay.until_delivered(CUSTOMER)
+    answer = email.message_from_bytes(delivery.content, policy=policy.default)
+    assert answer["In-Reply-To"] == "<first@customer.example>"
+    assert answer["Message-ID"] == f"<{ack['detail']['channel_message_id']}>"
+    body = answer.get_body(preferencelist=("plain",))
+    assert body is not None
+    assert "已更正。Corrected." in body.get_content()
+    reply = await reply_once(client, interaction_id, mei, "sent")
+    assert reply["id"] == ack["detail"]["message_id"]
+    assert reply["sender_name"] == f"user:{(await me(client, mei))['user_id']}"
+
+
+async def answer_to(desk: Desk) -> dict[str, Any]:
+    """The ack or error that answers the desk's last action (other frames are skipped)."""
+    async with asyncio.timeout(10):
+        while True:
+            frame: dict[str, Any] = json.loads(await desk.socket.recv())
+            desk.frames.append(frame)
+            if frame["type"] in {"ack", "error"}:
+                return frame
+
+
+async def test_only_the_holder_replies_from_the_desk_and_a_bad_reply_is_refused(
+    mailbox: Mailbox,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    connection: asyncpg.Connection,
+    live_server: LiveServer,
+) -> None:
+    assert (await mailbox.send(mail())).code == 250
+    interaction_id = await first_interaction(connection, CUSTOMER)
+    mei = await agent_holding(client, admin, connection, "mei", interaction_id)
+    tom = await agent_holding(client, admin, connection, "tom", uuid.uuid4())  # holds nothing
+    toms_desk = await open_desk(client, live_server, tom)
+    meis_desk = await open_desk(client, live_server, mei)
+    reply = {"type": "reply", "interaction_id": str(interaction_id)}
+
+    await toms_desk.send(**reply, text="Hello from Tom")
+    not_his = await answer_to(toms_desk)
+    await meis_desk.send(**reply, text="")
+    empty = await answer_to(meis_desk)
+    await meis_desk.send(**reply, text="Hello\u0000")
+    nul = await answer_to(meis_desk)
+    await connection.execute(
+        "UPDATE interactions SET state = 'completed', ended_at = now() WHERE id = $1",
+        interaction_id,
+    )
+    await meis_desk.send(**reply, text="Too late")
+    over = await answer_to(meis_desk)
+
+    assert (not_his["type"], not_his.get("error")) == ("error", "forbidden"), not_his
+    assert not_his["of"] == "reply"
+    assert [empty["type"], nul["type"], over["type"]] == ["error"] * 3
+    assert (empty["error"], nul["error"]) == ("validation_error", "validation_error")
+    assert empty["detail"].startswith("reply.text: ")
+    assert nul["detail"].startswith("reply.text: ")
+    assert (over["error"], over["of"]) == ("cannot_reply", "reply")
+    assert "completed" in over["detail"]
+    # Every refusal wrote nothing: the customer's message is the interaction's only one.
+    assert [m["direction"] for m in await messages_of(connection)] == ["inbound"]
+
+
+async def test_a_reply_waits_while_the_relay_is_down_and_goes_once_when_it_is_back(
+    mailbox: Mailbox,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    connection: asyncpg.Connection,
+    relay_port: int,
+) -> None:
+    assert (await mailbox.send(mail(message_id="<first@customer.example>"))).code == 250
+    interaction_id = await first_interaction(connection, CUSTOMER)
+    mei = await agent_holding(client, admin, connection, "mei", interaction_id)
+
+    # Nothing listens at the relay's port yet.
+    sent = await client.post(
+        f"/v1/interactions/{interaction_id}/replies",
+        json={"text": "Your refund is on its way."},
+        headers=mei,
+    )
+
+    assert sent.status_code == 201, sent.text
+    waiting = await reply_once(client, interaction_id, mei, "failed")
+    assert waiting["text"] == "Your refund is on its way."  # kept, to be tried again
+    assert waiting["delivery_error"].startswith(f"the relay 127.0.0.1:{relay_port}: ")
+    with Sink.running(relay_port) as relay:
+        # Nobody wakes the courier: its own retry, come due, finds the relay up.
+        [delivery] = await relay.until_delivered(CUSTOMER)
+        gone = await reply_once(client, interaction_id, mei, "sent")
+        assert len(relay.deliveries) == 1  # once sent, it is not sent again
+    answer = email.message_from_bytes(delivery.content, policy=policy.default)
+    assert answer["Message-ID"] == f"<{sent.json()['channel_message_id']}>"
+    assert answer["In-Reply-To"] == "<first@customer.example>"
+    assert gone["id"] == sent.json()["message_id"]
+    attempts = await connection.fetchval(
+        "SELECT attempts FROM outbox_messages WHERE dedupe_key = $1", f"reply:{gone['id']}"
+    )
+    assert attempts >= 2

@@ -93,12 +93,13 @@ COLUMNS = f"""
 """  # noqa: S608 - constants only, no outside text
 
 
-# The offered interaction's latest messages, oldest first. A message is the interaction's once
-# attached (`interaction_id`); the one a channel delivered it with (stored first, keyed by the
-# interaction's external reference: app/channels/email/inbound.py) is attached only after the
-# arrival, whose offer may be written by the arrival's own statement or by a pass before that:
-# until then it is found by its key. Both are index look-ups (interaction_id, received_at; the
-# unique dedupe_key), so work with no messages (a call) pays two empty probes.
+# The offered interaction's latest messages, oldest first: an index range (interaction_id,
+# received_at) read backwards. The message an interaction arrived with is attached by the
+# arrival (app/interactions/arrival.sql), in the statement that may write its offer too; but a
+# statement's reads see the tables as they were before it, so there it is found unattached, by
+# its key: a channel keys the interaction by its first message (`external_ref` = that
+# message's `dedupe_key`: app/channels/email/inbound.py). Two index probes (the range, the
+# unique key), so work with no messages (a call) pays nearly nothing.
 MESSAGE_COLUMNS = f"""
     ARRAY(
         SELECT ROW(m.id, m.direction, m.kind, m.sender, m.sender_name, m.subject,
@@ -109,10 +110,12 @@ MESSAGE_COLUMNS = f"""
                    ARRAY(SELECT jsonb_array_elements_text(m.dropped)),
                    m.mentions)
         FROM (
-            SELECT * FROM interaction_messages latest
-            WHERE latest.interaction_id = i.id
-               OR (latest.interaction_id IS NULL AND latest.dedupe_key = i.external_ref)
-            ORDER BY latest.received_at DESC, latest.id DESC
+            (SELECT * FROM interaction_messages attached WHERE attached.interaction_id = i.id
+             ORDER BY attached.received_at DESC, attached.id DESC LIMIT {MESSAGES_SHOWN})
+            UNION ALL
+            (SELECT * FROM interaction_messages arriving
+             WHERE arriving.interaction_id IS NULL AND arriving.dedupe_key = i.external_ref)
+            ORDER BY received_at DESC, id DESC
             LIMIT {MESSAGES_SHOWN}
         ) m
         ORDER BY m.received_at, m.id

@@ -49,7 +49,7 @@ INSERT = """
     SELECT (a.interaction).*, a.queued_event_id
     FROM interactions_arrive(
         $1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $10, $11, $12::text::jsonb, false,
-        $13::text::jsonb, $14, $15, $16
+        $13::text::jsonb, $14, $15, $16, $17, $18
     ) a
 """
 # What an earlier delivery of a reference became, read only when a reference comes again: the
@@ -89,6 +89,19 @@ class Place:
 
 
 @dataclass(frozen=True, slots=True)
+class Conversation:
+    """What a channel of messages (email, chat) brings with a new interaction, written with it
+    in the arrival's one statement: its first message (stored already, and attached here, so
+    the offer's screen pop, which that statement may write, shows it), the thread's reply
+    token, and the completed interaction it follows up (routing offers it first to that
+    thread's agent when the queue says so: `follow_up_days`)."""
+
+    first_message: uuid.UUID
+    reply_token: str | None = None
+    continues: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Arrival:
     """A valid new interaction about to be written: its row, its event's payload, and what
     routing needs to weigh it (the customer's tier, also for a customer made by this request,
@@ -108,8 +121,8 @@ class Arrival:
     queues_version: str | None
     waiting_since: datetime | None = None
     not_before: datetime | None = None
-    # A follow-up's: the thread it continues, and that thread's agent and end.
-    linked_to: uuid.UUID | None = None
+    conversation: Conversation | None = None
+    # A follow-up's: the agent of the thread it continues, and when that thread ended.
     thread_agent_id: uuid.UUID | None = None
     thread_ended_at: datetime | None = None
 
@@ -142,7 +155,7 @@ class Arrival:
     def arguments(self) -> tuple[object, ...]:
         """The arguments of `interactions_arrive` (app/interactions/arrival.sql) but
         `p_offered`, which the caller puts after the 12th."""
-        ivr = self.data.ivr
+        ivr, talk = self.data.ivr, self.conversation
         return (
             self.id,
             self.data.channel.value,
@@ -159,7 +172,9 @@ class Arrival:
             None if ivr is None else ivr.model_dump_json(),
             self.waiting_since,
             self.not_before,
-            self.linked_to,
+            None if talk is None else talk.continues,
+            None if talk is None else talk.reply_token,
+            None if talk is None else talk.first_message,
         )
 
     def queued_event(self, event_id: int) -> EventRecord:
@@ -247,7 +262,7 @@ class Intake:
         secret: str | None = None,
         connection: asyncpg.Connection | None = None,
         place: Place | None = None,
-        continues: uuid.UUID | None = None,
+        conversation: Conversation | None = None,
     ) -> Received:
         """Queue a new interaction, route it, publish its events; a reference delivered before
         is answered with what it became (idempotent: gateways and mail servers retry).
@@ -262,13 +277,12 @@ class Intake:
         `place`: where it stands in the line, for a channel adapter that knows (a callback
         keeps the place of the call it replaces; a voicemail's waits for its queue to open);
         None: it waits from now, and may be offered at once.
-        `continues`: the completed interaction this one follows up (a reply to a completed
-        email thread, of the same customer): it is linked to it, and routing offers it first
-        to that thread's agent when the queue says so (`follow_up_days`)."""
+        `conversation`: for a channel of messages, the first message and the thread (a
+        follow-up continues one of the same customer's), written with the arrival."""
         if connection is not None:
-            return await self._receive(connection, data, actor, secret, place, continues)
+            return await self._receive(connection, data, actor, secret, place, conversation)
         async with self._pool.acquire(timeout=pg.ACQUIRE_TIMEOUT) as borrowed:
-            return await self._receive(borrowed, data, actor, secret, place, continues)
+            return await self._receive(borrowed, data, actor, secret, place, conversation)
 
     async def _receive(
         self,
@@ -277,9 +291,9 @@ class Intake:
         actor: str | None,
         secret: str | None,
         place: Place | None,
-        continues: uuid.UUID | None,
+        conversation: Conversation | None,
     ) -> Received:
-        arrival = await self._identify(connection, data, actor, secret, place, continues)
+        arrival = await self._identify(connection, data, actor, secret, place, conversation)
         if isinstance(arrival, InteractionReceived):
             return Received(arrival, created=False)
         if self._router is None:
@@ -314,7 +328,7 @@ class Intake:
         actor: str | None,
         secret: str | None,
         place: Place | None,
-        continues: uuid.UUID | None,
+        conversation: Conversation | None,
     ) -> Arrival | InteractionReceived:
         """The arrival to write, or the interaction an earlier delivery of it became (409 if
         this delivery asks for something else)."""
@@ -323,6 +337,7 @@ class Intake:
         arguments = (
             identify.NO_CALLER if secret is None else auth.caller_arguments(secret, settings)
         )
+        continues = None if conversation is None else conversation.continues
         found = await identify.look_up(connection, data, contact, arguments, continues)
         if secret is not None:  # who may: app/auth/dependencies.py, on what the look-up read
             actor = RAISE_WORK.check(known_principal(found.caller)).actor
@@ -356,7 +371,7 @@ class Intake:
             queues_version=found.queues_version,
             waiting_since=None if place is None else place.waiting_since,
             not_before=None if place is None else place.not_before,
-            linked_to=continues,
+            conversation=conversation,
             thread_agent_id=found.thread_agent_id,
             thread_ended_at=found.thread_ended_at,
         )

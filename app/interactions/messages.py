@@ -66,11 +66,6 @@ MENTIONED = """
     )
     ORDER BY i.created_at DESC LIMIT 1
 """
-# A thread's token, given once (the thread a follow-up continues is written with it: intake).
-GIVE_REPLY_TOKEN = """
-    UPDATE interactions SET reply_token = coalesce(reply_token, $2) WHERE id = $1
-    RETURNING reply_token
-"""  # noqa: S105 - a statement, no secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,14 +185,6 @@ async def mentioned(
         return None
     found: uuid.UUID | None = await connection.fetchval(MENTIONED, list(named), reply_token)
     return found
-
-
-async def set_reply_token(
-    connection: asyncpg.Connection, interaction_id: uuid.UUID, reply_token: str
-) -> str:
-    """Give the interaction its reply token (kept if it had one); returns its token."""
-    token: str = await connection.fetchval(GIVE_REPLY_TOKEN, interaction_id, reply_token)
-    return token
 
 
 def _clean(text: str | None) -> str:

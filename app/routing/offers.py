@@ -161,7 +161,7 @@ _OFFERS_WRITTEN = """
     JOIN proposed p ON p.interaction_id = i.id JOIN locked l ON l.id = p.agent_id
 """
 
-# An arrival is written by intake's own function (app/interactions/arrival.sql, $13-$28: its
+# An arrival is written by intake's own function (app/interactions/arrival.sql, $13-$30: its
 # `Arrival.arguments`, with `p_offered` after the 12th), offered already if its agent was
 # locked; the statement returns its row (none for a reference delivered before), with the
 # offer's event and details if it landed.
@@ -169,7 +169,8 @@ _ARRIVE = """arrived AS (
         SELECT a.interaction AS row, (a.interaction).id AS id, a.queued_event_id
         FROM interactions_arrive(
             $13, $14, $15, $16, $17, $18, $19::text::jsonb, $20, $21, $22, $23,
-            $24::text::jsonb, EXISTS (SELECT FROM proposed), $25::text::jsonb, $26, $27, $28
+            $24::text::jsonb, EXISTS (SELECT FROM proposed), $25::text::jsonb, $26, $27, $28,
+            $29, $30
         ) a
     ), taken AS (
         SELECT arrived.id FROM arrived WHERE (arrived.row).state = 'offered'

@@ -1,11 +1,13 @@
-"""queues: how many days a follow-up goes back to its thread's agent; an arrival's thread
+"""queues: how many days a follow-up goes back to its thread's agent; an arrival's conversation
 
 A reply to a completed email thread opens a new interaction linked to it. `follow_up_days` says
 for how long after that thread ended routing offers the new one first to the agent who handled
 it (app/routing/policy.py, `_preferred`); 0 turns it off. An arrival is written with the thread
-it continues, so routing knows that agent when it places the arrival at once.
+it continues, so routing knows that agent when it places the arrival at once, and with its
+first message and reply token, so the offer that statement may write shows the message.
 
-`interactions_arrive` (app/interactions/arrival.sql) takes one argument more (`p_linked_to`):
+`interactions_arrive` (app/interactions/arrival.sql) takes three arguments more (`p_linked_to`,
+`p_reply_token`, `p_first_message`):
 `CREATE OR REPLACE` cannot change a signature, so the old one is dropped here and the file
 creates the new one once the upgrade is at head (app/core/definitions.py). On the way down the
 new one goes; the older release's own upgrade creates its own.
@@ -30,7 +32,7 @@ ARRIVE = (
     " text, jsonb, boolean, jsonb, timestamptz, timestamptz"
 )
 OLD_ARRIVE = f"{ARRIVE})"
-NEW_ARRIVE = f"{ARRIVE}, uuid)"
+NEW_ARRIVE = f"{ARRIVE}, uuid, text, uuid)"
 
 
 def upgrade() -> None:

@@ -44,7 +44,7 @@ from app.core.settings import Settings
 from app.customers import email_contacts
 from app.customers.models import ContactKind
 from app.interactions import messages
-from app.interactions.intake import Intake
+from app.interactions.intake import Conversation, Intake
 from app.interactions.models import TERMINAL_STATES, InteractionState
 from app.interactions.schemas import ContactIn, InteractionCreate
 
@@ -233,12 +233,16 @@ class MailIn:
             subject=_clean(mail.subject)[:SUBJECT_LIMIT],
             summary=_clean(mail.text)[:SUMMARY_LIMIT],
         )
-        received = await self._intake.receive(data, actor=ACTOR, continues=linked_to)
+        # Written with the interaction: the message, the thread's token, what it follows up.
+        token = new_reply_token()
+        conversation = Conversation(message_id, reply_token=token, continues=linked_to)
+        received = await self._intake.receive(data, actor=ACTOR, conversation=conversation)
         interaction_id = received.interaction.id
-        async with pg.transaction(self._pool) as connection:
-            token = await messages.set_reply_token(connection, interaction_id, new_reply_token())
-            await messages.attach(connection, message_id, interaction_id)
-            await acknowledge(connection, mail, queue_id, interaction_id, token)
+        if received.created:
+            # At most once per thread: a crash before this commits loses the acknowledgement
+            # (a retried delivery finds the message taken), never sends it twice.
+            async with pg.transaction(self._pool) as connection:
+                await acknowledge(connection, mail, queue_id, interaction_id, token)
         return Taken(message_id, kind, interaction_id, opened=received.created, linked_to=linked_to)
 
 

@@ -83,6 +83,16 @@ async def first_interaction(connection: asyncpg.Connection, sender: str) -> uuid
     return cast(uuid.UUID, interaction["id"])
 
 
+async def thread_mei_holds(
+    mailbox: Mailbox, client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
+) -> tuple[uuid.UUID, Headers]:
+    """Li Wei's first mail (Message-ID <first@customer.example>), held by Mei: its
+    interaction, and Mei's headers."""
+    assert (await mailbox.send(mail(message_id="<first@customer.example>"))).code == 250
+    interaction_id = await first_interaction(connection, CUSTOMER)
+    return interaction_id, await agent_holding(client, admin, connection, "mei", interaction_id)
+
+
 async def reply_once(
     client: httpx.AsyncClient, interaction_id: uuid.UUID, headers: Headers, delivery: str
 ) -> dict[str, Any]:
@@ -115,9 +125,7 @@ async def test_a_reply_goes_out_threaded_and_the_customers_answer_comes_back_to_
     connection: asyncpg.Connection,
     relay: Sink,
 ) -> None:
-    assert (await mailbox.send(mail(message_id="<first@customer.example>"))).code == 250
-    interaction_id = await first_interaction(connection, CUSTOMER)
-    mei = await agent_holding(client, admin, connection, "mei", interaction_id)
+    interaction_id, mei = await thread_mei_holds(mailbox, client, admin, connection)
 
     sent = await client.post(
         f"/v1/interactions/{interaction_id}/replies",
@@ -264,9 +272,7 @@ async def test_an_agent_replies_from_the_desk_and_the_reply_goes_out_threaded(
     relay: Sink,
     live_server: LiveServer,
 ) -> None:
-    assert (await mailbox.send(mail(message_id="<first@customer.example>"))).code == 250
-    interaction_id = await first_interaction(connection, CUSTOMER)
-    mei = await agent_holding(client, admin, connection, "mei", interaction_id)
+    interaction_id, mei = await thread_mei_holds(mailbox, client, admin, connection)
     desk = await open_desk(client, live_server, mei)
 
     await desk.send(type="reply", interaction_id=str(interaction_id), text="已更正。Corrected.")
@@ -343,9 +349,7 @@ async def test_a_reply_waits_while_the_relay_is_down_and_goes_once_when_it_is_ba
     connection: asyncpg.Connection,
     relay_port: int,
 ) -> None:
-    assert (await mailbox.send(mail(message_id="<first@customer.example>"))).code == 250
-    interaction_id = await first_interaction(connection, CUSTOMER)
-    mei = await agent_holding(client, admin, connection, "mei", interaction_id)
+    interaction_id, mei = await thread_mei_holds(mailbox, client, admin, connection)
 
     # Nothing listens at the relay's port yet.
     sent = await client.post(

@@ -16,7 +16,11 @@ from pydantic import BaseModel
 from app.agents.api import router as agents_router
 from app.auth.api import router as auth_router
 from app.auth.login_limits import LoginLimits
-from app.channels.email import replies as email_replies
+from app.channels import replies as channel_replies
+from app.channels.chat.api import router as chat_router
+from app.channels.chat.chats import ChatRooms
+from app.channels.chat.leaving import AfterHours
+from app.channels.chat.sweep import ChatSweep
 from app.channels.email.api import router as email_router
 from app.channels.email.inbound import MailIn
 from app.channels.email.listener import SmtpListener
@@ -246,12 +250,24 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             wake_matcher=matcher.wake,
         )
         bridge = Bridge(hub, switchboard, app.state.pg)
+        # Web chat: the customers' side of every chat on this replica's sockets.
+        app.state.chats = ChatRooms(
+            pool=app.state.pg,
+            sessions=app.state.sessions,
+            intake=app.state.intake,
+            hub=hub,
+            wake_matcher=matcher.wake,
+            replica_id=lambda: lease.id,
+        )
+        app.state.chat_after_hours = AfterHours(pool=app.state.pg, intake=app.state.intake)
+        chat_sweep = ChatSweep(app.state.pg, app.state.chats)
         await hub.start()
         await lease.start()
         matcher.start()
         presence.start()
         await courier.start()
         bridge.start()
+        chat_sweep.start()
         if listener is not None and not await _listening(listener, settings):
             listener = app.state.smtp_listener = None
         try:
@@ -259,6 +275,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         finally:
             if listener is not None:
                 await listener.stop()
+            await chat_sweep.stop()
             await bridge.stop()
             await courier.stop()
             await presence.stop()
@@ -279,8 +296,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     app.state.settings = settings
     # Customers sit below interactions: the customers API asks this whom an agent served.
     app.state.served_customers = interactions.has_served
-    # The desk's `reply` is the email channel's, beside it in the layers: given, not imported.
-    desk_replies: Replies = email_replies.reply_as_holder
+    # The desk's `reply` is the channels', beside it in the layers: given, not imported.
+    desk_replies: Replies = channel_replies.reply_as_holder
     app.state.desk_replies = desk_replies
     security.use_hashing_profile(settings.password_hashing)
     security.limit_concurrent_hashes(settings.password_hash_concurrency)
@@ -304,6 +321,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         call_records_router,
         email_router,
         email_replies_router,
+        chat_router,
         supervisor_router,
         outbox_router,
     ):

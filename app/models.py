@@ -2,6 +2,7 @@
 
 from app.agents.models import Agent, AgentPresence, AgentSkill
 from app.auth.models import AccessToken, GatewayKey, LoginFailure, SocketTicket, User
+from app.channels.chat.models import Chat, ChatSite, ChatVisitor
 from app.channels.email.models import EmailAddress
 from app.core.events import Event
 from app.core.lease import Replica
@@ -21,6 +22,9 @@ __all__ = [
     "AgentPresence",
     "AgentSkill",
     "Call",
+    "Chat",
+    "ChatSite",
+    "ChatVisitor",
     "ContactPoint",
     "Customer",
     "EmailAddress",

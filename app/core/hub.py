@@ -30,6 +30,7 @@ from typing import Any
 import asyncpg
 
 from app.core.logging import get_logger
+from app.core.signals import SIGNAL_CHANNEL, Signal, SignalBoard, decode
 
 log = get_logger(__name__)
 
@@ -102,6 +103,8 @@ class EventHub:
         self._connection: asyncpg.Connection | None = None
         self._own_pid: int | None = None  # the session of this hub's connection
         self._unannounced: list[int] = []  # the events published, not yet announced
+        self._unsent_signals: list[str] = []  # signals to send on the next turn
+        self.signals = SignalBoard()  # who on this replica hears which signals
         self._read_wanted = False
         self._last_read = 0.0  # loop time of the last read (0: none yet)
         self._task: asyncio.Task[None] | None = None
@@ -175,6 +178,17 @@ class EventHub:
         if self._unannounced:
             self._wake.set()
 
+    def signal(self, signal: Signal) -> None:
+        """Send a signal to every replica's sockets (this one's too), on the hub's next turn:
+        it never waits (app/core/signals.py)."""
+        self._unsent_signals.append(signal.encode())
+        self._wake.set()
+
+    def _on_signal(self, _connection: object, _pid: int, _channel: object, payload: str) -> None:
+        signal = decode(payload)
+        if signal is not None:
+            self.signals.deliver(signal)
+
     def _on_notify(self, _connection: object, pid: int, _channel: object, payload: str) -> None:
         """The NOTIFY of committed events: an event's id (the trigger's), or the ids another
         hub published (its announcement, comma-separated). A read is needed only for an event
@@ -202,6 +216,7 @@ class EventHub:
                     await self._wake.wait()
             self._wake.clear()
             try:
+                await self._send_signals()
                 await self._announce()
                 if self._read_wanted or loop.time() - self._last_read >= self._poll_interval:
                     self._read_wanted = False
@@ -213,6 +228,14 @@ class EventHub:
                 log.warning("event hub lost its connection; reconnecting", error=str(error))
                 await asyncio.sleep(0.5)
                 await self._reconnect()
+
+    async def _send_signals(self) -> None:
+        """Every signal waiting, in one statement; lost with the connection if it is gone."""
+        unsent, self._unsent_signals = self._unsent_signals, []
+        if unsent and self._connection is not None:
+            await self._connection.execute(
+                "SELECT pg_notify($1, s) FROM unnest($2::text[]) s", SIGNAL_CHANNEL, unsent
+            )
 
     async def _announce(self) -> None:
         """One NOTIFY for everything published since the last, with every id: the other
@@ -239,6 +262,7 @@ class EventHub:
             )
             self._own_pid = self._connection.get_server_pid()
             await self._connection.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            await self._connection.add_listener(SIGNAL_CHANNEL, self._on_signal)
         except (OSError, asyncpg.PostgresError):
             self._connection = None
 

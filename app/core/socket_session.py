@@ -59,6 +59,7 @@ class CloseCode(enum.IntEnum):
     SILENT = 4000  # nothing heard within the silence the socket allows: reconnect
     REPLACED = 4001  # a newer socket of the same client took over: do not reconnect on your own
     NO_HELLO = 4002  # the client did not open the conversation as the protocol says: fix it
+    BAD_IDENTITY = 4003  # a chat customer's signed identity does not match: fix the signing
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from app.core.events import Events
 from app.core.hub import EventHub, EventRecord
 from app.core.lease import ReplicaLease
 from app.core.logging import get_logger
-from app.core.pg import ACQUIRE_TIMEOUT, now
+from app.core.pg import ACQUIRE_TIMEOUT, Reader, now
 from app.core.socket_session import (
     DATABASE_BUSY,
     CloseCode,
@@ -42,6 +42,7 @@ from app.core.socket_session import (
     SocketSession,
 )
 from app.desk import frames
+from app.desk.chat_side import ChatSide
 from app.desk.protocol import (
     Accept,
     AckFrame,
@@ -52,11 +53,13 @@ from app.desk.protocol import (
     EndWrapUp,
     ErrorFrame,
     Hello,
+    MarkRead,
     ReadyFrame,
     Reject,
     Reply,
     RoutingAction,
     SetState,
+    Typing,
     agent_message,
 )
 from app.desk.protocol import Heartbeat as HeartbeatMessage
@@ -146,6 +149,7 @@ class AgentConnection:
         self._replies = replies
         self._outbox = outbox
         self._lease_id: uuid.UUID | None = None
+        self._chats = ChatSide(agent_id, pool=pool, hub=hub)
 
     async def serve(self) -> None:
         desk: Desk = SocketSession(
@@ -154,7 +158,7 @@ class AgentConnection:
             # Subscribed before the replay reads anything, so that nothing falls in between.
             subscription=self._hub.subscribe_agent(str(self.agent_id)),
             pool=self._pool,
-            frame_for=frames.frame_for,
+            frame_for=self._frame_for,
             heartbeat=Heartbeat(every=self._heartbeat_seconds),
             context={"agent_id": str(self.agent_id)},
             ends_session=self._replaced_by,
@@ -162,12 +166,20 @@ class AgentConnection:
         # The conversation ends with SessionClosed, which the session absorbs: the agent left,
         # or the session closed the socket (a desk too slow to read, a busy database).
         async with desk:
+            self._chats.listen(desk)
             try:
                 await self._converse(desk)
             finally:
+                self._chats.stop()
                 if self._lease_id is not None:
                     self._open_desks.closed(self._lease_id, desk)
                 await self._leave()
+
+    async def _frame_for(self, db: Reader, event: EventRecord) -> DeskFrame | None:
+        frame = await frames.frame_for(db, event)
+        if frame is not None:
+            await self._chats.framed(event)
+        return frame
 
     async def _converse(self, desk: Desk) -> None:
         hello = await self._await_hello(desk)
@@ -296,7 +308,13 @@ class AgentConnection:
         match message:
             case Hello() | HeartbeatMessage():
                 return  # a sign of life, with nothing to answer
-            case SetState() | Accept() | Reject() | Complete() | EndWrapUp() | Reply():
+            case Typing():
+                # A sign, not an action: not answered, and a failure is not worth an error.
+                with contextlib.suppress(
+                    asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError
+                ):
+                    await self._chats.typing(message)
+            case SetState() | Accept() | Reject() | Complete() | EndWrapUp() | Reply() | MarkRead():
                 await self._act(desk, message)
             case _:
                 assert_never(message)
@@ -320,12 +338,15 @@ class AgentConnection:
                 ErrorFrame(of=action.type, error="try_again", detail="the database was busy; retry")
             )
             return
-        if not isinstance(action, Reply):  # a reply frees no capacity
+        if not isinstance(action, Reply | MarkRead):  # these free no capacity
             self._wake_matcher()
 
     async def _apply(self, desk: Desk, action: AgentAction) -> None:
         if isinstance(action, Reply):
             desk.send(AckFrame(of=action.type, detail=await self._reply(action)))
+            return
+        if isinstance(action, MarkRead):
+            desk.send(AckFrame(of=action.type, detail=await self._chats.read(action)))
             return
         events = Events()
         async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:

@@ -67,8 +67,8 @@ class EndWrapUp(BaseModel):
 
 
 class Reply(BaseModel):
-    """The agent answers the customer of an interaction it holds (by mail, for an email): as
-    `POST /v1/interactions/{id}/replies`, with its rules and limits."""
+    """The agent answers the customer of an interaction it holds (by mail for an email, a line
+    for a chat): as `POST /v1/interactions/{id}/replies`, with its rules and limits."""
 
     type: Literal["reply"]
     interaction_id: uuid.UUID
@@ -77,10 +77,27 @@ class Reply(BaseModel):
 
 # What the agent does: each is answered by an ack or an error (hello and heartbeat are not).
 # Routing's decisions run on the hot pool; a reply is the channel's, in a unit of work.
-RoutingAction = SetState | Accept | Reject | Complete | EndWrapUp
-AgentAction = RoutingAction | Reply
+class Typing(BaseModel):
+    """The agent is typing in a chat it holds (or stopped): its customer sees it. Not
+    answered (a sign, not an action)."""
 
-AgentMessage = Annotated[Hello | Heartbeat | AgentAction, Field(discriminator="type")]
+    type: Literal["typing"]
+    interaction_id: uuid.UUID
+    active: bool
+
+
+class MarkRead(BaseModel):
+    """The agent has read a chat's customer lines up to this one: the customer sees it."""
+
+    type: Literal["read"]
+    interaction_id: uuid.UUID
+    message_id: uuid.UUID
+
+
+RoutingAction = SetState | Accept | Reject | Complete | EndWrapUp
+AgentAction = RoutingAction | Reply | MarkRead
+
+AgentMessage = Annotated[Hello | Heartbeat | Typing | AgentAction, Field(discriminator="type")]
 agent_message = TypeAdapter[AgentMessage](AgentMessage)
 
 # Server -> agent
@@ -134,6 +151,24 @@ class ReadyFrame(BaseModel):
     heartbeat_seconds: float
 
 
+class TypingFrame(BaseModel):
+    """A chat's customer is typing (or stopped)."""
+
+    type: Literal["typing"] = "typing"
+    interaction_id: uuid.UUID
+    active: bool
+
+
+class ReceiptFrame(BaseModel):
+    """The agent's lines in a chat reached the customer's screen, or were read there."""
+
+    type: Literal["receipt"] = "receipt"
+    interaction_id: uuid.UUID
+    message_ids: list[uuid.UUID]
+    delivered: bool
+    read: bool
+
+
 class AckFrame(BaseModel):
     type: Literal["ack"] = "ack"
     of: str
@@ -154,6 +189,8 @@ DeskFrame = Annotated[
     | OfferWithdrawnFrame
     | AssignmentFrame
     | InteractionUpdateFrame
+    | TypingFrame
+    | ReceiptFrame
     | AckFrame
     | ErrorFrame,
     Field(discriminator="type"),

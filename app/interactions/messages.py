@@ -67,6 +67,21 @@ MENTIONED = """
     ORDER BY i.created_at DESC LIMIT 1
 """
 
+# Receipts (a chat's): a message reached the other side's screen, or was read there with every
+# message before it from the same side ($3: now).
+DELIVERED = """
+    UPDATE interaction_messages SET delivered_at = $2
+    WHERE id = $1 AND delivered_at IS NULL RETURNING interaction_id
+"""
+READ_UP_TO = """
+    UPDATE interaction_messages m SET read_at = $3, delivered_at = coalesce(m.delivered_at, $3)
+    FROM interaction_messages upto
+    WHERE upto.id = $2 AND upto.interaction_id = $1 AND m.interaction_id = $1
+      AND m.direction = upto.direction AND m.read_at IS NULL
+      AND (m.received_at, m.id) <= (upto.received_at, upto.id)
+    RETURNING m.id
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class NewAttachment:
@@ -194,3 +209,20 @@ def _clean(text: str | None) -> str:
 
 def _maybe(text: str | None) -> str | None:
     return None if text is None else _clean(text)
+
+
+async def delivered(
+    connection: asyncpg.Connection, message_id: uuid.UUID, at: datetime
+) -> uuid.UUID | None:
+    """The message reached the other side's screen: its interaction, the first time only."""
+    interaction_id: uuid.UUID | None = await connection.fetchval(DELIVERED, message_id, at)
+    return interaction_id
+
+
+async def read_up_to(
+    connection: asyncpg.Connection, interaction_id: uuid.UUID, message_id: uuid.UUID, at: datetime
+) -> list[uuid.UUID]:
+    """The interaction's messages from the side `message_id` is from, up to it, read at `at`;
+    those newly read (a reader reads what came before too)."""
+    rows = await connection.fetch(READ_UP_TO, interaction_id, message_id, at)
+    return [row["id"] for row in rows]

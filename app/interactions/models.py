@@ -207,6 +207,9 @@ class InteractionMessage(UUIDPrimaryKey, Base):
     # What was not kept (an attachment over the size limit...) and why, shown to the agent.
     dropped: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A chat message's receipts: when it reached the other side's screen, when it was read.
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    read_at: Mapped[datetime | None] = mapped_column()
 
 
 class MessageAttachment(UUIDPrimaryKey, Base):

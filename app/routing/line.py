@@ -191,9 +191,15 @@ async def return_unanswered(
 
 
 async def end_talk(
-    connection: asyncpg.Connection, events: Events, interaction_id: uuid.UUID, *, actor: str
+    connection: asyncpg.Connection,
+    events: Events,
+    interaction_id: uuid.UUID,
+    *,
+    actor: str,
+    reason: str = HUNG_UP,
 ) -> None:
-    """The caller hung up during the talk: the talk ends as when the agent completes it
+    """The caller hung up during the talk (a chat's customer left: `reason` says which, for
+    the agent): the talk ends as when the agent completes it
     (`decisions.end_handling`, one home): `wrap_up` when the queue has a wrap-up time, the
     agent then in wrap-up, and `completed` at once, the agent free, when it has none. No
     disposition yet: the agent's wrap-up is for that. IllegalTransition when the interaction
@@ -215,7 +221,7 @@ async def end_talk(
         actor=actor,
         disposition=None,
         notes="",
-        extra={"reason": HUNG_UP},
+        extra={"reason": reason},
     )
     if ended is None:  # the agent completed it, or it moved, since it was read
         state = await connection.fetchval(

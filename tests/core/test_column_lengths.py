@@ -20,6 +20,8 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from app.agents.models import Agent
 from app.auth.models import GatewayKey, User
+from app.channels.chat.models import ChatVisitor
+from app.channels.chat.protocol import CustomerMessage
 from app.channels.email.models import EmailAddress
 from app.core.settings import Settings
 from app.customers.models import ContactPoint, Customer
@@ -60,6 +62,15 @@ WRITES: dict[str, tuple[Any, ...]] = {
     "Accept": (),
     "EndWrapUp": (Interaction,),
     "Reply": (InteractionMessage,),
+    "MarkRead": (),
+    # The chat customer's socket (app/channels/chat/protocol.py).
+    "Hello": (ChatVisitor,),
+    "Heartbeat": (),
+    "Say": (InteractionMessage,),
+    "Typing": (),
+    "Read": (),
+    "Leave": (),
+    "LeaveMessage": (InteractionMessage,),
     "DryRunIn": (),
     "FlowCreate": (IvrFlow,),
     "FlowUpdate": (IvrFlow,),
@@ -93,6 +104,7 @@ RENAMED: dict[str, InstrumentedAttribute[Any]] = {
     "CallStarted.from_": Call.caller,
     "account_numbers[]": ContactPoint.value,
     "CallStarted.to": Call.dialled,
+    "LeaveMessage.email": ContactPoint.value,
 }
 
 NO_COLUMN = {
@@ -111,6 +123,10 @@ NO_COLUMN = {
     "DigitsEntered.digits": "kept in the call's engine state (jsonb), at most 32 kept",
     "LegAnswered.endpoint": "the endpoint that answered: not kept (the agent's is)",
     "RecordingDone.recording_url": "kept in the callback's summary (text)",
+    "Hello.visitor_token": "a secret, kept only as its sha256",
+    "Hello.identity.customer": "kept with the site's name before it in a contact point (320)",
+    "Hello.identity.signature": "checked, never kept",
+    "Say.client_id": "hashed into the message's dedupe key",
 }
 
 # Whole parts of a request that reach no column, by the start of their path, and why: the
@@ -132,7 +148,11 @@ def app() -> FastAPI:
 def request_models(app: FastAPI) -> set[type[BaseModel]]:
     """The models requests carry at their top: bodies (a list's items), the intake's, the
     desk's actions."""
-    found: set[type[BaseModel]] = {InteractionCreate, *AgentAction.__args__}
+    found: set[type[BaseModel]] = {
+        InteractionCreate,
+        *AgentAction.__args__,
+        *CustomerMessage.__origin__.__args__,  # Annotated[Union, discriminator]
+    }
     for context in iter_route_contexts(app.routes):
         route = context.original_route
         if isinstance(route, APIRoute) and route.body_field is not None:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.channels.chat.protocol import CustomerMessage
 from app.core.inputs import BIGINT_MAX, REFUSES_NUL
 from app.core.settings import Settings
 from app.desk.protocol import AgentMessage
@@ -48,6 +49,7 @@ def inputs(app: FastAPI) -> list[Input]:
     found = list(route_inputs(app))
     found += fields_of(InteractionCreate, READ_BY_HAND["InteractionCreate"])
     found += inputs_of(AgentMessage, "desk message")
+    found += inputs_of(CustomerMessage, "chat message")
     return found
 
 

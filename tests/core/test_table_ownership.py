@@ -45,6 +45,15 @@ CROSSINGS: dict[tuple[str, str], Crossing] = {
     ("desk", "events"): Crossing("reads", "a reconnecting desk replays the events it missed"),
     ("desk", "interactions"): Crossing("reads", "a reconnecting desk lists the work it holds"),
     ("desk", "offers"): Crossing("reads", "a reconnecting desk lists its pending offers"),
+    # channels: a chat's own reads beside the interaction it is
+    ("channels", "interactions"): Crossing("reads", "a chat's state and agent; the sweep's"),
+    ("channels", "interaction_messages"): Crossing(
+        "reads", "a chat's transcript, a resend's first line, a visitor's lines per minute"
+    ),
+    ("channels", "agents"): Crossing("reads", "the name of the agent a chat's customer sees"),
+    ("channels", "users"): Crossing("reads", "the name of the agent a chat's customer sees"),
+    ("channels", "queues"): Crossing("reads", "whether a site's queue is open for chats now"),
+    ("channels", "replicas"): Crossing("reads", "a customer whose replica lapsed is away"),
     # interactions: intake's look-up and insert, one round trip each
     ("interactions", "agents"): Crossing("reads", "history names the agent who handled it"),
     ("interactions", "contact_points"): Crossing("reads", "intake finds the caller's customer"),

@@ -10,8 +10,8 @@ interaction's messages read back with each reply's state: pending, sent, failed 
 dead (refused for good, the relay's words shown).
 
 Agents reply over HTTP (replies_api.py: whoever may see the interaction) or from the desk
-socket (`reply_as_holder`, which main gives the desk: only the agent who holds it); both come
-to `reply` and its rules.
+socket (only the agent who holds it); both come here through app/channels/replies.py, which
+answers each interaction by its own channel.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from app.core.errors import Conflict
 from app.core.events import events_of
 from app.core.outbox import OutboxMessage, enqueue_in, mail_message
 from app.customers.models import ContactKind, ContactPoint, Customer
-from app.interactions import service as interactions
 from app.interactions.models import (
     Interaction,
     InteractionMessage,
@@ -54,21 +53,6 @@ class Sent:
     message_id: uuid.UUID
     channel_message_id: str
     outbox_id: uuid.UUID
-
-
-async def reply_as_holder(
-    session: AsyncSession,
-    interaction_id: uuid.UUID,
-    text: str,
-    *,
-    agent_id: uuid.UUID,
-    actor: str,
-) -> Sent:
-    """The reply of the agent who holds the interaction (the desk's `reply`), in the session's
-    transaction: another agent is refused as over HTTP, then `reply`'s rules hold."""
-    interaction = await interactions.get_interaction(session, interaction_id, for_update=True)
-    interactions.ensure_assigned_to(interaction, agent_id)
-    return await reply(session, interaction, text, actor=actor)
 
 
 async def reply(session: AsyncSession, interaction: Interaction, text: str, *, actor: str) -> Sent:

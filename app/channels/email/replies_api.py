@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from app.auth.dependencies import AnyUser, Session
+from app.channels import replies as channel_replies
 from app.channels.email import replies
 from app.core.errors import NotFound
 from app.core.pagination import Page, Pagination
@@ -75,7 +76,7 @@ async def send_reply(
 ) -> ReplyOut:
     interaction = await interactions.get_interaction(session, interaction_id, for_update=True)
     await visible(principal, session, interaction)
-    sent = await replies.reply(session, interaction, body.text, actor=principal.actor)
+    sent = await channel_replies.reply(session, interaction, body.text, actor=principal.actor)
     return ReplyOut(
         message_id=sent.message_id, channel_message_id=sent.channel_message_id, delivery="pending"
     )

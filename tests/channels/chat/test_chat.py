@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from app.channels.chat.sweep import sweep_once
 from tests.channels.chat.conftest import Customer, Site, chat_agent, make_site
 from tests.desk.conftest import Desk
+from tests.support import held_by, login
 
 Headers = dict[str, str]
 pytestmark = pytest.mark.asyncio
@@ -321,3 +322,51 @@ async def test_a_leave_ends_a_waiting_chat_as_abandoned(
     code, _ = await customer.closed()
     assert code == 1000
     await until_value(connection, STATE, uuid.UUID(stored["chat_id"]), "abandoned")
+
+
+async def test_an_agent_answers_a_chat_over_http_and_the_transcript_shows_its_receipts(
+    site: Site, client: httpx.AsyncClient, admin: Headers, served: str
+) -> None:
+    mei, desk = await chat_agent(client, admin, served, "mei")
+    customer, _ = await site.customer()
+    await say(customer, "Is anyone there?")
+    chat_id = (await taken(desk))["interaction_id"]
+
+    sent = await client.post(
+        f"/v1/interactions/{chat_id}/replies", json={"text": "Yes, Mei here."}, headers=mei
+    )
+    assert sent.status_code == 201, sent.text
+    line = await customer.next("message")
+    assert line["message_id"] == sent.json()["message_id"]
+    await customer.send(type="read", message_id=line["message_id"])
+    await desk.next("receipt")  # delivered
+    await desk.next("receipt")  # read
+
+    listed = await client.get(f"/v1/interactions/{chat_id}/messages", headers=mei)
+    transcript = [(m["direction"], m["text"]) for m in listed.json()["items"]]
+    assert transcript == [("inbound", "Is anyone there?"), ("outbound", "Yes, Mei here.")]
+    reply = listed.json()["items"][1]
+    assert reply["delivered_at"] is not None
+    assert reply["read_at"] is not None
+
+
+async def test_a_call_is_not_answered_in_writing(
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers
+) -> None:
+    customer = await client.post("/v1/customers", json={"name": "Ada"}, headers=admin)
+    agent = await client.post(
+        "/v1/agents",
+        json={"username": "tom", "display_name": "Tom", "password": "correct horse battery"},
+        headers=admin,
+    )
+    assert agent.status_code == 201, agent.text
+    tom = await login(client, "tom", "correct horse battery")
+    call = await held_by(app, client, admin, tom, customer.json()["id"], channel="voice")
+
+    refused = await client.post(
+        f"/v1/interactions/{call}/replies", json={"text": "Hello?"}, headers=tom
+    )
+
+    assert refused.status_code == 409
+    assert refused.json()["error"] == "cannot_reply"
+    assert "phone" in refused.json()["detail"]

@@ -8,6 +8,11 @@ whatever it still holds; every drop is counted.
 A live call (one the voice phase placed through the Twilio webhook, bench/voice.py) is not the
 desk's to complete: its talk ends when the phone line says so, which puts the agent in wrap-up;
 the desk then ends the wrap-up at once.
+
+A live chat (one a customer's socket opened in the chat phase, bench/chat.py: an offer from the
+fleet's `chat_queue`) is accepted the same way, then left to the fleet's `chat_desk`, which
+answers the customer's lines and ends the chat; a chat the customer left goes to wrap-up, which
+the desk ends at once, as a call's.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -33,6 +38,19 @@ REJOIN_DELAY = 1.0
 STATE_TIMEOUT = 20.0
 # An interaction in these states is still the agent's; any other is over for the desk.
 HELD_STATES = frozenset({"offered", "assigned", "wrap_up"})
+
+
+class ChatDesk(Protocol):
+    """What a desk leaves to the chat phase: the chats it took, and their frames after."""
+
+    def taken(self, desk: Desk, interaction_id: str, received: float) -> None: ...
+
+    async def heard(self, desk: Desk, frame: dict[str, Any]) -> None: ...
+
+
+# The frames of a live chat the chat phase hears (a state change other than a new line is the
+# desk's own, as a call's).
+CHAT_FRAMES = frozenset({"interaction_update", "receipt", "typing"})
 
 
 @dataclass(slots=True)
@@ -68,6 +86,9 @@ class Fleet:
     # desk sent the accept of each (perf_counter), for the time to the gateway's bridge.
     live_calls: set[str] = field(default_factory=set)
     call_accepts: dict[str, float] = field(default_factory=dict)
+    # The queue of live chats, and who answers them (the chat phase sets both).
+    chat_queue: str | None = None
+    chat_desk: ChatDesk | None = None
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -115,6 +136,7 @@ class Desk:
         # interaction may come back to the same desk under a new offer after a withdrawal).
         self.holding: dict[str, str] = {}
         self.calls: set[str] = set()  # interactions held that are live calls
+        self.chats: set[str] = set()  # interactions held that are live chats
         self.last_event_id: int | None = None
         self._socket: ClientConnection | None = None
         self._connected = asyncio.Event()
@@ -231,6 +253,8 @@ class Desk:
                 )
         elif kind == "interaction_update" and str(frame["interaction_id"]) in self.calls:
             await self._call_moved(str(frame["interaction_id"]), str(frame["state"]))
+        elif kind in CHAT_FRAMES and str(frame.get("interaction_id")) in self.chats:
+            await self._chat_moved(frame)
         elif kind == "offer_withdrawn":
             # The offer ended unaccepted (timed out, withdrawn): an accept sent for it failed.
             interaction_id = str(frame["interaction_id"])
@@ -282,12 +306,18 @@ class Desk:
         interaction_id = str(frame["interaction_id"])
         self.holding[interaction_id] = offer_id
         live_call = ref in fleet.live_calls
+        live_chat = fleet.chat_desk is not None and (
+            frame["screen_pop"]["interaction"].get("queue") == fleet.chat_queue
+        )
         if live_call:
             self.calls.add(interaction_id)
             fleet.call_accepts.setdefault(ref, time.perf_counter())
+        elif live_chat and fleet.chat_desk is not None:
+            self.chats.add(interaction_id)
+            fleet.chat_desk.taken(self, interaction_id, received)
         with contextlib.suppress(ConnectionClosed):
             await self._send({"type": "accept", "offer_id": offer_id})
-        if not live_call:
+        if not live_call and not live_chat:
             self._spawn(self._complete_later(interaction_id, offer_id, fleet.handle_time()))
 
     async def _call_moved(self, interaction_id: str, state: str) -> None:
@@ -300,6 +330,31 @@ class Desk:
             self.calls.discard(interaction_id)
             if self.holding.pop(interaction_id, None) is not None:
                 self.fleet.completions += 1
+
+    async def _chat_moved(self, frame: dict[str, Any]) -> None:
+        """A live chat's frame: a line, a receipt or typing for the chat phase; its end (or the
+        wrap-up the customer's leaving put it in) the desk's, as a call's."""
+        interaction_id = str(frame["interaction_id"])
+        if frame["type"] == "interaction_update" and frame["state"] != "message":
+            await self._call_moved(interaction_id, str(frame["state"]))
+            if frame["state"] not in HELD_STATES:
+                self.chats.discard(interaction_id)
+        elif self.fleet.chat_desk is not None:
+            await self.fleet.chat_desk.heard(self, frame)
+
+    async def act(self, message: dict[str, Any]) -> bool:
+        """Send a message for the chat phase; False when the socket was down."""
+        try:
+            await self._send(message)
+        except ConnectionClosed:
+            return False
+        return True
+
+    def finish(self, interaction_id: str) -> None:
+        """Complete a chat held now (the chat phase's agent is done with it)."""
+        offer_id = self.holding.get(interaction_id)
+        if offer_id is not None:
+            self._spawn(self._complete_later(interaction_id, offer_id, 0.0))
 
     async def _still_on_call(self, interaction_id: str, state: str) -> None:
         """A live call still ours after a reconnect: the line ends its talk, or it is in

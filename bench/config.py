@@ -30,6 +30,9 @@ class Options:
     voice_rate: float = 50.0  # calls per second arriving through Twilio's webhook (Poisson)
     voice_seconds: float = 20.0  # seconds of the measured voice phase, after `warmup` (0: none)
     voice_handle: float = 2.0  # mean talk time of a call (exponential), seconds
+    chat_rate: float = 10.0  # new chats per second at the chat widget (Poisson)
+    chat_seconds: float = 20.0  # seconds of the measured chat phase, after `warmup` (0: none)
+    chat_lines: int = 3  # lines each customer exchanges with the agent after the first
     baseline_seconds: float = 5.0
     baseline_connections: int = 8
     http_connections: int = 32  # keep-alive pool of the interaction poster
@@ -53,6 +56,7 @@ QUICK: dict[str, Any] = {
     "voice_seconds": 10.0,
     # 100 agents would all be talking at 50 calls/s of 2 s: half as long keeps half of them free.
     "voice_handle": 1.0,
+    "chat_seconds": 10.0,
 }
 
 
@@ -73,7 +77,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         prog="python -m bench",
         description="Routing benchmark: starts PostgreSQL and the server, connects N agent "
         "sockets, sends a Poisson stream of interactions, then a burst, then calls through "
-        "Twilio's webhook, and checks the rules. "
+        "Twilio's webhook, then chats at a website's widget, and checks the rules. "
         "Every option also reads BENCH_<NAME> from the environment (e.g. BENCH_AGENTS=200).",
     )
     parser.add_argument("--quick", action="store_true", default=_env("quick", False))
@@ -94,6 +98,9 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         "voice_rate": "calls per second through the signed Twilio webhook in the voice phase",
         "voice_seconds": "seconds of the measured voice phase (default 20; --quick 10; 0: none)",
         "voice_handle": "mean talk time of a call, seconds (default 2; --quick 1)",
+        "chat_rate": "new chats per second at the chat widget in the chat phase (Poisson)",
+        "chat_seconds": "seconds of the measured chat phase (default 20; --quick 10; 0: none)",
+        "chat_lines": "lines each customer and agent exchange after the first (default 3)",
         "baseline_seconds": "seconds of the bare asyncpg baseline",
         "baseline_connections": "connections of the bare asyncpg baseline",
         "http_connections": "keep-alive connections posting interactions",

@@ -39,7 +39,11 @@ def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def violated(results: dict[str, Any]) -> bool:
     found = results["violations"]
     broken = found["double_offers"] or found["over_capacity"] or found["lost"]
-    return bool(broken or ("voice" in results and voice_problems(results["voice"])))
+    return bool(
+        broken
+        or ("voice" in results and voice_problems(results["voice"]))
+        or ("chat" in results and chat_problems(results["chat"]))
+    )
 
 
 def voice_problems(voice: dict[str, Any]) -> dict[str, int]:
@@ -55,6 +59,23 @@ def voice_problems(voice: dict[str, Any]) -> dict[str, int]:
         "calls bridged twice": voice["calls_bridged_twice"],
         "bridges refused": sum(voice["bridge_refusals"].values()),
         "calls cut off": voice["cut_off"],
+    }
+    return {kind: n for kind, n in found.items() if n}
+
+
+def chat_problems(chat: dict[str, Any]) -> dict[str, int]:
+    """What went wrong with the chat phase's chats, by kind (empty: nothing): a customer line
+    the server said it stored that is not in its chat's messages, an agent's answer that never
+    reached the customer (or could not be sent), a chat that did not run its course, one still
+    open at the end."""
+    server = chat["server"]
+    found = {
+        "lines stored but not kept": server["lines_not_kept"],
+        "answers never received": server["answers_not_received"],
+        "answers not sent": server["answers_unsent"],
+        "chats lost": chat["lost"],
+        "chats cut off": chat["cut_off"],
+        "chats left open": server["left_open"],
     }
     return {kind: n for kind, n in found.items() if n}
 
@@ -151,6 +172,7 @@ def table(results: dict[str, Any]) -> str:
             else []
         ),
         *(_voice_rows(results) if "voice" in results else []),
+        *(_chat_rows(results) if "chat" in results else []),
         ("", ""),
         (
             "baseline",
@@ -166,6 +188,11 @@ def table(results: dict[str, Any]) -> str:
         *(
             [("voice problems", str(voice_problems(results["voice"]) or 0))]
             if "voice" in results
+            else []
+        ),
+        *(
+            [("chat problems", str(chat_problems(results["chat"]) or 0))]
+            if "chat" in results
             else []
         ),
         ("unfinished at end", str(found["details"].get("unfinished"))),
@@ -219,6 +246,43 @@ def _voice_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         ("  calls at end", str(voice["server"]["calls"])),
         ("voice CPU", _cpu(voice["cpu_percent"])),
         ("server CPU per call", f"{voice['server_cpu_ms_per_call']} ms in the voice phase"),
+    ]
+
+
+def _chat_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """The chat phase: customers' sockets at the widget, answered from the desks."""
+    chat = results["chat"]
+    params = results["parameters"]
+    server = chat["server"]
+    offer = chat["first_line_to_offer_ms"]
+    return [
+        ("", ""),
+        (
+            "chats",
+            f"{chat['chats']} in {chat['seconds']} s ({chat['sent_per_s']}/s) at the widget's "
+            f"socket, {params['chat_lines']} lines each way after the first",
+        ),
+        ("first_line_to_offer p50", f"{offer['p50']} ms   (the first line sent, to its offer)"),
+        ("first_line_to_offer p99", f"{offer['p99']} ms"),
+        ("  never offered", f"{offer.get('never', 0)} of {chat['chats']}"),
+        ("  line to desk", _parts(chat["line_to_desk_ms"])),
+        ("  reply to customer", _parts(chat["reply_to_customer_ms"])),
+        ("  read receipt", _parts(chat["receipt_ms"])),
+        ("  line stored", _parts(chat["line_stored_ms"])),
+        ("  welcome", _parts(chat["welcome_ms"])),
+        (
+            "  chats",
+            f"{chat['opened']} opened, {chat['finished']} finished, {chat['lost']} lost "
+            f"{chat['outcomes']}; at end {server['chats_by_state']}",
+        ),
+        (
+            "  lines",
+            f"{server['lines_stored']} customer lines stored, {server['answers_sent']} answers "
+            f"sent ({server['agent_lines_kept']} kept); customer errors "
+            f"{chat['customer_errors']} {chat['customer_errors_by_code']}",
+        ),
+        ("chat CPU", _cpu(chat["cpu_percent"])),
+        ("server CPU per chat", f"{chat['server_cpu_ms_per_chat']} ms in the chat phase"),
     ]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import baseline, report, setup, violations, voice
+from bench import baseline, chat, report, setup, violations, voice
 from bench.agents import Fleet
 from bench.config import Options, parse
 from bench.environment import CpuMeter, Database, Server, machine
@@ -300,6 +300,8 @@ async def bench(options: Options, database: Database, server: Server) -> dict[st
                 line = await voice_phase(
                     options, database, server, client, center, fleet, calls_api, lag, results
                 )
+            if options.chat_seconds > 0:
+                await chat_phase(options, database, server, client, center, fleet, lag, results)
             results["end_snapshot"] = await snapshot(database.dsn)
         finally:
             reporter.cancel()
@@ -622,6 +624,81 @@ async def voice_progress(line: Line, calls_api: CallsApi, every: float = 5.0) ->
             f"  calls {len(line.calls)} (answered {answered}), bridged "
             f"{len(calls_api.redirects)}, ended {ended}, under way {line.in_progress}, "
             f"line failures {sum(line.failures.values())}"
+        )
+
+
+async def chat_phase(
+    options: Options,
+    database: Database,
+    server: Server,
+    client: httpx.AsyncClient,
+    center: Center,
+    fleet: Fleet,
+    lag: LoopLag,
+    results: dict[str, Any],
+) -> None:
+    """Chats opened at a website's widget at `chat_rate` (Poisson), each a customer's socket
+    exchanging `chat_lines` lines with the agent whose desk took it: how long a first line
+    takes to be offered, and each line to reach the other side. Last, after the calls are
+    over (an agent on a call takes no chat)."""
+    assert server.process is not None
+    meter = CpuMeter(server.process.pid, database.postmaster_pid)
+    site = await chat.open_site(client, center, database.dsn)
+    agents = chat.ChatAgents(options.chat_lines)
+    fleet.chat_queue, fleet.chat_desk = chat.CHAT_QUEUE, agents
+    widgets = chat.Widgets(server.ws_url, site, options.chat_lines, seed=options.seed)
+    reporter = asyncio.get_running_loop().create_task(chat_progress(widgets, agents))
+    rate = options.chat_rate
+    try:
+        log(f"chat warm-up: {options.warmup:g} s at {rate:g} chats/s")
+        await widgets.poisson(rate, options.warmup, "chat-warmup")
+        log(
+            f"chat: {options.chat_seconds:g} s at {rate:g} chats/s through the widget's socket, "
+            f"{options.chat_lines} lines each way after the first"
+        )
+        before, start = meter.snapshot(), time.perf_counter()
+        fired = await widgets.poisson(rate, options.chat_seconds, "chat")
+        after, end = meter.snapshot(), time.perf_counter()
+        cut_off = await widgets.settle(within=2 * chat.STEP_TIMEOUT)
+        await wait_until(lambda: fleet.owed == 0, within=10)
+        await asyncio.sleep(1.0)  # the last completions reach the server
+    finally:
+        reporter.cancel()
+    usage = meter.usage(before, after)
+    found = chat.figures([v for v in widgets.visits if v.phase == "chat"], agents, fired)
+    found.update(
+        seconds=round(end - start, 2),
+        sent_per_s=round(fired / (end - start), 1),
+        cut_off=cut_off,
+        customer_frames=dict(widgets.frames),
+        customer_errors=len(widgets.errors),
+        customer_errors_by_code=dict(Counter(str(e.get("error")) for e in widgets.errors)),
+        customer_error_sample=widgets.errors[:5],
+        server=await chat.server_side(database.dsn, site, widgets.visits, agents),
+        cpu_percent=usage,
+        server_cpu_ms_per_chat=cpu_ms_per(usage, end - start, fired),
+        client_loop_lag_ms=lag.between(start, end),
+    )
+    results["chat"] = found
+    for name in ("first_line_to_offer", "line_to_desk", "reply_to_customer", "receipt"):
+        measured = found[f"{name}_ms"]
+        results[f"chat_{name}_ms"] = {key: measured[key] for key in ("p50", "p95", "p99", "max")}
+    offer, line = found["first_line_to_offer_ms"], found["line_to_desk_ms"]
+    log(
+        f"chat: first line to offer p50 {offer['p50']} ms, p99 {offer['p99']} ms; line to desk "
+        f"p50 {line['p50']} ms, p99 {line['p99']} ms; {found['finished']}/{fired} finished, "
+        f"{found['lost']} lost"
+    )
+
+
+async def chat_progress(widgets: chat.Widgets, agents: chat.ChatAgents, every: float = 5.0) -> None:
+    while True:
+        await asyncio.sleep(every)
+        finished = sum(1 for v in widgets.visits if v.outcome == "finished")
+        lost = sum(1 for v in widgets.visits if v.outcome.startswith("lost"))
+        log(
+            f"  chats {len(widgets.visits)} (offered {len(agents.offered)}), finished {finished}, "
+            f"lost {lost}, under way {widgets.under_way}, answers {len(agents.replied)}"
         )
 
 

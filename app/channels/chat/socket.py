@@ -255,8 +255,14 @@ class ChatConnection:
             self._site, self._visitor, self._contact, message.client_id, message.text
         )
         if self._chat is None or self._chat.id != said.chat_id:
-            self._chat = await self._rooms.chat_now(said.chat_id)
+            # Its events are framed from now on: an assignment committed before is in the
+            # state read next, one after comes as its event (which reads the state itself).
+            placeholder = OpenChat(said.chat_id, InteractionState.queued, None, None)
+            self._chat = placeholder
             self._listen(said.chat_id)
+            now = await self._rooms.chat_now(said.chat_id)
+            if self._chat is placeholder:
+                self._chat = now
             joined = self._agent_joined()
             if joined is not None:  # taken before this socket heard of it
                 chat.send(joined)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.channels.chat.chats import OpenChat
+from app.channels.chat.chats import ChatRooms, OpenChat
 from tests.channels.chat.conftest import Site, chat_agent
 
 Headers = dict[str, str]
@@ -31,7 +31,7 @@ async def test_an_agent_who_takes_the_chat_while_the_socket_reads_it_is_announce
     reaches the agent."""
     _, desk = await chat_agent(client, admin, served, "mei")
     customer, _ = await site.customer()
-    rooms = app.state.chats
+    rooms: ChatRooms = app.state.chats
     read_state = rooms.chat_now
     accepted = asyncio.Event()
     late: list[uuid.UUID] = []

@@ -29,6 +29,7 @@ INSTALL = "apt-get install -y chromium chromium-driver"
 WAIT_SECONDS = 10.0
 
 T = TypeVar("T")
+_skipped: list[str] = []  # why browser tests were skipped in this run, said at its end
 
 
 def missing_browser() -> str | None:
@@ -59,12 +60,22 @@ async def browser() -> AsyncIterator[WebDriver]:
     closed after it; skipped, saying how to install one, where there is none."""
     why = missing_browser()
     if why is not None:
+        _skipped.append(why)
         pytest.skip(why)
     driver = await asyncio.to_thread(headless_chromium)
     try:
         yield driver
     finally:
         await asyncio.to_thread(driver.quit)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """A skipped browser test is said at the end of every run, with how to install the browser:
+    pytest's own summary names skips only when asked (-rs), and this one must not pass unseen.
+    (A hook: this module is a plugin of tests/conftest.py.)"""
+    if _skipped:
+        terminalreporter.write_sep("-", f"{len(_skipped)} browser test(s) skipped")
+        terminalreporter.write_line(_skipped[0])
 
 
 class Page:
@@ -81,8 +92,8 @@ class Page:
         """`state`'s value once it is truthy; fails saying `what` was awaited."""
 
         def wait() -> T:
-            # WebDriverWait's own type hints take a WebElement-or-driver; ours is the driver.
-            found: T = WebDriverWait(self.driver, WAIT_SECONDS).until(state, f"never: {what}")  # type: ignore[arg-type]
+            found = WebDriverWait(self.driver, WAIT_SECONDS).until(state, f"never: {what}")
+            assert found is not None  # `until` returns only a truthy value
             return found
 
         return await asyncio.to_thread(wait)

@@ -1,9 +1,12 @@
 // The contact center's chat widget: one websocket to /v1/chat/ws, speaking
 // docs/chat-protocol.md. Plain JavaScript, no build step, no library.
 //
-// A page embeds it with an element and this script:
+// A page of one of the site's origins embeds it with an element, this script and its style:
+//   <link rel="stylesheet" href="https://CENTER/chat/widget.css">
 //   <div id="cc-chat" data-site="SITE ID"></div>
 //   <script src="https://CENTER/chat/widget.js" defer></script>
+// For a customer logged in to the host site, its server adds data-customer="THEIR ID" and
+// data-signature="HEX HMAC-SHA256 OF IT" to the element (docs/chat-protocol.md, hello).
 // Every text a person or an agent wrote goes into the page as text (textContent, text nodes),
 // never parsed as HTML: an agent's line is not the page's to run.
 "use strict";
@@ -12,6 +15,7 @@
   const HEARTBEAT_MS = 20000; // the server closes a socket silent for 60 s (4000)
   const TYPING_EVERY_MS = 3000; // at most one "typing" a while: the agent needs no more
   const TYPING_IDLE_MS = 4000; // no key this long: the customer stopped typing
+  const AGENT_TYPING_MS = 15000; // an agent's "typing" not heard again (their desk gone): over
   const FIRST_RETRY_MS = 1000;
   const LAST_RETRY_MS = 30000;
   // Closes a reconnect cannot mend (docs/chat-protocol.md, "Close codes"): the customer left
@@ -72,6 +76,7 @@
     let heartbeat = null;
     let lastTyping = 0;
     let typingIdle = null;
+    let agentTypingOver = null;
     let lastRead = null; // the agent's last line we said was read
     let agentName = "The agent";
     const pending = new Map(); // client_id -> {text, line}: sent, not yet `stored`
@@ -251,7 +256,7 @@
         el("span", { class: "cc-who" }, who), el("span", { class: "cc-text" }, text));
       if (sender === "customer") line.append(el("span", { class: "cc-ticks" }));
       ui.transcript.append(line);
-      line.scrollIntoView({ block: "end" });
+      ui.transcript.scrollTop = ui.transcript.scrollHeight; // the newest in view, the page left still
       return line;
     }
 
@@ -273,6 +278,8 @@
     function agentTyping(active) {
       ui.typing.textContent = `${agentName} is typing…`;
       show(ui.typing, active);
+      clearTimeout(agentTypingOver);
+      if (active) agentTypingOver = setTimeout(() => show(ui.typing, false), AGENT_TYPING_MS);
     }
 
     function ended(reason) {
@@ -312,7 +319,7 @@
 
     function afterHours(nextOpening, text) {
       ui.hours.textContent = nextOpening
-        ? `We are closed now and open again ${new Date(nextOpening).toLocaleString()}. Leave us a message:`
+        ? `We are closed now; we open again on ${new Date(nextOpening).toLocaleString()}. Leave us a message:`
         : "We are closed now. Leave us a message:";
       if (text) ui.note.value = text;
       show(ui.compose, false);

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from typing import assert_never
 
@@ -156,12 +157,14 @@ class ChatConnection:
             raise SessionClosed
         async with pg.transaction(self._pool) as connection:
             visitor = await visitor_for(connection, self._site.id, hello.visitor_token, hello.name)
+        if identity is not None:
+            # Signed in: the customer the host site names, whoever this browser was before; a
+            # new chat finds (or makes) them by that contact point.
+            self._contact = self._site.contact_of(identity.customer)
+            visitor = dataclasses.replace(visitor, customer_id=None)
+        else:
+            self._contact = f"visitor:{visitor.id}"
         self._visitor = visitor
-        self._contact = (
-            self._site.contact_of(identity.customer)
-            if identity is not None
-            else f"visitor:{visitor.id}"
-        )
         self._chat = await self._rooms.open_chat_of(visitor)
         if self._chat is not None:
             await self._rooms.customer_here(self._chat.id)

@@ -132,7 +132,13 @@ async def test_a_signed_in_customer_is_known_and_a_wrong_signature_is_refused(
     )
     assert added.status_code == 201, added.text
 
-    customer, _ = await site.customer(identity="account-42")
+    # The same browser was an anonymous visitor before (a chat of its own, ended): signed in
+    # now, its next chat is Jonas's.
+    anonymous, welcome = await site.customer()
+    await say(anonymous, "Just looking")
+    await anonymous.send(type="leave")
+    await anonymous.closed()
+    customer, _ = await site.customer(token=welcome["visitor_token"], identity="account-42")
     stored = await say(customer, "Hi, it is Jonas")
     held_by = await connection.fetchval(
         "SELECT customer_id::text FROM interactions WHERE id = $1", uuid.UUID(stored["chat_id"])

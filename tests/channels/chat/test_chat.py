@@ -376,3 +376,22 @@ async def test_a_call_is_not_answered_in_writing(
     assert refused.status_code == 409
     assert refused.json()["error"] == "cannot_reply"
     assert "phone" in refused.json()["detail"]
+
+
+async def test_a_page_view_keeps_no_visitor_until_they_write(
+    site: Site, connection: asyncpg.Connection
+) -> None:
+    viewer, _ = await site.customer()
+    await viewer.send(type="heartbeat")
+    await viewer.socket.close()
+    writer, welcome = await site.customer()
+    assert await connection.fetchval("SELECT count(*) FROM chat_visitors") == 0
+
+    await say(writer, "Hello")
+
+    kept = await connection.fetch("SELECT id, token_hash FROM chat_visitors")
+    assert len(kept) == 1
+    # Their token finds them again: the same visitor, the same chat.
+    _, again = await site.customer(token=welcome["visitor_token"])
+    assert again["visitor_token"] == welcome["visitor_token"]
+    assert again["chat"] is not None

@@ -59,7 +59,6 @@ ENDINGS = {
     "interaction.wrap_up": "the agent ended the chat",
     "interaction.completed": "the agent ended the chat",
     "interaction.abandoned": "the chat ended before an agent took it",
-    "interaction.transferred": "",  # it goes on with another agent: not an ending
 }
 
 Chat = SocketSession[p.ChatFrame]
@@ -344,6 +343,12 @@ class ChatConnection:
         if event.kind == "interaction.assigned":
             self._chat = await self._rooms.chat_now(uuid.UUID(event.subject_id))
             return self._agent_joined()
+        if event.kind == "interaction.queued" and payload.get("from_agent_id"):
+            # Transferred to another queue: it waits anew (its place is told again), and the
+            # next agent to take it joins as the first did.
+            self._chat = await self._rooms.chat_now(uuid.UUID(event.subject_id))
+            self._joined, self._told_position = None, None
+            return None
         ending = ENDINGS.get(event.kind)
         if ending:
             self._chat = None

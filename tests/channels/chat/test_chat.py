@@ -395,3 +395,32 @@ async def test_a_page_view_keeps_no_visitor_until_they_write(
     _, again = await site.customer(token=welcome["visitor_token"])
     assert again["visitor_token"] == welcome["visitor_token"]
     assert again["chat"] is not None
+
+
+async def test_a_chat_transferred_to_another_queue_waits_there_and_its_next_agent_joins(
+    site: Site, client: httpx.AsyncClient, admin: Headers, served: str
+) -> None:
+    mei, mei_desk = await chat_agent(client, admin, served, "mei")
+    customer, _ = await site.customer()
+    await say(customer, "I need billing")
+    chat_id = (await taken(mei_desk))["interaction_id"]
+    assert (await customer.next("agent_joined"))["agent"] == "Mei"
+    queue = await client.post("/v1/queues", json={"name": "billing-chat"}, headers=admin)
+    assert queue.status_code == 201, queue.text
+
+    await mei_desk.send(type="set_state", state="away")  # she takes no more, this included
+    assert (await mei_desk.next("ack"))["of"] == "set_state"
+
+    moved = await client.post(
+        f"/v1/interactions/{chat_id}/transfer",
+        json={"queue": "billing-chat", "note": "billing question"},
+        headers=mei,
+    )
+    assert moved.status_code == 200, moved.text
+
+    assert (await customer.next("waiting"))["position"] == 1
+    _, tom_desk = await chat_agent(client, admin, served, "tom")
+    await taken(tom_desk)
+    assert (await customer.next("agent_joined"))["agent"] == "Tom"
+    await tom_desk.send(type="reply", interaction_id=chat_id, text="Billing here.")
+    assert (await customer.next("message"))["text"] == "Billing here."

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from typing import assert_never
 
@@ -58,7 +59,6 @@ ENDINGS = {
     "interaction.wrap_up": "the agent ended the chat",
     "interaction.completed": "the agent ended the chat",
     "interaction.abandoned": "the chat ended before an agent took it",
-    "interaction.transferred": "",  # it goes on with another agent: not an ending
 }
 
 Chat = SocketSession[p.ChatFrame]
@@ -156,12 +156,14 @@ class ChatConnection:
             raise SessionClosed
         async with pg.transaction(self._pool) as connection:
             visitor = await visitor_for(connection, self._site.id, hello.visitor_token, hello.name)
+        if identity is not None:
+            # Signed in: the customer the host site names, whoever this browser was before; a
+            # new chat finds (or makes) them by that contact point.
+            self._contact = self._site.contact_of(identity.customer)
+            visitor = dataclasses.replace(visitor, customer_id=None)
+        else:
+            self._contact = f"visitor:{visitor.id}"
         self._visitor = visitor
-        self._contact = (
-            self._site.contact_of(identity.customer)
-            if identity is not None
-            else f"visitor:{visitor.id}"
-        )
         self._chat = await self._rooms.open_chat_of(visitor)
         if self._chat is not None:
             await self._rooms.customer_here(self._chat.id)
@@ -341,6 +343,12 @@ class ChatConnection:
         if event.kind == "interaction.assigned":
             self._chat = await self._rooms.chat_now(uuid.UUID(event.subject_id))
             return self._agent_joined()
+        if event.kind == "interaction.queued" and payload.get("from_agent_id"):
+            # Transferred to another queue: it waits anew (its place is told again), and the
+            # next agent to take it joins as the first did.
+            self._chat = await self._rooms.chat_now(uuid.UUID(event.subject_id))
+            self._joined, self._told_position = None, None
+            return None
         ending = ENDINGS.get(event.kind)
         if ending:
             self._chat = None

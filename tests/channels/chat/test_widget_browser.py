@@ -6,15 +6,22 @@ Selenium's calls block, so they run in threads (`Page`) while the app serves in 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
+import uvicorn
+from fastapi import FastAPI
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.browser import Page
-from tests.channels.chat.conftest import Site, chat_agent
+from tests.channels.chat.conftest import Site, chat_agent, make_site
 from tests.desk.conftest import Desk
+from tests.support import free_port
 
 Headers = dict[str, str]
 
@@ -134,3 +141,82 @@ async def test_after_hours_the_page_offers_a_form_and_the_message_becomes_an_ema
         site.queue_id,
     )
     assert (row["channel"], row["text"]) == ("email", "Please call me about my bill.")
+
+
+class PageServer:
+    """The app served again on a port of its own for the page alone, which a test stops (its
+    sockets close with 1012, as in a deploy) and starts again on the same port, while the desks
+    stay on the other server."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: uvicorn.Server | None = None
+        self._serving: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            lifespan="off",
+            log_config=None,
+            timeout_graceful_shutdown=5,
+        )
+        self._server = server = uvicorn.Server(config)
+        self._serving = asyncio.create_task(server.serve())
+        deadline = time.monotonic() + 15
+        while not server.started:
+            assert time.monotonic() < deadline, "the page's server did not start"
+            assert not self._serving.done(), "the page's server stopped"
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._server is not None and self._serving is not None:
+            self._server.should_exit = True
+            await self._serving
+            self._server = self._serving = None
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(cls, app: FastAPI) -> AsyncIterator[PageServer]:
+        server = cls(app)
+        await server.start()
+        try:
+            yield server
+        finally:
+            await server.stop()
+
+
+async def test_a_line_written_while_the_server_is_away_goes_once_the_page_is_back(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    served: str,
+    browser: WebDriver,
+) -> None:
+    _, desk = await chat_agent(client, admin, served, "mei")
+    async with PageServer.running(app) as pages:
+        site = await make_site(app, client, admin, pages.url)
+        page = await widget(browser, pages.url, site)
+        await write(page, "My parcel is late")
+        offer = await desk.next("offer")
+        await desk.send(type="accept", offer_id=offer["offer_id"])
+        assert (await desk.next("ack"))["of"] == "accept"
+        await page.until_shown("#cc-agent", "You are chatting with Mei")
+
+        # The server goes (a deploy): the page says so and keeps what the visitor writes.
+        await pages.stop()
+        await page.until_shown("#cc-status", "Connection lost")
+        await write(page, "Hello?")
+        await page.until_shown(f"{LINES}[data-sender='customer'] .cc-ticks", "Sending")
+
+        # Back: the page reconnects with its visitor token, resumes the chat and sends the line.
+        await pages.start()
+        update = await desk.next("interaction_update", within=30)
+        assert update["detail"]["text"] == "Hello?"
+        second = f"{LINES}[data-message-id='{update['detail']['message_id']}'] .cc-ticks"
+        await page.until_shown(second, "✓")
+        await page.until_shown("#cc-agent", "You are chatting with Mei")
+        assert await page.texts(f"{LINES} .cc-text") == ["My parcel is late", "Hello?"]

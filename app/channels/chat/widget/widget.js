@@ -180,6 +180,7 @@
       const clientId = crypto.randomUUID ? crypto.randomUUID() : String(Date.now() + Math.random());
       const line = addLine({ sender: "customer", text });
       line.dataset.clientId = clientId;
+      tick(line, "sending");
       pending.set(clientId, { text, line });
       stopTyping();
       show(ui.closed, false);
@@ -229,6 +230,7 @@
         ? "" : `, about ${Math.max(1, Math.round(frame.estimated_wait_seconds / 60))} minutes`;
       ui.waiting.textContent = `You are number ${frame.position} in line${minutes}`;
       show(ui.waiting, true);
+      show(ui.agent, false); // waiting anew (transferred): the next agent joins as the first did
     }
 
     function joined(agent) {

@@ -143,6 +143,16 @@ async def test_after_hours_the_page_offers_a_form_and_the_message_becomes_an_ema
     assert (row["channel"], row["text"]) == ("email", "Please call me about my bill.")
 
 
+async def test_a_page_of_an_origin_the_site_does_not_allow_says_so_and_offers_no_chat(
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers, served: str, browser: WebDriver
+) -> None:
+    site = await make_site(app, client, admin, "https://shop.example")
+    page = Page(browser)
+    await page.open(f"{served}/chat/demo?site={site.id}")
+    await page.until_shown("#cc-status", "This page may not open the chat: origin not allowed")
+    assert not await page.shown("#cc-compose")
+
+
 class PageServer:
     """The app served again on a port of its own for the page alone, which a test stops (its
     sockets close with 1012, as in a deploy) and starts again on the same port, while the desks

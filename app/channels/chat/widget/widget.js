@@ -23,7 +23,7 @@
   // turn (4002), the host site's signature is wrong (4003). Anything else (1013 busy, 4000
   // silence, 1006 the network) is tried again.
   const FINAL = {
-    1000: "The chat has ended.",
+    1000: "The chat has ended",
     1008: "This page may not open the chat",
     4002: "The chat widget did not say hello in time",
     4003: "Your sign-in could not be checked",
@@ -54,21 +54,23 @@
       waiting: el("p", { id: "cc-waiting", hidden: "" }),
       transcript: el("ol", { id: "cc-transcript", "aria-live": "polite" }),
       typing: el("p", { id: "cc-typing", hidden: "" }),
+      // 4000: the longest line the server takes (app/channels/chat/protocol.py).
       text: el("textarea", { id: "cc-text", rows: "2", maxlength: "4000", placeholder: "Write a message" }),
       send: el("button", { id: "cc-send", type: "submit" }, "Send"),
       leave: el("button", { id: "cc-leave", type: "button" }, "End chat"),
       closed: el("p", { id: "cc-closed", hidden: "" }),
       hours: el("p", { id: "cc-hours" }),
-      email: el("input", { id: "cc-email", type: "email", required: "", maxlength: "320", placeholder: "Your email address" }),
+      email: el("input", {
+        id: "cc-email", type: "email", required: "", maxlength: "320", placeholder: "Your email address",
+      }),
       note: el("textarea", { id: "cc-note", rows: "4", required: "", placeholder: "Your message" }),
       leaveNote: el("button", { id: "cc-leave-note", type: "submit" }, "Send by email"),
       thanks: el("p", { id: "cc-thanks", hidden: "" }, "Thank you: we will answer you by email."),
     };
     ui.compose = el("form", { id: "cc-compose" }, ui.text, ui.send, ui.leave);
     ui.afterHours = el("form", { id: "cc-after-hours", hidden: "" }, ui.hours, ui.email, ui.note, ui.leaveNote);
-    root.replaceChildren(
-      ui.status, ui.agent, ui.waiting, ui.transcript, ui.typing, ui.closed, ui.compose, ui.afterHours, ui.thanks,
-    );
+    root.replaceChildren(ui.status, ui.agent, ui.waiting, ui.transcript, ui.typing, ui.closed);
+    root.append(ui.compose, ui.afterHours, ui.thanks);
 
     let socket = null;
     let ready = false; // past the welcome: messages may go
@@ -96,7 +98,8 @@
       unanswered.length = 0;
       socket = new WebSocket(socketUrl(site));
       socket.onopen = () => {
-        send({ type: "hello", visitor_token: localStorage.getItem(tokenKey), identity: signedIn(), name: "" });
+        const token = localStorage.getItem(tokenKey);
+        send({ type: "hello", visitor_token: token, identity: signedIn(), name: "" });
         heartbeat = setInterval(() => send({ type: "heartbeat" }), HEARTBEAT_MS);
       };
       socket.onmessage = (event) => handle(JSON.parse(event.data));
@@ -150,7 +153,7 @@
         // What was said while away: the transcript, drawn anew (lines may have come twice).
         lines.clear();
         ui.transcript.replaceChildren();
-        chat.messages.forEach(said);
+        chat.messages.forEach((line) => said(line, false)); // read once, below
         if (chat.agent && chat.state === "assigned") joined(chat.agent);
       } else if (!frame.open) {
         // Closed: what the customer wrote meanwhile goes into the form instead.
@@ -226,8 +229,8 @@
     }
 
     function waiting(frame) {
-      const minutes = frame.estimated_wait_seconds == null
-        ? "" : `, about ${Math.max(1, Math.round(frame.estimated_wait_seconds / 60))} minutes`;
+      const m = Math.max(1, Math.round(frame.estimated_wait_seconds / 60));
+      const minutes = frame.estimated_wait_seconds == null ? "" : `, about ${m} minute${m === 1 ? "" : "s"}`;
       ui.waiting.textContent = `You are number ${frame.position} in line${minutes}`;
       show(ui.waiting, true);
       show(ui.agent, false); // waiting anew (transferred): the next agent joins as the first did
@@ -240,13 +243,13 @@
       show(ui.waiting, false);
     }
 
-    function said(frame) {
+    function said(frame, live = true) {
       if (lines.has(frame.message_id)) return; // a line may come live and in a transcript
       const line = addLine(frame);
       line.dataset.messageId = frame.message_id;
       lines.set(frame.message_id, line);
       if (frame.sender === "customer") tick(line, frame.read ? "read" : frame.delivered ? "delivered" : "sent");
-      if (frame.sender === "agent") {
+      if (frame.sender === "agent" && live) {
         agentTyping(false);
         readUpToLast();
       }

@@ -82,9 +82,10 @@ async def create_site(
 @router.patch(
     "/{site_id}",
     summary="Change a chat site's name, queue, origins, timings or limits",
-    description="Sockets opened after the change follow it. The site's name is part of the "
-    "contact point its signed-in customers are known by (`chat` `<name>:<their id>`): after a "
-    "rename, their next chat is matched by the new name.",
+    description="Origins and limits are read when a customer's socket opens: sockets opened "
+    "after the change follow it; the timings hold at once (the sweep reads them). The site's "
+    "name is part of the contact point its signed-in customers are known by (`chat` "
+    "`<name>:<their id>`): after a rename, their next chat is matched by the new name.",
     responses={409: {"description": "Another site has that name"}},
 )
 async def update_site(

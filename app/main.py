@@ -25,7 +25,7 @@ from app.channels.chat.sweep import ChatSweep
 from app.channels.email.api import router as email_router
 from app.channels.email.inbound import MailIn
 from app.channels.email.listener import SmtpListener
-from app.channels.email.replies_api import router as email_replies_router
+from app.channels.messages_api import router as messages_router
 from app.core import pg, security
 from app.core.collector import tune_for_serving
 from app.core.courier import OutboxCourier
@@ -321,7 +321,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         voice_events_router,
         call_records_router,
         email_router,
-        email_replies_router,
+        messages_router,
         chat_router,
         chat_sites_router,
         supervisor_router,

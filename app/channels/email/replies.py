@@ -9,9 +9,9 @@ it after the commit and retries a relay that is down or answers 4xx; a 5xx is fi
 interaction's messages read back with each reply's state: pending, sent, failed (retrying) or
 dead (refused for good, the relay's words shown).
 
-Agents reply over HTTP (replies_api.py: whoever may see the interaction) or from the desk
-socket (only the agent who holds it); both come here through app/channels/replies.py, which
-answers each interaction by its own channel.
+Agents reply over HTTP (app/channels/messages_api.py: whoever may see the interaction) or from
+the desk socket (only the agent who holds it); both come here through app/channels/replies.py,
+which answers each interaction by its own channel.
 """
 
 from __future__ import annotations

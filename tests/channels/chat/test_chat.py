@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from app.channels.chat.sweep import sweep_once
 from tests.channels.chat.conftest import Customer, Site, chat_agent, make_site
 from tests.desk.conftest import Desk
+from tests.support import held_by, login
 
 Headers = dict[str, str]
 pytestmark = pytest.mark.asyncio
@@ -131,7 +132,13 @@ async def test_a_signed_in_customer_is_known_and_a_wrong_signature_is_refused(
     )
     assert added.status_code == 201, added.text
 
-    customer, _ = await site.customer(identity="account-42")
+    # The same browser was an anonymous visitor before (a chat of its own, ended): signed in
+    # now, its next chat is Jonas's.
+    anonymous, welcome = await site.customer()
+    await say(anonymous, "Just looking")
+    await anonymous.send(type="leave")
+    await anonymous.closed()
+    customer, _ = await site.customer(token=welcome["visitor_token"], identity="account-42")
     stored = await say(customer, "Hi, it is Jonas")
     held_by = await connection.fetchval(
         "SELECT customer_id::text FROM interactions WHERE id = $1", uuid.UUID(stored["chat_id"])
@@ -321,3 +328,99 @@ async def test_a_leave_ends_a_waiting_chat_as_abandoned(
     code, _ = await customer.closed()
     assert code == 1000
     await until_value(connection, STATE, uuid.UUID(stored["chat_id"]), "abandoned")
+
+
+async def test_an_agent_answers_a_chat_over_http_and_the_transcript_shows_its_receipts(
+    site: Site, client: httpx.AsyncClient, admin: Headers, served: str
+) -> None:
+    mei, desk = await chat_agent(client, admin, served, "mei")
+    customer, _ = await site.customer()
+    await say(customer, "Is anyone there?")
+    chat_id = (await taken(desk))["interaction_id"]
+
+    sent = await client.post(
+        f"/v1/interactions/{chat_id}/replies", json={"text": "Yes, Mei here."}, headers=mei
+    )
+    assert sent.status_code == 201, sent.text
+    line = await customer.next("message")
+    assert line["message_id"] == sent.json()["message_id"]
+    await customer.send(type="read", message_id=line["message_id"])
+    await desk.next("receipt")  # delivered
+    await desk.next("receipt")  # read
+
+    listed = await client.get(f"/v1/interactions/{chat_id}/messages", headers=mei)
+    transcript = [(m["direction"], m["text"]) for m in listed.json()["items"]]
+    assert transcript == [("inbound", "Is anyone there?"), ("outbound", "Yes, Mei here.")]
+    reply = listed.json()["items"][1]
+    assert reply["delivered_at"] is not None
+    assert reply["read_at"] is not None
+
+
+async def test_a_call_is_not_answered_in_writing(
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers
+) -> None:
+    customer = await client.post("/v1/customers", json={"name": "Ada"}, headers=admin)
+    agent = await client.post(
+        "/v1/agents",
+        json={"username": "tom", "display_name": "Tom", "password": "correct horse battery"},
+        headers=admin,
+    )
+    assert agent.status_code == 201, agent.text
+    tom = await login(client, "tom", "correct horse battery")
+    call = await held_by(app, client, admin, tom, customer.json()["id"], channel="voice")
+
+    refused = await client.post(
+        f"/v1/interactions/{call}/replies", json={"text": "Hello?"}, headers=tom
+    )
+
+    assert refused.status_code == 409
+    assert refused.json()["error"] == "cannot_reply"
+    assert "phone" in refused.json()["detail"]
+
+
+async def test_a_page_view_keeps_no_visitor_until_they_write(
+    site: Site, connection: asyncpg.Connection
+) -> None:
+    viewer, _ = await site.customer()
+    await viewer.send(type="heartbeat")
+    await viewer.socket.close()
+    writer, welcome = await site.customer()
+    assert await connection.fetchval("SELECT count(*) FROM chat_visitors") == 0
+
+    await say(writer, "Hello")
+
+    kept = await connection.fetch("SELECT id, token_hash FROM chat_visitors")
+    assert len(kept) == 1
+    # Their token finds them again: the same visitor, the same chat.
+    _, again = await site.customer(token=welcome["visitor_token"])
+    assert again["visitor_token"] == welcome["visitor_token"]
+    assert again["chat"] is not None
+
+
+async def test_a_chat_transferred_to_another_queue_waits_there_and_its_next_agent_joins(
+    site: Site, client: httpx.AsyncClient, admin: Headers, served: str
+) -> None:
+    mei, mei_desk = await chat_agent(client, admin, served, "mei")
+    customer, _ = await site.customer()
+    await say(customer, "I need billing")
+    chat_id = (await taken(mei_desk))["interaction_id"]
+    assert (await customer.next("agent_joined"))["agent"] == "Mei"
+    queue = await client.post("/v1/queues", json={"name": "billing-chat"}, headers=admin)
+    assert queue.status_code == 201, queue.text
+
+    await mei_desk.send(type="set_state", state="away")  # she takes no more, this included
+    assert (await mei_desk.next("ack"))["of"] == "set_state"
+
+    moved = await client.post(
+        f"/v1/interactions/{chat_id}/transfer",
+        json={"queue": "billing-chat", "note": "billing question"},
+        headers=mei,
+    )
+    assert moved.status_code == 200, moved.text
+
+    assert (await customer.next("waiting"))["position"] == 1
+    _, tom_desk = await chat_agent(client, admin, served, "tom")
+    await taken(tom_desk)
+    assert (await customer.next("agent_joined"))["agent"] == "Tom"
+    await tom_desk.send(type="reply", interaction_id=chat_id, text="Billing here.")
+    assert (await customer.next("message"))["text"] == "Billing here."

@@ -1,6 +1,7 @@
-"""An email interaction's messages over HTTP: the agent's reply (`POST .../replies`), the thread
-as it stands with each reply's delivery (`GET .../messages`), and attachments, downloaded only
-by those who may see the interaction."""
+"""An interaction's messages over HTTP, whatever its channel: the agent's reply (`POST
+.../replies`: a mail for an email, a line for a chat, by app/channels/replies.py), the thread
+or transcript as it stands with each reply's delivery (`GET .../messages`), and attachments,
+downloaded only by those who may see the interaction."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from app.interactions.api import visible
 from app.interactions.models import InteractionMessage, MessageAttachment, MessageDirection
 from app.interactions.schemas import ReplyText
 
-router = APIRouter(prefix="/v1/interactions", tags=["email"])
+router = APIRouter(prefix="/v1/interactions", tags=["interactions"])
 
 
 class ReplyIn(BaseModel):
@@ -31,8 +32,13 @@ class ReplyIn(BaseModel):
 
 class ReplyOut(BaseModel):
     message_id: uuid.UUID = Field(description="The reply as one of the interaction's messages")
-    channel_message_id: str = Field(description="Its Message-ID: the customer's answer names it")
-    delivery: str = Field(description="`pending` until the relay takes it (GET .../messages)")
+    channel_message_id: str = Field(
+        description="An email's Message-ID (the customer's answer names it); a chat line's id"
+    )
+    delivery: str = Field(
+        description="`pending`: an email's until the relay takes it (GET .../messages); a chat"
+        " line's until the customer's screen shows it (`delivered_at`)"
+    )
 
 
 class AttachmentOut(BaseModel):
@@ -60,6 +66,10 @@ class MessageOut(BaseModel):
         description="A reply's: pending, sending, sent, failed (retrying) or dead (refused)"
     )
     delivery_error: str | None = Field(description="The relay's words when it refused")
+    delivered_at: datetime | None = Field(
+        description="A chat line's: when it reached the other side's screen"
+    )
+    read_at: datetime | None = Field(description="A chat line's: when it was read there")
 
 
 class AttachmentNotFound(NotFound):
@@ -69,7 +79,7 @@ class AttachmentNotFound(NotFound):
 @router.post(
     "/{interaction_id}/replies",
     status_code=status.HTTP_201_CREATED,
-    summary="Answer an email interaction's customer by mail",
+    summary="Answer an interaction's customer: by mail for an email, a line for a chat",
 )
 async def send_reply(
     interaction_id: uuid.UUID, body: ReplyIn, principal: AnyUser, session: Session
@@ -121,6 +131,8 @@ async def list_messages(
             attachments=by_message.get(m.id, []),
             delivery=delivery.get(m.id, (None, None))[0],
             delivery_error=delivery.get(m.id, (None, None))[1],
+            delivered_at=m.delivered_at,
+            read_at=m.read_at,
         )
         for m in found
     ]

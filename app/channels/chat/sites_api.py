@@ -27,6 +27,7 @@ from app.channels.chat.sites import new_identity_secret
 from app.core.errors import Conflict, InvalidField, NotFound
 from app.core.events import events_of
 from app.core.pagination import Page, Pagination
+from app.interactions.models import Interaction, InteractionState
 from app.queues.models import Queue
 
 router = APIRouter(prefix="/v1/chat/sites", tags=["chat"])
@@ -85,18 +86,27 @@ async def create_site(
     description="Origins and limits are read when a customer's socket opens: sockets opened "
     "after the change follow it; the timings hold at once (the sweep reads them). The site's "
     "name is part of the contact point its signed-in customers are known by (`chat` "
-    "`<name>:<their id>`): after a rename, their next chat is matched by the new name.",
-    responses={409: {"description": "Another site has that name"}},
+    "`<name>:<their id>`): once it has had a chat, it keeps its name.",
+    responses={
+        409: {"description": "Another site has that name, or this one has had chats (no rename)"}
+    },
 )
 async def update_site(
     site_id: uuid.UUID, body: ChatSiteUpdate, principal: Admin, session: Session
 ) -> ChatSiteOut:
-    site = await _site(session, site_id)
+    site = await _site(session, site_id, lock=True)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if "queue_id" in changes:
         await _ensure_queue(session, changes["queue_id"])
-    if "name" in changes:
+    if "name" in changes and changes["name"] != site.name:
         await _ensure_name_free(session, changes["name"], owner=site.id)
+        if (await _chats_of(session, site))[0]:
+            # Its signed-in customers are known by `<name>:<their id>`: renamed, they would
+            # no longer be found, and each would become a new customer at their next chat.
+            raise ChatSiteHasChats(
+                f"chat site {site.name!r} has had chats: its name is part of how its signed-in"
+                " customers are known, so it cannot change. Make a new site for a new name"
+            )
     for name, value in changes.items():
         setattr(site, name, value)
     try:
@@ -143,13 +153,7 @@ async def delete_site(site_id: uuid.UUID, principal: Admin, session: Session) ->
     The site's row is locked first: a chat opening at that moment waits for the delete (its
     row refers to the site) and then finds no site, so none is counted out and then cascaded."""
     site = await _site(session, site_id, lock=True)
-    chats, still_open = (
-        await session.execute(
-            select(func.count(), func.count().filter(Chat.closed_at.is_(None))).where(
-                Chat.site_id == site.id
-            )
-        )
-    ).one()
+    chats, still_open = await _chats_of(session, site)
     if chats:
         raise ChatSiteHasChats(
             f"chat site {site.name!r} has {chats} chats ({still_open} open), which are records "
@@ -158,6 +162,22 @@ async def delete_site(site_id: uuid.UUID, principal: Admin, session: Session) ->
     await session.delete(site)
     await session.flush()
     _record(session, "chat_site.deleted", site, principal.actor, {})
+
+
+async def _chats_of(session: Session, site: ChatSite) -> tuple[int, int]:
+    """How many chats the site has had, and how many of them are going on (waiting, offered
+    or with an agent)."""
+    going_on = Interaction.state.in_(
+        [InteractionState.queued, InteractionState.offered, InteractionState.assigned]
+    )
+    query = (
+        select(func.count(), func.count().filter(going_on))
+        .select_from(Chat)
+        .join(Interaction, Interaction.id == Chat.interaction_id)
+        .where(Chat.site_id == site.id)
+    )
+    chats, still_open = (await session.execute(query)).one()
+    return int(chats), int(still_open)
 
 
 async def _site(session: Session, site_id: uuid.UUID, *, lock: bool = False) -> ChatSite:

@@ -17,7 +17,7 @@ from app.channels.chat.sites import identity_signature, read_site
 from app.core.db import unit_of_work
 from app.core.settings import Settings
 from app.demo import load_demo
-from tests.channels.chat.conftest import Site
+from tests.channels.chat.conftest import Site, make_site
 from tests.support import field_problems
 
 Headers = dict[str, str]
@@ -287,3 +287,25 @@ async def test_the_demo_has_a_chat_site_on_the_general_queue(
     assert stored is not None
     assert HEX64.fullmatch(stored.identity_secret)
     assert stored.identity_secret not in log_lines.getvalue()
+
+
+async def test_a_site_that_has_had_chats_keeps_its_name_but_changes_the_rest(
+    app: FastAPI, client: httpx.AsyncClient, admin: Headers, served: str
+) -> None:
+    site = await make_site(app, client, admin, served)
+    customer, _ = await site.customer()
+    await customer.send(type="message", client_id="c1", text="Hello")
+    await customer.next("stored")
+
+    renamed = await client.patch(
+        f"/v1/chat/sites/{site.id}", json={"name": "boutique"}, headers=admin
+    )
+    slower = await client.patch(
+        f"/v1/chat/sites/{site.id}", json={"name": "shop", "resume_seconds": 300}, headers=admin
+    )
+
+    assert renamed.status_code == 409, renamed.text
+    assert renamed.json()["error"] == "chat_site_has_chats"
+    assert "signed-in customers" in renamed.json()["detail"]
+    assert slower.status_code == 200, slower.text
+    assert slower.json()["resume_seconds"] == 300

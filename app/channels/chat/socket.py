@@ -87,19 +87,16 @@ class ChatConnection:
         self._welcome: p.Welcome | None = None
         self._told_position: int | None = None
         self._joined: uuid.UUID | None = None  # the agent the customer was told took the chat
+        self._subscription = hub.subscribe_subject()
         self._listening: list[Listening] = []
         self._session: Chat | None = None
-
-    @property
-    def _chat_id(self) -> str | None:
-        return None if self._chat is None else str(self._chat.id)
 
     async def serve(self) -> None:
         chat: Chat = SocketSession(
             self.websocket,
             hub=self._hub,
-            # The chat's events; none until the chat is known (the hello's, or the first line).
-            subscription=self._hub.subscribe(self._concerns),
+            # The chat's events, once the chat is known (the hello's, or the first line's).
+            subscription=self._subscription,
             pool=self._pool,
             frame_for=self._frame_for,
             heartbeat=Heartbeat(every=SILENCE / 3, silence=SILENCE),
@@ -113,9 +110,6 @@ class ChatConnection:
                 for listening in self._listening:
                     self._hub.signals.stop(listening)
                 await self._away()
-
-    def _concerns(self, event: EventRecord) -> bool:
-        return event.subject_type == "interaction" and event.subject_id == self._chat_id
 
     async def _converse(self, chat: Chat) -> None:
         hello = await self._await_hello(chat)
@@ -167,7 +161,7 @@ class ChatConnection:
         self._chat = await self._rooms.open_chat_of(visitor)
         if self._chat is not None:
             await self._rooms.customer_here(self._chat.id)
-            self._listen(self._chat.id)
+            self._follow(self._chat.id)
 
     def _replay(self) -> Replay[p.ChatFrame]:
         async def missed(_connection: asyncpg.Connection, _after: int) -> list[EventRecord]:
@@ -258,7 +252,7 @@ class ChatConnection:
         )
         if self._chat is None or self._chat.id != said.chat_id:
             self._chat = await self._rooms.chat_now(said.chat_id)
-            self._listen(said.chat_id)
+            self._follow(said.chat_id)
             joined = self._agent_joined()
             if joined is not None:  # taken before this socket heard of it
                 chat.send(joined)
@@ -304,7 +298,9 @@ class ChatConnection:
         )
         chat.send(p.LeftMessage())
 
-    def _listen(self, chat_id: uuid.UUID) -> None:
+    def _follow(self, chat_id: uuid.UUID) -> None:
+        """The chat's events and signals come to this socket from now on."""
+        self._hub.follow(self._subscription, str(chat_id))
         self._listening.append(self._hub.signals.listen(chat_topic(chat_id), self._on_signal))
 
     def _on_signal(self, signal: Signal) -> None:

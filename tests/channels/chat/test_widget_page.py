@@ -8,23 +8,29 @@ import uuid
 
 import asyncpg
 import httpx
+from fastapi import FastAPI
 
 from app.channels.chat.widget import page_policy
+from app.core.db import unit_of_work
+from app.core.settings import Settings
+from app.demo import load_demo
 from tests.channels.chat.conftest import Site
 
 
-async def test_the_demo_page_shows_the_site_named_demo_or_says_there_is_none(
-    site: Site, client: httpx.AsyncClient, connection: asyncpg.Connection
+async def test_the_demo_page_shows_the_demos_site_or_says_there_is_none(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, connection: asyncpg.Connection
 ) -> None:
     none = await client.get("/chat/demo")
     assert none.status_code == 404
     assert "no chat site named 'demo'" in none.json()["detail"]
 
-    await connection.execute("UPDATE chat_sites SET name = 'demo' WHERE id = $1", site.id)
+    async with unit_of_work(app.state.sessions) as session:
+        await load_demo(session, settings)
+    demo = await connection.fetchval("SELECT id FROM chat_sites WHERE name = 'demo'")
     page = await client.get("/chat/demo")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    assert f'data-site="{site.id}"' in page.text
+    assert f'data-site="{demo}"' in page.text
     assert '<script src="widget.js" defer></script>' in page.text
     policy = page.headers["content-security-policy"]
     assert "default-src 'none'; script-src 'self'; style-src 'self';" in policy

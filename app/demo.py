@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,6 +13,9 @@ from app.agents.schemas import AgentCreate, Capacity
 from app.auth import service as users
 from app.auth.models import Role
 from app.auth.schemas import UserCreate
+from app.channels.chat.models import ChatSite
+from app.channels.chat.schemas import as_origin
+from app.channels.chat.sites import new_identity_secret
 from app.channels.email.models import EmailAddress
 from app.core.events import SYSTEM_ACTOR
 from app.core.logging import get_logger
@@ -88,6 +92,11 @@ CUSTOMERS = [
 ]
 
 
+DEMO_CHAT_SITE = "demo"
+# Addresses a server listens on everywhere: no page is ever served from them.
+ANY_ADDRESS = {"0.0.0.0", "::", ""}  # noqa: S104
+
+
 async def demo_present(session: AsyncSession) -> bool:
     return await users.find_user_by_username(session, "admin") is not None
 
@@ -125,6 +134,16 @@ async def load_demo(session: AsyncSession, settings: Settings) -> dict[str, str]
     session.add(
         EmailAddress(
             address="support@example.com", queue_id=general, display_name="Example support"
+        )
+    )
+    # The widget's demo page (/chat/demo) chats on the general queue too. Its secret is shown
+    # to no one: an admin who wants to sign customers rotates it (docs/channels.md).
+    session.add(
+        ChatSite(
+            name=DEMO_CHAT_SITE,
+            queue_id=general,
+            identity_secret=new_identity_secret(),
+            allowed_origins=demo_chat_origins(settings),
         )
     )
     for name, tier, stage, value, language, phone, email in CUSTOMERS:
@@ -195,6 +214,27 @@ async def _load_flow(session: AsyncSession) -> None:
         is_default=True,
     )
     await ivr.create_flow(session, flow, actor=SYSTEM_ACTOR)
+
+
+def demo_chat_origins(settings: Settings) -> list[str]:
+    """The page origins the demo's chat site takes: this server as a browser on this machine
+    names it (127.0.0.1 or localhost, or CC_HOST), at port 8000 and at CC_PORT, and at
+    CC_PUBLIC_BASE_URL when a proxy serves it there."""
+    hosts = ["127.0.0.1", "localhost"]
+    if settings.host not in ANY_ADDRESS:
+        hosts.append(f"[{settings.host}]" if ":" in settings.host else settings.host)
+    ports = (8000, settings.port)
+    found = [f"http://{host}:{port}" for port in ports for host in hosts]
+    if settings.public_base_url:
+        public = urlsplit(settings.public_base_url)
+        found.append(f"{public.scheme}://{public.netloc}")
+    origins = []
+    for origin in found:
+        try:
+            origins.append(as_origin(origin))
+        except ValueError:  # a CC_HOST that no browser writes as a host: not an origin
+            continue
+    return list(dict.fromkeys(origins))
 
 
 def log_passwords(passwords: dict[str, str]) -> None:

@@ -20,7 +20,9 @@ from app.channels import replies as channel_replies
 from app.channels.chat.api import router as chat_router
 from app.channels.chat.chats import ChatRooms
 from app.channels.chat.leaving import AfterHours
+from app.channels.chat.sites_api import router as chat_sites_router
 from app.channels.chat.sweep import ChatSweep
+from app.channels.chat.widget import router as chat_widget_router
 from app.channels.email.api import router as email_router
 from app.channels.email.inbound import MailIn
 from app.channels.email.listener import SmtpListener
@@ -322,6 +324,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         email_router,
         messages_router,
         chat_router,
+        chat_sites_router,
+        chat_widget_router,
         supervisor_router,
         outbox_router,
     ):

@@ -31,6 +31,9 @@ from app.core.settings import Settings
 from app.main import create_app
 from tests.support import LiveServer, create_user_directly, login
 
+# The `browser` fixture (headless chromium) for the tests of pages, wherever they are.
+pytest_plugins = ("tests.browser",)
+
 
 @dataclass(frozen=True)
 class PostgresServer:

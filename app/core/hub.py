@@ -73,6 +73,7 @@ class Subscription:
     queue: asyncio.Queue[EventRecord] = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
     agent_id: str | None = None  # set for a subscription to one agent's events
+    subject_id: str | None = None  # set for a subscription to one subject's events (`follow`)
 
     def offer(self, event: EventRecord) -> None:
         if self.overflowed.is_set():
@@ -96,6 +97,7 @@ class EventHub:
         self._gap_grace = gap_grace
         self._subscriptions: set[Subscription] = set()
         self._by_agent: dict[str, set[Subscription]] = {}
+        self._by_subject: dict[str, set[Subscription]] = {}
         self._wake = asyncio.Event()
         self._floor = 0
         self._seen: set[int] = set()
@@ -145,7 +147,32 @@ class EventHub:
         self._by_agent.setdefault(agent_id, set()).add(subscription)
         return subscription
 
+    def subscribe_subject(self) -> Subscription:
+        """The events of one subject (a chat's interaction), once `follow` names it: found by
+        a dict lookup, like an agent's, as a site may hold thousands of open chat sockets."""
+
+        def wants(event: EventRecord) -> bool:
+            return event.subject_id == subscription.subject_id
+
+        subscription = Subscription(wants=wants)
+        return subscription
+
+    def follow(self, subscription: Subscription, subject_id: str) -> None:
+        """From now on the subscription gets the events of `subject_id` (instead of those of
+        the subject it followed before, if any)."""
+        self._unfollow(subscription)
+        subscription.subject_id = subject_id
+        self._by_subject.setdefault(subject_id, set()).add(subscription)
+
+    def _unfollow(self, subscription: Subscription) -> None:
+        subject_id = subscription.subject_id
+        if subject_id is not None and subject_id in self._by_subject:
+            self._by_subject[subject_id].discard(subscription)
+            if not self._by_subject[subject_id]:
+                del self._by_subject[subject_id]
+
     def unsubscribe(self, subscription: Subscription) -> None:
+        self._unfollow(subscription)
         self._subscriptions.discard(subscription)
         agent_id = subscription.agent_id
         if agent_id is not None and agent_id in self._by_agent:
@@ -298,6 +325,8 @@ class EventHub:
         if agent_id is not None:
             for subscription in list(self._by_agent.get(agent_id, ())):
                 subscription.offer(event)
+        for subscription in list(self._by_subject.get(event.subject_id, ())):
+            subscription.offer(event)
 
     def _advance_floor(self) -> None:
         while self._seen:

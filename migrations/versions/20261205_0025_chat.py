@@ -39,7 +39,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
-        sa.CheckConstraint("resume_seconds BETWEEN 10 AND 3600", name=op.f("ck_chat_sites_resume_range")),
+        sa.CheckConstraint(
+            "resume_seconds BETWEEN 10 AND 3600", name=op.f("ck_chat_sites_resume_range")
+        ),
         sa.CheckConstraint(
             "quiet_close_seconds BETWEEN 60 AND 86400", name=op.f("ck_chat_sites_quiet_close_range")
         ),
@@ -50,7 +52,10 @@ def upgrade() -> None:
             "chats_per_minute BETWEEN 1 AND 60", name=op.f("ck_chat_sites_chats_rate_range")
         ),
         sa.ForeignKeyConstraint(
-            ["queue_id"], ["queues.id"], name=op.f("fk_chat_sites_queue_id_queues"), ondelete="RESTRICT"
+            ["queue_id"],
+            ["queues.id"],
+            name=op.f("fk_chat_sites_queue_id_queues"),
+            ondelete="RESTRICT",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_chat_sites")),
         sa.UniqueConstraint("name", name=op.f("uq_chat_sites_name")),
@@ -64,7 +69,10 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["site_id"], ["chat_sites.id"], name=op.f("fk_chat_visitors_site_id_chat_sites"), ondelete="CASCADE"
+            ["site_id"],
+            ["chat_sites.id"],
+            name=op.f("fk_chat_visitors_site_id_chat_sites"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["customer_id"],
@@ -92,7 +100,10 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["site_id"], ["chat_sites.id"], name=op.f("fk_chats_site_id_chat_sites"), ondelete="CASCADE"
+            ["site_id"],
+            ["chat_sites.id"],
+            name=op.f("fk_chats_site_id_chat_sites"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["visitor_id"],
@@ -103,16 +114,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("interaction_id", name=op.f("pk_chats")),
     )
     op.create_index(
-        "ix_chats_open_left", "chats", ["customer_left_at"], postgresql_where=sa.text("closed_at IS NULL")
+        "ix_chats_open_left",
+        "chats",
+        ["customer_left_at"],
+        postgresql_where=sa.text("closed_at IS NULL"),
     )
     op.create_index(
-        "ix_chats_open_quiet", "chats", ["last_message_at"], postgresql_where=sa.text("closed_at IS NULL")
+        "ix_chats_open_quiet",
+        "chats",
+        ["last_message_at"],
+        postgresql_where=sa.text("closed_at IS NULL"),
     )
     op.create_index("ix_chats_visitor", "chats", ["visitor_id", "started_at"])
     op.add_column(
         "interaction_messages", sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True)
     )
-    op.add_column("interaction_messages", sa.Column("read_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column(
+        "interaction_messages", sa.Column("read_at", sa.DateTime(timezone=True), nullable=True)
+    )
 
 
 def downgrade() -> None:

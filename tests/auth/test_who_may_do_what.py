@@ -331,6 +331,26 @@ async def _fresh_support_address(floor: Floor) -> Request:
     return f"/v1/email/addresses/{address['id']}", {"display_name": "Help desk"}
 
 
+async def _new_chat_site(floor: Floor) -> Request:
+    queue = await floor.made("/v1/queues", {"name": floor.name("chat")})
+    return "/v1/chat/sites", {
+        "name": floor.name("shop"),
+        "queue_id": queue["id"],
+        "allowed_origins": ["https://shop.example.com"],
+    }
+
+
+async def _fresh_chat_site(floor: Floor) -> Request:
+    path, body = await _new_chat_site(floor)
+    site = await floor.made(path, body)
+    return f"/v1/chat/sites/{site['id']}", {"resume_seconds": 300}
+
+
+async def _a_chat_sites_secret(floor: Floor) -> Request:
+    path, _ = await _fresh_chat_site(floor)
+    return f"{path}/secret", None
+
+
 async def _a_mail(floor: Floor) -> Request:
     """A new message from a customer, to a support address made for it."""
     path, body = await _new_support_address(floor)
@@ -471,6 +491,12 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("PATCH", "/v1/email/addresses/{address_id}"): _fresh_support_address,
     ("DELETE", "/v1/email/addresses/{address_id}"): _fresh_support_address,
     ("POST", "/v1/email/inbound"): _a_mail,
+    ("GET", "/v1/chat/sites"): _fixed("/v1/chat/sites"),
+    ("GET", "/v1/chat/sites/{site_id}"): _fresh_chat_site,
+    ("POST", "/v1/chat/sites"): _new_chat_site,
+    ("PATCH", "/v1/chat/sites/{site_id}"): _fresh_chat_site,
+    ("DELETE", "/v1/chat/sites/{site_id}"): _fresh_chat_site,
+    ("POST", "/v1/chat/sites/{site_id}/secret"): _a_chat_sites_secret,
     ("POST", "/v1/interactions/{interaction_id}/replies"): _an_email_held,
     ("GET", "/v1/interactions/{interaction_id}/messages"): _messages_of_one_held,
     ("GET", "/v1/interactions/{interaction_id}/attachments/{attachment_id}"): (

@@ -20,7 +20,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from app.agents.models import Agent
 from app.auth.models import GatewayKey, User
-from app.channels.chat.models import ChatVisitor
+from app.channels.chat.models import ChatSite, ChatVisitor
 from app.channels.chat.protocol import CustomerMessage
 from app.channels.email.models import EmailAddress
 from app.core.settings import Settings
@@ -42,6 +42,8 @@ WRITES: dict[str, tuple[Any, ...]] = {
     "GatewayKeyCreate": (GatewayKey,),
     "EmailAddressCreate": (EmailAddress,),
     "EmailAddressUpdate": (EmailAddress,),
+    "ChatSiteCreate": (ChatSite,),
+    "ChatSiteUpdate": (ChatSite,),
     "AgentCreate": (User, Agent),
     "AgentUpdate": (User, Agent),
     "AgentStateChange": (Agent,),
@@ -127,6 +129,7 @@ NO_COLUMN = {
     "Hello.identity.customer": "kept with the site's name before it in a contact point (320)",
     "Hello.identity.signature": "checked, never kept",
     "Say.client_id": "hashed into the message's dedupe key",
+    "allowed_origins[]": "kept in the chat site's allowed_origins (jsonb)",
 }
 
 # Whole parts of a request that reach no column, by the start of their path, and why: the

@@ -92,6 +92,40 @@ async def test_an_agent_subscription_gets_its_own_events_and_a_predicate_gets_wh
         await hub.stop()
 
 
+async def test_a_subject_subscription_gets_the_events_of_the_subject_it_follows_now(
+    database_url: str,
+) -> None:
+    hub = EventHub(database_url, poll_interval=0.2)
+    await hub.start()
+    dsn = asyncpg_dsn(database_url)
+    try:
+        chat = hub.subscribe_subject()
+        await _write(dsn, ("interaction.queued", "interaction", "chat-1", {}))
+        await until_the_hub_is_past_a_marker(hub, dsn)
+        assert chat.queue.empty()  # it follows nothing yet
+
+        hub.follow(chat, "chat-1")
+        await _write(
+            dsn,
+            ("interaction.message", "interaction", "chat-1", {}),
+            ("interaction.message", "interaction", "chat-2", {}),
+        )
+        assert [e.subject_id for e in await _drain(chat, 1)] == ["chat-1"]
+        hub.follow(chat, "chat-2")
+        await _write(
+            dsn,
+            ("interaction.assigned", "interaction", "chat-1", {}),
+            ("interaction.assigned", "interaction", "chat-2", {}),
+        )
+        assert [e.subject_id for e in await _drain(chat, 1)] == ["chat-2"]
+        hub.unsubscribe(chat)
+        await _write(dsn, ("interaction.completed", "interaction", "chat-2", {}))
+        await until_the_hub_is_past_a_marker(hub, dsn)
+        assert chat.queue.empty()
+    finally:
+        await hub.stop()
+
+
 async def test_events_published_by_their_writer_reach_a_desk_once_in_order(
     database_url: str,
 ) -> None:

@@ -24,7 +24,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.channels.chat.sites import Site
-from app.channels.chat.visitors import Visitor, known_as
+from app.channels.chat.visitors import Visitor, keep, known_as
 from app.core import pg
 from app.core.channels import Channel
 from app.core.db import driver_connection, unit_of_work
@@ -224,6 +224,7 @@ class ChatRooms:
             raise ChatClosed("the chat is closed now: leave a message to be answered by mail")
         moment = pg.now()
         async with pg.transaction(self._pool) as connection:
+            visitor = await keep(connection, visitor)
             earlier = await connection.fetchrow(
                 "SELECT id, interaction_id FROM interaction_messages WHERE dedupe_key = $1", key
             )

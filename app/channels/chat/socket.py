@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from typing import assert_never
 
@@ -58,7 +59,6 @@ ENDINGS = {
     "interaction.wrap_up": "the agent ended the chat",
     "interaction.completed": "the agent ended the chat",
     "interaction.abandoned": "the chat ended before an agent took it",
-    "interaction.transferred": "",  # it goes on with another agent: not an ending
 }
 
 Chat = SocketSession[p.ChatFrame]
@@ -87,19 +87,16 @@ class ChatConnection:
         self._welcome: p.Welcome | None = None
         self._told_position: int | None = None
         self._joined: uuid.UUID | None = None  # the agent the customer was told took the chat
+        self._subscription = hub.subscribe_subject()
         self._listening: list[Listening] = []
         self._session: Chat | None = None
-
-    @property
-    def _chat_id(self) -> str | None:
-        return None if self._chat is None else str(self._chat.id)
 
     async def serve(self) -> None:
         chat: Chat = SocketSession(
             self.websocket,
             hub=self._hub,
-            # The chat's events; none until the chat is known (the hello's, or the first line).
-            subscription=self._hub.subscribe(self._concerns),
+            # The chat's events, once the chat is known (the hello's, or the first line's).
+            subscription=self._subscription,
             pool=self._pool,
             frame_for=self._frame_for,
             heartbeat=Heartbeat(every=SILENCE / 3, silence=SILENCE),
@@ -113,9 +110,6 @@ class ChatConnection:
                 for listening in self._listening:
                     self._hub.signals.stop(listening)
                 await self._away()
-
-    def _concerns(self, event: EventRecord) -> bool:
-        return event.subject_type == "interaction" and event.subject_id == self._chat_id
 
     async def _converse(self, chat: Chat) -> None:
         hello = await self._await_hello(chat)
@@ -156,16 +150,18 @@ class ChatConnection:
             raise SessionClosed
         async with pg.transaction(self._pool) as connection:
             visitor = await visitor_for(connection, self._site.id, hello.visitor_token, hello.name)
+        if identity is not None:
+            # Signed in: the customer the host site names, whoever this browser was before; a
+            # new chat finds (or makes) them by that contact point.
+            self._contact = self._site.contact_of(identity.customer)
+            visitor = dataclasses.replace(visitor, customer_id=None)
+        else:
+            self._contact = f"visitor:{visitor.id}"
         self._visitor = visitor
-        self._contact = (
-            self._site.contact_of(identity.customer)
-            if identity is not None
-            else f"visitor:{visitor.id}"
-        )
         self._chat = await self._rooms.open_chat_of(visitor)
         if self._chat is not None:
             await self._rooms.customer_here(self._chat.id)
-            self._listen(self._chat.id)
+            self._follow(self._chat.id)
 
     def _replay(self) -> Replay[p.ChatFrame]:
         async def missed(_connection: asyncpg.Connection, _after: int) -> list[EventRecord]:
@@ -255,11 +251,12 @@ class ChatConnection:
             self._site, self._visitor, self._contact, message.client_id, message.text
         )
         if self._chat is None or self._chat.id != said.chat_id:
-            # Its events are framed from now on: an assignment committed before is in the
-            # state read next, one after comes as its event (which reads the state itself).
+            # Its events come from now on: an assignment committed before is in the state
+            # read next, one after comes as its event, whose frame reads the state itself
+            # (and is kept: this read may be the older).
             placeholder = OpenChat(said.chat_id, InteractionState.queued, None, None)
             self._chat = placeholder
-            self._listen(said.chat_id)
+            self._follow(said.chat_id)
             now = await self._rooms.chat_now(said.chat_id)
             if self._chat is placeholder:
                 self._chat = now
@@ -308,7 +305,9 @@ class ChatConnection:
         )
         chat.send(p.LeftMessage())
 
-    def _listen(self, chat_id: uuid.UUID) -> None:
+    def _follow(self, chat_id: uuid.UUID) -> None:
+        """The chat's events and signals come to this socket from now on."""
+        self._hub.follow(self._subscription, str(chat_id))
         self._listening.append(self._hub.signals.listen(chat_topic(chat_id), self._on_signal))
 
     def _on_signal(self, signal: Signal) -> None:
@@ -347,6 +346,12 @@ class ChatConnection:
         if event.kind == "interaction.assigned":
             self._chat = await self._rooms.chat_now(uuid.UUID(event.subject_id))
             return self._agent_joined()
+        if event.kind == "interaction.queued" and payload.get("from_agent_id"):
+            # Transferred to another queue: it waits anew (its place is told again), and the
+            # next agent to take it joins as the first did.
+            self._chat = await self._rooms.chat_now(uuid.UUID(event.subject_id))
+            self._joined, self._told_position = None, None
+            return None
         ending = ENDINGS.get(event.kind)
         if ending:
             self._chat = None

@@ -132,7 +132,13 @@ async def test_a_signed_in_customer_is_known_and_a_wrong_signature_is_refused(
     )
     assert added.status_code == 201, added.text
 
-    customer, _ = await site.customer(identity="account-42")
+    # The same browser was an anonymous visitor before (a chat of its own, ended): signed in
+    # now, its next chat is Jonas's.
+    anonymous, welcome = await site.customer()
+    await say(anonymous, "Just looking")
+    await anonymous.send(type="leave")
+    await anonymous.closed()
+    customer, _ = await site.customer(token=welcome["visitor_token"], identity="account-42")
     stored = await say(customer, "Hi, it is Jonas")
     held_by = await connection.fetchval(
         "SELECT customer_id::text FROM interactions WHERE id = $1", uuid.UUID(stored["chat_id"])
@@ -370,3 +376,51 @@ async def test_a_call_is_not_answered_in_writing(
     assert refused.status_code == 409
     assert refused.json()["error"] == "cannot_reply"
     assert "phone" in refused.json()["detail"]
+
+
+async def test_a_page_view_keeps_no_visitor_until_they_write(
+    site: Site, connection: asyncpg.Connection
+) -> None:
+    viewer, _ = await site.customer()
+    await viewer.send(type="heartbeat")
+    await viewer.socket.close()
+    writer, welcome = await site.customer()
+    assert await connection.fetchval("SELECT count(*) FROM chat_visitors") == 0
+
+    await say(writer, "Hello")
+
+    kept = await connection.fetch("SELECT id, token_hash FROM chat_visitors")
+    assert len(kept) == 1
+    # Their token finds them again: the same visitor, the same chat.
+    _, again = await site.customer(token=welcome["visitor_token"])
+    assert again["visitor_token"] == welcome["visitor_token"]
+    assert again["chat"] is not None
+
+
+async def test_a_chat_transferred_to_another_queue_waits_there_and_its_next_agent_joins(
+    site: Site, client: httpx.AsyncClient, admin: Headers, served: str
+) -> None:
+    mei, mei_desk = await chat_agent(client, admin, served, "mei")
+    customer, _ = await site.customer()
+    await say(customer, "I need billing")
+    chat_id = (await taken(mei_desk))["interaction_id"]
+    assert (await customer.next("agent_joined"))["agent"] == "Mei"
+    queue = await client.post("/v1/queues", json={"name": "billing-chat"}, headers=admin)
+    assert queue.status_code == 201, queue.text
+
+    await mei_desk.send(type="set_state", state="away")  # she takes no more, this included
+    assert (await mei_desk.next("ack"))["of"] == "set_state"
+
+    moved = await client.post(
+        f"/v1/interactions/{chat_id}/transfer",
+        json={"queue": "billing-chat", "note": "billing question"},
+        headers=mei,
+    )
+    assert moved.status_code == 200, moved.text
+
+    assert (await customer.next("waiting"))["position"] == 1
+    _, tom_desk = await chat_agent(client, admin, served, "tom")
+    await taken(tom_desk)
+    assert (await customer.next("agent_joined"))["agent"] == "Tom"
+    await tom_desk.send(type="reply", interaction_id=chat_id, text="Billing here.")
+    assert (await customer.next("message"))["text"] == "Billing here."

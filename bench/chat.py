@@ -56,32 +56,27 @@ OPEN = frozenset({"queued", "offered", "assigned", "wrap_up"})
 T = TypeVar("T")
 
 
-async def open_site(client: httpx.AsyncClient, center: Center, dsn: str) -> str:
+async def open_site(client: httpx.AsyncClient, center: Center) -> str:
     """The chat queue (no skills asked: every agent serves it, on its chat capacity) and a
-    site on it whose page origin is the widgets', written straight into the database (the
-    admin API for sites comes later). Its limits are far above what one visitor sends."""
+    site on it whose page origin is the widgets' (`POST /v1/chat/sites`), its limits far
+    above what one visitor sends."""
+    admin = center.admin_headers
     queue = {
         "name": CHAT_QUEUE,
         "offer_timeout_seconds": 30,
         "wrap_up_seconds": 0,
         "required_skills": [],
     }
-    made = await call(client, "POST", "/v1/queues", 201, json=queue, headers=center.admin_headers)
-    site_id = uuid.uuid4()
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(
-            "INSERT INTO chat_sites (id, name, queue_id, identity_secret, allowed_origins,"
-            " messages_per_minute, chats_per_minute) VALUES ($1, $2, $3, $4, $5::jsonb, 600, 60)",
-            site_id,
-            SITE_NAME,
-            uuid.UUID(str(made["id"])),
-            uuid.uuid4().hex + uuid.uuid4().hex,
-            json.dumps([ORIGIN]),
-        )
-    finally:
-        await connection.close()
-    return str(site_id)
+    made = await call(client, "POST", "/v1/queues", 201, json=queue, headers=admin)
+    site = {
+        "name": SITE_NAME,
+        "queue_id": made["id"],
+        "allowed_origins": [ORIGIN],
+        "messages_per_minute": 600,
+        "chats_per_minute": 60,
+    }
+    opened = await call(client, "POST", "/v1/chat/sites", 201, json=site, headers=admin)
+    return str(opened["id"])
 
 
 # The customers.

@@ -643,7 +643,7 @@ async def chat_phase(
     over (an agent on a call takes no chat)."""
     assert server.process is not None
     meter = CpuMeter(server.process.pid, database.postmaster_pid)
-    site = await chat.open_site(client, center, database.dsn)
+    site = await chat.open_site(client, center)
     agents = chat.ChatAgents(options.chat_lines)
     fleet.chat_queue, fleet.chat_desk = chat.CHAT_QUEUE, agents
     widgets = chat.Widgets(server.ws_url, site, options.chat_lines, seed=options.seed)

@@ -81,8 +81,17 @@ class ChatSide:
         return {"interaction_id": str(action.interaction_id), "read": [str(m) for m in read]}
 
     async def framed(self, event: EventRecord) -> None:
-        """A customer's chat line went to this desk: it is delivered."""
+        """A customer's chat line went to this desk (as an update, or in an offer's screen
+        pop): it is delivered."""
         payload = event.payload
+        if event.kind == "interaction.offered" and payload.get("channel") == "chat":
+            await receipts.shown_in_an_offer(
+                self._pool,
+                self._hub,
+                uuid.UUID(event.subject_id),
+                tell=chat_topic(event.subject_id),
+            )
+            return
         if (
             event.kind == "interaction.message"
             and payload.get("channel") == "chat"

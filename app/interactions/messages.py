@@ -73,6 +73,12 @@ DELIVERED = """
     UPDATE interaction_messages SET delivered_at = $2
     WHERE id = $1 AND delivered_at IS NULL RETURNING interaction_id
 """
+# Every line from the customer not delivered yet: an offer's screen pop showed them.
+DELIVERED_ALL = """
+    UPDATE interaction_messages SET delivered_at = $2
+    WHERE interaction_id = $1 AND direction = 'inbound' AND delivered_at IS NULL
+    RETURNING id
+"""
 READ_UP_TO = """
     UPDATE interaction_messages m SET read_at = $3, delivered_at = coalesce(m.delivered_at, $3)
     FROM interaction_messages upto
@@ -217,6 +223,15 @@ async def delivered(
     """The message reached the other side's screen: its interaction, the first time only."""
     interaction_id: uuid.UUID | None = await connection.fetchval(DELIVERED, message_id, at)
     return interaction_id
+
+
+async def delivered_all_inbound(
+    connection: asyncpg.Connection, interaction_id: uuid.UUID, at: datetime
+) -> list[uuid.UUID]:
+    """Every message from the customer not delivered yet, delivered now (an offer showed them
+    in its screen pop); those newly so."""
+    rows = await connection.fetch(DELIVERED_ALL, interaction_id, at)
+    return [row["id"] for row in rows]
 
 
 async def read_up_to(

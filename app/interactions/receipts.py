@@ -44,6 +44,17 @@ async def delivered(pool: asyncpg.Pool, hub: EventHub, message_id: uuid.UUID, *,
         hub.signal(receipt(tell, interaction_id, [message_id], read=False))
 
 
+async def shown_in_an_offer(
+    pool: asyncpg.Pool, hub: EventHub, interaction_id: uuid.UUID, *, tell: str
+) -> None:
+    """An offer's screen pop showed the customer's lines so far to an agent: delivered, and
+    told to `tell`."""
+    async with pool.acquire(timeout=pg.ACQUIRE_TIMEOUT) as connection:
+        shown = await messages.delivered_all_inbound(connection, interaction_id, pg.now())
+    if shown:
+        hub.signal(receipt(tell, interaction_id, shown, read=False))
+
+
 async def read_up_to(
     connection: asyncpg.Connection,
     hub: EventHub,

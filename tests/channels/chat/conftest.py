@@ -57,6 +57,17 @@ class Customer:
                 if frame["type"] == kind:
                     return frame
 
+    async def seen(self, kind: str, within: float = 10.0, **fields: Any) -> dict[str, Any]:
+        """A frame of `kind` with these fields, received already or coming."""
+        async with asyncio.timeout(within):
+            checked = 0
+            while True:
+                for frame in self.frames[checked:]:
+                    if frame["type"] == kind and all(frame.get(k) == v for k, v in fields.items()):
+                        return frame
+                checked = len(self.frames)
+                await self.next(kind, within)
+
     async def closed(self, within: float = 10.0) -> tuple[int | None, str]:
         """The code and reason the server closed the socket with."""
         async with asyncio.timeout(within):

@@ -37,7 +37,7 @@ from typing import Generic, TypeVar
 
 import asyncpg
 from fastapi import WebSocket, WebSocketDisconnect
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from app.core.hub import EventHub, EventRecord, Subscription
 from app.core.logging import get_logger
@@ -78,6 +78,11 @@ SILENT = Closing(CloseCode.SILENT, "nothing heard")
 GOODBYE = Closing(CloseCode.NORMAL, "goodbye")
 LEASE_LAPSED = Closing(CloseCode.SERVICE_RESTART, "this server lost its lease; reconnect")
 BINARY_FRAME = Closing(CloseCode.UNSUPPORTED_DATA, "binary frame: send JSON as text frames")
+HELLO_TIMEOUT = 5.0
+# The first message is a hello, within HELLO_TIMEOUT: a client that does not open the
+# conversation as its protocol says is closed rather than served half-known.
+NO_HELLO = Closing(CloseCode.NO_HELLO, f"no hello within {HELLO_TIMEOUT:g} seconds")
+HELLO_FIRST = Closing(CloseCode.NO_HELLO, "the first message must be a valid hello")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +122,7 @@ class SessionClosed(Exception):
 
 
 F = TypeVar("F", bound=BaseModel)
+H = TypeVar("H", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +243,22 @@ class SocketSession(Generic[F]):
             raise SessionClosed
         self._heard_at = asyncio.get_running_loop().time()
         return text
+
+    async def hello(self, model: type[H]) -> H:
+        """The client's first message, its hello, as `model`: anything else, or nothing within
+        HELLO_TIMEOUT, closes the socket (NO_HELLO, HELLO_FIRST) and raises SessionClosed,
+        before the user serves the client anything."""
+        try:
+            async with asyncio.timeout(HELLO_TIMEOUT):
+                raw = await self.receive()
+        except TimeoutError:
+            self.close(NO_HELLO)
+            raise SessionClosed from None
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError:
+            self.close(HELLO_FIRST)
+            raise SessionClosed from None
 
     def send(self, frame: F) -> None:
         """Queue a frame without waiting: a caller may hold a pool connection, which a client

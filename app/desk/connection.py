@@ -11,7 +11,6 @@ channel's (`Replies`, given by main), in a unit of work of its own.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable
@@ -69,11 +68,6 @@ from app.routing.presence import Presence
 
 log = get_logger(__name__)
 
-HELLO_TIMEOUT = 5.0
-# The first message is a hello, within HELLO_TIMEOUT: a console that does not open the
-# conversation as the protocol says is closed rather than served half-known.
-NO_HELLO = Closing(CloseCode.NO_HELLO, f"no hello within {HELLO_TIMEOUT:g} seconds")
-HELLO_FIRST = Closing(CloseCode.NO_HELLO, "the first message must be a valid hello")
 # One desk per agent: a socket that says hello takes the desk over, and the one it replaces is
 # closed when the event of the takeover reaches it, on whichever replica it is.
 DESK_OPENED = "agent.desk_opened"
@@ -182,7 +176,8 @@ class AgentConnection:
         return frame
 
     async def _converse(self, desk: Desk) -> None:
-        hello = await self._await_hello(desk)
+        # Before the agent takes the desk over or anything is replayed.
+        hello = await desk.hello(Hello)
         try:
             await self._open(desk)
         except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
@@ -193,21 +188,6 @@ class AgentConnection:
             message = self._parse(desk, await desk.receive())
             if message is not None:
                 await self._handle(desk, message)
-
-    async def _await_hello(self, desk: Desk) -> Hello:
-        """The hello that opens the conversation; anything else closes the socket (NO_HELLO,
-        HELLO_FIRST) before the agent takes the desk over or anything is replayed."""
-        try:
-            async with asyncio.timeout(HELLO_TIMEOUT):
-                raw = await desk.receive()
-        except TimeoutError:
-            desk.close(NO_HELLO)
-            raise SessionClosed from None
-        try:
-            return Hello.model_validate_json(raw)
-        except ValidationError:
-            desk.close(HELLO_FIRST)
-            raise SessionClosed from None
 
     def _replaced_by(self, event: EventRecord) -> Closing | None:
         """REPLACED once a newer socket of this agent has taken the desk over."""

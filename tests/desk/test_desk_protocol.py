@@ -14,12 +14,12 @@ import pytest
 import websockets
 from websockets.frames import Close
 
+from app.core import socket_session
 from app.core.hub import EventHub, asyncpg_dsn
 from app.core.settings import Settings
-from app.core.socket_session import BINARY_FRAME, CloseCode, Closing
+from app.core.socket_session import BINARY_FRAME, HELLO_FIRST, NO_HELLO, CloseCode, Closing
 from app.desk import api as desk_api
-from app.desk import connection as desk_connection
-from app.desk.connection import HELLO_FIRST, NO_HELLO, REPLACED, AgentConnection
+from app.desk.connection import REPLACED, AgentConnection
 from tests.core.test_socket_session import read_until_closed
 from tests.desk.conftest import Center, Desk
 from tests.support import LiveServer
@@ -125,7 +125,7 @@ async def test_every_refusal_is_a_close_code_with_its_reason(
 async def test_a_socket_that_says_no_hello_in_time_is_closed_unserved(
     center: Center, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(desk_connection, "HELLO_TIMEOUT", 0.3)
+    monkeypatch.setattr(socket_session, "HELLO_TIMEOUT", 0.3)
     mei = await center.agent("mei", billing=4)
     received, closed = await _closing(
         f"{center.ws_url}/v1/desk/ws?ticket={await center.ticket(mei)}"

@@ -47,9 +47,6 @@ from app.routing import figures
 
 log = get_logger(__name__)
 
-HELLO_TIMEOUT = 5.0
-NO_HELLO = Closing(CloseCode.NO_HELLO, f"no hello within {HELLO_TIMEOUT:g} seconds")
-HELLO_FIRST = Closing(CloseCode.NO_HELLO, "the first message must be a valid hello")
 BAD_SIGNATURE = Closing(CloseCode.BAD_IDENTITY, "identity signature does not match")
 # A waiting customer's place is read again this often (three index reads), and told on change.
 POSITION_EVERY = 3.0
@@ -112,7 +109,7 @@ class ChatConnection:
                 await self._away()
 
     async def _converse(self, chat: Chat) -> None:
-        hello = await self._await_hello(chat)
+        hello = await chat.hello(p.Hello)
         try:
             await self._open(chat, hello)
         except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
@@ -127,19 +124,6 @@ class ChatConnection:
                     await self._handle(chat, message)
         finally:
             position.cancel()
-
-    async def _await_hello(self, chat: Chat) -> p.Hello:
-        try:
-            async with asyncio.timeout(HELLO_TIMEOUT):
-                raw = await chat.receive()
-        except TimeoutError:
-            chat.close(NO_HELLO)
-            raise SessionClosed from None
-        try:
-            return p.Hello.model_validate_json(raw)
-        except ValidationError:
-            chat.close(HELLO_FIRST)
-            raise SessionClosed from None
 
     async def _open(self, chat: Chat, hello: p.Hello) -> None:
         """Who this is (a signed-in customer, a visitor seen before, or a new one) and their

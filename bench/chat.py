@@ -36,6 +36,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
+from bench import load
 from bench.agents import Desk
 from bench.load import poisson
 from bench.setup import Center, call
@@ -142,12 +143,7 @@ class Widgets:
 
     async def settle(self, within: float) -> int:
         """Wait for the chats under way to end; returns how many were cut off."""
-        if not self._tasks:
-            return 0
-        _, pending = await asyncio.wait(set(self._tasks), timeout=within)
-        for task in pending:
-            task.cancel()
-        return len(pending)
+        return await load.settle(self._tasks, within)
 
     async def _life(self, visit: Visit) -> None:
         try:

@@ -44,6 +44,16 @@ async def poisson(
     return fired
 
 
+async def settle(tasks: set[asyncio.Task[None]], within: float) -> int:
+    """Wait for the tasks under way (calls, chats) to end; returns how many were cut off."""
+    if not tasks:
+        return 0
+    _, pending = await asyncio.wait(set(tasks), timeout=within)
+    for task in pending:
+        task.cancel()
+    return len(pending)
+
+
 @dataclass(slots=True)
 class Sent:
     phase: str

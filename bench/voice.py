@@ -41,6 +41,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import asyncpg
 from twilio.request_validator import RequestValidator
 
+from bench import load
 from bench.agents import Fleet
 from bench.http import HttpError, Pool
 from bench.load import poisson
@@ -266,12 +267,7 @@ class Line:
 
     async def settle(self, within: float) -> int:
         """Wait for the calls under way to end; returns how many were cut off."""
-        if not self._tasks:
-            return 0
-        _, pending = await asyncio.wait(set(self._tasks), timeout=within)
-        for task in pending:
-            task.cancel()
-        return len(pending)
+        return await load.settle(self._tasks, within)
 
     async def _life(self, call: Call) -> None:
         answer = await self._post(call, "incoming", INCOMING_PATH, self._form(call), due=call.sent)

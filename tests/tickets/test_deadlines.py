@@ -172,12 +172,13 @@ def test_naive_moments_are_refused() -> None:
 
 # --- properties ---------------------------------------------------------------------------------
 
+SMALL_HOURS = hours("Europe/London", ["sun"], ("00:30", "02:30"))  # over both clock changes
 QUEUES = [
     SHANGHAI_OFFICE,
     LONDON_OFFICE,
     LONDON_NIGHTS,
     hours("America/New_York", WORKDAYS, ("08:00", "12:00"), ("13:00", "20:00")),
-    hours("Europe/London", ["sun"], ("00:30", "02:30")),  # over both changes of the clocks
+    SMALL_HOURS,
 ]
 HOLIDAYS = calendar(
     closed_dates=[{"date": "2026-03-30"}, {"date": "2026-10-26"}], country="GB", subdivision="ENG"
@@ -192,7 +193,7 @@ durations = st.integers(0, 3 * 40 * 60).map(lambda minutes: timedelta(minutes=mi
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(QUEUES), moments, durations)
 @example(LONDON_NIGHTS, utc(2026, 3, 29, 0, 30), h(1))
-@example(hours("Europe/London", ["sun"], ("00:30", "02:30")), utc(2026, 10, 24), h(3))
+@example(SMALL_HOURS, utc(2026, 10, 24), h(3))
 def test_the_time_between_a_start_and_its_deadline_is_the_duration(
     queue: BusinessHours, start: datetime, duration: timedelta
 ) -> None:
@@ -214,6 +215,8 @@ def test_more_business_time_never_ends_sooner(
 
 @settings(max_examples=200, deadline=None)
 @given(st.sampled_from(QUEUES), moments, st.integers(0, 59))
+@example(SMALL_HOURS, utc(2026, 3, 29, 2, 15), 0)  # 03:15 BST: closed, though 02:15 UTC
+@example(SMALL_HOURS, utc(2026, 10, 25, 2), 0)  # 02:00 GMT, after 01:00-02:00 came twice: open
 def test_open_spans_agree_with_the_queue_status(
     queue: BusinessHours, moment: datetime, second: int
 ) -> None:

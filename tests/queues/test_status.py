@@ -21,24 +21,10 @@ from app.queues.hours import (
     next_opening,
     status_at,
 )
+from tests.queues.times import NONE, WORKDAYS, calendar, hours, utc
 
 LONDON = ZoneInfo("Europe/London")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-WORKDAYS = ["mon", "tue", "wed", "thu", "fri"]
-NONE = HolidayCalendar()
-
-
-def hours(zone: str, days: list[str], *spans: tuple[str, str]) -> BusinessHours:
-    weekly = {day: [{"opens": o, "closes": c} for o, c in spans] for day in days}
-    return BusinessHours.model_validate({"timezone": zone, "weekly": weekly})
-
-
-def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=UTC)
-
-
-def calendar(**fields: Any) -> HolidayCalendar:
-    return HolidayCalendar.model_validate(fields)
 
 
 SHANGHAI_OFFICE = hours("Asia/Shanghai", WORKDAYS, ("09:00", "18:00"))

@@ -4,14 +4,12 @@ given explicitly (an injected clock), never read from `now()`."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from app.queues.calendar import HolidayCalendar
 from app.queues.hours import BusinessHours, QueueStatus, status_at
 from app.routing.rules import TIERS
 from app.tickets.deadlines import (
@@ -27,22 +25,7 @@ from app.tickets.deadlines import (
     open_spans,
 )
 from app.tickets.workflow import Step
-
-WORKDAYS = ["mon", "tue", "wed", "thu", "fri"]
-NONE = HolidayCalendar()
-
-
-def hours(zone: str, days: list[str], *spans: tuple[str, str]) -> BusinessHours:
-    weekly = {day: [{"opens": o, "closes": c} for o, c in spans] for day in days}
-    return BusinessHours.model_validate({"timezone": zone, "weekly": weekly})
-
-
-def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=UTC)
-
-
-def calendar(**fields: Any) -> HolidayCalendar:
-    return HolidayCalendar.model_validate(fields)
+from tests.queues.times import NONE, WORKDAYS, calendar, hours, utc
 
 
 def h(count: float) -> timedelta:

@@ -43,8 +43,6 @@ from app.routing import line
 ACTOR = "channel:chat"
 KIND = "chat"  # the kind of a chat's messages
 SUBJECT_LIMIT = 80  # a chat's subject: the start of its first message
-# A chat the customer can still write in: waiting for an agent, offered, or with one.
-LIVE = frozenset({InteractionState.queued, InteractionState.offered, InteractionState.assigned})
 WAITING = frozenset({InteractionState.queued, InteractionState.offered})
 LEFT = "the customer left the chat"
 WENT_AWAY = "the customer went away"
@@ -181,15 +179,7 @@ class ChatRooms:
     async def opening(self, site: Site) -> Opening:
         """Whether the site's queue is open now (its business hours and holidays)."""
         async with self._pool.acquire(timeout=pg.ACQUIRE_TIMEOUT) as connection:
-            row = await connection.fetchrow(QUEUE_HOURS, site.queue_id)
-        if row is None or row["business_hours"] is None:
-            return Opening(True, None)
-        hours = BusinessHours.model_validate(row["business_hours"])
-        calendar = HolidayCalendar.model_validate(row["holidays"])
-        moment = pg.now()
-        if status_at(hours, calendar, moment) is QueueStatus.open:
-            return Opening(True, None)
-        return Opening(False, next_opening(hours, calendar, moment))
+            return await _opening(connection, site)
 
     async def open_chat_of(self, visitor: Visitor) -> OpenChat | None:
         async with self._pool.acquire(timeout=pg.ACQUIRE_TIMEOUT) as connection:
@@ -219,9 +209,6 @@ class ChatRooms:
         none, as the first of a new one in the site's queue; then told to the chat's agent.
         Refused over the site's limits (RateLimited) or when the queue is closed (ChatClosed)."""
         key = message_key(visitor.id, client_id)
-        if await self.open_chat_of(visitor) is None and not (await self.opening(site)).open:
-            # Refused before anything is kept: the widget offers to leave a message instead.
-            raise ChatClosed("the chat is closed now: leave a message to be answered by mail")
         moment = pg.now()
         async with pg.transaction(self._pool) as connection:
             visitor = await keep(connection, visitor)
@@ -241,6 +228,10 @@ class ChatRooms:
                 )
                 return Said(earlier["id"], earlier["interaction_id"], opened=False), visitor
             chat = await connection.fetchrow(OPEN_CHAT, visitor.id)
+            if chat is None and not (await _opening(connection, site)).open:
+                # Refused with nothing kept (the visitor's row rolls back with this): the
+                # widget offers to leave a message instead.
+                raise ChatClosed("the chat is closed now: leave a message to be answered by mail")
             await _within_limits(connection, site, visitor.id, moment, opening=chat is None)
             stored = await messages.store(connection, _customer_line(key, visitor, text, moment))
             if chat is not None:
@@ -350,6 +341,18 @@ class ChatRooms:
             except IllegalTransition:
                 pass  # an agent took it or ended it meanwhile: the line stays, it goes on
         self._wake_matcher()
+
+
+async def _opening(connection: asyncpg.Connection, site: Site) -> Opening:
+    row = await connection.fetchrow(QUEUE_HOURS, site.queue_id)
+    if row is None or row["business_hours"] is None:
+        return Opening(True, None)
+    hours = BusinessHours.model_validate(row["business_hours"])
+    calendar = HolidayCalendar.model_validate(row["holidays"])
+    moment = pg.now()
+    if status_at(hours, calendar, moment) is QueueStatus.open:
+        return Opening(True, None)
+    return Opening(False, next_opening(hours, calendar, moment))
 
 
 async def _within_limits(

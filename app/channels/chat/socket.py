@@ -21,7 +21,7 @@ from fastapi import WebSocket
 from pydantic import ValidationError
 
 from app.channels.chat import protocol as p
-from app.channels.chat.chats import ChatRooms, Line, OpenChat, RateLimited
+from app.channels.chat.chats import LEFT, ChatRooms, Line, OpenChat, RateLimited
 from app.channels.chat.leaving import AfterHours
 from app.channels.chat.sites import Site
 from app.channels.chat.visitors import Visitor, visitor_for
@@ -277,7 +277,7 @@ class ChatConnection:
 
     async def _leave(self, chat: Chat) -> None:
         if self._chat is not None:
-            await self._rooms.end(self._chat.id, "the customer left the chat")
+            await self._rooms.end(self._chat.id, LEFT)
             self._chat = None
         chat.close(GOODBYE)
         raise SessionClosed

@@ -16,10 +16,12 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+import structlog
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
@@ -196,6 +198,21 @@ def live_server(settings: Settings, database_url: str) -> Iterator[LiveServer]:
         yield server
 
 
+@pytest.fixture(scope="session", autouse=True)
+def loggers_never_cached() -> Iterator[None]:
+    """No logger is cached in tests: one bound while `configure_logging`'s configuration holds
+    (a `log_lines` test, an in-process CLI) would keep it for the rest of the run, out of reach
+    of `structlog.testing.capture_logs` in later tests, which then depend on their order."""
+    configure = structlog.configure
+
+    def uncached(**settings: Any) -> None:
+        configure(**{**settings, "cache_logger_on_first_use": False})
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(structlog, "configure", uncached)
+        yield
+
+
 @pytest.fixture
 def log_lines() -> Iterator[io.StringIO]:
     """The rendered log lines (ours and the libraries', at DEBUG) written during the test:
@@ -203,6 +220,7 @@ def log_lines() -> Iterator[io.StringIO]:
     no secret reaches a log."""
     root = logging.getLogger()
     level = root.level
+    before = structlog.get_config()
     configure_logging("DEBUG")
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -213,3 +231,4 @@ def log_lines() -> Iterator[io.StringIO]:
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+        structlog.configure(**before)

@@ -13,6 +13,18 @@ from app.interactions.models import Interaction, InteractionMessage, MessageAtta
 from app.ivr.models import Call, IvrFlow, IvrFlowVersion, IvrNumber
 from app.queues.models import Queue, QueueSkill
 from app.skills.models import Skill
+from app.tickets.models import (
+    AnswerLink,
+    Complaint,
+    ComplaintCategory,
+    ComplaintDeadline,
+    ComplaintInteraction,
+    ComplaintNote,
+    ComplaintNumber,
+    ComplaintPolicy,
+    ComplaintVisit,
+    CorrectiveAction,
+)
 
 metadata = Base.metadata
 
@@ -21,11 +33,21 @@ __all__ = [
     "Agent",
     "AgentPresence",
     "AgentSkill",
+    "AnswerLink",
     "Call",
     "Chat",
     "ChatSite",
     "ChatVisitor",
+    "Complaint",
+    "ComplaintCategory",
+    "ComplaintDeadline",
+    "ComplaintInteraction",
+    "ComplaintNote",
+    "ComplaintNumber",
+    "ComplaintPolicy",
+    "ComplaintVisit",
     "ContactPoint",
+    "CorrectiveAction",
     "Customer",
     "EmailAddress",
     "Event",

@@ -60,6 +60,9 @@ class Queue(UUIDPrimaryKey, Timestamps, Base):
     sticky_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
     # A reply to a completed thread goes back to that thread's agent for this many days.
     follow_up_days: Mapped[int] = mapped_column(default=0, server_default="0")
+    # A customer with an open complaint is offered first to its owner (while qualified, with
+    # room), ahead of their last agent: the owner knows the case (docs/complaints.md).
+    complaint_owner_first: Mapped[bool] = mapped_column(default=False, server_default="false")
     away_on_missed_offer: Mapped[bool] = mapped_column(default=True, server_default="true")
     # A waiting caller's announcements (position, estimated wait): how often, in seconds.
     announce_every_seconds: Mapped[int] = mapped_column(default=60, server_default="60")

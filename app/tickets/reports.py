@@ -65,9 +65,10 @@ def period_of(raised_from: str | None, raised_to: str | None, now: datetime) -> 
     field at fault. A date is a UTC day, and `to`'s is included (`to=2026-03-31` ends at the
     start of April); a date and time without an offset is UTC. Without `to` the period ends
     now; without `from` it starts `DEFAULT_PERIOD` before its end."""
-    end = now if raised_to is None else _moment("to", raised_to, next_day=True)
-    start = end - DEFAULT_PERIOD if raised_from is None else _moment("from", raised_from)
-    blamed = "from" if raised_to is None else "to"  # the one the caller set, `to` if both
+    end = now if raised_to is None else _moment("query.to", raised_to, next_day=True)
+    start = end - DEFAULT_PERIOD if raised_from is None else _moment("query.from", raised_from)
+    # The field the caller set (`to` when both are): the default one is not theirs to fix.
+    blamed = "query.from" if raised_to is None else "query.to"
     if end <= start:
         raise InvalidField(blamed, "the period must end after it starts: `to` after `from`")
     if end - start > LONGEST_PERIOD:
@@ -135,12 +136,12 @@ CHOSEN = """
 async def ensure_filters_known(session: AsyncSession, filters: ReportFilters) -> None:
     """A queue or category that does not exist is a mistake to say, not a report of zeros."""
     if filters.queue_id is not None and await session.get(Queue, filters.queue_id) is None:
-        raise InvalidField("queue_id", f"no queue with id {filters.queue_id}")
+        raise InvalidField("query.queue_id", f"no queue with id {filters.queue_id}")
     if filters.category_id is not None:
         category = await session.get(ComplaintCategory, filters.category_id)
         if category is None or category.kind != CategoryKind.complaint:
             raise InvalidField(
-                "category_id", f"no complaint category with id {filters.category_id}"
+                "query.category_id", f"no complaint category with id {filters.category_id}"
             )
 
 

@@ -504,6 +504,8 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ),
     ("GET", "/v1/voice/calls"): _fixed("/v1/voice/calls"),
     ("GET", "/v1/voice/calls/{call_id}"): _a_call_record,
+    ("GET", "/v1/complaints/report"): _fixed("/v1/complaints/report"),
+    ("GET", "/v1/complaints/report.csv"): _fixed("/v1/complaints/report.csv"),
 }
 
 

@@ -522,22 +522,22 @@ async def test_a_csv_cell_a_spreadsheet_would_run_is_written_as_text(floor: Floo
 @pytest.mark.parametrize(
     ("query", "blamed"),
     [
-        ({"from": "2026-03-31", "to": "2026-03-01"}, "to"),  # ends before it starts
-        ({"from": "2026-03-01T10:00:00Z", "to": "2026-03-01T10:00:00Z"}, "to"),  # empty
-        ({"from": "2024-01-01", "to": "2026-01-01"}, "to"),  # 732 days: longer than two years
-        ({"from": "2099-01-01"}, "from"),  # starts after now, where it would end
-        ({"from": "2026-13-01"}, "from"),  # no such month
-        ({"to": "yesterday"}, "to"),
-        ({"from": "1969-12-31"}, "from"),  # before 1970
-        ({"from": "0001-01-01T00:00:00+01:00"}, "from"),  # past the calendar's start in UTC
-        ({"to": "9999-12-31"}, "to"),  # its end of day is past the calendar's end
+        ({"from": "2026-03-31", "to": "2026-03-01"}, "query.to"),  # ends before it starts
+        ({"from": "2026-03-01T10:00:00Z", "to": "2026-03-01T10:00:00Z"}, "query.to"),  # empty
+        ({"from": "2024-01-01", "to": "2026-01-01"}, "query.to"),  # 732 days: longer than two years
+        ({"from": "2099-01-01"}, "query.from"),  # starts after now, where it would end
+        ({"from": "2026-13-01"}, "query.from"),  # no such month
+        ({"to": "yesterday"}, "query.to"),
+        ({"from": "1969-12-31"}, "query.from"),  # before 1970
+        ({"from": "0001-01-01T00:00:00+01:00"}, "query.from"),  # past the calendar's start in UTC
+        ({"to": "9999-12-31"}, "query.to"),  # its end of day is past the calendar's end
         ({"from": "2026-03-01\x00"}, "query.from"),
         ({"from": "2026-03-01" + " " * 40}, "query.from"),  # longer than any moment
         ({"tier": "diamond"}, "query.tier"),
         ({"channel": "fax"}, "query.channel"),
         ({"queue_id": "billing"}, "query.queue_id"),
-        ({"queue_id": str(uuid.uuid4())}, "queue_id"),  # no such queue
-        ({"category_id": str(uuid.uuid4())}, "category_id"),  # no such category
+        ({"queue_id": str(uuid.uuid4())}, "query.queue_id"),  # no such queue
+        ({"category_id": str(uuid.uuid4())}, "query.category_id"),  # no such category
     ],
 )
 async def test_a_bad_filter_is_refused_naming_it(
@@ -554,7 +554,7 @@ async def test_a_root_cause_is_no_complaint_category(floor: Floor) -> None:
         params={"category_id": floor.categories["Wrong tariff"]},
         headers=floor.supervisor,
     )
-    assert "category_id" in field_problems(response)
+    assert "query.category_id" in field_problems(response)
 
 
 async def test_two_years_is_the_longest_period(floor: Floor) -> None:

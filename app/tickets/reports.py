@@ -122,8 +122,9 @@ class ReportFilters:
 
 
 # The complaints a report covers, as a condition on `c` (complaints): one text whatever the
-# filters, a filter not given bound as NULL. Its period is a range of ix_complaints_raised_at;
-# a queue's, of ix_complaints_queue_raised (migration 0027).
+# filters, a filter not given bound as NULL. The period is a range of ix_complaints_raised_at,
+# and each complaint's visits and deadlines one probe of ix_complaint_visits_complaint and
+# ix_complaint_deadlines_complaint: no index of its own (docs/complaints.md, "Reports").
 CHOSEN = """
     c.raised_at >= :raised_from AND c.raised_at < :raised_to
     AND (CAST(:queue_id AS uuid) IS NULL OR c.queue_id = :queue_id)

@@ -292,17 +292,18 @@ STEPS_COUNTED = f"""
     SELECT c.step, count(*) AS complaints FROM complaints c WHERE {CHOSEN} GROUP BY c.step
 """  # noqa: S608 - constants only, no outside text
 
-# Open, and flagged overdue by the deadline sweep or with a clock past due that the sweep has
-# not reached yet; a paused clock (the customer has the reply) is due only if it was before it
-# paused, as its wait will be added to it.
+# Open and overdue by the rule the complaints service flags them by (service.refresh_overdue):
+# a running clock past its due time. Read from the clocks, not the flag, so a clock that
+# passed since the flag was last set counts at once. A paused clock (the customer has the
+# reply) is not overdue: the wait is the customer's, and its deadline moves by it on resuming.
 OVERDUE = f"""
     SELECT c.id, c.reference, c.step, c.raised_at, count(*) OVER () AS overdue
     FROM complaints c
     WHERE {CHOSEN} AND c.step NOT IN ('closed', 'rejected')
-      AND (c.overdue OR EXISTS (
+      AND EXISTS (
           SELECT 1 FROM complaint_deadlines d
-          WHERE d.complaint_id = c.id AND d.ended_at IS NULL
-            AND d.due_at < COALESCE(d.paused_since, :at)))
+          WHERE d.complaint_id = c.id AND d.ended_at IS NULL AND d.paused_since IS NULL
+            AND d.due_at < :at)
     ORDER BY c.raised_at, c.reference
     LIMIT :listed
 """  # noqa: S608 - constants only, no outside text

@@ -29,6 +29,7 @@ from app.tickets.reports import (
     satisfaction_of,
 )
 from tests.support import Headers, field_problems
+from tests.tickets.conftest import COMPLAINTS, Desk
 
 MARCH = {"from": "2026-03-01", "to": "2026-03-31"}
 FAR = datetime(2099, 1, 1, tzinfo=UTC)  # a deadline no test reaches
@@ -613,3 +614,55 @@ def test_the_mean_score_and_the_pareto_ranking() -> None:
     ]
     thirds = pareto([(a, "A", 1), (b, "B", 1), (c, "C", 1)])
     assert thirds[-1].cumulative_share == 1.0  # from running counts, not summed shares
+
+
+# --- as the complaints service writes them ----------------------------------------------------
+
+
+async def test_a_complaint_walked_through_the_api_is_counted_as_it_went(desk: Desk) -> None:
+    """The report reads the visits and clocks the complaints service writes: one complaint
+    raised from a call and walked to closed, at once (every deadline met)."""
+    complaint = await desk.raise_complaint()  # its records complete: at step 2
+    said = await desk.http.post(
+        f"{COMPLAINTS}/{complaint['id']}/acknowledgement", json={"said": True}, headers=desk.agent
+    )
+    assert said.status_code == 200, said.text
+    billing = await desk.category("complaint", "billing")
+    await desk.moved(complaint, "confirm", category_id=billing, severity="major")
+    noted = await desk.http.post(
+        f"{COMPLAINTS}/{complaint['id']}/notes", json={"text": "Two debits"}, headers=desk.agent
+    )
+    assert noted.status_code == 201, noted.text
+    await desk.moved(
+        complaint, "send_reply", assessment="Retried run", reply="Refunded", actions_taken="Refund"
+    )
+    await desk.moved(complaint, "customer_accepts", answer="Fine", satisfaction=4)
+    root = await desk.category("root_cause", "payment run retried")
+    await desk.moved(
+        complaint,
+        "close",
+        desk.supervisor,
+        root_cause_id=root,
+        corrective_action="One payment run per customer and month",
+        action_owner="Billing",
+    )
+    response = await desk.http.get(
+        "/v1/complaints/report", params={"category_id": billing}, headers=desk.supervisor
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["complaints"] == {"raised": 1, "open": 0, "closed": 1, "rejected": 0}
+    assert report["overdue"] == {"count": 0, "listed": []}
+    assert [(row["step"], row["stays"]) for row in report["time_per_step"]] == [
+        ("intake", 1),
+        ("accept", 1),
+        ("investigate", 1),
+        ("reply", 1),
+        ("improve", 1),
+    ]
+    assert all(row["median_seconds"] >= 0 for row in report["time_per_step"])
+    assert report["deadlines"][-1] == {"clock": "overall", "met": 4, "missed": 0, "share_met": 1.0}
+    assert report["satisfaction"]["distribution"]["4"] == 1
+    assert [(c["name"], c["cumulative_share"]) for c in report["root_causes"]] == [
+        ("payment run retried", 1.0)
+    ]

@@ -238,7 +238,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             pool=app.state.pg,
             intake=app.state.intake,
             settings=settings,
-            complaints=ComplaintMail(app.state.sessions, notices.tell),
+            complaints=ComplaintMail(app.state.sessions),
         )
         smtp_port = settings.smtp_listener_port
         app.state.smtp_listener = listener = (

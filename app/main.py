@@ -66,6 +66,7 @@ from app.skills.api import router as skills_router
 from app.supervisor.api import router as supervisor_router
 from app.supervisor.outbox import router as outbox_router
 from app.tickets.api import router as complaints_router
+from app.tickets.reports_api import router as complaint_reports_router
 from app.tickets.service import CustomerNotices
 
 log = get_logger(__name__)
@@ -336,6 +337,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         chat_router,
         chat_sites_router,
         chat_widget_router,
+        # Before the complaints' router: /v1/complaints/report is no complaint's id.
+        complaint_reports_router,
         complaints_router,
         supervisor_router,
         outbox_router,

@@ -285,6 +285,7 @@ async def ben_served_them(floor: Floor, mei_billing: int = 4) -> Served:
 async def test_the_complaints_owner_gets_the_customers_call_ahead_of_their_last_agent(
     floor: Floor, routed: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    passes = CountedPasses.installed(monkeypatch)  # every pass from here on, counted
     assert (await floor.queue(complaint_owner_first=True))["complaint_owner_first"] is True
     served = await ben_served_them(floor)
 
@@ -297,8 +298,9 @@ async def test_the_complaints_owner_gets_the_customers_call_ahead_of_their_last_
         await set_state(served.ben, "away")
         call = await floor.center.call(customer_id=served.customer)
         assert call["offered_to"] is None  # nobody available: it waits for a pass
-        passes = CountedPasses.installed(monkeypatch)
-        await passes.hold()  # both available before the pass that weighs them
+        # Both available before a pass weighs them (one under way, woken by the call, ends
+        # first): a pass between the two would rightly give it to Ben.
+        await passes.hold()
         await set_state(served.ben, "available")
         await set_state(served.mei, "available")
         passes.let_go()

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from app.agents.api import router as agents_router
 from app.auth.api import router as auth_router
 from app.auth.login_limits import LoginLimits
+from app.channels import notices
 from app.channels import replies as channel_replies
 from app.channels.chat.api import router as chat_router
 from app.channels.chat.chats import ChatRooms
@@ -24,6 +25,7 @@ from app.channels.chat.sites_api import router as chat_sites_router
 from app.channels.chat.sweep import ChatSweep
 from app.channels.chat.widget import router as chat_widget_router
 from app.channels.email.api import router as email_router
+from app.channels.email.complaints import ComplaintMail
 from app.channels.email.inbound import MailIn
 from app.channels.email.listener import SmtpListener
 from app.channels.messages_api import router as messages_router
@@ -63,6 +65,8 @@ from app.routing.presence import Presence
 from app.skills.api import router as skills_router
 from app.supervisor.api import router as supervisor_router
 from app.supervisor.outbox import router as outbox_router
+from app.tickets.api import router as complaints_router
+from app.tickets.service import CustomerNotices
 
 log = get_logger(__name__)
 
@@ -230,7 +234,10 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         )
         # Mail in, by SMTP (when the settings give the listener a port) and by the webhook.
         app.state.mail_in = mail_in = MailIn(
-            pool=app.state.pg, intake=app.state.intake, settings=settings
+            pool=app.state.pg,
+            intake=app.state.intake,
+            settings=settings,
+            complaints=ComplaintMail(app.state.sessions),
         )
         smtp_port = settings.smtp_listener_port
         app.state.smtp_listener = listener = (
@@ -301,6 +308,9 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     # The desk's `reply` is the channels', beside it in the layers: given, not imported.
     desk_replies: Replies = channel_replies.reply_as_holder
     app.state.desk_replies = desk_replies
+    # Complaints (layer 6) tell the customer through the channels above them: given too.
+    customer_notices: CustomerNotices = notices.tell
+    app.state.customer_notices = customer_notices
     security.use_hashing_profile(settings.password_hashing)
     security.limit_concurrent_hashes(settings.password_hash_concurrency)
     install_error_handlers(app)
@@ -326,6 +336,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         chat_router,
         chat_sites_router,
         chat_widget_router,
+        complaints_router,
         supervisor_router,
         outbox_router,
     ):

@@ -75,6 +75,34 @@ def business_time_between(
     return total
 
 
+def add_business_days(
+    start: datetime,
+    days: int,
+    hours: BusinessHours | None,
+    calendar: HolidayCalendar,
+) -> datetime:
+    """The end (UTC) of the `days`-th local day after `start`'s own on which the queue opens:
+    its last closing that day. A queue without hours counts calendar days from `start`."""
+    _ensure_aware(start, "add_business_days")
+    if days < 1:
+        raise ValueError("count at least one business day")
+    if hours is None:
+        return start.astimezone(UTC) + timedelta(days=days)
+    zone = local_zone(hours)
+    first = start.astimezone(zone).date()
+    counted, current, last_close = 0, first, start
+    for opens, closes in open_spans(hours, calendar, start):
+        day = opens.astimezone(zone).date()
+        if day == first:
+            continue
+        if day != current:
+            if counted == days:
+                return last_close
+            counted, current = counted + 1, day
+        last_close = closes
+    raise AssertionError("open_spans never ends")  # pragma: no cover
+
+
 def open_spans(
     hours: BusinessHours, calendar: HolidayCalendar, since: datetime
 ) -> Iterator[tuple[datetime, datetime]]:
@@ -197,15 +225,19 @@ POLICY_TIERS: tuple[Tier, ...] = get_args(Tier)
 DEADLINE_STEPS = (Step.accept, Step.investigate, Step.reply, Step.improve)
 
 
+# A step's longest business time: a year of an always-open queue (more is surely a typo).
+LONGEST = timedelta(days=365)
+
+
 class StepDurations(BaseModel):
     """The business time each step with a deadline gets (see DEADLINE_STEPS)."""
 
     model_config = ConfigDict(frozen=True)
 
-    accept: timedelta = Field(gt=timedelta(0))
-    investigate: timedelta = Field(gt=timedelta(0))
-    reply: timedelta = Field(gt=timedelta(0))
-    improve: timedelta = Field(gt=timedelta(0))
+    accept: timedelta = Field(gt=timedelta(0), le=LONGEST)
+    investigate: timedelta = Field(gt=timedelta(0), le=LONGEST)
+    reply: timedelta = Field(gt=timedelta(0), le=LONGEST)
+    improve: timedelta = Field(gt=timedelta(0), le=LONGEST)
 
     def of(self, step: Step) -> timedelta | None:
         """The step's duration, None for a step without a deadline."""

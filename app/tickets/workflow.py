@@ -152,11 +152,22 @@ class Attempt:
     reopen_window_open: bool = False
 
 
+class Why(enum.StrEnum):
+    """What a refusal is about, so the service answers it with the right status."""
+
+    step = "step"  # not taken at this step (an illegal jump)
+    actor = "actor"  # not for this kind of actor
+    owner = "owner"  # an agent acting on a complaint it does not own
+    window = "window"  # reopened too late
+    records = "records"  # a record missing or out of range
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """Why an action is refused, for the error's detail; `missing` names the records wanted."""
 
     reason: str
+    why: Why
     missing: tuple[str, ...] = ()
 
 
@@ -173,19 +184,21 @@ def decide(attempt: Attempt) -> Move | Refusal:
     action = attempt.action.value
     if attempt.step not in rule.from_steps:
         allowed = ", ".join(sorted(s.value for s in rule.from_steps))
-        return Refusal(f"{action} is taken at {allowed}, not at {attempt.step.value}")
+        return Refusal(f"{action} is taken at {allowed}, not at {attempt.step.value}", Why.step)
     if attempt.actor not in rule.who:
         who = ", ".join(sorted(a.value for a in rule.who))
-        return Refusal(f"{action} is for {who}, not for a {attempt.actor.value}")
+        return Refusal(f"{action} is for {who}, not for a {attempt.actor.value}", Why.actor)
     if attempt.actor is Actor.agent and rule.owner_only and not attempt.owns:
-        return Refusal(f"an agent may {action} only a complaint it owns")
+        return Refusal(f"an agent may {action} only a complaint it owns", Why.owner)
     if attempt.action is Action.reopen and not attempt.reopen_window_open:
-        return Refusal("the complaint was closed too long ago to reopen: raise a new one")
+        return Refusal(
+            "the complaint was closed too long ago to reopen: raise a new one", Why.window
+        )
     missing = tuple(name for name in rule.needs if _empty(attempt.records.get(name)))
     if missing:
-        return Refusal(f"{action} needs {', '.join(missing)}", missing)
+        return Refusal(f"{action} needs {', '.join(missing)}", Why.records, missing)
     if "satisfaction" in rule.needs and attempt.records["satisfaction"] not in SATISFACTION:
-        return Refusal("satisfaction is a score from 1 to 5", ("satisfaction",))
+        return Refusal("satisfaction is a score from 1 to 5", Why.records, ("satisfaction",))
     return Move(attempt.step if rule.to is None else rule.to)
 
 

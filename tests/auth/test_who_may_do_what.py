@@ -407,6 +407,107 @@ async def _an_attachment_of_one_held(floor: Floor) -> Request:
     return f"/v1/interactions/{held}/attachments/{attachment}", None
 
 
+# --- complaints: each raised by the floor's agent from an interaction it holds ---------------
+
+COMPLAINT = {
+    "summary": "Charged twice",
+    "original_message": "Two debits",
+    "remedy_sought": "Refund",
+}
+
+
+async def _complaint(floor: Floor, *, channel: str = "chat") -> dict[str, Any]:
+    """A complaint of the floor's agent at step 2 (a chat's acknowledgement is written, a
+    call's waits to be read out)."""
+    held = await held_by(
+        floor.app,
+        floor.client,
+        floor.admin,
+        floor.callers["agent"],
+        floor.customer_id,
+        channel=channel,
+    )
+    body = {"interaction_id": held, **COMPLAINT}
+    made = await floor.client.post("/v1/complaints", json=body, headers=floor.callers["agent"])
+    assert made.status_code == 201, made.text
+    complaint: dict[str, Any] = made.json()
+    return complaint
+
+
+async def _complaint_at_improve(floor: Floor) -> dict[str, Any]:
+    complaint = await _complaint(floor)
+    category = await floor.made(
+        "/v1/complaints/categories", {"kind": "complaint", "name": floor.name("billing")}
+    )
+    agent = floor.callers["agent"]
+    path = f"/v1/complaints/{complaint['id']}"
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("/actions/confirm", {"category_id": category["id"], "severity": "minor"}),
+        ("/notes", {"text": "two debits"}),
+        ("/actions/send_reply", {"assessment": "a", "reply": "refunded", "actions_taken": "r"}),
+        ("/actions/customer_accepts", {"answer": "fine", "satisfaction": 5}),
+    ]
+    for step, body in steps:
+        response = await floor.client.post(path + step, json=body, headers=agent)
+        assert response.is_success, response.text
+    return complaint
+
+
+async def _new_complaint(floor: Floor) -> Request:
+    held = await floor.held()
+    return "/v1/complaints", {"interaction_id": held, **COMPLAINT}
+
+
+def _on_complaint(action: str, body: dict[str, Any] | None, channel: str = "chat") -> Build:
+    async def build(floor: Floor) -> Request:
+        complaint = await _complaint(floor, channel=channel)
+        return f"/v1/complaints/{complaint['reference']}{action}", body
+
+    return build
+
+
+async def _a_complaint_to_confirm(floor: Floor) -> Request:
+    complaint = await _complaint(floor)
+    category = await floor.made(
+        "/v1/complaints/categories", {"kind": "complaint", "name": floor.name("billing")}
+    )
+    body = {"category_id": category["id"], "severity": "major"}
+    return f"/v1/complaints/{complaint['id']}/actions/confirm", body
+
+
+async def _another_interaction_to_link(floor: Floor) -> Request:
+    complaint = await _complaint(floor)
+    return f"/v1/complaints/{complaint['id']}/interactions", {"interaction_id": await floor.held()}
+
+
+async def _a_complaint_at_improve(floor: Floor) -> Request:
+    complaint = await _complaint_at_improve(floor)
+    body = {"action": "Alert on duplicate debits", "owner": "Billing"}
+    return f"/v1/complaints/{complaint['id']}/corrective-actions", body
+
+
+async def _a_corrective_action(floor: Floor) -> Request:
+    complaint = await _complaint_at_improve(floor)
+    made = await floor.made(
+        f"/v1/complaints/{complaint['id']}/corrective-actions",
+        {"action": "Alert on duplicate debits", "owner": "Billing"},
+    )
+    return f"/v1/complaints/corrective-actions/{made['id']}/done", {"note": "alert live"}
+
+
+async def _a_category(floor: Floor) -> Request:
+    made = await floor.made(
+        "/v1/complaints/categories", {"kind": "root_cause", "name": floor.name("cause")}
+    )
+    return f"/v1/complaints/categories/{made['id']}", {"active": False}
+
+
+async def _the_policy(floor: Floor) -> Request:
+    policy = await floor.client.get("/v1/complaints/policy", headers=floor.admin)
+    assert policy.status_code == 200, policy.text
+    return "/v1/complaints/policy", {**policy.json(), "warn_minutes": 30}
+
+
 # What each endpoint of the table is asked, built anew for each caller.
 REQUESTS: dict[tuple[str, str], Build] = {
     ("GET", "/v1/auth/me"): _fixed("/v1/auth/me"),
@@ -504,6 +605,27 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ),
     ("GET", "/v1/voice/calls"): _fixed("/v1/voice/calls"),
     ("GET", "/v1/voice/calls/{call_id}"): _a_call_record,
+    ("POST", "/v1/complaints"): _new_complaint,
+    ("GET", "/v1/complaints"): _fixed("/v1/complaints"),
+    ("GET", "/v1/complaints/{complaint}"): _on_complaint("", None),
+    ("GET", "/v1/complaints/{complaint}/timeline"): _on_complaint("/timeline", None),
+    ("POST", "/v1/complaints/{complaint}/actions/{action}"): _a_complaint_to_confirm,
+    ("PATCH", "/v1/complaints/{complaint}"): _on_complaint("", {"severity": "critical"}),
+    ("POST", "/v1/complaints/{complaint}/notes"): _on_complaint("/notes", {"text": "called"}),
+    ("POST", "/v1/complaints/{complaint}/interactions"): _another_interaction_to_link,
+    ("POST", "/v1/complaints/{complaint}/acknowledgement"): _on_complaint(
+        "/acknowledgement", {"said": True}, channel="voice"
+    ),
+    ("POST", "/v1/complaints/{complaint}/corrective-actions"): _a_complaint_at_improve,
+    ("GET", "/v1/complaints/corrective-actions"): _fixed("/v1/complaints/corrective-actions"),
+    ("POST", "/v1/complaints/corrective-actions/{action_id}/done"): _a_corrective_action,
+    ("GET", "/v1/complaints/categories"): _fixed("/v1/complaints/categories"),
+    ("GET", "/v1/complaints/policy"): _fixed("/v1/complaints/policy"),
+    ("PUT", "/v1/complaints/policy"): _the_policy,
+    ("POST", "/v1/complaints/categories"): _named(
+        "/v1/complaints/categories", "category", kind="complaint"
+    ),
+    ("PATCH", "/v1/complaints/categories/{category_id}"): _a_category,
 }
 
 

@@ -8,6 +8,7 @@ constraints pydantic applies to it, flattened in the order pydantic applies them
 
 from __future__ import annotations
 
+import collections.abc
 import datetime
 import decimal
 import enum
@@ -34,6 +35,7 @@ HARMLESS = (
     AwareDatetime,
     datetime.date,
     datetime.time,
+    datetime.timedelta,
 )
 
 
@@ -89,7 +91,7 @@ def inputs_of(annotation: Any, where: str, outer: tuple[Any, ...] = ()) -> Itera
     elif origin in (list, set, frozenset, tuple):
         for item in get_args(annotation):  # the outer limits are the collection's own
             yield from inputs_of(item, f"{where}[]")
-    elif origin is dict:
+    elif origin in (dict, collections.abc.Mapping):
         key, value = get_args(annotation)
         yield from inputs_of(key, f"{where}{{key}}")
         yield from inputs_of(value, f"{where}{{}}")

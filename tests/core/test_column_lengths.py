@@ -32,6 +32,13 @@ from app.ivr.models import Call, IvrFlow
 from app.main import create_app
 from app.queues.models import Queue
 from app.skills.models import Skill
+from app.tickets.models import (
+    Complaint,
+    ComplaintCategory,
+    ComplaintNote,
+    ComplaintPolicy,
+    CorrectiveAction,
+)
 from tests.core.request_inputs import Input, fields_of
 
 # The tables each request model writes (or, for a look-up, reads by the field).
@@ -87,6 +94,18 @@ WRITES: dict[str, tuple[Any, ...]] = {
     "CallTransferred": (Call,),
     "CallEnded": (Call,),
     "RecordingDone": (Call,),
+    # Complaints (app/tickets/schemas.py).
+    "Policy": (ComplaintPolicy,),
+    "ComplaintRaise": (Complaint,),
+    "ActionRecords": (Complaint, CorrectiveAction),
+    "RecordsUpdate": (Complaint,),
+    "AcknowledgementSaid": (),
+    "NoteCreate": (ComplaintNote,),
+    "InteractionLink": (),
+    "CategoryCreate": (ComplaintCategory,),
+    "CategoryUpdate": (ComplaintCategory,),
+    "CorrectiveActionCreate": (CorrectiveAction,),
+    "CorrectiveActionDone": (CorrectiveAction,),
 }
 
 # Fields whose column has another name, by the end of their path.
@@ -107,6 +126,10 @@ RENAMED: dict[str, InstrumentedAttribute[Any]] = {
     "account_numbers[]": ContactPoint.value,
     "CallStarted.to": Call.dialled,
     "LeaveMessage.email": ContactPoint.value,
+    "ActionRecords.reason": Complaint.rejected_reason,  # or the reopen's event
+    "ActionRecords.corrective_action": CorrectiveAction.action,
+    "ActionRecords.action_owner": CorrectiveAction.owner,
+    "CorrectiveActionDone.note": CorrectiveAction.done_note,
 }
 
 NO_COLUMN = {
@@ -130,6 +153,7 @@ NO_COLUMN = {
     "Hello.identity.signature": "checked, never kept",
     "Say.client_id": "hashed into the message's dedupe key",
     "allowed_origins[]": "kept in the chat site's allowed_origins (jsonb)",
+    "NoteCreate.evidence[]": "kept in the note's evidence (jsonb)",
 }
 
 # Whole parts of a request that reach no column, by the start of their path, and why: the

@@ -65,6 +65,21 @@ async def reply(session: AsyncSession, interaction: Interaction, text: str, *, a
             f"the interaction is {interaction.state.value}: a reply goes out while it is held"
             " or wrapped up"
         )
+    return await on_thread(session, interaction, text, actor=actor)
+
+
+async def on_thread(
+    session: AsyncSession,
+    interaction: Interaction,
+    text: str,
+    *,
+    actor: str,
+    subject: str | None = None,
+) -> Sent:
+    """A mail to the customer on an email interaction's thread, whatever its state: what the
+    center tells them later (a complaint's acknowledgement, its reply) threads with what they
+    wrote, and their answer comes back as a follow-up of it. `subject`: other than the
+    thread's (a complaint's names its reference)."""
     support = await _support_of(session, interaction)
     customer = await session.get(Customer, interaction.customer_id)
     assert customer is not None, "an interaction's customer is kept"
@@ -78,7 +93,7 @@ async def reply(session: AsyncSession, interaction: Interaction, text: str, *, a
     inbound = [m for m in messages if m.direction is MessageDirection.inbound]
     thread = compose.Thread(
         token=token,
-        subject=(inbound[-1].subject if inbound else "") or interaction.subject,
+        subject=subject or (inbound[-1].subject if inbound else "") or interaction.subject,
         answering=inbound[-1].channel_message_id if inbound else None,
         references=chain,
     )

@@ -222,6 +222,41 @@ async def test_an_open_complaint_shows_in_the_pop_of_the_customers_next_call(
     assert replayed["screen_pop"] == offer["screen_pop"]
 
 
+async def test_a_complaint_raised_over_the_api_shows_in_the_pop_of_the_next_call(
+    floor: Floor,
+) -> None:
+    """The complaints service's own rows: Mei raises a complaint from the call she took (she
+    owns it; with its remedy it is at step 2, its clock running), and the customer's next
+    call shows it."""
+    center = floor.center
+    mei, mei_id = await floor.agent("mei", billing=4)
+    desk = await center.available(mei)
+    first, _ = await floor.handled(desk)
+    body = {
+        "interaction_id": first["id"],
+        "summary": "Charged twice for November",
+        "original_message": "You took the money twice.",
+        "remedy_sought": "The second charge back",
+    }
+    raised = await center.http.post("/v1/complaints", json=body, headers=mei)
+    assert raised.status_code == 201, raised.text
+    complaint_out = raised.json()
+    running = [d["due_at"] for d in complaint_out["deadlines"] if d["ended_at"] is None]
+
+    await floor.until_read(mei_id)
+    call = await center.call(customer_id=first["customer_id"])
+    assert call["offered_to"] == str(mei_id)
+    offer = await desk.next("offer")
+
+    [shown] = [OpenComplaint.model_validate(c) for c in offer["screen_pop"]["open_complaints"]]
+    assert (shown.id, shown.reference) == (
+        uuid.UUID(complaint_out["id"]),
+        complaint_out["reference"],
+    )
+    assert (shown.step, shown.step_number, shown.owner) == ("accept", 2, "Mei")
+    assert shown.due_at == min(datetime.fromisoformat(due) for due in running)
+
+
 async def test_the_pop_shows_the_newest_open_complaints_only(floor: Floor) -> None:
     """Read as a replayed pop is (`screen_pop.read`): the newest `SHOWN`, newest first."""
     call = await floor.center.call()  # nobody at a desk: it waits

@@ -25,6 +25,7 @@ from app.channels.chat.sites_api import router as chat_sites_router
 from app.channels.chat.sweep import ChatSweep
 from app.channels.chat.widget import router as chat_widget_router
 from app.channels.email.api import router as email_router
+from app.channels.email.complaints import ComplaintMail
 from app.channels.email.inbound import MailIn
 from app.channels.email.listener import SmtpListener
 from app.channels.messages_api import router as messages_router
@@ -234,7 +235,10 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         )
         # Mail in, by SMTP (when the settings give the listener a port) and by the webhook.
         app.state.mail_in = mail_in = MailIn(
-            pool=app.state.pg, intake=app.state.intake, settings=settings
+            pool=app.state.pg,
+            intake=app.state.intake,
+            settings=settings,
+            complaints=ComplaintMail(app.state.sessions),
         )
         smtp_port = settings.smtp_listener_port
         app.state.smtp_listener = listener = (

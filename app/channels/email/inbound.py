@@ -35,6 +35,7 @@ import asyncpg
 
 from app.channels.email import compose
 from app.channels.email.classify import MailKind, bounce_of, classify, reply_token_of
+from app.channels.email.complaints import ComplaintMail
 from app.channels.email.message import ParsedMail, Unparseable, parse
 from app.core import outbox, pg
 from app.core.channels import Channel
@@ -53,7 +54,7 @@ log = get_logger(__name__)
 ACTOR = "channel:email"
 # What is kept and never becomes an interaction, nor is ever answered.
 NOT_WORK = frozenset({MailKind.auto_reply, MailKind.bounce, MailKind.list_mail})
-SUPPORT_ADDRESSES = "SELECT address, queue_id FROM email_addresses"
+SUPPORT_ADDRESSES = "SELECT address, queue_id, complaints FROM email_addresses"
 SUMMARY_LIMIT = 20_000  # InteractionCreate's summary
 SUBJECT_LIMIT = 500  # and its subject
 SENDER_LIMIT = 320  # and its contact's value (a contact point's column)
@@ -111,10 +112,18 @@ def new_reply_token() -> str:
 class MailIn:
     """Takes mail for the support addresses. One per replica (app.state.mail_in)."""
 
-    def __init__(self, *, pool: asyncpg.Pool, intake: Intake, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        intake: Intake,
+        settings: Settings,
+        complaints: ComplaintMail | None = None,
+    ) -> None:
         self._pool = pool
         self._intake = intake
         self._settings = settings
+        self._complaints = complaints
 
     @property
     def max_bytes(self) -> int:
@@ -122,9 +131,14 @@ class MailIn:
 
     async def support_addresses(self) -> dict[str, uuid.UUID]:
         """The support addresses and their queues (a short list, read per message)."""
+        return (await self._addresses())[0]
+
+    async def _addresses(self) -> tuple[dict[str, uuid.UUID], frozenset[str]]:
+        """The support addresses with their queues, and those that take complaints."""
         async with self._pool.acquire(timeout=pg.ACQUIRE_TIMEOUT) as connection:
             rows = await connection.fetch(SUPPORT_ADDRESSES)
-        return {row["address"]: row["queue_id"] for row in rows}
+        complaints = frozenset(row["address"] for row in rows if row["complaints"])
+        return {row["address"]: row["queue_id"] for row in rows}, complaints
 
     async def accepts(self, address: str) -> bool:
         """Whether mail to `address` (or a plus-addressed form of one) is ours."""
@@ -150,14 +164,24 @@ class MailIn:
             sender = envelope_from.strip().strip("<>")  # servers hand the null one as "" or "<>"
             headers = {**mail.headers, "return-path": f"<{sender}>"}
             mail = dataclasses.replace(mail, headers=MappingProxyType(headers))
-        addresses = await self.support_addresses()
+        addresses, complaints = await self._addresses()
         queue_id = _queue_of([*envelope, *mail.recipients], addresses)
         if queue_id is None:
             raise Refused(550, "the message is not addressed to a support address")
         if not _answerable(mail.sender):
             raise Refused(554, "the message has no sender address (From) to answer")
         token = _envelope_token(envelope, addresses) or reply_token_of(mail, tuple(addresses))
-        return await self._take(mail, queue_id, token)
+        taken = await self._take(mail, queue_id, token)
+        if self._complaints is not None and taken.interaction_id is not None:
+            # A new thread to a complaints address raises one (`kind` says new thread on a
+            # duplicate delivery too); any mail naming a complaint's reference is linked to it.
+            to_complaints = taken.kind is MailKind.new_thread and any(
+                base_address(r)[0] in complaints for r in (*envelope, *mail.recipients)
+            )
+            await self._complaints.taken(
+                taken.interaction_id, mail.subject, mail.text, raise_one=to_complaints
+            )
+        return taken
 
     async def _take(self, mail: ParsedMail, queue_id: uuid.UUID, token: str | None) -> Taken:
         assert mail.sender is not None

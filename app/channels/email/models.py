@@ -19,3 +19,5 @@ class EmailAddress(UUIDPrimaryKey, Timestamps, Base):
     display_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
     # Whether a new thread to this address is answered with an acknowledgement (mail out).
     acknowledge: Mapped[bool] = mapped_column(default=False, server_default="false")
+    # Whether a new thread to this address is a complaint as well (docs/complaints.md).
+    complaints: Mapped[bool] = mapped_column(default=False, server_default="false")

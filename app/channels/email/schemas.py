@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.inputs import REFUSES_NUL
 from app.customers.contact_points import InvalidContactPoint, normalize_email
@@ -47,12 +47,16 @@ class EmailAddressCreate(BaseModel):
     queue_id: uuid.UUID
     display_name: DisplayName = ""
     acknowledge: bool = False
+    complaints: bool = Field(
+        False, description="A new thread to this address raises a complaint (at step 1) too"
+    )
 
 
 class EmailAddressUpdate(BaseModel):
     queue_id: uuid.UUID | None = None
     display_name: DisplayName | None = None
     acknowledge: bool | None = None
+    complaints: bool | None = None
 
 
 class EmailAddressOut(BaseModel):
@@ -63,6 +67,7 @@ class EmailAddressOut(BaseModel):
     queue_id: uuid.UUID
     display_name: str
     acknowledge: bool
+    complaints: bool
     created_at: datetime
     updated_at: datetime
 

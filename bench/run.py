@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import baseline, chat, report, setup, violations, voice
+from bench import baseline, chat, complaints, report, setup, violations, voice
 from bench.agents import Fleet
 from bench.config import Options, parse
 from bench.environment import CpuMeter, Database, Server, machine
@@ -28,6 +28,9 @@ from bench.load import Poster
 from bench.setup import ADMIN, PASSWORD, Center, build, open_line
 from bench.stats import central_rate, summary_ms
 from bench.voice import CallsApi, Line, TwilioAccount
+
+# The share of customers with an open complaint (bench/complaints.py).
+COMPLAINT_SHARE = 0.2
 
 
 def log(message: str) -> None:
@@ -284,6 +287,10 @@ async def bench(options: Options, database: Database, server: Server) -> dict[st
             f"set up {len(center.agents)} agents, {len(center.customers)} customers, "
             f"{len(center.queues)} queues in {time.perf_counter() - started:.1f} s"
         )
+        results["complaints"] = await complaints.open_complaints(
+            client, center, share=COMPLAINT_SHARE, seed=options.seed
+        )
+        log(f"complaints: {results['complaints']}")
         fleet = Fleet(
             server.ws_url, options.handle, compression=options.ws_compression, seed=options.seed
         )
@@ -303,6 +310,9 @@ async def bench(options: Options, database: Database, server: Server) -> dict[st
             if options.chat_seconds > 0:
                 await chat_phase(options, database, server, client, center, fleet, lag, results)
             results["end_snapshot"] = await snapshot(database.dsn)
+            if results["complaints"]["opened"]:
+                owned = await complaints.owner_first_offers(database.dsn)
+                results["complaints"]["offers_to_the_owner"] = owned
         finally:
             reporter.cancel()
             lag.stop()

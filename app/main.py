@@ -65,6 +65,7 @@ from app.routing.presence import Presence
 from app.skills.api import router as skills_router
 from app.supervisor.api import router as supervisor_router
 from app.supervisor.outbox import router as outbox_router
+from app.tickets.answer_page import router as complaint_answer_router
 from app.tickets.api import router as complaints_router
 from app.tickets.service import CustomerNotices
 
@@ -337,6 +338,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         chat_sites_router,
         chat_widget_router,
         complaints_router,
+        complaint_answer_router,
         supervisor_router,
         outbox_router,
     ):

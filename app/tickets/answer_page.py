@@ -21,10 +21,10 @@ import base64
 import enum
 import hashlib
 import html
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Path, Request, Response
@@ -121,7 +121,7 @@ class AnswerPageRoute(APIRoute):
     shape (a link cut short) is the "not ours" page rather than the API's JSON 422, and a
     refusal is its page."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
 
         async def handle_as_page(request: Request) -> Response:
@@ -324,7 +324,7 @@ async def _posted(request: Request) -> tuple[AnswerForm, dict[str, str]]:
     try:
         return AnswerForm.model_validate(fields), {}
     except ValidationError as error:
-        problems = {}
+        problems: dict[str, str] = {}
         for problem in error.errors(include_url=False, include_input=False):
             name = str(problem["loc"][0])
             said = str(problem["msg"]).removeprefix("Value error, ")

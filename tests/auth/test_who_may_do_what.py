@@ -651,7 +651,7 @@ def test_the_table_names_every_endpoint_once(app: FastAPI) -> None:
         for context in iter_route_contexts(app.routes)
         for method in context.methods or ()
     }
-    assert BY_LINK <= pages - served
+    assert pages - served >= BY_LINK
     assert set(REQUESTS) == http, "each endpoint of the table needs a request here"
 
 

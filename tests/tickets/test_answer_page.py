@@ -451,7 +451,9 @@ async def test_a_customer_answers_in_a_browser(
         page = Page(browser)
         await page.open(f"{served}{replied.path}")
         await page.until_shown("h1", f"Your complaint {replied.complaint['reference']}")
-        await page.until_shown(".reply", "<script>alert(1)</script>")  # shown as text
+        reply = await page.until_shown(".reply", "<script>alert(1)</script>")  # as text
+        # The inline stylesheet applies: the page's policy names it by its hash.
+        assert reply.value_of_css_property("white-space") == "pre-wrap"
         await page.click("input[name=resolves][value=yes]")
         await page.click("input[name=satisfaction][value='4']")
         await page.type_into("#comment", "Quick and fair, thank you")

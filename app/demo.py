@@ -31,6 +31,7 @@ from app.queues.hours import WEEKDAYS, BusinessHours, OpeningSpan
 from app.queues.schemas import QueueCreate, ServiceLevel
 from app.skills import service as skills
 from app.skills.schemas import SkillCreate, SkillLevel
+from app.tickets.models import ComplaintCategory
 
 log = get_logger(__name__)
 
@@ -92,6 +93,18 @@ CUSTOMERS = [
 ]
 
 
+# What complaints are about (step 2) and the root causes found (step 5), for reports' Pareto.
+COMPLAINT_CATEGORIES = {
+    "complaint": ["billing", "service quality", "delivery", "staff conduct", "product fault"],
+    "root_cause": [
+        "process gap",
+        "system defect",
+        "training",
+        "supplier",
+        "communication",
+    ],
+}
+
 DEMO_CHAT_SITE = "demo"
 # Addresses a server listens on everywhere: no page is ever served from them.
 ANY_ADDRESS = {"0.0.0.0", "::", ""}  # noqa: S104
@@ -136,6 +149,17 @@ async def load_demo(session: AsyncSession, settings: Settings) -> dict[str, str]
             address="support@example.com", queue_id=general, display_name="Example support"
         )
     )
+    # And mail to complaints@ raises a complaint as well (docs/complaints.md).
+    session.add(
+        EmailAddress(
+            address="complaints@example.com",
+            queue_id=general,
+            display_name="Example complaints",
+            complaints=True,
+        )
+    )
+    for kind, names in COMPLAINT_CATEGORIES.items():
+        session.add_all(ComplaintCategory(kind=kind, name=name) for name in names)
     # The widget's demo page (/chat/demo) chats on the general queue too. Its secret is shown
     # to no one: an admin who wants to sign customers rotates it (docs/channels.md).
     session.add(

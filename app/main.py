@@ -67,7 +67,9 @@ from app.supervisor.api import router as supervisor_router
 from app.supervisor.outbox import router as outbox_router
 from app.tickets.answer_page import router as complaint_answer_router
 from app.tickets.api import router as complaints_router
+from app.tickets.reports_api import router as complaint_reports_router
 from app.tickets.service import CustomerNotices
+from app.tickets.sweep import ComplaintSweep
 
 log = get_logger(__name__)
 
@@ -238,7 +240,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             pool=app.state.pg,
             intake=app.state.intake,
             settings=settings,
-            complaints=ComplaintMail(app.state.sessions, notices.tell),
+            complaints=ComplaintMail(app.state.sessions),
         )
         smtp_port = settings.smtp_listener_port
         app.state.smtp_listener = listener = (
@@ -271,6 +273,14 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         )
         app.state.chat_after_hours = AfterHours(pool=app.state.pg, intake=app.state.intake)
         chat_sweep = ChatSweep(app.state.pg, app.state.chats)
+        # Complaints' deadlines: owners warned, complaints escalated, replies deemed accepted.
+        complaint_sweep = ComplaintSweep(
+            app.state.sessions,
+            notices=app.state.customer_notices,
+            link_base=settings.public_base_url or "",
+            hub=hub,
+            outbox=courier,
+        )
         await hub.start()
         await lease.start()
         matcher.start()
@@ -278,6 +288,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         await courier.start()
         bridge.start()
         chat_sweep.start()
+        complaint_sweep.start()
         if listener is not None and not await _listening(listener, settings):
             listener = app.state.smtp_listener = None
         try:
@@ -285,6 +296,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         finally:
             if listener is not None:
                 await listener.stop()
+            await complaint_sweep.stop()
             await chat_sweep.stop()
             await bridge.stop()
             await courier.stop()
@@ -337,6 +349,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         chat_router,
         chat_sites_router,
         chat_widget_router,
+        # Before the complaints' router: /v1/complaints/report is no complaint's id.
+        complaint_reports_router,
         complaints_router,
         complaint_answer_router,
         supervisor_router,

@@ -127,8 +127,8 @@ async def until_the_directory_holds(
         )
         if (
             view is not None
-            and view.directory.version_read(agent_id) == version
             and agent_id in {kept.id for kept in view.directory.kept(silence)}
+            and view.directory.version_read(agent_id) == version  # read, and not since moved
         ):
             return
         assert time.monotonic() < deadline, "the matcher never read the agent"

@@ -86,6 +86,10 @@ async def agent_desk(
         open_desks=state.open_desks,
         replies=state.desk_replies,
         outbox=state.outbox,
+        # Complaints tell their customer through the channels (main hands them over); raising
+        # one sends no answer link, so the configured base serves.
+        notices=state.customer_notices,
+        link_base=state.settings.public_base_url or "",
     )
     await connection.serve()
 

@@ -53,6 +53,7 @@ from app.desk.protocol import (
     ErrorFrame,
     Hello,
     MarkRead,
+    RaiseComplaint,
     ReadyFrame,
     Reject,
     Reply,
@@ -65,6 +66,9 @@ from app.desk.protocol import Heartbeat as HeartbeatMessage
 from app.desk.registry import OpenDesks
 from app.routing import service as routing
 from app.routing.presence import Presence
+from app.tickets import service as complaints
+from app.tickets.schemas import ComplaintRaise
+from app.tickets.workflow import Actor
 
 log = get_logger(__name__)
 
@@ -127,6 +131,8 @@ class AgentConnection:
         open_desks: OpenDesks,
         replies: Replies,
         outbox: Wakes | None,
+        notices: complaints.CustomerNotices,
+        link_base: str,
     ) -> None:
         self.websocket = websocket
         self.agent_id = agent_id
@@ -142,6 +148,8 @@ class AgentConnection:
         self._open_desks = open_desks
         self._replies = replies
         self._outbox = outbox
+        self._notices = notices
+        self._link_base = link_base
         self._lease_id: uuid.UUID | None = None
         self._chats = ChatSide(agent_id, pool=pool, hub=hub)
 
@@ -294,7 +302,16 @@ class AgentConnection:
                     asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError
                 ):
                     await self._chats.typing(message)
-            case SetState() | Accept() | Reject() | Complete() | EndWrapUp() | Reply() | MarkRead():
+            case (
+                SetState()
+                | Accept()
+                | Reject()
+                | Complete()
+                | EndWrapUp()
+                | Reply()
+                | MarkRead()
+                | RaiseComplaint()
+            ):
                 await self._act(desk, message)
             case _:
                 assert_never(message)
@@ -318,7 +335,7 @@ class AgentConnection:
                 ErrorFrame(of=action.type, error="try_again", detail="the database was busy; retry")
             )
             return
-        if not isinstance(action, Reply | MarkRead):  # these free no capacity
+        if not isinstance(action, Reply | MarkRead | RaiseComplaint):  # these free no capacity
             self._wake_matcher()
 
     async def _apply(self, desk: Desk, action: AgentAction) -> None:
@@ -327,6 +344,9 @@ class AgentConnection:
             return
         if isinstance(action, MarkRead):
             desk.send(AckFrame(of=action.type, detail=await self._chats.read(action)))
+            return
+        if isinstance(action, RaiseComplaint):
+            desk.send(AckFrame(of=action.type, detail=await self._raise_complaint(action)))
             return
         events = Events()
         async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
@@ -401,6 +421,29 @@ class AgentConnection:
             "message_id": str(sent.message_id),
             "channel_message_id": sent.channel_message_id,
             "delivery": "pending",
+        }
+
+    async def _raise_complaint(self, action: RaiseComplaint) -> dict[str, Any]:
+        """As `POST /v1/complaints` by this agent: the complaint is the agent's, and its
+        acknowledgement goes on the customer's channel (a mail wakes the courier after the
+        commit) or waits for the agent to read it out (a call)."""
+        who = complaints.Who(Actor.agent, self.actor, self.agent_id)
+        context = complaints.Context(now=now(), notices=self._notices, link_base=self._link_base)
+        data = ComplaintRaise(
+            interaction_id=action.interaction_id,
+            summary=action.summary,
+            original_message=action.original_message,
+            remedy_sought=action.remedy_sought,
+            severity=action.severity,
+        )
+        async with unit_of_work(self._sessions, hub=self._hub, outbox=self._outbox) as session:
+            complaint = await complaints.raise_complaint(session, data, who, context)
+        return {
+            "complaint_id": str(complaint.id),
+            "reference": complaint.reference,
+            "step": complaint.step,
+            "acknowledged_by": complaint.acknowledged_by,
+            "acknowledgement": complaint.acknowledgement,
         }
 
     async def _set_state(

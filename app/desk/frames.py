@@ -26,6 +26,7 @@ from app.core.pg import Reader
 from app.desk import screen_pop
 from app.desk.protocol import (
     AssignmentFrame,
+    ComplaintDeadlineFrame,
     DeskFrame,
     InteractionUpdateFrame,
     OfferFrame,
@@ -34,11 +35,15 @@ from app.desk.protocol import (
 )
 from app.interactions.schemas import InteractionOut
 from app.interactions.service import InteractionNotFound
+from app.tickets.sweep import ESCALATED, WARNING
 
 OFFER_ENDINGS = {"offer.withdrawn", "offer.timed_out", "offer.rejected"}
 # The interaction events that are not updates of work the desk holds or may hold: the queueing
 # concerns no desk; an offer and an assignment come as frames of their own.
 NOT_UPDATES = {"interaction.queued", "interaction.offered", "interaction.assigned"}
+# A deadline of a complaint the agent owns, near or passed: the sweep names the owner as the
+# event's agent, so only the owner's desk hears of it (live, or replayed on reconnecting).
+COMPLAINT_DEADLINES = {WARNING, ESCALATED}
 REPLAY_LIMIT = 1000
 
 # Every field of InteractionOut, the interaction as the REST API shows it.
@@ -102,6 +107,16 @@ async def frame_for(db: Reader, event: EventRecord) -> DeskFrame | None:
                 raise InteractionNotFound(f"no interaction with id {interaction_id}")
             interaction = _dump(row)
         return AssignmentFrame(event_id=event.id, interaction=interaction)
+    if event.kind in COMPLAINT_DEADLINES:
+        return ComplaintDeadlineFrame(
+            event_id=event.id,
+            complaint_id=uuid.UUID(event.subject_id),
+            reference=payload["reference"],
+            step=payload["step"],
+            clock=payload["clock"],
+            due_at=datetime.fromisoformat(payload["due_at"]),
+            escalated=event.kind == ESCALATED,
+        )
     if _is_update(event):
         state = event.kind.removeprefix("interaction.")
         return InteractionUpdateFrame(
@@ -124,7 +139,8 @@ def _dump(row: asyncpg.Record) -> dict[str, Any]:
 async def missed_events(db: Reader, agent_id: uuid.UUID, after: int) -> list[EventRecord]:
     """What a desk reconnecting after event `after` is told of what happened meanwhile, oldest
     first: the endings of offers it may have seen (an offer made while it was away and ended
-    since is not mentioned at all) and the updates of interactions. What it holds now comes
+    since is not mentioned at all), the updates of interactions, and the deadlines of its
+    complaints that neared or passed. What it holds now comes
     from `current_frames`."""
     rows = await db.fetch(MISSED, after, str(agent_id), REPLAY_LIMIT)
     return worth_replaying([EventRecord(**row) for row in rows])
@@ -136,7 +152,9 @@ def worth_replaying(missed: list[EventRecord]) -> list[EventRecord]:
     return [
         event
         for event in missed
-        if (event.kind in OFFER_ENDINGS and event.subject_id not in unseen) or _is_update(event)
+        if (event.kind in OFFER_ENDINGS and event.subject_id not in unseen)
+        or _is_update(event)
+        or event.kind in COMPLAINT_DEADLINES
     ]
 
 

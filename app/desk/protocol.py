@@ -12,6 +12,9 @@ from app.agents.models import AgentState
 from app.core.inputs import BIGINT_MAX, REFUSES_NUL
 from app.desk.screen_pop import ScreenPop
 from app.interactions.schemas import ReplyText
+from app.tickets.deadlines import Severity
+from app.tickets.models import TEXT_LENGTH
+from app.tickets.schemas import LongText, Summary
 
 # Agent -> server
 
@@ -94,8 +97,23 @@ class MarkRead(BaseModel):
     message_id: uuid.UUID
 
 
+class RaiseComplaint(BaseModel):
+    """The agent raises a complaint from an interaction it holds or held, as `POST
+    /v1/complaints` does (the same limits); it owns the complaint. Answered by an ack with the
+    complaint's id and reference."""
+
+    type: Literal["raise_complaint"]
+    interaction_id: uuid.UUID
+    summary: Summary
+    original_message: Annotated[
+        str, StringConstraints(min_length=1, max_length=TEXT_LENGTH), REFUSES_NUL
+    ]
+    remedy_sought: LongText = ""
+    severity: Severity = Severity.major
+
+
 RoutingAction = SetState | Accept | Reject | Complete | EndWrapUp
-AgentAction = RoutingAction | Reply | MarkRead
+AgentAction = RoutingAction | Reply | MarkRead | RaiseComplaint
 
 AgentMessage = Annotated[Hello | Heartbeat | Typing | AgentAction, Field(discriminator="type")]
 agent_message = TypeAdapter[AgentMessage](AgentMessage)
@@ -140,6 +158,20 @@ class InteractionUpdateFrame(BaseModel):
     interaction_id: uuid.UUID
     state: str
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class ComplaintDeadlineFrame(BaseModel):
+    """A deadline of a complaint the agent owns: near (`escalated` false: it is due within
+    the policy's warning time) or passed (`escalated` true: supervisors see it overdue)."""
+
+    type: Literal["complaint_deadline"] = "complaint_deadline"
+    event_id: int | None = None
+    complaint_id: uuid.UUID
+    reference: str
+    step: str
+    clock: str = Field(description="The deadline: accept, investigate, reply or improve")
+    due_at: datetime
+    escalated: bool
 
 
 class ReadyFrame(BaseModel):
@@ -191,6 +223,7 @@ DeskFrame = Annotated[
     | InteractionUpdateFrame
     | TypingFrame
     | ReceiptFrame
+    | ComplaintDeadlineFrame
     | AckFrame
     | ErrorFrame,
     Field(discriminator="type"),

@@ -3,13 +3,13 @@ wrote (an email's messages) and what happened before, with every offer, so the a
 customer before saying hello.
 
 Composed here, at the edge that delivers it, from the customers' profile
-(app/customers/profile.py) and the interaction with its messages and history
-(app/interactions/history.py);
-the complaints issue adds the customer's open complaints from `tickets` the same way. It is read
-by the statement that writes the offers (`ScreenPopDetails`, given to routing's `OfferWriter`
-by main), so an offer reaches a desk of its own replica with no read of its own; `read` reads
-it for everything else (a replayed offer, an offer written by another replica). Both go through
-`from_row`, so they cannot drift apart.
+(app/customers/profile.py), the interaction with its messages and history
+(app/interactions/history.py) and the customer's open complaints
+(app/tickets/open_complaints.py). It is read by the statement that writes the offers
+(`ScreenPopDetails`, given to routing's `OfferWriter` by main), so an offer reaches a desk of
+its own replica with no read of its own; `read` reads it for everything else (a replayed
+offer, an offer written by another replica). Both go through `from_row`, so they cannot drift
+apart.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from app.interactions import history
 from app.interactions.history import OfferedInteraction, OfferedMessage, PastInteraction
 from app.interactions.schemas import IvrLearned
 from app.interactions.service import InteractionNotFound
+from app.tickets import open_complaints
+from app.tickets.open_complaints import OpenComplaint
 
 
 class OfferRouting(BaseModel):
@@ -50,13 +52,17 @@ class ScreenPop(BaseModel):
         f"later), its latest {history.MESSAGES_SHOWN}, oldest first; empty for a call"
     )
     history: list[PastInteraction]  # the customer's latest interactions, newest first
-    # Filled by the complaints issue; the slot is part of the protocol already.
-    open_complaints: list[dict[str, Any]] = Field(default_factory=list)
+    open_complaints: list[OpenComplaint] = Field(
+        description="The customer's open complaints (any step but closed or rejected), newest "
+        f"first, {open_complaints.SHOWN} at most, with step, owner and soonest running deadline"
+    )
     routing: OfferRouting
 
 
 # The pop's columns, for the interaction `i` with its customer `c` and queue `q`.
-COLUMNS = f"{history.COLUMNS},\n{history.MESSAGE_COLUMNS},\n{profile.COLUMNS}"
+COLUMNS = ",\n".join(
+    (history.COLUMNS, history.MESSAGE_COLUMNS, profile.COLUMNS, open_complaints.COLUMNS)
+)
 POP = f"""
     SELECT {COLUMNS}
     FROM interactions i JOIN customers c ON c.id = i.customer_id JOIN queues q ON q.id = i.queue_id
@@ -93,6 +99,7 @@ def from_row(row: Mapping[str, Any], routing: OfferRouting) -> ScreenPop:
         ivr=history.ivr_from_row(row),
         messages=history.messages_from_row(row),
         history=history.history_from_row(row),
+        open_complaints=open_complaints.from_row(row),
         routing=routing,
     )
 

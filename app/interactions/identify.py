@@ -43,8 +43,14 @@ from app.skills.schemas import SkillLevel
 # The caller first (`auth_caller`, app/auth/caller.sql, $1-$4: `auth.caller_arguments`; without
 # a secret no row), then what intake needs, and what routing needs to place the arrival at once
 # (intake's `Router`): the customer's tier, their last agent when the queue is sticky, the
-# agent of the thread a follow-up continues ($13) when the queue sends follow-ups back, and the
-# queues' version (app/queues/settings_version.sql).
+# agent of the thread a follow-up continues ($13) when the queue sends follow-ups back, the
+# owner of their open complaint when the queue prefers it (`owner`, below), and the queues'
+# version (app/queues/settings_version.sql).
+# `owner`: of the customer's open complaints with an owner, the one whose running deadline is
+# soonest (then one with none running, newest first), for a queue with `complaint_owner_first`
+# only (for others the queue's check is a one-time filter: no complaint is read). It is the
+# order of app/tickets/open_complaints.py's `OWNERS`, which a pass reads: this layer cannot
+# import it, and tests route by both (tests/desk/test_open_complaints.py).
 # A queue by id wins over a queue whose name happens to be that id, as in the ORM version.
 LOOK_UP = """
     WITH caller AS (
@@ -75,6 +81,7 @@ LOOK_UP = """
         customer.id AS customer_id, c.tier::text AS tier,
         last.agent_id AS last_agent_id, last.assigned_at AS last_agent_at,
         thread.agent_id AS thread_agent_id, thread.ended_at AS thread_ended_at,
+        owner.owner_agent_id AS complaint_owner_id, owner.reference AS complaint_reference,
         (SELECT version FROM queues_settings_version) AS queues_version,
         caller.kind AS caller_kind, caller.id AS caller_id, caller.name AS caller_name,
         caller.role AS caller_role
@@ -93,6 +100,17 @@ LOOK_UP = """
         WHERE t.id = $13 AND t.customer_id = customer.id AND t.agent_id IS NOT NULL
           AND EXISTS (SELECT FROM queues s WHERE s.id = queue.id AND s.follow_up_days > 0)
     ) thread ON true
+    LEFT JOIN LATERAL (
+        SELECT k.owner_agent_id, k.reference FROM complaints k
+        WHERE k.customer_id = customer.id AND k.step NOT IN ('closed', 'rejected')
+          AND k.owner_agent_id IS NOT NULL
+          AND EXISTS (SELECT FROM queues s WHERE s.id = queue.id AND s.complaint_owner_first)
+        ORDER BY (
+            SELECT min(d.due_at) FROM complaint_deadlines d
+            WHERE d.complaint_id = k.id AND d.ended_at IS NULL AND d.paused_since IS NULL
+        ) NULLS LAST, k.raised_at DESC, k.id
+        LIMIT 1
+    ) owner ON true
     LEFT JOIN caller ON true
 """
 
@@ -138,6 +156,8 @@ class Found:
     last_agent_at: datetime | None
     thread_agent_id: uuid.UUID | None
     thread_ended_at: datetime | None
+    complaint_owner_id: uuid.UUID | None
+    complaint_reference: str | None
     queues_version: str | None
     caller: Principal | None
 
@@ -184,6 +204,8 @@ async def look_up(
         last_agent_at=row["last_agent_at"],
         thread_agent_id=row["thread_agent_id"],
         thread_ended_at=row["thread_ended_at"],
+        complaint_owner_id=row["complaint_owner_id"],
+        complaint_reference=row["complaint_reference"],
         queues_version=row["queues_version"],
         caller=auth.caller_from(
             row["caller_kind"], row["caller_id"], row["caller_name"], row["caller_role"]

@@ -125,6 +125,9 @@ class Arrival:
     # A follow-up's: the agent of the thread it continues, and when that thread ended.
     thread_agent_id: uuid.UUID | None = None
     thread_ended_at: datetime | None = None
+    # The owner of the customer's open complaint, for a queue that prefers it, and its reference.
+    complaint_owner_id: uuid.UUID | None = None
+    complaint_reference: str | None = None
 
     @property
     def waits_since(self) -> datetime:
@@ -374,6 +377,8 @@ class Intake:
             conversation=conversation,
             thread_agent_id=found.thread_agent_id,
             thread_ended_at=found.thread_ended_at,
+            complaint_owner_id=found.complaint_owner_id,
+            complaint_reference=found.complaint_reference,
         )
 
     async def add_event(

@@ -35,6 +35,14 @@ from app.queues.hours import next_opening
 from app.queues.models import Queue
 from app.queues.service import calendar_of, hours_of
 from app.routing import service as routing
+from app.tickets import service as complaints
+
+# A complaint the caller raised with the IVR's complaints option, until the agent takes it.
+COMPLAINT_BY_PHONE = "Complaint by phone"
+COMPLAINT_WORDS = (
+    "The caller chose the complaints option: take down their complaint in their words and"
+    " what they ask for, then complete the intake."
+)
 
 
 class Endings:
@@ -87,6 +95,10 @@ class Endings:
         call.phase, call.callback_key = CallPhase.queued, outcome.callback_key
         interaction = await session.get(Interaction, received.id)
         assert interaction is not None, "intake has committed it"
+        if outcome.complaint:  # once per call, however often the gateway retries
+            await complaints.raised_by_the_customer(
+                session, interaction, COMPLAINT_BY_PHONE, COMPLAINT_WORDS, datetime.now(UTC)
+            )
         return interaction
 
     async def callback(

@@ -173,6 +173,7 @@ class Enqueue(_Outcome):
     skills: list[SkillLevel]
     priority: int
     callback_key: str | None = None
+    complaint: bool = False
 
 
 class CallbackRequested(_Outcome):
@@ -387,6 +388,7 @@ class _Turn:
                     skills=node.skills,
                     priority=node.priority,
                     callback_key=node.callback_key,
+                    complaint=node.complaint,
                     learned=learned,
                 )
             case TransferNode():

@@ -227,7 +227,9 @@ class InputBranch(_Part):
 class EnqueueNode(_Part):
     """Hand the call to `queue` (with extra `skills` and a `priority`), after `prompts`. While
     the caller holds, `callback_key` (if set) turns the wait into a callback at the calling
-    number that keeps the caller's place."""
+    number that keeps the caller's place. `complaint`: the caller chose to complain (the
+    menu's complaints option), so the call raises a complaint at step 1 as it is queued, for
+    the agent who takes it (docs/complaints.md)."""
 
     type: Literal["enqueue"]
     queue: QueueName
@@ -235,6 +237,7 @@ class EnqueueNode(_Part):
     priority: Annotated[int, Field(ge=-1000, le=1000)] = 0
     prompts: Prompts = Field(default_factory=list)
     callback_key: Key | None = None
+    complaint: bool = False
 
 
 class CallbackNode(_Part):

@@ -88,6 +88,12 @@ class QueueCreate(BaseModel):
         description="A reply to a completed email thread goes first to the agent who handled "
         "it, for this many days after it ended (0: never)",
     )
+    complaint_owner_first: bool = Field(
+        default=False,
+        description="A customer with an open complaint is offered first to the complaint's "
+        "owner (while qualified and with room), ahead of the follow-up and sticky agents; of "
+        "several, the owner of the complaint whose running deadline is soonest",
+    )
     away_on_missed_offer: bool = Field(
         default=True, description="An agent who lets an offer time out goes away"
     )
@@ -119,6 +125,7 @@ class QueueUpdate(BaseModel):
     relaxation_steps: RelaxationSteps | None = None
     sticky_seconds: Annotated[int, Field(ge=0, le=30 * 86_400)] | None = None
     follow_up_days: FollowUpDays | None = None
+    complaint_owner_first: bool | None = None
     away_on_missed_offer: bool | None = None
     announce_every_seconds: AnnounceEvery | None = None
     business_hours: BusinessHours | None = Field(default=None, description="Send null to clear")
@@ -141,6 +148,7 @@ class QueueOut(BaseModel):
     relaxation_steps: list[RelaxationStep]
     sticky_seconds: int
     follow_up_days: int
+    complaint_owner_first: bool
     away_on_missed_offer: bool
     announce_every_seconds: int
     business_hours: BusinessHours | None

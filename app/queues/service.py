@@ -76,6 +76,7 @@ async def create_queue(session: AsyncSession, data: QueueCreate, *, actor: str) 
         relaxation_steps=[step.model_dump() for step in data.relaxation_steps],
         sticky_seconds=data.sticky_seconds,
         follow_up_days=data.follow_up_days,
+        complaint_owner_first=data.complaint_owner_first,
         away_on_missed_offer=data.away_on_missed_offer,
         announce_every_seconds=data.announce_every_seconds,
         business_hours=_hours_json(data.business_hours),
@@ -149,6 +150,7 @@ def _view(queue: Queue, levels: list[SkillLevel], now: datetime) -> QueueOut:
         relaxation_steps=[RelaxationStep.model_validate(s) for s in queue.relaxation_steps],
         sticky_seconds=queue.sticky_seconds,
         follow_up_days=queue.follow_up_days,
+        complaint_owner_first=queue.complaint_owner_first,
         away_on_missed_offer=queue.away_on_missed_offer,
         announce_every_seconds=queue.announce_every_seconds,
         business_hours=hours,
@@ -256,6 +258,8 @@ def _apply_settings(queue: Queue, data: QueueUpdate) -> None:
         queue.sticky_seconds = data.sticky_seconds
     if data.follow_up_days is not None:
         queue.follow_up_days = data.follow_up_days
+    if data.complaint_owner_first is not None:
+        queue.complaint_owner_first = data.complaint_owner_first
     if data.away_on_missed_offer is not None:
         queue.away_on_missed_offer = data.away_on_missed_offer
     if data.announce_every_seconds is not None:

@@ -205,5 +205,7 @@ def waiting_item(
         last_agent_at=arrival.last_agent_at,
         thread_agent_id=arrival.thread_agent_id,
         thread_ended_at=arrival.thread_ended_at,
+        complaint_owner_id=arrival.complaint_owner_id,
+        complaint_reference=arrival.complaint_reference,
         excluded_agents=excluded,
     )

@@ -98,12 +98,14 @@ def match(
     """Pair waiting interactions with agents: one greedy pass in effective-priority order.
 
     Interactions are served highest effective priority first (ties: longest waiting, then id);
-    one whose queue has no rules is skipped. Each goes back to an agent it had if that agent is a
-    candidate: a follow-up's thread agent within `rules.follow_up_seconds`, else the customer's
-    last agent within `rules.sticky_seconds` (0: neither), else to the best candidate by
-    proficiency, then least total load, then longest idle, then id. A candidate qualifies for
-    `current_needs`, has room for the channel given its load so far in this pass, and is not in
-    `excluded_agents`. The result is in service order; unmatched interactions are left out.
+    one whose queue has no rules is skipped. Each goes first to an agent who knows the customer
+    if that agent is a candidate: the owner of the customer's open complaint where
+    `rules.complaint_owner_first`, else a follow-up's thread agent within
+    `rules.follow_up_seconds`, else the customer's last agent within `rules.sticky_seconds`
+    (0: neither), else to the best candidate by proficiency, then least total load, then
+    longest idle, then id. A candidate qualifies for `current_needs`, has room for the channel
+    given its load so far in this pass, and is not in `excluded_agents`. The result is in
+    service order; unmatched interactions are left out.
 
     Why greedy is right: DESIGN rule 4 is a priority rule, not a "most matches" rule. When an
     interaction's turn comes, every interaction above it has already taken its pick, and it
@@ -208,9 +210,17 @@ def _preferred(
     needs: tuple[SkillNeed, ...],
     now: datetime,
 ) -> tuple[uuid.UUID, str] | None:
-    """The agent this interaction goes back to, with the reason, if that agent can take it now:
-    a follow-up's thread agent within the queue's follow-up time, else the customer's last
-    agent within its sticky time. Either must be a candidate like any other."""
+    """The agent this interaction goes to first, with the reason, if that agent can take it now:
+    the owner of the customer's open complaint where the queue says so, else a follow-up's
+    thread agent within the queue's follow-up time, else the customer's last agent within its
+    sticky time. Each must be a candidate like any other."""
+    owner = item.complaint_owner_id
+    if (
+        queue_rules.complaint_owner_first
+        and owner is not None
+        and _candidate(state, item, owner, needs)
+    ):
+        return owner, f"complaint owner: {item.complaint_reference}"
     choices = (
         (
             item.thread_agent_id,
@@ -231,11 +241,17 @@ def _preferred(
             and since is not None
             and window > 0
             and (now - since).total_seconds() <= window
-            and agent_id not in item.excluded_agents
-            and state.can_take(agent_id, item.channel, needs)
+            and _candidate(state, item, agent_id, needs)
         ):
             return agent_id, f"{why} ({round(seconds_since(since, now))} s ago)"
     return None
+
+
+def _candidate(
+    state: PassState, item: WaitingInteraction, agent_id: uuid.UUID, needs: tuple[SkillNeed, ...]
+) -> bool:
+    """Whether the agent may be offered the interaction now: not excluded, qualified, room."""
+    return agent_id not in item.excluded_agents and state.can_take(agent_id, item.channel, needs)
 
 
 def _serve(
@@ -245,7 +261,7 @@ def _serve(
     queue_rules: QueueRules,
     now: datetime,
 ) -> Match | None:
-    """One interaction's turn in a pass: the agent it goes back to (`_preferred`) or its best
+    """One interaction's turn in a pass: the agent it goes to first (`_preferred`) or its best
     candidate, taken."""
     kind = kind_of(item.channel)
     if not state.room(kind):

@@ -43,6 +43,9 @@ class QueueRules:
     # How long after a thread ended its follow-up (a reply to a completed email thread) is
     # offered first to the agent who handled that thread.
     follow_up_seconds: float = 0.0
+    # A customer with an open complaint is offered first to the complaint's owner, ahead of the
+    # follow-up and sticky rules: the owner knows the case.
+    complaint_owner_first: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,10 @@ class WaitingInteraction:
     # A follow-up's: the agent who handled the thread it continues, and when that one ended.
     thread_agent_id: uuid.UUID | None = None
     thread_ended_at: datetime | None = None
+    # The owner of the customer's open complaint whose running deadline is soonest, and that
+    # complaint's reference (read only for queues with `complaint_owner_first`).
+    complaint_owner_id: uuid.UUID | None = None
+    complaint_reference: str | None = None
     excluded_agents: frozenset[uuid.UUID] = frozenset()  # rejected or missed this interaction
 
 

@@ -17,6 +17,7 @@ import asyncpg
 
 from app.core.channels import Channel
 from app.routing import policy
+from app.tickets import open_complaints
 
 SECONDS_A_DAY = 86_400
 WAITING_PAGE = 500  # waiting interactions read at a time, in the order of service
@@ -32,7 +33,7 @@ class QueueSettings:
 
 QUEUES = """
     SELECT id, tier_weights, aging_factor, relaxation_steps, sticky_seconds, follow_up_days,
-           offer_timeout_seconds
+           complaint_owner_first, offer_timeout_seconds
     FROM queues
 """
 
@@ -51,6 +52,7 @@ def _queue(row: asyncpg.Record) -> QueueSettings:
         relaxation=steps,
         sticky_seconds=float(row["sticky_seconds"]),
         follow_up_seconds=float(row["follow_up_days"]) * SECONDS_A_DAY,
+        complaint_owner_first=row["complaint_owner_first"],
     )
     return QueueSettings(rules, timedelta(seconds=row["offer_timeout_seconds"]))
 
@@ -186,14 +188,32 @@ async def waiting_items(
     threads: dict[uuid.UUID, asyncpg.Record] = {}
     if follow_ups:
         threads = {r["id"]: r for r in await connection.fetch(THREAD_AGENTS, follow_ups)}
+    # And only queues that prefer a complaint's owner need the customers' complaints.
+    complained = {
+        row["customer_id"] for row in rows if queues[row["queue_id"]].rules.complaint_owner_first
+    }
+    owners: dict[uuid.UUID, asyncpg.Record] = {}
+    if complained:
+        owners = {
+            r["customer_id"]: r
+            for r in await connection.fetch(open_complaints.OWNERS, list(complained))
+        }
     return [
-        _waiting_item(row, last.get(row["customer_id"]), threads.get(row["linked_to"]))
+        _waiting_item(
+            row,
+            last.get(row["customer_id"]),
+            threads.get(row["linked_to"]),
+            owners.get(row["customer_id"]),
+        )
         for row in rows
     ]
 
 
 def _waiting_item(
-    row: asyncpg.Record, last: asyncpg.Record | None, thread: asyncpg.Record | None
+    row: asyncpg.Record,
+    last: asyncpg.Record | None,
+    thread: asyncpg.Record | None,
+    owner: asyncpg.Record | None,
 ) -> policy.WaitingInteraction:
     return policy.WaitingInteraction(
         id=row["id"],
@@ -207,5 +227,7 @@ def _waiting_item(
         last_agent_at=None if last is None else last["assigned_at"],
         thread_agent_id=None if thread is None else thread["agent_id"],
         thread_ended_at=None if thread is None else thread["ended_at"],
+        complaint_owner_id=None if owner is None else owner["owner_agent_id"],
+        complaint_reference=None if owner is None else owner["reference"],
         excluded_agents=frozenset(row["refused"]),
     )

@@ -280,9 +280,13 @@ def _aware(moment: datetime | None, field: str) -> datetime | None:
 async def _visible(
     principal: Principal, session: AsyncSession, key: str, *, lock: bool = False
 ) -> tuple[service.Who, Complaint]:
+    """The complaint, if the caller may see it; locked for a change, which an agent holding an
+    interaction about an unowned complaint makes as its new owner (`service.claim`)."""
     who = await who_of(principal, session)
     complaint = await service.find(session, key, lock=lock)
-    service.ensure_visible(complaint, who)
+    await service.ensure_visible(session, complaint, who)
+    if lock:
+        await service.claim(session, complaint, who)
     return who, complaint
 
 

@@ -23,11 +23,13 @@ from app.agents.models import Agent
 from app.core.errors import AppError, Conflict, Forbidden, InvalidField, NotFound
 from app.core.events import events_of
 from app.customers.models import Customer
-from app.interactions.models import Interaction
+from app.interactions.models import Interaction, InteractionState
 from app.tickets import clocks, customer_texts, links, references
 from app.tickets import policy as policies
 from app.tickets.deadlines import add_business_days
 from app.tickets.models import (
+    SUMMARY_LENGTH,
+    TEXT_LENGTH,
     Complaint,
     ComplaintCategory,
     ComplaintChannel,
@@ -116,10 +118,48 @@ async def find(session: AsyncSession, key: str, *, lock: bool = False) -> Compla
     return complaint
 
 
-def ensure_visible(complaint: Complaint, who: Who) -> None:
-    """Supervisors see every complaint; an agent those it owns or raised."""
-    if who.kind is Actor.agent and not _owns(complaint, who) and not _raised(complaint, who):
-        raise Forbidden("an agent sees only the complaints it owns or raised")
+async def ensure_visible(session: AsyncSession, complaint: Complaint, who: Who) -> None:
+    """Supervisors see every complaint; an agent those it owns or raised, and one nobody owns
+    yet that is about an interaction it holds (the customer raised it: see `claim`)."""
+    if who.kind is not Actor.agent or _owns(complaint, who) or _raised(complaint, who):
+        return
+    if complaint.owner_agent_id is None and await _holds_one_about(session, complaint, who):
+        return
+    raise Forbidden("an agent sees only the complaints it owns or raised")
+
+
+async def claim(session: AsyncSession, complaint: Complaint, who: Who) -> None:
+    """A complaint the customer raised (by mail, in the IVR) has no owner until an agent works
+    on it: the agent holding an interaction about it takes it, and the log says so."""
+    if complaint.owner_agent_id is not None or who.kind is not Actor.agent:
+        return
+    if await _holds_one_about(session, complaint, who):
+        complaint.owner_agent_id = who.agent_id
+        _record(
+            session,
+            complaint,
+            "complaint.assigned",
+            who,
+            {"action": "claim", "owner_agent_id": _str(who.agent_id)},
+        )
+
+
+async def _holds_one_about(session: AsyncSession, complaint: Complaint, who: Who) -> bool:
+    held = await session.scalar(
+        select(ComplaintInteraction.interaction_id)
+        .join(Interaction, Interaction.id == ComplaintInteraction.interaction_id)
+        .where(
+            ComplaintInteraction.complaint_id == complaint.id,
+            Interaction.agent_id == who.agent_id,
+            Interaction.state.in_(HELD),
+        )
+        .limit(1)
+    )
+    return held is not None
+
+
+# An interaction an agent has in hand: talking, writing, or wrapping it up.
+HELD = (InteractionState.assigned, InteractionState.wrap_up)
 
 
 def _owns(complaint: Complaint, who: Who) -> bool:
@@ -176,6 +216,38 @@ async def raise_complaint(
     if data.remedy_sought.strip():
         await act(session, complaint, Action.complete_intake, ActionRecords(), who, context)
     return complaint
+
+
+async def raised_by_the_customer(
+    session: AsyncSession, interaction: Interaction, summary: str, text: str, now: datetime
+) -> Complaint | None:
+    """The complaint a customer raises through a channel (a mail to the complaints address, the
+    IVR's complaints option): at step 1 in their words, for an agent to complete. Once per
+    interaction: a channel that delivers again (a mail server's retry, a gateway's) raises
+    none more (None)."""
+    raised = await session.scalar(
+        select(Complaint.id).where(Complaint.source_interaction_id == interaction.id).limit(1)
+    )
+    if raised is not None:
+        return None
+    body = ComplaintRaise(
+        interaction_id=interaction.id,
+        summary=summary.strip()[:SUMMARY_LENGTH] or UNTITLED,
+        original_message=text.strip()[:TEXT_LENGTH] or summary.strip()[:TEXT_LENGTH] or UNTITLED,
+    )
+    who = Who(Actor.customer, f"customer:{interaction.customer_id}")
+    return await raise_complaint(session, body, who, Context(now, _tells_nothing, link_base=""))
+
+
+UNTITLED = "(no subject)"
+
+
+async def _tells_nothing(
+    session: AsyncSession, interaction_id: uuid.UUID, text: str, *, subject: str, actor: str
+) -> str | None:
+    """A complaint raised without its remedy stays at step 1 and tells the customer nothing
+    (the acknowledgement is step 2's): channels raising one need no way to write."""
+    raise AssertionError("a complaint at step 1 tells the customer nothing")
 
 
 async def _source(session: AsyncSession, data: ComplaintRaise, who: Who) -> Interaction | None:

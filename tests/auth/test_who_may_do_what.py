@@ -631,6 +631,8 @@ REQUESTS: dict[tuple[str, str], Build] = {
         "/v1/complaints/categories", "category", kind="complaint"
     ),
     ("PATCH", "/v1/complaints/categories/{category_id}"): _a_category,
+    ("GET", "/v1/complaints/report"): _fixed("/v1/complaints/report"),
+    ("GET", "/v1/complaints/report.csv"): _fixed("/v1/complaints/report.csv"),
 }
 
 

@@ -63,6 +63,15 @@ CROSSINGS: dict[tuple[str, str], Crossing] = {
     ("interactions", "queue_skills"): Crossing("reads", "the queue's required skills are needs"),
     ("interactions", "skills"): Crossing("reads", "needs name skills, checked by name"),
     ("interactions", "users"): Crossing("reads", "history shows the agent's display name"),
+    ("interactions", "complaints"): Crossing(
+        "reads", "intake's look-up finds the owner of the customer's open complaint"
+    ),
+    ("interactions", "complaint_deadlines"): Crossing(
+        "reads", "of several open complaints, the owner of the one due soonest"
+    ),
+    # tickets: a customer's open complaints, in the screen pop
+    ("tickets", "agents"): Crossing("reads", "the pop names each open complaint's owner"),
+    ("tickets", "users"): Crossing("reads", "the owner's display name"),
     # routing: the matcher's reads and writes, arrivals, accept/complete, the sweeper
     ("routing", "agents"): Crossing("writes", "offers move routing_version; states follow work"),
     ("routing", "agent_presence"): Crossing("writes", "heartbeats are flushed in batches"),

@@ -28,7 +28,7 @@ def test_an_account_caller_hears_the_welcome_the_menu_and_is_enqueued() -> None:
         "Welcome to Example Telecom.",
         "欢迎致电 Example 电信。",
         "For billing, press 1. For your account, press 2. To be called back, press 3. "
-        "For our opening hours, press 4.",
+        "For our opening hours, press 4. To make a complaint, press 5.",
         "中文服务请按 9。",
         "Please enter your eight-digit account number, then press hash.",
         "Thank you. An agent will be with you shortly.",

@@ -53,6 +53,7 @@ def rules(
     relaxation: Sequence[tuple[float, int]] = (),
     sticky: float = 0.0,
     follow_up: float = 0.0,
+    owner_first: bool = False,
 ) -> QueueRules:
     return QueueRules(
         queue_id=queue_id,
@@ -61,6 +62,7 @@ def rules(
         relaxation=tuple(RelaxationStep(after, cap) for after, cap in relaxation),
         sticky_seconds=sticky,
         follow_up_seconds=follow_up,
+        complaint_owner_first=owner_first,
     )
 
 
@@ -85,6 +87,7 @@ def item(
     last_seen_ago: float | None = None,
     thread_agent: int | None = None,
     thread_ended_ago: float | None = None,
+    complaint_owner: int | None = None,
     excluded: Sequence[int] = (),
 ) -> WaitingInteraction:
     return WaitingInteraction(
@@ -101,6 +104,8 @@ def item(
         thread_ended_at=(
             None if thread_ended_ago is None else NOW - timedelta(seconds=thread_ended_ago)
         ),
+        complaint_owner_id=None if complaint_owner is None else agent_id(complaint_owner),
+        complaint_reference=None if complaint_owner is None else f"C-2026-{n:06d}",
         excluded_agents=frozenset(agent_id(a) for a in excluded),
     )
 
@@ -574,6 +579,59 @@ def test_a_follow_ups_thread_agent_must_be_a_candidate() -> None:
     assert match([refused], agents, FOLLOW_UP, NOW)[0].agent_id == agent_id(1)
 
 
+# --- match: a customer with an open complaint goes to its owner --------------------------------
+
+OWNER_FIRST = {BILLING: rules(sticky=300, follow_up=7 * DAY, owner_first=True)}
+
+
+def test_a_complaint_owner_comes_before_the_follow_up_and_sticky_agents() -> None:
+    waiting = item(
+        12,
+        channel=Channel.email,
+        needs={"billing": 1},
+        complaint_owner=2,
+        thread_agent=3,
+        thread_ended_ago=60,
+        last_agent=4,
+        last_seen_ago=60,
+    )
+    agents = [agent(n, skills={"billing": 1 if n == 2 else 5}) for n in (1, 2, 3, 4)]
+    [chosen] = match([waiting], agents, OWNER_FIRST, NOW)
+    assert chosen.agent_id == agent_id(2)
+    assert chosen.reason == "complaint owner: C-2026-000012"
+    assert chosen.matched_skills == {"billing": 1}
+
+
+def test_a_complaint_owner_is_not_preferred_where_the_queue_says_nothing() -> None:
+    waiting = item(1, complaint_owner=2, last_agent=3, last_seen_ago=60)
+    agents = [agent(1, idle=999), agent(2), agent(3)]
+    assert match([waiting], agents, STICKY, NOW)[0].agent_id == agent_id(3)  # sticky
+    assert match([waiting], agents, RULES, NOW)[0].agent_id == agent_id(1)  # longest idle
+
+
+@pytest.mark.parametrize(
+    ("owner", "why"),
+    [
+        (agent(2, load=Load(voice=1)), "no room"),
+        (agent(2, wrap_up=True), "in wrap-up"),
+        (agent(2, skills={"billing": 1}), "not qualified"),
+    ],
+)
+def test_a_complaint_owner_must_be_a_candidate(owner: AvailableAgent, why: str) -> None:
+    waiting = item(1, needs={"billing": 3}, complaint_owner=2, last_agent=3, last_seen_ago=60)
+    agents = [agent(1, skills={"billing": 3}, idle=999), owner, agent(3, skills={"billing": 3})]
+    # The next rule decides: the customer's last agent.
+    assert match([waiting], agents, OWNER_FIRST, NOW)[0].agent_id == agent_id(3), why
+
+
+def test_a_complaint_owner_excluded_or_absent_is_ignored() -> None:
+    excluded = item(1, complaint_owner=2, excluded=[2])
+    absent = item(2, complaint_owner=7)
+    agents = [agent(1, idle=999), agent(2)]
+    assert match([excluded], agents, OWNER_FIRST, NOW)[0].agent_id == agent_id(1)
+    assert match([absent], agents, OWNER_FIRST, NOW)[0].agent_id == agent_id(1)
+
+
 # --- invariants over random snapshots ------------------------------------------------------------
 
 SKILLS = ("billing", "mandarin", "vip")
@@ -590,7 +648,7 @@ def skill_map(levels: tuple[int, ...]) -> dict[str, int]:
 
 
 def make_rules(queue_id: uuid.UUID, drawn: tuple[Any, ...]) -> QueueRules:
-    weights, aging, steps, sticky, follow_up = drawn
+    weights, aging, steps, sticky, follow_up, owner_first = drawn
     return rules(
         queue_id,
         weights=dict(zip(TIERS, weights, strict=True)),
@@ -598,6 +656,7 @@ def make_rules(queue_id: uuid.UUID, drawn: tuple[Any, ...]) -> QueueRules:
         relaxation=steps,
         sticky=sticky,
         follow_up=follow_up,
+        owner_first=owner_first,
     )
 
 
@@ -607,6 +666,7 @@ RULES_PARTS = st.tuples(
     st.lists(st.tuples(st.sampled_from([0, 10, 30, 60]), st.integers(0, 5)), max_size=3),
     st.sampled_from([0.0, 30.0, 60.0]),
     st.sampled_from([0.0, 40.0, 90.0]),
+    st.booleans(),
 )
 
 
@@ -639,7 +699,7 @@ AGENT_PARTS = st.tuples(
 
 
 def make_item(n: int, drawn: tuple[Any, ...]) -> WaitingInteraction:
-    channel, queue, priority, tier, waited, levels, sticky, thread, excluded = drawn
+    channel, queue, priority, tier, waited, levels, sticky, thread, owner, excluded = drawn
     last_agent, last_seen_ago = sticky if sticky is not None else (None, None)
     thread_agent, thread_ended_ago = thread if thread is not None else (None, None)
     return item(
@@ -654,6 +714,7 @@ def make_item(n: int, drawn: tuple[Any, ...]) -> WaitingInteraction:
         last_seen_ago=last_seen_ago,
         thread_agent=thread_agent,
         thread_ended_ago=thread_ended_ago,
+        complaint_owner=owner,
         excluded=excluded,
     )
 
@@ -668,6 +729,7 @@ ITEM_PARTS = st.tuples(
     NEEDED,
     st.none() | st.tuples(AGENT_NUMBERS, st.sampled_from([0, 30, 45, 90])),
     st.none() | st.tuples(AGENT_NUMBERS, st.sampled_from([0, 40, 60, 120])),
+    st.none() | AGENT_NUMBERS,  # the owner of the customer's open complaint
     st.lists(AGENT_NUMBERS, max_size=2),
 )
 
@@ -732,8 +794,12 @@ def reference_match(
         candidates = [a for a in agents if can_take(a, w, queue, loads[a.id])]
         if not candidates:
             continue
-        # The thread's agent of a follow-up first, then the customer's last agent.
-        went_back = [
+        # The owner of the customer's open complaint first (where the queue says so), then
+        # the thread's agent of a follow-up, then the customer's last agent.
+        owner = [
+            a for a in candidates if queue.complaint_owner_first and a.id == w.complaint_owner_id
+        ]
+        went_back = owner + [
             a
             for agent_id_, since, window in (
                 (w.thread_agent_id, w.thread_ended_at, queue.follow_up_seconds),
@@ -832,7 +898,10 @@ def assert_reasons_name_the_deciding_rule(
     for m, before in zip(matches, history, strict=False):
         w = by_item[m.interaction_id]
         candidates = sum(can_take(a, w, queues[w.queue_id], before[a.id]) for a in agents)
-        if m.reason.startswith("follow-up: "):
+        if m.reason.startswith("complaint owner: "):
+            assert m.agent_id == w.complaint_owner_id
+            assert m.reason == f"complaint owner: {w.complaint_reference}"
+        elif m.reason.startswith("follow-up: "):
             assert m.agent_id == w.thread_agent_id
         elif m.reason.startswith("sticky: "):
             assert m.agent_id == w.last_agent_id

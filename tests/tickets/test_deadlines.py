@@ -19,6 +19,7 @@ from app.tickets.deadlines import (
     SEVERITIES,
     DeadlinePolicy,
     Severity,
+    add_business_days,
     add_business_time,
     business_time_between,
     deadline_for,
@@ -94,6 +95,20 @@ def test_a_zero_duration_ends_where_it_starts() -> None:
     evening = utc(2026, 3, 2, 12)  # Monday 20:00 in Shanghai, closed
     assert add_business_time(evening, h(0), SHANGHAI_OFFICE, NONE) == evening
     assert business_time_between(evening, evening, SHANGHAI_OFFICE, NONE) == h(0)
+
+
+def test_business_days_end_at_the_close_of_the_nth_open_day_after_the_start() -> None:
+    # Thursday 5 March 2026, 11:00 in Shanghai; Friday 6 is a closed date: 2 business days
+    # after Thursday are Monday 9 and Tuesday 10, so 17:00 on Tuesday (09:00 UTC).
+    closed = calendar(closed_dates=[{"date": "2026-03-06"}])
+    start = utc(2026, 3, 5, 3)
+    assert add_business_days(start, 2, SHANGHAI_OFFICE, closed) == utc(2026, 3, 10, 9)
+    # Started on a closed day, the count begins with the next open one.
+    assert add_business_days(utc(2026, 3, 7, 3), 1, SHANGHAI_OFFICE, NONE) == utc(2026, 3, 9, 9)
+    # Without hours, calendar days.
+    assert add_business_days(start, 2, None, NONE) == utc(2026, 3, 7, 3)
+    with pytest.raises(ValueError, match="at least one"):
+        add_business_days(start, 0, SHANGHAI_OFFICE, NONE)
 
 
 def test_a_queue_without_hours_is_always_open() -> None:

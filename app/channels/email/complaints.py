@@ -21,42 +21,29 @@ from app.interactions.models import Interaction
 from app.tickets import references
 from app.tickets import service as complaints
 from app.tickets.models import Complaint
-from app.tickets.schemas import ComplaintRaise
 from app.tickets.workflow import Actor
-
-NO_SUBJECT = "(no subject)"
 
 
 class ComplaintMail:
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], notices: complaints.CustomerNotices
-    ) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
-        self._notices = notices
 
     async def taken(
         self, interaction_id: uuid.UUID, subject: str, text: str, *, raise_one: bool
     ) -> None:
         """Link the interaction to the complaints it names; with `raise_one` (a new thread to
-        a complaints address), raise one if it names none and none was raised from it."""
+        a complaints address), raise one if it names none."""
         async with unit_of_work(self._sessions) as session:
             interaction = await session.get(Interaction, interaction_id)
             if interaction is None:
                 return
-            who = complaints.Who(Actor.customer, f"customer:{interaction.customer_id}")
-            context = complaints.Context(now=utcnow(), notices=self._notices, link_base="")
+            now = utcnow()
             named = await _named(session, interaction, f"{subject}\n{text}")
+            who = complaints.Who(Actor.customer, f"customer:{interaction.customer_id}")
             for complaint in named:
-                await complaints.link_interaction(
-                    session, complaint, interaction.id, who, context.now
-                )
-            if raise_one and not named and not await _raised_from(session, interaction.id):
-                body = ComplaintRaise(
-                    interaction_id=interaction.id,
-                    summary=(subject.strip() or NO_SUBJECT)[:200],
-                    original_message=(text.strip() or subject.strip() or NO_SUBJECT)[:20_000],
-                )
-                await complaints.raise_complaint(session, body, who, context)
+                await complaints.link_interaction(session, complaint, interaction.id, who, now)
+            if raise_one and not named:
+                await complaints.raised_by_the_customer(session, interaction, subject, text, now)
 
 
 async def _named(session: AsyncSession, interaction: Interaction, text: str) -> list[Complaint]:
@@ -71,10 +58,3 @@ async def _named(session: AsyncSession, interaction: Interaction, text: str) -> 
         )
     )
     return list(rows)
-
-
-async def _raised_from(session: AsyncSession, interaction_id: uuid.UUID) -> bool:
-    found = await session.scalar(
-        select(Complaint.id).where(Complaint.source_interaction_id == interaction_id).limit(1)
-    )
-    return found is not None

@@ -65,6 +65,7 @@ from app.routing.presence import Presence
 from app.skills.api import router as skills_router
 from app.supervisor.api import router as supervisor_router
 from app.supervisor.outbox import router as outbox_router
+from app.tickets.answer_page import router as complaint_answer_router
 from app.tickets.api import router as complaints_router
 from app.tickets.reports_api import router as complaint_reports_router
 from app.tickets.service import CustomerNotices
@@ -351,6 +352,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         # Before the complaints' router: /v1/complaints/report is no complaint's id.
         complaint_reports_router,
         complaints_router,
+        complaint_answer_router,
         supervisor_router,
         outbox_router,
     ):

@@ -5,8 +5,10 @@ Every line, ours and every library's (uvicorn's access log and websocket lines, 
 each request's path with its query), goes through one handler, whose last step blanks secrets
 in the finished text: bearer secrets by their shape (`cct_…`, `cck_…`, `ccs_…`:
 app.core.security.SECRET), the values of query parameters whose names say they are secret
-(`?token=`, `?ticket=`, `api_key=`, ...) and `Bearer` credentials. Logs live long and travel
-far; a login token in one is a login for anyone who reads it.
+(`?token=`, `?ticket=`, `api_key=`, ...), the secret segment of the paths that carry one (a
+complaint's answer link, `/complaints/answer/<token>`: app/tickets/links.py) and `Bearer`
+credentials. Logs live long and travel far; a login token in one is a login for anyone who
+reads it, an answer link an answer in the customer's name.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ BLANK = "[redacted]"
 SECRET_PARAMETER = re.compile(
     r"(?i)([?&;][\w.\-]*(?:token|ticket|key|secret|password)[\w.\-]*=)[^&;\s\"'#\\]+"
 )
+# A path whose last segment is a secret (app/tickets/links.PATH: core cannot import it), and
+# that segment, up to whatever ends a path in a line: a query, a quote, a space.
+SECRET_PATH = re.compile(r"(/complaints/answer/)[^/?#\s\"'\\]+")
 BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s\"',;\\]+")
 
 
@@ -35,6 +40,7 @@ def redact(text: str) -> str:
     """`text` with every secret blanked (see the module's docstring)."""
     text = SECRET.sub(lambda found: found.group()[:4] + BLANK, text)
     text = SECRET_PARAMETER.sub(lambda found: found.group(1) + BLANK, text)
+    text = SECRET_PATH.sub(lambda found: found.group(1) + BLANK, text)
     return BEARER.sub(lambda found: found.group(1) + BLANK, text)
 
 

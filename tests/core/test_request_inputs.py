@@ -17,6 +17,7 @@ from app.core.settings import Settings
 from app.desk.protocol import AgentMessage
 from app.interactions.schemas import InteractionCreate
 from app.main import create_app
+from app.tickets.answer_page import AnswerForm
 from tests.core.request_inputs import (
     Input,
     body_models,
@@ -28,7 +29,10 @@ from tests.core.request_inputs import (
 )
 
 # Read by the endpoint itself, not by FastAPI (docs/architecture.md, "Two ways to the database").
-READ_BY_HAND = {"InteractionCreate": "POST /v1/interactions body"}
+READ_BY_HAND = {
+    "InteractionCreate": "POST /v1/interactions body",
+    "AnswerForm": "POST /complaints/answer/{token} form",
+}
 
 # Strings with no length limit, and why none is needed.
 NO_LIMIT_NEEDED = {
@@ -48,6 +52,7 @@ def app() -> FastAPI:
 def inputs(app: FastAPI) -> list[Input]:
     found = list(route_inputs(app))
     found += fields_of(InteractionCreate, READ_BY_HAND["InteractionCreate"])
+    found += fields_of(AnswerForm, READ_BY_HAND["AnswerForm"])
     found += inputs_of(AgentMessage, "desk message")
     found += inputs_of(CustomerMessage, "chat message")
     return found

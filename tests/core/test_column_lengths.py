@@ -72,6 +72,7 @@ WRITES: dict[str, tuple[Any, ...]] = {
     "EndWrapUp": (Interaction,),
     "Reply": (InteractionMessage,),
     "MarkRead": (),
+    "RaiseComplaint": (Complaint,),
     # The chat customer's socket (app/channels/chat/protocol.py).
     "Hello": (ChatVisitor,),
     "Heartbeat": (),

@@ -27,6 +27,7 @@ from app.desk import screen_pop
 from app.desk.protocol import (
     AssignmentFrame,
     ComplaintDeadlineFrame,
+    ComplaintUpdateFrame,
     DeskFrame,
     InteractionUpdateFrame,
     OfferFrame,
@@ -35,6 +36,7 @@ from app.desk.protocol import (
 )
 from app.interactions.schemas import InteractionOut
 from app.interactions.service import InteractionNotFound
+from app.tickets.service import ASSIGNED, MOVED
 from app.tickets.sweep import ESCALATED, WARNING
 
 OFFER_ENDINGS = {"offer.withdrawn", "offer.timed_out", "offer.rejected"}
@@ -44,6 +46,9 @@ NOT_UPDATES = {"interaction.queued", "interaction.offered", "interaction.assigne
 # A deadline of a complaint the agent owns, near or passed: the sweep names the owner as the
 # event's agent, so only the owner's desk hears of it (live, or replayed on reconnecting).
 COMPLAINT_DEADLINES = {WARNING, ESCALATED}
+# A complaint the agent owns moved or was given to it: the service names the owner as the
+# event's agent too (app/tickets/service.py, `_record`).
+COMPLAINT_UPDATES = {MOVED, ASSIGNED}
 REPLAY_LIMIT = 1000
 
 # Every field of InteractionOut, the interaction as the REST API shows it.
@@ -117,6 +122,15 @@ async def frame_for(db: Reader, event: EventRecord) -> DeskFrame | None:
             due_at=datetime.fromisoformat(payload["due_at"]),
             escalated=event.kind == ESCALATED,
         )
+    if event.kind in COMPLAINT_UPDATES:
+        return ComplaintUpdateFrame(
+            event_id=event.id,
+            complaint_id=uuid.UUID(event.subject_id),
+            reference=payload["reference"],
+            step=payload["step"],
+            action=payload.get("action", ""),
+            actor=event.actor,
+        )
     if _is_update(event):
         state = event.kind.removeprefix("interaction.")
         return InteractionUpdateFrame(
@@ -155,6 +169,7 @@ def worth_replaying(missed: list[EventRecord]) -> list[EventRecord]:
         if (event.kind in OFFER_ENDINGS and event.subject_id not in unseen)
         or _is_update(event)
         or event.kind in COMPLAINT_DEADLINES
+        or event.kind in COMPLAINT_UPDATES
     ]
 
 

@@ -174,6 +174,20 @@ class ComplaintDeadlineFrame(BaseModel):
     escalated: bool
 
 
+class ComplaintUpdateFrame(BaseModel):
+    """A complaint the agent owns moved, or was given to it: by the customer's answer through
+    their link (`customer_accepts`, `customer_rejects`: back to step 3), by the system
+    (`deemed_accepted`), by a supervisor, or by the agent itself (`action`, `actor` say which)."""
+
+    type: Literal["complaint_update"] = "complaint_update"
+    event_id: int | None = None
+    complaint_id: uuid.UUID
+    reference: str
+    step: str = Field(description="The step it is at now")
+    action: str = Field(description="The workflow's action, or `assign` / `claim`")
+    actor: str
+
+
 class ReadyFrame(BaseModel):
     """Sent once after the replay: from here on, frames are live."""
 
@@ -224,6 +238,7 @@ DeskFrame = Annotated[
     | TypingFrame
     | ReceiptFrame
     | ComplaintDeadlineFrame
+    | ComplaintUpdateFrame
     | AckFrame
     | ErrorFrame,
     Field(discriminator="type"),

@@ -41,6 +41,7 @@ from app.tickets.schemas import ActionRecords, ComplaintRaise
 from app.tickets.workflow import ENDINGS, Action, Actor, Attempt, Move, Step, Why, decide
 
 SUBJECT = "complaint"
+MOVED, ASSIGNED = "complaint.moved", "complaint.assigned"
 
 
 class ComplaintNotFound(NotFound):
@@ -138,7 +139,7 @@ async def claim(session: AsyncSession, complaint: Complaint, who: Who) -> None:
         _record(
             session,
             complaint,
-            "complaint.assigned",
+            ASSIGNED,
             who,
             {"action": "claim", "owner_agent_id": _str(who.agent_id)},
         )
@@ -326,7 +327,7 @@ async def act(
     _record(
         session,
         complaint,
-        "complaint.moved" if action is not Action.assign else "complaint.assigned",
+        MOVED if action is not Action.assign else ASSIGNED,
         who,
         {
             "action": action.value,
@@ -753,12 +754,17 @@ async def refresh_overdue(session: AsyncSession, complaint: Complaint, now: date
 def _record(
     session: AsyncSession, complaint: Complaint, kind: str, who: Who, payload: dict[str, Any]
 ) -> None:
+    about = {"reference": complaint.reference, "step": complaint.step}
+    if kind in (MOVED, ASSIGNED) and complaint.owner_agent_id is not None:
+        # The owner's desk hears its complaints move, whoever moved them (the customer's
+        # answer, the system, a supervisor): the hub hands an event to its agent's desk.
+        about["agent_id"] = str(complaint.owner_agent_id)
     events_of(session).add(
         kind,
         subject_type=SUBJECT,
         subject_id=complaint.id,
         actor=who.actor,
-        payload={"reference": complaint.reference, "step": complaint.step, **payload},
+        payload={**about, **payload},
     )
 
 

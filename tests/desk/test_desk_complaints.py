@@ -7,12 +7,14 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
+from typing import Any
 
 from app.core.db import unit_of_work
 from app.tickets import service
-from app.tickets.schemas import ComplaintRaise
+from app.tickets.models import Complaint, ComplaintCategory, ComplaintNote
+from app.tickets.schemas import ActionRecords, ComplaintRaise
 from app.tickets.sweep import ComplaintSweep, Swept
-from app.tickets.workflow import Actor
+from app.tickets.workflow import Action, Actor
 from tests.desk.conftest import Center
 from tests.queues.times import utc
 
@@ -151,3 +153,51 @@ async def test_raising_a_complaint_from_a_call_not_held_is_refused_as_the_api_re
     assert "summary" in invalid["detail"]
     listed = await center.http.get("/v1/complaints", headers=center.admin)
     assert listed.json()["total"] == 0
+
+
+async def test_the_owners_desk_hears_the_customer_send_the_reply_back(center: Center) -> None:
+    mei = await center.agent("mei", billing=4)
+    desk = await center.desk(mei)
+    made = await center.http.post(
+        "/v1/customers", json={"name": "Li Wei", "tier": "gold"}, headers=center.admin
+    )
+    customer_id = uuid.UUID(made.json()["id"])
+    complaint_id = await complaint_of(
+        center, customer_id, await agent_id(center, mei), utc(2031, 6, 3, 8)
+    )
+    app = center.app
+    context = service.Context(
+        now=utc(2031, 6, 3, 9), notices=app.state.customer_notices, link_base=""
+    )
+    customer = service.Who(Actor.customer, f"customer:{customer_id}")
+    steps: list[tuple[service.Who, Action, dict[str, Any]]] = [
+        (SUPERVISOR, Action.confirm, {"category_id": None, "severity": "major"}),
+        (
+            SUPERVISOR,
+            Action.send_reply,
+            {"assessment": "lost", "reply": "Resent", "actions_taken": "r"},
+        ),
+        (customer, Action.customer_rejects, {"answer": "It never came again"}),
+    ]
+    async with unit_of_work(app.state.sessions) as session:
+        complaint = await session.get(Complaint, uuid.UUID(complaint_id))
+        assert complaint is not None
+        complaint.acknowledged_at, complaint.acknowledged_by = utc(2031, 6, 3, 8), "read_out"
+        category = ComplaintCategory(kind="complaint", name="delivery")
+        session.add(category)
+        session.add(ComplaintNote(complaint_id=complaint.id, author="t", text="courier lost it"))
+        await session.flush()
+        for who, action, records in steps:
+            if action is Action.confirm:
+                records = {**records, "category_id": category.id}
+            await service.act(session, complaint, action, ActionRecords(**records), who, context)
+
+    updates = [await desk.next("complaint_update") for _ in range(4)]
+    assert [(u["action"], u["step"]) for u in updates] == [
+        ("complete_intake", "accept"),
+        ("confirm", "investigate"),
+        ("send_reply", "reply"),
+        ("customer_rejects", "investigate"),
+    ]
+    assert updates[-1]["actor"] == f"customer:{customer_id}"
+    assert {u["complaint_id"] for u in updates} == {complaint_id}

@@ -3,6 +3,7 @@ a complaint walked to a given step through the API."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,25 +82,36 @@ async def customer(
 
 
 @pytest.fixture
-async def desk(
+def holding(
     app: FastAPI,
     client: httpx.AsyncClient,
     admin: Headers,
     supervisor: Headers,
     agent: Headers,
     make_user: UserFactory,
-) -> Desk:
-    customer_id = await customer(client, admin)
-    interaction_id = await held_by(app, client, admin, agent, customer_id, channel="voice")
-    me = await client.get("/v1/agents/me", headers=agent)
-    return Desk(
-        app=app,
-        http=client,
-        admin=admin,
-        supervisor=supervisor,
-        agent=agent,
-        agent_id=me.json()["id"],
-        customer_id=customer_id,
-        interaction_id=interaction_id,
-        make_user=make_user,
-    )
+) -> Callable[[str], Awaitable[Desk]]:
+    """A desk whose agent holds an interaction of a new customer on the channel given."""
+
+    async def build(channel: str) -> Desk:
+        customer_id = await customer(client, admin)
+        interaction_id = await held_by(app, client, admin, agent, customer_id, channel=channel)
+        me = await client.get("/v1/agents/me", headers=agent)
+        return Desk(
+            app=app,
+            http=client,
+            admin=admin,
+            supervisor=supervisor,
+            agent=agent,
+            agent_id=me.json()["id"],
+            customer_id=customer_id,
+            interaction_id=interaction_id,
+            make_user=make_user,
+        )
+
+    return build
+
+
+@pytest.fixture
+async def desk(holding: Callable[[str], Awaitable[Desk]]) -> Desk:
+    """The agent holds a call: what the customer is told waits to be read out."""
+    return await holding("voice")

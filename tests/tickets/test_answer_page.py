@@ -12,6 +12,7 @@ import asyncio
 import io
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +26,8 @@ from app.core import pg
 from app.core.logging import redact
 from app.tickets import links
 from tests.browser import Page
-from tests.conftest import UserFactory
-from tests.support import held_by, served_in_loop
-from tests.tickets.conftest import COMPLAINTS, Desk, customer
+from tests.support import served_in_loop
+from tests.tickets.conftest import COMPLAINTS, Desk
 
 Headers = dict[str, str]
 LINK = re.compile(r"https?://\S+?(/complaints/answer/[A-Za-z0-9_-]+)")
@@ -36,30 +36,9 @@ REPLY = "We have refunded the second payment of 42.00 <script>alert(1)</script>"
 
 
 @pytest.fixture
-async def desk(
-    app: FastAPI,
-    client: httpx.AsyncClient,
-    admin: Headers,
-    supervisor: Headers,
-    agent: Headers,
-    make_user: UserFactory,
-) -> Desk:
-    """As tests/tickets/conftest.py's, but the agent holds a chat: the reply, and its link, is
-    written in it."""
-    customer_id = await customer(client, admin)
-    interaction_id = await held_by(app, client, admin, agent, customer_id, channel="chat")
-    me = await client.get("/v1/agents/me", headers=agent)
-    return Desk(
-        app=app,
-        http=client,
-        admin=admin,
-        supervisor=supervisor,
-        agent=agent,
-        agent_id=me.json()["id"],
-        customer_id=customer_id,
-        interaction_id=interaction_id,
-        make_user=make_user,
-    )
+async def desk(holding: Callable[[str], Awaitable[Desk]]) -> Desk:
+    """The agent holds a chat: the reply, and its link, is written in it."""
+    return await holding("chat")
 
 
 @dataclass

@@ -30,21 +30,7 @@ async def at_investigate(desk: Desk) -> dict[str, Any]:
 
 
 async def at_reply(desk: Desk) -> dict[str, Any]:
-    complaint = await at_investigate(desk)
-    path = f"{COMPLAINTS}/{complaint['id']}/notes"
-    noted = await desk.http.post(
-        path,
-        json={"text": "Bank statement shows two debits of 42.00 on 3 March"},
-        headers=desk.agent,
-    )
-    assert noted.status_code == 201, noted.text
-    return await desk.moved(
-        complaint,
-        "send_reply",
-        assessment="A retried payment run charged 1,200 customers twice",
-        reply="We have refunded the second payment of 42.00; it reaches you within 3 days.",
-        actions_taken="Refund issued",
-    )
+    return await at_reply_from(desk, await at_investigate(desk))
 
 
 async def test_a_complaint_from_a_call_goes_through_the_five_steps_to_closed(desk: Desk) -> None:

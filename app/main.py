@@ -65,10 +65,10 @@ from app.routing.presence import Presence
 from app.skills.api import router as skills_router
 from app.supervisor.api import router as supervisor_router
 from app.supervisor.outbox import router as outbox_router
+from app.tickets.acts import CustomerNotices
 from app.tickets.answer_page import router as complaint_answer_router
 from app.tickets.api import router as complaints_router
 from app.tickets.reports_api import router as complaint_reports_router
-from app.tickets.service import CustomerNotices
 from app.tickets.sweep import ComplaintSweep
 
 log = get_logger(__name__)

@@ -66,6 +66,7 @@ from app.desk.protocol import Heartbeat as HeartbeatMessage
 from app.desk.registry import OpenDesks
 from app.routing import service as routing
 from app.routing.presence import Presence
+from app.tickets import acts
 from app.tickets import service as complaints
 from app.tickets.schemas import ComplaintRaise
 from app.tickets.workflow import Actor
@@ -131,7 +132,7 @@ class AgentConnection:
         open_desks: OpenDesks,
         replies: Replies,
         outbox: Wakes | None,
-        notices: complaints.CustomerNotices,
+        notices: acts.CustomerNotices,
         link_base: str,
     ) -> None:
         self.websocket = websocket
@@ -427,8 +428,8 @@ class AgentConnection:
         """As `POST /v1/complaints` by this agent: the complaint is the agent's, and its
         acknowledgement goes on the customer's channel (a mail wakes the courier after the
         commit) or waits for the agent to read it out (a call)."""
-        who = complaints.Who(Actor.agent, self.actor, self.agent_id)
-        context = complaints.Context(now=now(), notices=self._notices, link_base=self._link_base)
+        who = acts.Who(Actor.agent, self.actor, self.agent_id)
+        context = acts.Context(now=now(), notices=self._notices, link_base=self._link_base)
         data = ComplaintRaise(
             interaction_id=action.interaction_id,
             summary=action.summary,

@@ -36,7 +36,7 @@ from app.desk.protocol import (
 )
 from app.interactions.schemas import InteractionOut
 from app.interactions.service import InteractionNotFound
-from app.tickets.service import ASSIGNED, MOVED
+from app.tickets.acts import ASSIGNED, MOVED
 from app.tickets.sweep import ESCALATED, WARNING
 
 OFFER_ENDINGS = {"offer.withdrawn", "offer.timed_out", "offer.rejected"}

@@ -40,7 +40,7 @@ from app.core.errors import AppError
 from app.core.inputs import REFUSES_NUL
 from app.core.logging import get_logger
 from app.core.models import utcnow
-from app.tickets import customer_texts, links, service
+from app.tickets import acts, customer_texts, links, service
 from app.tickets import policy as policies
 from app.tickets.api import context_of
 from app.tickets.models import TEXT_LENGTH, AnswerLink, Complaint
@@ -218,7 +218,7 @@ async def record_answer(token: Token, session: Session, request: Request) -> HTM
     problems = problems or form.needs()
     if problems:
         return form_page(opened, form, problems, 422)
-    who = service.Who(Actor.customer, f"customer:{complaint.customer_id}")
+    who = acts.Who(Actor.customer, f"customer:{complaint.customer_id}")
     try:
         await service.act(session, complaint, *_action(form), who, context)
     except AppError as error:  # the checks above leave none; said as a page if one comes

@@ -27,8 +27,8 @@ from app.core.events import events_of
 from app.core.inputs import REFUSES_NUL
 from app.core.models import utcnow
 from app.core.pagination import Page, Pagination
+from app.tickets import acts, service, views, work
 from app.tickets import policy as policies
-from app.tickets import service, views
 from app.tickets.models import Complaint, ComplaintCategory, CorrectiveAction
 from app.tickets.schemas import (
     AcknowledgementSaid,
@@ -59,16 +59,16 @@ ComplaintKey = Annotated[
 ]
 
 
-async def who_of(principal: Principal, session: AsyncSession) -> service.Who:
+async def who_of(principal: Principal, session: AsyncSession) -> acts.Who:
     if principal.has_role(Role.agent):
         agent_id = await agents.agent_id_for_user(session, principal.id)
-        return service.Who(Actor.agent, principal.actor, agent_id)
-    return service.Who(Actor.supervisor, principal.actor)
+        return acts.Who(Actor.agent, principal.actor, agent_id)
+    return acts.Who(Actor.supervisor, principal.actor)
 
 
-def context_of(request: Request) -> service.Context:
+def context_of(request: Request) -> acts.Context:
     settings = request.app.state.settings
-    return service.Context(
+    return acts.Context(
         now=utcnow(),
         notices=request.app.state.customer_notices,
         link_base=settings.public_base_url or str(request.base_url),
@@ -205,12 +205,12 @@ async def corrective_action_done(
     if row is None:
         raise NotFound(f"no corrective action {action_id}")
     if row.done_at is not None:
-        raise service.StepRefused(f"the corrective action was done already, at {row.done_at}")
+        raise acts.StepRefused(f"the corrective action was done already, at {row.done_at}")
     row.done_at, row.done_by, row.done_note = utcnow(), principal.actor, body.note
     complaint = await service.find(session, str(row.complaint_id))
     events_of(session).add(
         "complaint.corrective_action_done",
-        subject_type=service.SUBJECT,
+        subject_type=acts.SUBJECT,
         subject_id=complaint.id,
         actor=principal.actor,
         payload={
@@ -279,7 +279,7 @@ def _aware(moment: datetime | None, field: str) -> datetime | None:
 
 async def _visible(
     principal: Principal, session: AsyncSession, key: str, *, lock: bool = False
-) -> tuple[service.Who, Complaint]:
+) -> tuple[acts.Who, Complaint]:
     """The complaint, if the caller may see it; locked for a change, which an agent holding an
     interaction about an unowned complaint makes as its new owner (`service.claim`)."""
     who = await who_of(principal, session)
@@ -334,7 +334,7 @@ async def keep_records(
     complaint: ComplaintKey, body: RecordsUpdate, principal: AnyUser, session: Session
 ) -> ComplaintOut:
     who, found = await _visible(principal, session, complaint, lock=True)
-    await service.keep_records(session, found, body.model_dump(exclude_unset=True), who)
+    await work.keep_records(session, found, body.model_dump(exclude_unset=True), who)
     await session.flush()
     return await views.complaint_out(session, found)
 
@@ -344,7 +344,7 @@ async def add_note(
     complaint: ComplaintKey, body: NoteCreate, principal: AnyUser, session: Session
 ) -> NoteOut:
     who, found = await _visible(principal, session, complaint, lock=True)
-    note = await service.add_note(session, found, body.text, body.evidence, who, utcnow())
+    note = await work.add_note(session, found, body.text, body.evidence, who, utcnow())
     return NoteOut.model_validate(note)
 
 
@@ -353,7 +353,7 @@ async def link_interaction(
     complaint: ComplaintKey, body: InteractionLink, principal: AnyUser, session: Session
 ) -> ComplaintOut:
     who, found = await _visible(principal, session, complaint, lock=True)
-    await service.link_interaction(session, found, body.interaction_id, who, utcnow())
+    await work.link_interaction(session, found, body.interaction_id, who, utcnow())
     return await views.complaint_out(session, found)
 
 
@@ -367,7 +367,7 @@ async def acknowledgement_said(
     if not body.said:
         raise InvalidField("said", "send true once the acknowledgement was said")
     who, found = await _visible(principal, session, complaint, lock=True)
-    await service.acknowledgement_said(session, found, who, utcnow())
+    await work.acknowledgement_said(session, found, who, utcnow())
     return await views.complaint_out(session, found)
 
 
@@ -380,7 +380,7 @@ async def add_corrective_action(
     complaint: ComplaintKey, body: CorrectiveActionCreate, principal: Staff, session: Session
 ) -> CorrectiveActionOut:
     who, found = await _visible(principal, session, complaint, lock=True)
-    row = await service.add_corrective_action(
+    row = await work.add_corrective_action(
         session, found, body.action, body.owner, body.due_on, who, utcnow()
     )
     return CorrectiveActionOut.model_validate(row)

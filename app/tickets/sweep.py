@@ -41,8 +41,8 @@ from app.core.events import SYSTEM_ACTOR, events_of
 from app.core.hub import EventHub
 from app.core.logging import get_logger
 from app.core.models import utcnow
+from app.tickets import acts, service
 from app.tickets import policy as policies
-from app.tickets import service
 from app.tickets.models import Complaint, ComplaintDeadline
 from app.tickets.schemas import ActionRecords
 from app.tickets.workflow import Action, Step
@@ -133,7 +133,7 @@ def _record(
     owner = None if complaint.owner_agent_id is None else str(complaint.owner_agent_id)
     events_of(session).add(
         kind,
-        subject_type=service.SUBJECT,
+        subject_type=acts.SUBJECT,
         subject_id=complaint.id,
         actor=SYSTEM_ACTOR,
         payload={
@@ -166,7 +166,7 @@ REPLIES_UNANSWERED = (
 
 async def deem_accepted(
     sessions: Sessions,
-    context: service.Context,
+    context: acts.Context,
     *,
     hub: EventHub | None = None,
     outbox: Wakes | None = None,
@@ -189,7 +189,7 @@ async def deem_accepted(
     return deemed
 
 
-async def _deem(session: AsyncSession, complaint_id: uuid.UUID, context: service.Context) -> int:
+async def _deem(session: AsyncSession, complaint_id: uuid.UUID, context: acts.Context) -> int:
     complaint = await session.scalar(
         select(Complaint)
         .where(
@@ -202,7 +202,7 @@ async def _deem(session: AsyncSession, complaint_id: uuid.UUID, context: service
     if complaint is None:  # answered, deemed by another sweep, or being changed right now
         return 0
     await service.act(
-        session, complaint, Action.deemed_accepted, ActionRecords(), service.SYSTEM, context
+        session, complaint, Action.deemed_accepted, ActionRecords(), acts.SYSTEM, context
     )
     return 1
 
@@ -218,7 +218,7 @@ class ComplaintSweep:
         self,
         sessions: Sessions,
         *,
-        notices: service.CustomerNotices,
+        notices: acts.CustomerNotices,
         link_base: str,
         hub: EventHub | None = None,
         outbox: Wakes | None = None,
@@ -244,7 +244,7 @@ class ComplaintSweep:
         escalated = await escalate(self._sessions, moment, hub=self._hub)
         deemed = 0
         if deem:
-            context = service.Context(now=moment, notices=self._notices, link_base=self._link_base)
+            context = acts.Context(now=moment, notices=self._notices, link_base=self._link_base)
             deemed = await deem_accepted(
                 self._sessions, context, hub=self._hub, outbox=self._outbox
             )

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.events import Event
+from app.tickets.acts import SUBJECT, Who
 from app.tickets.models import (
     Complaint,
     ComplaintDeadline,
@@ -26,7 +27,6 @@ from app.tickets.schemas import (
     NoteOut,
     TimelineEntry,
 )
-from app.tickets.service import SUBJECT, Who
 from app.tickets.workflow import ENDINGS, Actor, Step
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from app.core.db import unit_of_work
-from app.tickets import service
+from app.tickets import acts, service
 from app.tickets.models import Complaint, ComplaintCategory, ComplaintNote
 from app.tickets.schemas import ActionRecords, ComplaintRaise
 from app.tickets.sweep import ComplaintSweep, Swept
@@ -18,7 +18,7 @@ from app.tickets.workflow import Action, Actor
 from tests.desk.conftest import Center
 from tests.queues.times import utc
 
-SUPERVISOR = service.Who(Actor.supervisor, "user:supervisor")
+SUPERVISOR = acts.Who(Actor.supervisor, "user:supervisor")
 
 
 async def agent_id(center: Center, headers: dict[str, str]) -> uuid.UUID:
@@ -40,7 +40,7 @@ async def complaint_of(
         remedy_sought="Send it again",
     )
     app = center.app
-    context = service.Context(now=now, notices=app.state.customer_notices, link_base="")
+    context = acts.Context(now=now, notices=app.state.customer_notices, link_base="")
     async with unit_of_work(app.state.sessions) as session:
         complaint = await service.raise_complaint(session, data, SUPERVISOR, context)
     return str(complaint.id)
@@ -166,11 +166,9 @@ async def test_the_owners_desk_hears_the_customer_send_the_reply_back(center: Ce
         center, customer_id, await agent_id(center, mei), utc(2031, 6, 3, 8)
     )
     app = center.app
-    context = service.Context(
-        now=utc(2031, 6, 3, 9), notices=app.state.customer_notices, link_base=""
-    )
-    customer = service.Who(Actor.customer, f"customer:{customer_id}")
-    steps: list[tuple[service.Who, Action, dict[str, Any]]] = [
+    context = acts.Context(now=utc(2031, 6, 3, 9), notices=app.state.customer_notices, link_base="")
+    customer = acts.Who(Actor.customer, f"customer:{customer_id}")
+    steps: list[tuple[acts.Who, Action, dict[str, Any]]] = [
         (SUPERVISOR, Action.confirm, {"category_id": None, "severity": "major"}),
         (
             SUPERVISOR,

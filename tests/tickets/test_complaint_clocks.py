@@ -17,7 +17,7 @@ from sqlalchemy import select
 from app.auth.models import Role
 from app.core.db import unit_of_work
 from app.customers.models import Customer, Tier
-from app.tickets import service
+from app.tickets import acts, service, work
 from app.tickets.models import Complaint, ComplaintCategory, ComplaintDeadline
 from app.tickets.schemas import ActionRecords, ComplaintRaise
 from app.tickets.workflow import Action, Actor
@@ -27,7 +27,7 @@ from tests.tickets.conftest import customer
 pytestmark = pytest.mark.asyncio
 
 Headers = dict[str, str]
-SUPERVISOR = service.Who(Actor.supervisor, "user:test-supervisor")
+SUPERVISOR = acts.Who(Actor.supervisor, "user:test-supervisor")
 PARIS_HOURS = {
     "timezone": "Europe/Paris",
     "weekly": {day: [{"opens": "09:00", "closes": "17:00"}] for day in WORKDAYS},
@@ -74,13 +74,13 @@ class Clocked:
         async with unit_of_work(self.app.state.sessions) as session:
             complaint = await session.get(Complaint, self.complaint_id)
             assert complaint is not None
-            await service.acknowledgement_said(session, complaint, SUPERVISOR, now)
+            await work.acknowledgement_said(session, complaint, SUPERVISOR, now)
 
     async def note_at(self, now: datetime, text: str) -> None:
         async with unit_of_work(self.app.state.sessions) as session:
             complaint = await session.get(Complaint, self.complaint_id)
             assert complaint is not None
-            await service.add_note(session, complaint, text, [], SUPERVISOR, now)
+            await work.add_note(session, complaint, text, [], SUPERVISOR, now)
 
     async def clocks(self) -> dict[str, list[ComplaintDeadline]]:
         async with unit_of_work(self.app.state.sessions) as session:
@@ -108,8 +108,8 @@ class Clocked:
             return row.id
 
     @staticmethod
-    def _at(now: datetime) -> service.Context:
-        return service.Context(now=now, notices=nothing_to_tell, link_base="http://cc.test")
+    def _at(now: datetime) -> acts.Context:
+        return acts.Context(now=now, notices=nothing_to_tell, link_base="http://cc.test")
 
 
 async def paris_queue(client: httpx.AsyncClient, admin: Headers) -> str:

@@ -23,7 +23,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.core.db import unit_of_work
-from app.tickets import service
+from app.tickets import acts, service, work
 from app.tickets.deadlines import Severity
 from app.tickets.models import Complaint, ComplaintCategory
 from app.tickets.schemas import ActionRecords, ComplaintRaise
@@ -59,11 +59,11 @@ class Office:
     interaction_id: uuid.UUID
 
     @property
-    def who(self) -> service.Who:
-        return service.Who(Actor.agent, f"agent:{self.agent_id}", self.agent_id)
+    def who(self) -> acts.Who:
+        return acts.Who(Actor.agent, f"agent:{self.agent_id}", self.agent_id)
 
-    def context(self, now: datetime) -> service.Context:
-        return service.Context(now=now, notices=self.app.state.customer_notices, link_base="")
+    def context(self, now: datetime) -> acts.Context:
+        return acts.Context(now=now, notices=self.app.state.customer_notices, link_base="")
 
     async def raise_complaint(self, now: datetime) -> uuid.UUID:
         data = ComplaintRaise(
@@ -85,12 +85,12 @@ class Office:
             session.add(category)
             await session.flush()
             complaint = await service.find(session, str(complaint_id), lock=True)
-            await service.acknowledgement_said(session, complaint, self.who, confirmed)
+            await work.acknowledgement_said(session, complaint, self.who, confirmed)
             confirm = ActionRecords(category_id=category.id, severity=Severity.major)
             await service.act(
                 session, complaint, Action.confirm, confirm, self.who, self.context(confirmed)
             )
-            await service.add_note(session, complaint, "Two debits", [], self.who, sent)
+            await work.add_note(session, complaint, "Two debits", [], self.who, sent)
             reply = ActionRecords(
                 assessment="A payment run retried",
                 reply="We refunded the second payment.",

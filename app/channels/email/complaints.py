@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.db import unit_of_work
 from app.core.models import utcnow
 from app.interactions.models import Interaction
-from app.tickets import references
+from app.tickets import acts, references, work
 from app.tickets import service as complaints
 from app.tickets.models import Complaint
 from app.tickets.workflow import Actor
@@ -39,9 +39,9 @@ class ComplaintMail:
                 return
             now = utcnow()
             named = await _named(session, interaction, f"{subject}\n{text}")
-            who = complaints.Who(Actor.customer, f"customer:{interaction.customer_id}")
+            who = acts.Who(Actor.customer, f"customer:{interaction.customer_id}")
             for complaint in named:
-                await complaints.link_interaction(session, complaint, interaction.id, who, now)
+                await work.link_interaction(session, complaint, interaction.id, who, now)
             if raise_one and not named:
                 await complaints.raised_by_the_customer(session, interaction, subject, text, now)
 

@@ -27,6 +27,7 @@ from app.core.events import events_of
 from app.core.inputs import REFUSES_NUL
 from app.core.models import utcnow
 from app.core.pagination import Page, Pagination
+from app.queues.models import Queue
 from app.tickets import acts, service, views, work
 from app.tickets import policy as policies
 from app.tickets.models import Complaint, ComplaintCategory, CorrectiveAction
@@ -85,6 +86,8 @@ async def get_policy(_: Staff, session: Session) -> policies.Policy:
 
 @router.put("/policy", summary="Replace the complaint policy (new clocks follow it)")
 async def put_policy(body: policies.Policy, principal: Admin, session: Session) -> policies.Policy:
+    if body.queue_id is not None and await session.get(Queue, body.queue_id) is None:
+        raise InvalidField("queue_id", f"no queue {body.queue_id}")
     await policies.save(session, body, actor=principal.actor)
     events_of(session).add(
         "complaint_policy.changed",

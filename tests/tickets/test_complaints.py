@@ -6,6 +6,7 @@ back as a timeline that nothing here can change."""
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -303,3 +304,32 @@ async def test_an_agent_raises_only_from_its_own_interactions(desk: Desk) -> Non
     assert [f["field"] for f in missing.json()["fields"]] == ["remedy_sought"]
     done = await desk.moved(letter.json(), "complete_intake", remedy_sought="An apology")
     assert done["step"] == "accept"
+
+
+async def test_an_admin_edits_the_policy_and_new_clocks_follow_it(desk: Desk) -> None:
+    policy = (await desk.http.get(f"{COMPLAINTS}/policy", headers=desk.admin)).json()
+    assert policy["deadlines"]["durations"]["major"]["gold"]["accept"] == "PT4H"
+    policy["deadlines"]["durations"]["major"]["gold"]["accept"] = "PT30M"
+    by_supervisor = await desk.http.put(
+        f"{COMPLAINTS}/policy", json=policy, headers=desk.supervisor
+    )
+    assert by_supervisor.status_code == 403
+    saved = await desk.http.put(f"{COMPLAINTS}/policy", json=policy, headers=desk.admin)
+    assert saved.status_code == 200, saved.text
+    complaint = await desk.raise_complaint()  # a gold customer's major complaint
+    [accept] = complaint["deadlines"]
+    started = datetime.fromisoformat(accept["started_at"])
+    assert datetime.fromisoformat(accept["due_at"]) - started == timedelta(minutes=30)
+
+    gap = {
+        **policy,
+        "deadlines": {"durations": {"major": policy["deadlines"]["durations"]["major"]}},
+    }
+    refused = await desk.http.put(f"{COMPLAINTS}/policy", json=gap, headers=desk.admin)
+    assert refused.status_code == 422
+    assert "minor" in refused.text
+    nowhere = await desk.http.put(
+        f"{COMPLAINTS}/policy", json={**policy, "queue_id": str(uuid.uuid4())}, headers=desk.admin
+    )
+    assert nowhere.status_code == 422, nowhere.text
+    assert "queue_id" in nowhere.text

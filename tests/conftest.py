@@ -226,9 +226,15 @@ def log_lines() -> Iterator[io.StringIO]:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(root.handlers[0].formatter)
     root.addHandler(handler)
+    # A server started with `access_log=False` earlier in the run (tests/core/http_receiver.py)
+    # stops uvicorn's access lines from reaching the root for good: they are read here again.
+    access = logging.getLogger("uvicorn.access")
+    propagates = access.propagate
+    access.propagate = True
     try:
         yield stream
     finally:
+        access.propagate = propagates
         root.removeHandler(handler)
         root.setLevel(level)
         structlog.configure(**before)

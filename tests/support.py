@@ -68,6 +68,11 @@ def served_in_thread(app: Any, what: str, **options: Any) -> Iterator[str]:
     """`app` served by uvicorn in a thread on a loopback port, until the block ends: its base
     URL. `options` go to `uvicorn.Config`."""
     port = free_port()
+    # A socket a test left open must not keep the server past the test: uvicorn waits for its
+    # connections before the app's shutdown, and a server still up after its database was
+    # dropped fails every loop of its matcher and sweeps, logging, and starves the next test's
+    # server of the time to renew its lease.
+    options.setdefault("timeout_graceful_shutdown", 2)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -82,6 +87,7 @@ def served_in_thread(app: Any, what: str, **options: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        assert not thread.is_alive(), f"{what} did not stop"
 
 
 @contextlib.asynccontextmanager
@@ -90,7 +96,14 @@ async def served_in_loop(app: FastAPI) -> AsyncIterator[str]:
     own event loop on a loopback port, until the block ends: its base URL. One replica, so its
     matcher is the one that leads, and a test can see what it read."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_config=None,
+        timeout_graceful_shutdown=2,
+    )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     deadline = time.monotonic() + 15

@@ -18,7 +18,7 @@ from app.tickets.models import (
     CategoryKind,
     ComplaintChannel,
 )
-from app.tickets.workflow import Action, Step
+from app.tickets.workflow import Step
 
 Summary = Annotated[
     str,
@@ -279,9 +279,3 @@ class CategoryOut(BaseModel):
     kind: CategoryKind
     name: str
     active: bool
-
-
-class ActionName(BaseModel):
-    """For documentation: the actions `POST .../actions/{action}` takes."""
-
-    action: Action

@@ -21,8 +21,6 @@ published after its commit. The clock is injected (`now`), so tests sweep at any
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -41,6 +39,7 @@ from app.core.events import SYSTEM_ACTOR, events_of
 from app.core.hub import EventHub
 from app.core.logging import get_logger
 from app.core.models import utcnow
+from app.core.periodic import Periodic
 from app.tickets import acts, service
 from app.tickets import policy as policies
 from app.tickets.models import Complaint, ComplaintDeadline
@@ -232,10 +231,20 @@ class ComplaintSweep:
         self._hub = hub
         self._outbox = outbox
         self._now = now
-        self._every = every
         self._deem_every = deem_every
         self._deemed_at: float | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = Periodic(
+            "complaint sweep",
+            lambda: self.sweep_once(deem=self._deem_due()),
+            every,
+            (
+                OSError,
+                TimeoutError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                SQLAlchemyError,
+            ),
+        )
 
     async def sweep_once(self, *, deem: bool = True) -> Swept:
         """Warn, then escalate, then (with `deem`) deem unanswered replies accepted."""
@@ -251,27 +260,10 @@ class ComplaintSweep:
         return Swept(warned, escalated, deemed)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="complaint-sweep")
+        self._rounds.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep_once(deem=self._deem_due())
-            except (
-                OSError,
-                TimeoutError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                SQLAlchemyError,
-            ) as error:
-                log.warning("complaint sweep failed; next time", error=repr(error))
-            await asyncio.sleep(self._every)
+        await self._rounds.stop()
 
     def _deem_due(self) -> bool:
         moment = time.monotonic()

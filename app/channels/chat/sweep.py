@@ -11,8 +11,6 @@ sweeps that find the same chat do it once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 
 import asyncpg
@@ -20,6 +18,7 @@ import asyncpg
 from app.channels.chat.chats import WENT_AWAY, WENT_QUIET, ChatRooms
 from app.core import pg
 from app.core.logging import get_logger
+from app.core.periodic import Periodic
 
 log = get_logger(__name__)
 
@@ -72,28 +71,13 @@ async def sweep_once(pool: asyncpg.Pool, rooms: ChatRooms) -> int:
     return len(away) + len(quiet)
 
 
-class ChatSweep:
+class ChatSweep(Periodic):
     """Runs `sweep_once` every SWEEP_EVERY seconds until stopped."""
 
     def __init__(self, pool: asyncpg.Pool, rooms: ChatRooms, every: float = SWEEP_EVERY) -> None:
-        self._pool = pool
-        self._rooms = rooms
-        self._every = every
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="chat-sweep")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await sweep_once(self._pool, self._rooms)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("chat sweep failed; next time", error=repr(error))
-            await asyncio.sleep(self._every)
+        super().__init__(
+            "chat sweep",
+            lambda: sweep_once(pool, rooms),
+            every,
+            (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError),
+        )

@@ -5,7 +5,7 @@ AHT beside the ledger's figures, and a live event applied with what it needs rea
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,7 @@ from app.core.hub import EventRecord, record_of
 from app.queues.models import AbandonPolicy
 from app.routing.figures import ServiceRules, read_aht
 from app.supervisor.ledger import (
+    DEFAULT_SETTINGS,
     KINDS,
     RECENT,
     STAFFED_STATES,
@@ -138,14 +139,18 @@ async def read_queue_periods(
 async def take(ledger: Ledger, event: EventRecord, connection: asyncpg.Connection) -> Touched:
     """Apply a live event, first reading a queue's settings when it changed or is new to the
     ledger (a queue made after the seed)."""
-    if event.kind in ("queue.created", "queue.updated") or _unknown_queues(ledger, event):
+    unknown = _unknown_queues(ledger, event)
+    if event.kind in ("queue.created", "queue.updated") or unknown:
         every = await read_queue_settings(connection, ledger.default_zone)
         for queue_id, settings in every.items():
             ledger.set_queue(queue_id, settings)
+        for queue_id in unknown:  # gone already: read once, counted with the defaults
+            if not ledger.knows_queue(queue_id):
+                ledger.set_queue(queue_id, DEFAULT_SETTINGS)
     return ledger.apply(event)
 
 
-def _unknown_queues(ledger: Ledger, event: EventRecord) -> Iterable[uuid.UUID]:
+def _unknown_queues(ledger: Ledger, event: EventRecord) -> list[uuid.UUID]:
     return [
         queue_id
         for key in ("queue_id", "to_queue_id", "from_queue_id")

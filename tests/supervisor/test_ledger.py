@@ -181,6 +181,26 @@ def test_converted_and_expired_waits_are_neither_answered_nor_abandoned() -> Non
     assert today.abandon_rate == 0.0
 
 
+def test_a_call_turned_into_a_callback_is_converted_and_the_callback_waits_from_the_call() -> None:
+    call_joined = NOW - timedelta(minutes=10)
+    callback = event(
+        "interaction.queued",
+        NOW - timedelta(minutes=8),
+        {"channel": "callback", "queue_id": str(SUPPORT), "waiting_since": call_joined.isoformat()},
+    )
+    book = fed(
+        ledger(),
+        arrived(call_joined),
+        ended("converted", NOW - timedelta(minutes=8), 120),
+        callback,
+        answered(NOW, 600),  # the callback's answer: its wait runs from the call's
+    )
+    today = book.periods(SUPPORT, NOW).today
+    assert (today.tally.offered, today.tally.converted, today.tally.answered) == (2, 1, 1)
+    assert today.asa_s == 600
+    assert today.service_level == 0.0  # converted counts in neither part
+
+
 def test_a_transfer_out_after_the_answer_ends_no_wait() -> None:
     out = event("interaction.transferred_out", NOW, {"from": "assigned", "queue_id": str(SUPPORT)})
     assert fed(ledger(), out).periods(SUPPORT, NOW).today.tally == Tally()

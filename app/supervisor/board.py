@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
@@ -166,6 +166,8 @@ class LiveBoard:
         self._generation = 0
         self._watchers: set[Watcher] = set()
         self._changed = asyncio.Event()
+        self._welcoming = 0  # sockets being caught up, not yet joined
+        self._dormant = False  # nobody watched: the views are stale, the ledger is not
         self._windows_taken = 0  # windows that took their marks
         self._windows_done = 0  # windows over, read or failed
         self._window_over = asyncio.Event()
@@ -225,10 +227,23 @@ class LiveBoard:
             complaints=[kept.view for kept in self._complaint_views.values() if _late(kept.view)],
         )
 
+    @contextlib.contextmanager
+    def welcoming(self) -> Iterator[None]:
+        """While a socket is caught up (before it joins), the board reads as though watched."""
+        self._welcoming += 1
+        try:
+            yield
+        finally:
+            self._welcoming -= 1
+
     async def settled(self, within: float = 2.0) -> None:
         """Wait (at most `within`) for the windows that read what the board has heard, if any
         is under way or due: a socket's snapshot then shows every event heard before it
-        opened, not the board as it stood a window ago."""
+        opened, not the board as it stood a window ago. A dormant board reads everything."""
+        if self._dormant:
+            self._dormant = False
+            self._complaints_read = False
+            self._remark(Marks(queues=set(self._queues), layout=True, all_agents=True))
         # The window under way, and the next one when marks wait for it.
         wanted = self._windows_taken + (1 if self._marks or self._unfolded else 0)
         with contextlib.suppress(TimeoutError):
@@ -416,6 +431,11 @@ class LiveBoard:
         at = self._clock()  # the window's moment: its frames' `at`, one window apart at least
         async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
             await self._fold(connection, marks)
+            if not self._watchers and not self._welcoming:
+                # Nobody watches: the ledger keeps up, the reads wait for the next socket
+                # (`settled` then reads everything), so an unwatched replica pays no reads.
+                self._dormant = True
+                return
             event_id = self._event_id  # what the reads below reflect at least
             if marks.layout:
                 await self._read_layout(connection)

@@ -11,6 +11,7 @@ supervisor that does not read fills its own session's queue and is closed, alone
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, WebSocket, status
@@ -119,9 +120,12 @@ async def watch(websocket: WebSocket, principal: Principal, state: State) -> Non
     )
     async with live:
         hello = await live.hello(Hello)
-        caught_up_to = board.generation
-        await live.replay(_catch_up(live, board, hello.last_event_id), hello.last_event_id)
-        board.join(live, caught_up_to)
+        with board.welcoming():
+            # Before the replay takes its pool connection: the board's window needs one.
+            await board.settled()
+            caught_up = CaughtUp(board.event_id, board.generation)
+            await live.replay(_catch_up(live, board, hello.last_event_id, caught_up), None)
+            board.join(live, caught_up.generation)
         try:
             while True:
                 await live.receive()  # a sign of life: the socket carries no actions
@@ -129,24 +133,33 @@ async def watch(websocket: WebSocket, principal: Principal, state: State) -> Non
             board.leave(live)
 
 
-def _catch_up(live: Live, board: LiveBoard, after: int | None) -> Replay[SupervisorFrame]:
+@dataclass(slots=True)
+class CaughtUp:
+    """What the catch-up showed: the board's last event and window when it was taken."""
+
+    event_id: int
+    generation: int
+
+
+def _catch_up(
+    live: Live, board: LiveBoard, after: int | None, caught_up: CaughtUp
+) -> Replay[SupervisorFrame]:
     """What the client is sent before ready: only what changed since `after` when the board
     can tell, else a snapshot. Both from the board's memory: no read per socket."""
-    caught_up: list[int] = [board.event_id]
 
     async def missed(_connection: object, _after: int) -> list[EventRecord]:
         return []  # the board's views stand for the events: none is replayed one by one
 
     async def holds(_connection: object) -> list[SupervisorFrame]:
-        await board.settled()
-        caught_up[0] = board.event_id
+        # Taken with the frames, with no wait between: the windows after it go out at `join`.
+        caught_up.event_id, caught_up.generation = board.event_id, board.generation
         changes = None if after is None else board.changes_since(after)
         if changes is None:
             return [board.snapshot()]
         return list(changes)
 
     def ready(_last_event_id: int) -> SupervisorFrame:
-        return ReadyFrame(event_id=caught_up[0], heartbeat_seconds=live.heartbeat.every)
+        return ReadyFrame(event_id=caught_up.event_id, heartbeat_seconds=live.heartbeat.every)
 
     return Replay(missed=missed, holds=holds, ready=ready)
 

@@ -4,6 +4,7 @@ frames while interactions flow, coalescing, resume, and who may open it."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from datetime import datetime
 
@@ -13,7 +14,7 @@ import websockets
 from app.core.settings import Settings
 from app.core.socket_session import BAD_TICKET, CloseCode
 from app.main import create_app
-from app.supervisor import live
+from app.supervisor import board, live
 from tests.core.test_socket_session import read_until_closed
 from tests.desk.conftest import Center
 from tests.supervisor.conftest import open_watch, queue_named, supervisor_headers
@@ -85,18 +86,12 @@ async def test_many_changes_of_a_queue_come_as_few_frames_the_last_with_the_fina
     frames = watch.queue_frames("billing")
     spread = frames[-1][0] - started
     # One frame a window (0.5 s) at most, give or take the first and the read's own time.
-    assert len(frames) <= spread / live_window() + 2, [f["queue"]["waiting"] for _, f in frames]
+    assert len(frames) <= spread / board.WINDOW + 2, [f["queue"]["waiting"] for _, f in frames]
     assert len(frames) < calls / 4
     # A frame of the queue computed at most once a window (its `at`, the server's clock).
     computed = [datetime.fromisoformat(frame["at"]) for _, frame in frames]
-    gaps = [(b - a).total_seconds() for a, b in zip(computed, computed[1:], strict=False)]
-    assert all(gap >= 0.95 * live_window() for gap in gaps), gaps
-
-
-def live_window() -> float:
-    from app.supervisor import board
-
-    return board.WINDOW
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(computed)]
+    assert all(gap >= 0.95 * board.WINDOW for gap in gaps), gaps
 
 
 async def test_a_resume_sends_only_what_changed_since_its_event_id(center: Center) -> None:

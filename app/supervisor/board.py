@@ -10,10 +10,13 @@ same text. A window opens on the first change after a quiet spell, so a lone cha
 once; under a stream of them each queue's frame comes at most every WINDOW, with the latest
 figures (the changes between are coalesced, never queued).
 
-Sending never waits (`Watcher.send_encoded`): a supervisor too slow to read fills its own
-session's queue and that socket alone is closed (app/core/socket_session.py), while the board
+Sending never waits (`Watcher.send_encoded`): each socket's session queues the text for its
+own writer (app/core/socket_session.py), and a supervisor too slow to read falls behind alone;
+once it is further behind than `backlog_allowed` the board closes that socket (TOO_SLOW) and
 goes on. Every REFRESH the queues are read again even without events, so the figures of a
-sliding period and the longest wait move on a quiet floor.
+sliding period and the longest wait move on a quiet floor. While no socket watches, the board
+only folds (the ledger must not miss an event) and reads nothing; the next socket has it read
+everything before its snapshot (`settled`).
 
 The board keeps each view with the window that computed it, so a socket can be served a
 snapshot (the views as they stand, from memory: no read) and then, without a gap, every view
@@ -222,7 +225,7 @@ class LiveBoard:
         return SnapshotFrame(
             event_id=self._event_id,
             at=self._clock(),
-            queues=[kept.view for kept in self._queue_views.values()],
+            queues=[self._queue_views[q].view for q in self._queues if q in self._queue_views],
             agents=[kept.view for kept in self._agent_views.values()],
             complaints=[kept.view for kept in self._complaint_views.values() if _late(kept.view)],
         )

@@ -17,7 +17,14 @@ from websockets.frames import Close
 from app.core import socket_session
 from app.core.hub import EventHub, asyncpg_dsn
 from app.core.settings import Settings
-from app.core.socket_session import BINARY_FRAME, HELLO_FIRST, NO_HELLO, CloseCode, Closing
+from app.core.socket_session import (
+    BAD_TICKET,
+    BINARY_FRAME,
+    HELLO_FIRST,
+    NO_HELLO,
+    CloseCode,
+    Closing,
+)
 from app.desk import api as desk_api
 from app.desk.connection import REPLACED, AgentConnection
 from tests.core.test_socket_session import read_until_closed
@@ -56,7 +63,7 @@ async def test_a_ticket_opens_one_desk_once(center: Center) -> None:
     received, closed = await _closing(url)  # the same ticket again
 
     assert received == []
-    assert (closed.code, closed.reason) == (CloseCode.REFUSED, desk_api.BAD_TICKET.reason)
+    assert (closed.code, closed.reason) == (CloseCode.REFUSED, BAD_TICKET.reason)
 
 
 async def test_an_expired_ticket_is_refused(center: Center, database_url: str) -> None:
@@ -73,7 +80,7 @@ async def test_an_expired_ticket_is_refused(center: Center, database_url: str) -
 
     _, closed = await _closing(f"{center.ws_url}/v1/desk/ws?ticket={ticket}")
 
-    assert (closed.code, closed.reason) == (CloseCode.REFUSED, desk_api.BAD_TICKET.reason)
+    assert (closed.code, closed.reason) == (CloseCode.REFUSED, BAD_TICKET.reason)
 
 
 async def test_a_ticket_issued_by_one_replica_opens_a_desk_on_another(
@@ -105,9 +112,9 @@ async def test_the_deprecated_token_in_the_url_still_opens_a_desk(center: Center
     ("query", "refusal"),
     [
         ("", desk_api.NO_CREDENTIALS),
-        ("?ticket=ccs_not-a-ticket-anyone-was-given", desk_api.BAD_TICKET),
+        ("?ticket=ccs_not-a-ticket-anyone-was-given", BAD_TICKET),
         ("?token=cct_not-a-token-anyone-was-given", desk_api.NOT_AN_AGENT),
-        ("?ticket=", desk_api.BAD_TICKET),
+        ("?ticket=", BAD_TICKET),
     ],
 )
 async def test_every_refusal_is_a_close_code_with_its_reason(

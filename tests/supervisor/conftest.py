@@ -19,7 +19,7 @@ from app.supervisor.views import supervisor_frame
 from tests.desk.conftest import Center, center, center_at
 from tests.support import create_user_directly, login, served_in_loop
 
-__all__ = ["Watch", "center", "center_here", "open_watch", "supervisor_headers"]
+__all__ = ["Frame", "Watch", "center", "center_here", "open_watch", "supervisor_headers"]
 
 Frame = dict[str, Any]
 

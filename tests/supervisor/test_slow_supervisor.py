@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 
 import asyncpg
 import pytest
@@ -14,7 +15,7 @@ from app.core.hub import asyncpg_dsn
 from app.core.socket_session import TOO_SLOW, CloseCode, Limits
 from tests.core.test_socket_session import read_until_closed, stuck_client_socket
 from tests.desk.conftest import Center
-from tests.supervisor.conftest import open_watch, supervisor_headers
+from tests.supervisor.conftest import Frame, open_watch, supervisor_headers
 
 QUEUES = 300  # queues whose every frame changes each round: a few hundred kilobytes a round
 ROUNDS = 150  # far more than it takes to fill the stuck supervisor's buffers and queue
@@ -34,6 +35,11 @@ MOVE_TARGETS = (
     "INSERT INTO events (kind, subject_type, subject_id, actor, payload)"
     " VALUES ('queue.updated', 'queue', $1, 'test', '{}'::jsonb)",
 )
+
+
+def moved_to(target: int) -> Callable[[Frame], bool]:
+    """A queue frame with the target of the round."""
+    return lambda f: f["type"] == "queue" and f["queue"]["sl_target_seconds"] == target
 
 
 async def test_a_supervisor_that_stops_reading_delays_no_other_and_is_closed(
@@ -64,9 +70,7 @@ async def test_a_supervisor_that_stops_reading_delays_no_other_and_is_closed(
             async with log.transaction():
                 await log.execute(MOVE_TARGETS[0], target)
                 await log.execute(MOVE_TARGETS[1], str(uuid.uuid4()))
-            await sam.until(
-                lambda f, t=target: f["type"] == "queue" and f["queue"]["sl_target_seconds"] == t
-            )
+            await sam.until(moved_to(target))
             assert time.monotonic() - moved < 2.0, "sam's frames waited for sue"
             if board.watching == 1:
                 break  # sue's socket was closed

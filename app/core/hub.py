@@ -90,9 +90,17 @@ def asyncpg_dsn(database_url: str) -> str:
 
 class EventHub:
     def __init__(
-        self, database_url: str, *, poll_interval: float = 1.0, gap_grace: float = 2.0
+        self,
+        database_url: str,
+        *,
+        poll_interval: float = 1.0,
+        gap_grace: float = 2.0,
+        on_published: Callable[[Sequence[EventRecord]], None] | None = None,
     ) -> None:
         self._dsn = asyncpg_dsn(database_url)
+        # Told of what this replica committed, once each, as it is handed over (main counts
+        # offers made and missed with it: app/supervisor/prometheus.py).
+        self._on_published = on_published
         self._poll_interval = poll_interval
         self._gap_grace = gap_grace
         self._subscriptions: set[Subscription] = set()
@@ -196,6 +204,8 @@ class EventHub:
         A writer on a connection registered with `own` must call this once its transaction has
         committed: its inserts send no NOTIFY, so an event not handed over waits for the polls.
         The ids published are announced to the other replicas on the hub's next turn."""
+        if self._on_published is not None:
+            self._on_published(events)
         for event in events:
             self._unannounced.append(event.id)
             if event.id <= self._floor or event.id in self._seen:

@@ -20,6 +20,7 @@ import asyncpg
 
 from app.core.events import Events
 from app.core.hub import EventHub, EventRecord, Subscription
+from app.core.instruments import MATCHER_PASS_SECONDS
 from app.core.logging import get_logger
 from app.routing import passes, policy
 from app.routing.directory import AgentDirectory
@@ -241,6 +242,8 @@ class Matcher:
         unread = self._unread  # committed already: this pass reads them
         await self._upkeep(connection, moment)
         events = Events()
+        reader = await self._lead.reader()
+        started = time.perf_counter()
         result = await passes.run_pass(
             connection,
             events,
@@ -248,8 +251,9 @@ class Matcher:
             self._book,
             self._writer,
             silence=self._silence,
-            reader=await self._lead.reader(),
+            reader=reader,
         )
+        MATCHER_PASS_SECONDS.observe(time.perf_counter() - started)
         self._hub.publish(events.written)
         self._last = result
         self._unread -= unread

@@ -23,13 +23,8 @@ import os
 from collections.abc import Iterable, Sequence
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    generate_latest,
-)
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder
 from prometheus_client.core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -109,10 +104,13 @@ def instruments() -> Collector:
     "/metrics",
     summary="The center's metrics, in Prometheus's text format (read with CC_METRICS_TOKEN)",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "The metrics"}},
+    responses={200: {"content": {CONTENT_TYPE_PLAIN_0_0_4: {}}, "description": "The metrics"}},
 )
 async def metrics(_: MetricsScraper, request: Request) -> Response:
-    """The metric names, labels and meanings: docs/supervisors.md, "Prometheus"."""
+    """The metric names, labels and meanings: docs/supervisors.md, "Prometheus". In the format
+    the scraper's Accept asks for (OpenMetrics, or Prometheus's text format, 0.0.4 unless a
+    later version is asked for), as the client library chooses."""
+    encode, content_type = choose_encoder(request.headers.get("accept", ""))
     floor = await floor_figures.read_floor(request.app.state.pg)
-    body = generate_latest(_Scrape(instruments(), floor_figures.families(floor)))
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    body = encode(_Scrape(instruments(), floor_figures.families(floor)))
+    return Response(body, headers={"Content-Type": content_type})

@@ -89,6 +89,13 @@ CROSSINGS: dict[tuple[str, str], Crossing] = {
     ),
     ("routing", "skills"): Crossing("reads", "agents' skills are matched by name"),
     ("routing", "users"): Crossing("reads", "only an active user's agent is offered work"),
+    # supervisor: Prometheus's scrape reads the floor (app/supervisor/floor_figures.py)
+    ("supervisor", "interactions"): Crossing("reads", "the waiting work per queue and channel"),
+    ("supervisor", "offers"): Crossing("reads", "work on offer waits too, found by its offer"),
+    ("supervisor", "queues"): Crossing("reads", "every queue shows, by name, waiting or not"),
+    ("supervisor", "agents"): Crossing("reads", "agents by state"),
+    ("supervisor", "users"): Crossing("reads", "deactivated users' agents are not counted"),
+    ("supervisor", "outbox_messages"): Crossing("reads", "the outbox's unsent messages"),
 }
 
 

@@ -24,8 +24,8 @@ from collections.abc import Iterable, Sequence
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder
 from prometheus_client.core import Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 

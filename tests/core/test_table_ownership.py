@@ -76,9 +76,19 @@ CROSSINGS: dict[tuple[str, str], Crossing] = {
     ("supervisor", "events"): Crossing(
         "reads", "the live figures fold the log since the day began"
     ),
-    ("supervisor", "queues"): Crossing("reads", "each queue's zone, target and abandon rules"),
-    ("supervisor", "agents"): Crossing("reads", "each agent's state, for its occupancy"),
-    ("supervisor", "interactions"): Crossing("reads", "what each agent holds, for its occupancy"),
+    ("supervisor", "queues"): Crossing(
+        "reads", "each queue's zone, target and abandon rules; Prometheus's floor names them"
+    ),
+    ("supervisor", "agents"): Crossing(
+        "reads", "each agent's state, for its occupancy; Prometheus's agents by state"
+    ),
+    ("supervisor", "interactions"): Crossing(
+        "reads", "what each agent holds, for its occupancy; Prometheus's waiting work"
+    ),
+    # supervisor: Prometheus's scrape reads the floor (app/supervisor/floor_figures.py)
+    ("supervisor", "offers"): Crossing("reads", "work on offer waits too, found by its offer"),
+    ("supervisor", "users"): Crossing("reads", "deactivated users' agents are not counted"),
+    ("supervisor", "outbox_messages"): Crossing("reads", "the outbox's unsent messages"),
     # routing: the matcher's reads and writes, arrivals, accept/complete, the sweeper
     ("routing", "agents"): Crossing("writes", "offers move routing_version; states follow work"),
     ("routing", "agent_presence"): Crossing("writes", "heartbeats are flushed in batches"),
@@ -96,13 +106,6 @@ CROSSINGS: dict[tuple[str, str], Crossing] = {
     ),
     ("routing", "skills"): Crossing("reads", "agents' skills are matched by name"),
     ("routing", "users"): Crossing("reads", "only an active user's agent is offered work"),
-    # supervisor: Prometheus's scrape reads the floor (app/supervisor/floor_figures.py)
-    ("supervisor", "interactions"): Crossing("reads", "the waiting work per queue and channel"),
-    ("supervisor", "offers"): Crossing("reads", "work on offer waits too, found by its offer"),
-    ("supervisor", "queues"): Crossing("reads", "every queue shows, by name, waiting or not"),
-    ("supervisor", "agents"): Crossing("reads", "agents by state"),
-    ("supervisor", "users"): Crossing("reads", "deactivated users' agents are not counted"),
-    ("supervisor", "outbox_messages"): Crossing("reads", "the outbox's unsent messages"),
 }
 
 

@@ -50,7 +50,8 @@ OFFERS_MISSED = Counter(
 )
 OTHER_CHANNEL = "other"  # an offer whose event names no channel we know (none today)
 # One child per label value, made once: counting an event is then a dictionary look-up.
-_MADE = {channel.value: OFFERS_MADE.labels(channel=channel.value) for channel in Channel}
+# (keyed by whatever an event's payload holds: a look-up of anything else finds nothing)
+_MADE: dict[object, Counter] = {c.value: OFFERS_MADE.labels(channel=c.value) for c in Channel}
 _MADE_ELSEWHERE = OFFERS_MADE.labels(channel=OTHER_CHANNEL)
 _MISSED = {
     f"offer.{outcome}": OFFERS_MISSED.labels(outcome=outcome)
@@ -96,7 +97,7 @@ def instruments() -> Collector:
         return REGISTRY
     metrics_files.forget_dead_workers(folder)
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=folder)
+    MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]  # untyped
     return registry
 
 

@@ -75,7 +75,7 @@ def _template(scope: Scope, root: str) -> str:
     if route is not None:
         template: str = getattr(route, "path", UNMATCHED)
         return template
-    mounted = scope.get("root_path", "")
+    mounted: str = scope.get("root_path", "")
     if mounted != root and mounted.startswith(root):
         return mounted[len(root) :] + "/{path}"
     return UNMATCHED

@@ -260,7 +260,8 @@ def _per_worker(folder: Path) -> dict[int, float]:
     counted: dict[int, float] = {}
     for path in folder.glob("histogram_*.db"):
         pid = int(path.stem.rsplit("_", 1)[1])
-        for key, number, *_ in MmapedDict.read_all_values_from_file(str(path)):
+        values = MmapedDict.read_all_values_from_file(str(path))  # type: ignore[no-untyped-call]
+        for key, number, *_ in values:
             # A worker keeps each bucket's own count (the scrape adds them up into _count).
             _, sample, labels, _ = json.loads(key)
             labels.pop("le", None)

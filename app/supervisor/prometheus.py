@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterable, Sequence
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import REGISTRY, CollectorRegistry, Counter
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, disable_created_metrics
 from prometheus_client.core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -35,6 +35,11 @@ from app.core.hub import EventRecord
 from app.supervisor import floor_figures, metrics_files
 
 router = APIRouter(tags=["metrics"])
+
+# No `_created` series beside each counter and histogram (when it was made): they double the
+# series, Prometheus keeps them as plain gauges, and several workers' files have none, so one
+# worker and several would show different sets.
+disable_created_metrics()
 
 OFFERS_MADE = Counter(
     "cc_offers_made",

@@ -199,6 +199,35 @@ async def test_the_desk_gauge_goes_up_with_a_desk_and_down_when_it_closes(
     )
 
 
+async def test_a_customers_chat_counts_as_a_chat_socket_while_it_is_open(
+    server: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    http = server
+    queue = await http.post("/v1/queues", json={"name": "webchat"}, headers=admin)
+    assert queue.status_code == 201, queue.text
+    origin = "https://shop.example.com"
+    body = {"name": "shop", "queue_id": queue.json()["id"], "allowed_origins": [origin]}
+    site = await http.post("/v1/chat/sites", json=body, headers=admin)
+    assert site.status_code == 201, site.text
+    _, before = await scrape(http)
+    open_before = value(before, "cc_websockets_open", kind="chat")
+    url = str(http.base_url).replace("http://", "ws://").rstrip("/")
+    chat = await websockets.connect(
+        f"{url}/v1/chat/ws?site={site.json()['id']}", origin=websockets.Origin(origin)
+    )
+    await until_scraped(
+        http,
+        lambda now: value(now, "cc_websockets_open", kind="chat") == open_before + 1,
+        "an open chat never counted",
+    )
+    await chat.close()
+    await until_scraped(
+        http,
+        lambda now: value(now, "cc_websockets_open", kind="chat") == open_before,
+        "the chat's close never took the gauge down",
+    )
+
+
 async def test_requests_no_route_serves_and_odd_methods_make_no_series_of_their_own(
     server: httpx.AsyncClient,
 ) -> None:

@@ -39,7 +39,7 @@ router = APIRouter(tags=["metrics"])
 # No `_created` series beside each counter and histogram (when it was made): they double the
 # series, Prometheus keeps them as plain gauges, and several workers' files have none, so one
 # worker and several would show different sets.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in the client
 
 OFFERS_MADE = Counter(
     "cc_offers_made",

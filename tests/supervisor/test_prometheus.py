@@ -177,6 +177,44 @@ async def test_a_scrape_shows_the_waiting_work_the_offers_and_route_templates_ne
         await desk.close()
 
 
+async def test_an_offer_let_time_out_counts_as_missed(
+    app: FastAPI, server: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    http = server
+    await create_skills(http, admin, "billing")
+    queue = {"name": "billing", "required_skills": [{"skill": "billing", "level": 1}]}
+    assert (await http.post("/v1/queues", json=queue, headers=admin)).status_code == 201
+    desk = await open_desk(http, await make_agent(http, admin, "ana"))
+    try:
+        await desk.send(json.dumps({"type": "set_state", "state": "available"}))
+        await next_frame(desk, "ack")
+        _, before = await scrape(http)
+        body = {"channel": "chat", "queue": "billing", "contact": {"kind": "chat", "value": "v1"}}
+        assert (await http.post("/v1/interactions", json=body, headers=admin)).status_code == 201
+        offer = await next_frame(desk, "offer")
+        # Its deadline brought forward rather than waited for: the next tick times it out.
+        async with app.state.pg.acquire() as connection:
+            await connection.execute(
+                "UPDATE offers SET deadline = now() WHERE id = $1::text::uuid", offer["offer_id"]
+            )
+        withdrawn = await next_frame(desk, "offer_withdrawn")
+        assert withdrawn["reason"] == "offer timed out"
+        _, after = await scrape(http)
+        timed_out = {"outcome": "timed_out"}
+        assert value(after, "cc_offers_missed_total", **timed_out) == (
+            value(before, "cc_offers_missed_total", **timed_out) + 1
+        )
+        rejected = {"outcome": "rejected"}
+        assert value(after, "cc_offers_missed_total", **rejected) == value(
+            before, "cc_offers_missed_total", **rejected
+        )
+        assert value(after, "cc_offers_made_total", channel="chat") == (
+            value(before, "cc_offers_made_total", channel="chat") + 1
+        )
+    finally:
+        await desk.close()
+
+
 async def test_the_desk_gauge_goes_up_with_a_desk_and_down_when_it_closes(
     server: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:

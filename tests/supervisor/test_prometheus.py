@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -284,15 +285,20 @@ async def test_requests_no_route_serves_and_odd_methods_make_no_series_of_their_
     assert "BREW" not in text
 
 
-async def test_only_the_metrics_token_reads_the_metrics(
-    server: httpx.AsyncClient, admin: dict[str, str]
+async def test_only_the_metrics_token_reads_the_metrics_and_no_log_line_shows_it(
+    server: httpx.AsyncClient, admin: dict[str, str], log_lines: io.StringIO
 ) -> None:
     http = server
-    for headers in ({}, admin, {"Authorization": "Bearer scrape-me-0123456789abcdeX"}):
+    wrong = "scrape-me-0123456789abcdeX"
+    for headers in ({}, admin, {"Authorization": f"Bearer {wrong}"}):
         refused = await http.get("/metrics", headers=headers)
         assert refused.status_code == 401, refused.text
         assert refused.json()["error"] == "not_authenticated"
         assert TOKEN not in refused.text
+    await scrape(http)
+    logged = log_lines.getvalue()
+    assert "/metrics" in logged  # the scrapes were logged (uvicorn's access lines)
+    assert TOKEN[:12] not in logged
 
 
 async def test_without_a_token_set_metrics_are_closed_to_everyone(

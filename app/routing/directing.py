@@ -1,0 +1,394 @@
+"""A supervisor's hand on routing: an agent sent away or logged out, waiting work moved to
+another queue or offered to a named agent, its priority changed, and the agents a queue's
+notice reaches. The edge that takes the supervisor's request is app/supervisor/actions.py;
+this is the database side, under routing's own rules, so that no supervisor can do what
+routing would not:
+
+- sending an agent away or offline is the agent's own request (`agent_states.change_state`,
+  `Cause.request`), its pending offers withdrawn as when it asks; the event says it was forced;
+- moving waiting work withdraws its pending offer as an abandon does (app/routing/line.py),
+  and the work keeps its place in line (`waiting_since`);
+- an offer to a named agent goes through the one offer writer (app/routing/offers.py), which
+  lands it only while the agent's row is as read here under its lock and the interaction is
+  still queued: one pending offer per interaction, never over capacity (rules 1 and 2).
+
+Each works inside the caller's transaction and adds its events to the caller's `Events`
+(the offer writer inserts its own, handed back as `Written`); the caller commits, publishes
+and wakes the matcher. Lock order, as everywhere: the agent, then the interaction, then the
+offer.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from app.agents.models import AgentState
+from app.agents.service import AgentNotFound
+from app.core.channels import Channel
+from app.core.errors import Conflict
+from app.core.events import Events
+from app.core.pg import now
+from app.interactions.models import InteractionState
+from app.interactions.service import InteractionNotFound
+from app.routing import policy
+from app.routing.agent_states import change_state, lock_agent
+from app.routing.holdings import offer_ended
+from app.routing.offers import NewOffer, OfferWriter, Written
+from app.routing.waiting import EFFECTIVE
+
+S = InteractionState
+
+MOVED = "interaction.moved"
+PRIORITY_CHANGED = "interaction.priority_changed"
+# What a supervisor may send an agent to: away (a break, a meeting) or out (logged off).
+FORCEABLE = frozenset({AgentState.away, AgentState.offline})
+# Work still waiting for an agent: queued, or offered and not yet accepted.
+WAITING = frozenset({S.queued, S.offered})
+# The withdrawn offer's reason, which the agent's desk shows (`offer_withdrawn`).
+MOVED_BY_A_SUPERVISOR = "moved by a supervisor"
+
+
+class NotWaiting(Conflict):
+    code = "not_waiting"
+
+
+class AgentCannotTakeIt(Conflict):
+    code = "agent_cannot_take_it"
+
+
+class NothingToChange(Conflict):
+    code = "nothing_to_change"
+
+
+async def force_state(
+    connection: asyncpg.Connection,
+    events: Events,
+    agent_id: uuid.UUID,
+    state: AgentState,
+    *,
+    reason: str,
+    actor: str,
+) -> None:
+    """Send the agent away or offline as if it had asked (its offers withdrawn, what it holds
+    kept), the event saying a supervisor forced it. Refused when nothing would change: an
+    action that writes nothing would leave no trace of itself."""
+    if state not in FORCEABLE:
+        raise NothingToChange(f"a supervisor sends an agent away or offline, not {state.value}")
+    agent = await lock_agent(connection, agent_id)
+    if agent.state is state and agent.reason == reason:
+        raise NothingToChange(f"the agent is {state.value} already, for the same reason")
+    await change_state(connection, events, agent_id, state, reason=reason, actor=actor, forced=True)
+
+
+# The interaction locked, with what a move or an offer needs to know of it.
+LOCK_WAITING = f"""
+    SELECT i.state, i.queue_id, i.channel, i.priority, i.waiting_since, i.needs, c.tier,
+           q.offer_timeout_seconds, {EFFECTIVE} AS effective
+    FROM interactions i JOIN customers c ON c.id = i.customer_id
+    JOIN queues q ON q.id = i.queue_id
+    WHERE i.id = $1
+    FOR NO KEY UPDATE OF i
+"""  # noqa: S608 - constants only, no outside text
+
+# Its pending offer, if any, withdrawn (its agent's room is free again); it waits again.
+WITHDRAW = """
+    WITH withdrawn AS (
+        UPDATE offers SET state = 'withdrawn', decided_at = $2, reason = $3
+        WHERE interaction_id = $1 AND state = 'pending'
+        RETURNING id, agent_id
+    ), requeued AS (
+        UPDATE interactions SET state = 'queued', updated_at = $2
+        WHERE id = $1 AND state = 'offered'
+    )
+    SELECT id, agent_id FROM withdrawn
+"""
+
+
+async def _lock_waiting(
+    connection: asyncpg.Connection, interaction_id: uuid.UUID, what: str, moment: datetime
+) -> asyncpg.Record:
+    row = await connection.fetchrow(LOCK_WAITING, interaction_id, moment)
+    if row is None:
+        raise InteractionNotFound(f"no interaction with id {interaction_id}")
+    if S(row["state"]) not in WAITING:
+        raise NotWaiting(
+            f"cannot {what}: the interaction is {row['state']}; only waiting work (queued, or"
+            " offered and not yet accepted) is moved by a supervisor"
+        )
+    return row
+
+
+async def _withdraw(
+    connection: asyncpg.Connection,
+    events: Events,
+    interaction_id: uuid.UUID,
+    moment: datetime,
+    actor: str,
+) -> None:
+    """Withdraw the interaction's pending offer (locked by the caller), as an abandon does."""
+    withdrawn = await connection.fetchrow(WITHDRAW, interaction_id, moment, MOVED_BY_A_SUPERVISOR)
+    if withdrawn is not None:
+        offer_ended(
+            events,
+            withdrawn["id"],
+            "withdrawn",
+            interaction_id,
+            withdrawn["agent_id"],
+            MOVED_BY_A_SUPERVISOR,
+            actor,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    from_queue_id: uuid.UUID
+    to_queue_id: uuid.UUID
+
+
+async def move_to_queue(
+    connection: asyncpg.Connection,
+    events: Events,
+    interaction_id: uuid.UUID,
+    *,
+    to_queue_id: uuid.UUID,
+    needs: Mapping[str, int],
+    reason: str,
+    actor: str,
+) -> Moved:
+    """Waiting work goes to another queue: a pending offer withdrawn, queued there with that
+    queue's required skills as its needs (`needs`, as a transfer does), its place in line
+    (`waiting_since`) kept. `interaction.moved` says so."""
+    moment = now()
+    row = await _lock_waiting(connection, interaction_id, "move it", moment)
+    if row["queue_id"] == to_queue_id:
+        raise NothingToChange("the interaction waits in that queue already")
+    await _withdraw(connection, events, interaction_id, moment, actor)
+    await connection.execute(
+        "UPDATE interactions SET queue_id = $2, needs = $3::text::jsonb,"
+        " transferred_from = queue_id, updated_at = $4 WHERE id = $1",
+        interaction_id,
+        to_queue_id,
+        _needs_json(needs),
+        moment,
+    )
+    waited = max(0.0, (moment - row["waiting_since"]).total_seconds())
+    events.add(
+        MOVED,
+        subject_type="interaction",
+        subject_id=interaction_id,
+        actor=actor,
+        payload={
+            "from_queue_id": str(row["queue_id"]),
+            "to_queue_id": str(to_queue_id),
+            "channel": row["channel"],
+            "waited_seconds": round(waited, 3),
+            "reason": reason,
+        },
+    )
+    return Moved(row["queue_id"], to_queue_id)
+
+
+def _needs_json(needs: Mapping[str, int]) -> str:
+    """The interaction's `needs` column, as intake and a transfer write it."""
+    return json.dumps([{"skill": name, "level": level} for name, level in sorted(needs.items())])
+
+
+async def change_priority(
+    connection: asyncpg.Connection,
+    events: Events,
+    interaction_id: uuid.UUID,
+    priority: int,
+    *,
+    reason: str,
+    actor: str,
+) -> None:
+    """Waiting work's explicit priority, which the next pass weighs (an offered one's when it
+    waits again)."""
+    row = await _lock_waiting(connection, interaction_id, "change its priority", now())
+    if row["priority"] == priority:
+        raise NothingToChange(f"the interaction's priority is {priority} already")
+    await connection.execute(
+        "UPDATE interactions SET priority = $2, updated_at = $3 WHERE id = $1",
+        interaction_id,
+        priority,
+        now(),
+    )
+    events.add(
+        PRIORITY_CHANGED,
+        subject_type="interaction",
+        subject_id=interaction_id,
+        actor=actor,
+        payload={
+            "queue_id": str(row["queue_id"]),
+            "from": row["priority"],
+            "to": priority,
+            "reason": reason,
+        },
+    )
+
+
+# The agent locked, with what the offer writer checks (state, user, desk under a live lease,
+# `routing_version`) and what the policy's rules weigh: capacity, load, skills.
+LOCK_AGENT = """
+    SELECT a.state, a.routing_version, a.idle_since, a.capacity_voice, a.capacity_chat,
+           a.capacity_email, u.is_active,
+           EXISTS (SELECT FROM agent_presence p JOIN replicas r ON r.id = p.replica_id
+                   WHERE p.agent_id = a.id AND r.lease_until > statement_timestamp()) AS at_desk,
+           (SELECT count(*) FROM offers o WHERE o.agent_id = a.id AND o.state = 'pending'
+              AND o.interaction_id = $2) AS offered_it
+    FROM agents a JOIN users u ON u.id = a.user_id
+    WHERE a.id = $1
+    FOR NO KEY UPDATE OF a
+"""
+HELD = """
+    SELECT channel FROM offers WHERE agent_id = $1 AND state = 'pending'
+    UNION ALL
+    SELECT channel FROM interactions WHERE agent_id = $1 AND state IN ('assigned', 'wrap_up')
+"""
+SKILLS = """
+    SELECT k.name, s.proficiency FROM agent_skills s JOIN skills k ON k.id = s.skill_id
+    WHERE s.agent_id = $1
+"""
+
+
+async def offer_to_agent(
+    connection: asyncpg.Connection,
+    events: Events,
+    writer: OfferWriter,
+    interaction_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    *,
+    reason: str,
+    actor: str,
+    offer_timeout: timedelta | None = None,
+) -> Written:
+    """Offer waiting work to a named agent, within the agent's capacity, through the one offer
+    writer: a pending offer to another agent is withdrawn first. Refused (409, saying why)
+    when the agent is not in routing (away, offline, no desk open, user deactivated), has no
+    room for the channel, or lacks a skill the interaction needs; or when the work is not
+    waiting. The events added so far are written before the offer's, so the log reads in
+    order (the withdrawal, then the offer)."""
+    agent_row = await connection.fetchrow(LOCK_AGENT, agent_id, interaction_id)
+    if agent_row is None:
+        raise AgentNotFound(f"no agent with id {agent_id}")
+    moment = now()
+    work = await _lock_waiting(connection, interaction_id, "offer it to an agent", moment)
+    if agent_row["offered_it"]:
+        raise NothingToChange("the interaction is offered to that agent already")
+    item = _waiting(interaction_id, work)
+    agent = await _agent(connection, agent_id, agent_row)
+    _ensure_can_take(agent_row, agent, item)
+    await _withdraw(connection, events, interaction_id, moment, actor)
+    await events.write(connection)
+    match = policy.Match(
+        interaction_id=interaction_id,
+        agent_id=agent_id,
+        effective_priority=work["effective"],
+        matched_skills={need.skill: agent.skills.get(need.skill, 0) for need in item.needs},
+        reason=reason,
+    )
+    timeout = offer_timeout or timedelta(seconds=work["offer_timeout_seconds"])
+    offer = NewOffer(
+        uuid.uuid4(),
+        match,
+        item,
+        moment + timeout,
+        agent_row["routing_version"],
+        extra={"directed": True},
+    )
+    written = await writer.write(connection, [offer], moment, actor=actor)
+    if not written:  # the row was read under its lock: only a lapsed lease gets here
+        raise AgentCannotTakeIt("the agent's desk left routing just now; try again")
+    events.note_written([written[0].event])
+    return written[0]
+
+
+def _waiting(interaction_id: uuid.UUID, row: asyncpg.Record) -> policy.WaitingInteraction:
+    return policy.WaitingInteraction(
+        id=interaction_id,
+        channel=Channel(row["channel"]),
+        queue_id=row["queue_id"],
+        priority=row["priority"],
+        tier=row["tier"],
+        waiting_since=row["waiting_since"],
+        needs=tuple(policy.SkillNeed(n["skill"], int(n["level"])) for n in row["needs"]),
+    )
+
+
+async def _agent(
+    connection: asyncpg.Connection, agent_id: uuid.UUID, row: asyncpg.Record
+) -> policy.AvailableAgent:
+    """The agent as the policy weighs it, its load read under its row lock."""
+    load = policy.Load()
+    for held in await connection.fetch(HELD, agent_id):
+        load = policy.with_one_more(load, Channel(held["channel"]))
+    skills = {
+        skill["name"]: skill["proficiency"] for skill in await connection.fetch(SKILLS, agent_id)
+    }
+    return policy.AvailableAgent(
+        id=agent_id,
+        skills=skills,
+        capacity=policy.Capacity(
+            voice=row["capacity_voice"], chat=row["capacity_chat"], email=row["capacity_email"]
+        ),
+        load=load,
+        idle_since=row["idle_since"],
+        in_wrap_up=row["state"] == AgentState.wrap_up.value,
+    )
+
+
+def _ensure_can_take(
+    row: asyncpg.Record, agent: policy.AvailableAgent, item: policy.WaitingInteraction
+) -> None:
+    """Why the agent cannot be offered the work, in a 409; nothing when it can."""
+    state = row["state"]
+    if state not in {AgentState.available.value, AgentState.busy.value, AgentState.wrap_up.value}:
+        raise AgentCannotTakeIt(f"the agent is {state}: only an agent in routing is offered work")
+    if not row["is_active"]:
+        raise AgentCannotTakeIt("the agent's user is deactivated")
+    if not row["at_desk"]:
+        raise AgentCannotTakeIt("the agent has no desk open: nothing would show it the offer")
+    if not policy.has_room(agent, item.channel, agent.load):
+        raise AgentCannotTakeIt(_no_room(agent, item.channel))
+    missing = [need for need in item.needs if agent.skills.get(need.skill, 0) < need.level]
+    if missing:
+        lacks = ", ".join(
+            f"{need.skill} {need.level} (holds {agent.skills.get(need.skill, 0)})"
+            for need in missing
+        )
+        raise AgentCannotTakeIt(f"the agent lacks skills the interaction needs: {lacks}")
+
+
+def _no_room(agent: policy.AvailableAgent, channel: Channel) -> str:
+    load, capacity = agent.load, agent.capacity
+    holds = f"it holds {load.voice} call(s), {load.chat} chat(s), {load.email} email(s)"
+    if channel in (Channel.voice, Channel.callback) and agent.in_wrap_up:
+        return f"no room for a {channel.value}: the agent is in wrap-up after a call"
+    limits = f"capacity {capacity.voice} voice, {capacity.chat} chat, {capacity.email} email"
+    return f"no room for a {channel.value}: {holds}; {limits} (a call and chats exclude each other)"
+
+
+async def agents_serving(connection: asyncpg.Connection, queue_id: uuid.UUID) -> list[uuid.UUID]:
+    """The agents with a desk open who hold every skill the queue requires at its level (with
+    no skill required, every agent at a desk): those a notice to the queue reaches."""
+    rows = await connection.fetch(SERVING, queue_id)
+    return [row["id"] for row in rows]
+
+
+SERVING = """
+    SELECT a.id FROM agents a JOIN users u ON u.id = a.user_id
+    WHERE a.connection_id IS NOT NULL AND u.is_active
+      AND NOT EXISTS (
+          SELECT 1 FROM queue_skills n
+          WHERE n.queue_id = $1
+            AND NOT EXISTS (SELECT 1 FROM agent_skills s
+                            WHERE s.agent_id = a.id AND s.skill_id = n.skill_id
+                              AND s.proficiency >= n.min_proficiency))
+    ORDER BY a.id
+"""

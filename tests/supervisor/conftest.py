@@ -48,7 +48,9 @@ class Supervisor:
     async def queue(self, name: str, **skills: int) -> str:
         """A new queue requiring `skills`: its id."""
         for skill in skills:
-            await self.center.http.post("/v1/skills", json={"name": skill}, headers=self.center.admin)
+            await self.center.http.post(
+                "/v1/skills", json={"name": skill}, headers=self.center.admin
+            )
         body = {
             "name": name,
             "offer_timeout_seconds": 5,

@@ -266,7 +266,6 @@ async def offer_to_agent(
     *,
     reason: str,
     actor: str,
-    offer_timeout: timedelta | None = None,
 ) -> Written:
     """Offer waiting work to a named agent, within the agent's capacity, through the one offer
     writer: a pending offer to another agent is withdrawn first. Refused (409, saying why)
@@ -293,7 +292,7 @@ async def offer_to_agent(
         matched_skills={need.skill: agent.skills.get(need.skill, 0) for need in item.needs},
         reason=reason,
     )
-    timeout = offer_timeout or timedelta(seconds=work["offer_timeout_seconds"])
+    timeout = timedelta(seconds=work["offer_timeout_seconds"])
     offer = NewOffer(
         uuid.uuid4(),
         match,

@@ -63,8 +63,9 @@ class Supervisor:
         return queue_id
 
 
-async def agent_id(center: Center, headers: Headers) -> str:
-    me = await center.http.get("/v1/agents/me", headers=headers)
+async def agent_id(live: Center, headers: Headers) -> str:
+    """The id of the agent logged in with `headers`."""
+    me = await live.http.get("/v1/agents/me", headers=headers)
     assert me.status_code == 200, me.text
     found: str = me.json()["id"]
     return found

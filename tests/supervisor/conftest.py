@@ -10,6 +10,7 @@ import pytest
 
 from app.auth.models import Role
 from tests.desk.conftest import Center, center  # noqa: F401 - the fixture, shared
+from tests.desk.test_desk_protocol import desks_left  # noqa: F401 - the fixture, shared
 from tests.support import create_user_directly, login
 
 Headers = dict[str, str]

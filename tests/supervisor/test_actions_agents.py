@@ -3,6 +3,12 @@ each over HTTP against a live server, the agents on real desk sockets."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
+from app.core.socket_session import CloseCode
+from app.desk.connection import LOGGED_OUT
+from tests.core.test_socket_session import read_until_closed
 from tests.desk.conftest import Center
 from tests.supervisor.conftest import Supervisor, agent_id
 
@@ -60,8 +66,8 @@ async def test_an_agent_forced_away_is_offered_nothing(center: Center, sue: Supe
     assert state["reason"] == "coaching"
 
 
-async def test_a_forced_logout_takes_the_agent_out_of_routing(
-    center: Center, sue: Supervisor
+async def test_a_forced_logout_closes_the_desk_and_takes_the_agent_out_of_routing(
+    center: Center, sue: Supervisor, desks_left: threading.Event
 ) -> None:
     mei = await center.agent("mei", billing=4)
     mei_id = await agent_id(center, mei)
@@ -69,9 +75,11 @@ async def test_a_forced_logout_takes_the_agent_out_of_routing(
 
     out = await sue.post(f"/agents/{mei_id}/state", state="offline", reason="shift over")
     assert out.status_code == 200, out.text
-    while (state := await desk.next("state"))["state"] != "offline":
-        pass  # her own `available` first
-    assert state["reason"] == "shift over"
+    _, closed = await read_until_closed(desk.socket)
+    assert (closed.code, closed.reason) == (CloseCode.LOGGED_OUT, LOGGED_OUT.reason)
+    assert await asyncio.to_thread(desks_left.wait, 10), "the desk never left"
+    me = (await center.http.get("/v1/agents/me", headers=mei)).json()
+    assert (me["state"], me["state_reason"]) == ("offline", "shift over")  # not "desk closed"
 
     call = await center.call()
     offered = await sue.post(

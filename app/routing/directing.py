@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -38,7 +37,7 @@ from app.interactions.models import InteractionState
 from app.interactions.service import InteractionNotFound
 from app.routing import policy
 from app.routing.agent_states import change_state, lock_agent
-from app.routing.holdings import offer_ended
+from app.routing.holdings import moved, offer_ended
 from app.routing.offers import NewOffer, OfferWriter, Written
 from app.routing.waiting import EFFECTIVE
 
@@ -131,24 +130,22 @@ async def _withdraw(
     moment: datetime,
     actor: str,
 ) -> None:
-    """Withdraw the interaction's pending offer (locked by the caller), as an abandon does."""
+    """Withdraw the interaction's pending offer (locked by the caller), as an abandon does; it
+    waits again, with the events of an offer returned to the queue (`return_to_queue`'s)."""
     withdrawn = await connection.fetchrow(WITHDRAW, interaction_id, moment, MOVED_BY_A_SUPERVISOR)
     if withdrawn is not None:
+        offer_id = withdrawn["id"]
         offer_ended(
             events,
-            withdrawn["id"],
+            offer_id,
             "withdrawn",
             interaction_id,
             withdrawn["agent_id"],
             MOVED_BY_A_SUPERVISOR,
             actor,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Moved:
-    from_queue_id: uuid.UUID
-    to_queue_id: uuid.UUID
+        extra = {"offer_id": str(offer_id), "reason": MOVED_BY_A_SUPERVISOR}
+        moved(events, interaction_id, S.offered, S.queued, None, actor, extra)
 
 
 async def move_to_queue(
@@ -160,7 +157,7 @@ async def move_to_queue(
     needs: Mapping[str, int],
     reason: str,
     actor: str,
-) -> Moved:
+) -> None:
     """Waiting work goes to another queue: a pending offer withdrawn, queued there with that
     queue's required skills as its needs (`needs`, as a transfer does), its place in line
     (`waiting_since`) kept. `interaction.moved` says so."""
@@ -191,7 +188,6 @@ async def move_to_queue(
             "reason": reason,
         },
     )
-    return Moved(row["queue_id"], to_queue_id)
 
 
 def _needs_json(needs: Mapping[str, int]) -> str:

@@ -60,6 +60,10 @@ async def test_offered_work_moved_to_another_queue_is_withdrawn_from_its_agent(
     )
     [ended] = await sue.events("offer.withdrawn", offer["offer_id"])
     assert ended["actor"] == sue.actor
+    # It waits again, as after any offer that ended, then moves: the log says both.
+    requeued = await sue.events("interaction.queued", call["id"])
+    assert requeued[-1]["payload"]["from"] == "offered"
+    assert requeued[-1]["id"] < (await sue.events("interaction.moved", call["id"]))[0]["id"]
 
 
 async def test_waiting_work_offered_to_a_named_agent_goes_through_the_offer_writer(

@@ -38,6 +38,7 @@ from app.interactions.service import InteractionNotFound
 from app.routing import policy
 from app.routing.agent_states import change_state, lock_agent
 from app.routing.holdings import moved, offer_ended
+from app.routing.line import wait_ended
 from app.routing.offers import NewOffer, OfferWriter, Written
 from app.routing.waiting import EFFECTIVE
 
@@ -174,17 +175,18 @@ async def move_to_queue(
         _needs_json(needs),
         moment,
     )
-    waited = max(0.0, (moment - row["waiting_since"]).total_seconds())
+    # Its wait in the queue it leaves ends as any wait's does (the figures count it there).
+    ended = wait_ended(row, moment)
     events.add(
         MOVED,
         subject_type="interaction",
         subject_id=interaction_id,
         actor=actor,
         payload={
-            "from_queue_id": str(row["queue_id"]),
+            "from_queue_id": ended["queue_id"],
             "to_queue_id": str(to_queue_id),
-            "channel": row["channel"],
-            "waited_seconds": round(waited, 3),
+            "channel": ended["channel"],
+            "waited_seconds": ended["waited_seconds"],
             "reason": reason,
         },
     )

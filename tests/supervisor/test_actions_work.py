@@ -4,7 +4,12 @@ its priority: each over HTTP against a live server, the agents on real desk sock
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
+import asyncpg
+
+from app.supervisor.ledger import Ledger
+from app.supervisor.ledger_reads import seed_ledger
 from tests.desk.conftest import Center
 from tests.supervisor.conftest import Supervisor, agent_id
 
@@ -197,3 +202,26 @@ async def test_a_priority_change_is_refused_clearly(center: Center, sue: Supervi
     assert abandoned.status_code == 200, abandoned.text
     ended = await sue.post(path, priority=5, reason="x")
     assert (ended.status_code, ended.json()["error"]) == (409, "not_waiting")
+
+
+async def test_the_figures_count_a_move_out_of_one_queue_and_into_the_other(
+    center: Center, sue: Supervisor, connection: asyncpg.Connection
+) -> None:
+    """The ledger (app/supervisor/ledger.py) folds the events a move really writes: the wait
+    ends `transferred` in the queue it left and joins the other, offered or not."""
+    claims_id = await sue.queue("claims", claims=1)
+    mei_desk = await center.available(await center.agent("mei", billing=4))
+    offered, queued = await center.call(), await center.call()
+    await mei_desk.next("offer")  # the first is offered, the second waits
+    for call in (offered, queued):
+        response = await sue.post(f"/interactions/{call['id']}/move", to_queue="claims", reason="x")
+        assert response.status_code == 200, response.text
+
+    book, moment = Ledger(), datetime.now(UTC)
+    await seed_ledger(
+        connection, book, moment, await connection.fetchval("SELECT max(id) FROM events")
+    )
+    billing = book.periods(uuid.UUID(offered["queue_id"]), moment).today.tally
+    claims = book.periods(uuid.UUID(claims_id), moment).today.tally
+    assert (billing.offered, billing.transferred, billing.answered) == (2, 2, 0)
+    assert (claims.offered, claims.transferred) == (2, 0)

@@ -31,7 +31,7 @@ from app.core.inputs import REFUSES_NUL
 from app.interactions import service as interactions
 from app.interactions.schemas import InteractionOut, QueueRef
 from app.queues import service as queues
-from app.routing import directing
+from app.routing import directed, directing
 
 router = APIRouter(prefix="/v1/supervisor", tags=["supervisor"])
 
@@ -156,7 +156,7 @@ async def move(
             actor=principal.actor,
         )
     elif body.to_agent_id is not None:
-        written = await directing.offer_to_agent(
+        written = await directed.offer_to_agent(
             await driver_connection(session),
             events,
             request.app.state.offer_writer,

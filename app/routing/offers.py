@@ -54,8 +54,8 @@ class NewOffer:
     item: policy.WaitingInteraction
     deadline: datetime
     agent_read: int
-    # More for the event's payload: a supervisor's offer to a named agent says so
-    # (`directed`, with the supervisor's `reason`: app/routing/directing.py).
+    # More for the event's payload: a supervisor's offer to a named agent says `directed`
+    # (app/routing/directed.py; its match's `reason` is the supervisor's).
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

@@ -3,9 +3,10 @@ moved to another queue or offered to a named agent, its priority changed, a noti
 agents of a queue. Each is audited as an event whose actor is the supervisor, with the
 supervisor's reason in its payload (docs/supervisors.md, "Acting on queues and agents").
 
-Routing's rules hold for every one of them, by routing's own code (app/routing/directing.py):
-the agent's state moves as the agent's own request would move it, an offer is written by the
-one offer writer under the agent's row lock, and a refusal is a 409 that says why. Each runs
+Routing's rules hold for every one of them, by routing's own code (app/routing/directing.py
+and directed.py): the agent's state moves as the agent's own request would move it, an offer
+is written by the one offer writer under the agent's row lock, and a refusal is a 409 that
+says why. A logout also closes the agent's desk (app/desk/connection.py). Each runs
 in the request's transaction (the ORM session's, with plain SQL on its connection, as the REST
 desk does); its events are published after the commit, and those that may make a pair
 (`matcher.WAKING_KINDS`) wake the leading matcher wherever it runs.

@@ -64,6 +64,7 @@ from app.routing.offers import OfferWriter
 from app.routing.presence import Presence
 from app.skills.api import router as skills_router
 from app.supervisor import prometheus
+from app.supervisor.actions import router as supervisor_actions_router
 from app.supervisor.api import router as supervisor_router
 from app.supervisor.outbox import router as outbox_router
 from app.supervisor.route_timer import RouteTimer
@@ -216,6 +217,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         app.state.login_limits = LoginLimits(app.state.pg, settings)
         # Offers carry the screen pop, read by their own write.
         writer = OfferWriter(ScreenPopDetails())
+        # A supervisor's offer to a named agent goes through the same writer.
+        app.state.offer_writer = writer
         matcher = Matcher(
             database_url,
             hub,
@@ -358,6 +361,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         complaints_router,
         complaint_answer_router,
         supervisor_router,
+        supervisor_actions_router,
         outbox_router,
         prometheus.router,
     ):

@@ -66,6 +66,17 @@ class EventRecord:
         agent = self.payload.get("agent_id")
         return None if agent is None else str(agent)
 
+    @property
+    def addressed_to(self) -> list[str]:
+        """The agents whose own subscriptions get this event: its agent, if any, and the
+        agents it names in `agent_ids` (a supervisor's notice to a queue's agents)."""
+        agent = self.agent_id
+        named = self.payload.get("agent_ids")
+        addressed = [] if agent is None else [agent]
+        if isinstance(named, list):
+            addressed.extend(str(one) for one in named if str(one) != agent)
+        return addressed
+
 
 @dataclass(eq=False)
 class Subscription:
@@ -150,7 +161,7 @@ class EventHub:
     def subscribe_agent(self, agent_id: str) -> Subscription:
         """The events of one agent: found by a dict lookup, as there is one desk per agent and
         asking hundreds of predicates about every event costs more than the event itself."""
-        subscription = Subscription(wants=lambda event: event.agent_id == agent_id)
+        subscription = Subscription(wants=lambda event: agent_id in event.addressed_to)
         subscription.agent_id = agent_id
         self._by_agent.setdefault(agent_id, set()).add(subscription)
         return subscription
@@ -331,8 +342,7 @@ class EventHub:
         for subscription in list(self._subscriptions):
             if subscription.wants(event):
                 subscription.offer(event)
-        agent_id = event.agent_id
-        if agent_id is not None:
+        for agent_id in event.addressed_to:
             for subscription in list(self._by_agent.get(agent_id, ())):
                 subscription.offer(event)
         for subscription in list(self._by_subject.get(event.subject_id, ())):

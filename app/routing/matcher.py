@@ -41,6 +41,9 @@ WAKING_KINDS = frozenset(
         "interaction.transferred_out",
         "interaction.abandoned",
         "interaction.converted",
+        # A supervisor's: waiting work moved to another queue, or its priority changed.
+        "interaction.moved",
+        "interaction.priority_changed",
         "agent.state_changed",
         "agent.updated",
         "agent.skills_changed",
@@ -51,6 +54,8 @@ WAKING_KINDS = frozenset(
 # New work: always worth a pass. The other waking kinds only free capacity or change agents,
 # which can make new pairs only while something waits (see Matcher._listen).
 NEW_WORK = "interaction.queued"
+# Waiting work that a supervisor moved or reordered: worth a pass, as new work is.
+REORDERED = frozenset({"interaction.moved", "interaction.priority_changed"})
 
 # Skill names are kept by the agent directory: a renamed or removed skill makes it forget.
 CATALOGUE_KINDS = frozenset({"skill.updated", "skill.deleted"})
@@ -209,7 +214,7 @@ class Matcher:
         woken_at = self._woken_for.pop(event.subject_id, None)
         if event.kind == NEW_WORK and woken_at and time.monotonic() - woken_at < 1.0:
             pass  # the pass after that wake read it already
-        elif event.kind == NEW_WORK or self._last.left_waiting:
+        elif event.kind == NEW_WORK or event.kind in REORDERED or self._last.left_waiting:
             self._wake.set()
 
     async def _run(self) -> None:

@@ -35,6 +35,13 @@ def resolve_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from app.supervisor import metrics_files
+
+    # Before anything imports Prometheus's client, which picks then where values are kept:
+    # with several workers, in files of a folder they share (docs/deployment.md, "Metrics").
+    workers = args.workers or settings.workers
+    metrics_files.prepare(settings.data_dir, workers)
+
     import uvicorn
 
     from app.core import migrate
@@ -53,7 +60,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             log.info("no demo in production unless CC_LOAD_DEMO=true or `contactcenter demo`")
         host = args.host or settings.host
         port = args.port or settings.port
-        workers = args.workers or settings.workers
         log.info(
             "serving",
             url=f"http://{host}:{port}",

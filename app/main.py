@@ -63,10 +63,13 @@ from app.routing.matcher import Matcher
 from app.routing.offers import OfferWriter
 from app.routing.presence import Presence
 from app.skills.api import router as skills_router
+from app.supervisor import prometheus
+from app.supervisor.actions import router as supervisor_actions_router
 from app.supervisor.api import router as supervisor_router
 from app.supervisor.board import LiveBoard
 from app.supervisor.live import router as live_router
 from app.supervisor.outbox import router as outbox_router
+from app.supervisor.route_timer import RouteTimer
 from app.tickets.acts import CustomerNotices
 from app.tickets.answer_page import router as complaint_answer_router
 from app.tickets.api import router as complaints_router
@@ -207,7 +210,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         engine = create_engine(settings, database_url)
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
-        hub = EventHub(database_url)
+        # Offers made and missed are counted from what this replica commits (Prometheus).
+        hub = EventHub(database_url, on_published=prometheus.count_offers)
         # Every writer on the hot pool publishes its events; the hub announces them.
         app.state.pg = await pg.create_pool(
             database_url, size=settings.db_hot_pool_size, on_connect=hub.own
@@ -215,6 +219,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         app.state.login_limits = LoginLimits(app.state.pg, settings)
         # Offers carry the screen pop, read by their own write.
         writer = OfferWriter(ScreenPopDetails())
+        # A supervisor's offer to a named agent goes through the same writer.
+        app.state.offer_writer = writer
         matcher = Matcher(
             database_url,
             hub,
@@ -336,6 +342,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     security.limit_concurrent_hashes(settings.password_hash_concurrency)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RouteTimer)  # added last, so outermost: it times the whole request
     # Routers are matched in this order, each trying all its routes (about 20 us a route here),
     # so the paths hit on every interaction come first: intake and the desk socket.
     for router in (
@@ -363,7 +370,9 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         complaint_answer_router,
         supervisor_router,
         live_router,
+        supervisor_actions_router,
         outbox_router,
+        prometheus.router,
     ):
         app.include_router(router)
     _document_what_fastapi_cannot_see(app)

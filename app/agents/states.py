@@ -136,6 +136,12 @@ def matters_to_routing(source: AgentState, target: AgentState) -> bool:
     return source is not target and not {source, target} <= SAME_TO_ROUTING
 
 
-def state_payload(source: AgentState, target: AgentState, reason: str | None) -> dict[str, Any]:
-    """The payload of an `agent.state_changed` event (also built in `routing_complete`)."""
-    return {"from": source.value, "to": target.value, "reason": reason}
+def state_payload(
+    source: AgentState, target: AgentState, reason: str | None, *, forced: bool = False
+) -> dict[str, Any]:
+    """The payload of an `agent.state_changed` event (also built in `routing_complete`); a
+    supervisor's move of the agent says so (`forced`)."""
+    payload: dict[str, Any] = {"from": source.value, "to": target.value, "reason": reason}
+    if forced:
+        payload["forced"] = True
+    return payload

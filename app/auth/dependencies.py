@@ -10,6 +10,7 @@ served) live beside their data and are named in the table's cells.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -126,9 +127,37 @@ def requires(rule: Rule) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
+# Prometheus's scrapers carry no user's token: /metrics is read with a token of its own, the
+# same on every replica and kept in the scraper's configuration (CC_METRICS_TOKEN). Not a
+# login: a leaked one shows the center's figures and can do nothing else.
+_metrics_bearer = HTTPBearer(
+    auto_error=False, scheme_name="MetricsToken", description="The metrics token (CC_METRICS_TOKEN)"
+)
+METRICS_CLOSED = (
+    "/metrics is read with the metrics token, and none is set: set CC_METRICS_TOKEN and send it"
+    " as Authorization: Bearer <token>"
+)
+NOT_THE_SCRAPER = "send the metrics token (CC_METRICS_TOKEN) as Authorization: Bearer <token>"
+
+
+async def metrics_scraper(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_metrics_bearer)],
+) -> None:
+    """Lets through a caller with the metrics token (compared in constant time), answers 401
+    to anyone else, and to everyone while none is set: nothing is open by default."""
+    token = request.app.state.settings.metrics_token
+    if token is None:
+        raise NotAuthenticated(METRICS_CLOSED)
+    given = b"" if credentials is None else credentials.credentials.encode()
+    if not hmac.compare_digest(given, token.get_secret_value().encode()):
+        raise NotAuthenticated(NOT_THE_SCRAPER)
+
+
 AnyUser = Annotated[Principal, Depends(requires(ANY_USER))]
 Staff = Annotated[Principal, Depends(requires(STAFF))]
 Admin = Annotated[Principal, Depends(requires(ADMIN))]
 Gateway = Annotated[Principal, Depends(requires(GATEWAY))]
 AbandonReporter = Annotated[Principal, Depends(requires(REPORT_ABANDON))]
 DeskAgent = Annotated[Principal, Depends(requires(DESK))]
+MetricsScraper = Annotated[None, Depends(metrics_scraper)]

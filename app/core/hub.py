@@ -66,6 +66,17 @@ class EventRecord:
         agent = self.payload.get("agent_id")
         return None if agent is None else str(agent)
 
+    @property
+    def addressed_to(self) -> list[str]:
+        """The agents whose own subscriptions get this event: its agent, if any, and the
+        agents it names in `agent_ids` (a supervisor's notice to a queue's agents)."""
+        agent = self.agent_id
+        named = self.payload.get("agent_ids")
+        addressed = [] if agent is None else [agent]
+        if isinstance(named, list):
+            addressed.extend(str(one) for one in named if str(one) != agent)
+        return addressed
+
 
 @dataclass(eq=False)
 class Subscription:
@@ -90,9 +101,17 @@ def asyncpg_dsn(database_url: str) -> str:
 
 class EventHub:
     def __init__(
-        self, database_url: str, *, poll_interval: float = 1.0, gap_grace: float = 2.0
+        self,
+        database_url: str,
+        *,
+        poll_interval: float = 1.0,
+        gap_grace: float = 2.0,
+        on_published: Callable[[Sequence[EventRecord]], None] | None = None,
     ) -> None:
         self._dsn = asyncpg_dsn(database_url)
+        # Told of what this replica committed, once each, as it is handed over (main counts
+        # offers made and missed with it: app/supervisor/prometheus.py).
+        self._on_published = on_published
         self._poll_interval = poll_interval
         self._gap_grace = gap_grace
         self._subscriptions: set[Subscription] = set()
@@ -142,7 +161,7 @@ class EventHub:
     def subscribe_agent(self, agent_id: str) -> Subscription:
         """The events of one agent: found by a dict lookup, as there is one desk per agent and
         asking hundreds of predicates about every event costs more than the event itself."""
-        subscription = Subscription(wants=lambda event: event.agent_id == agent_id)
+        subscription = Subscription(wants=lambda event: agent_id in event.addressed_to)
         subscription.agent_id = agent_id
         self._by_agent.setdefault(agent_id, set()).add(subscription)
         return subscription
@@ -196,6 +215,8 @@ class EventHub:
         A writer on a connection registered with `own` must call this once its transaction has
         committed: its inserts send no NOTIFY, so an event not handed over waits for the polls.
         The ids published are announced to the other replicas on the hub's next turn."""
+        if self._on_published is not None:
+            self._on_published(events)
         for event in events:
             self._unannounced.append(event.id)
             if event.id <= self._floor or event.id in self._seen:
@@ -321,8 +342,7 @@ class EventHub:
         for subscription in list(self._subscriptions):
             if subscription.wants(event):
                 subscription.offer(event)
-        agent_id = event.agent_id
-        if agent_id is not None:
+        for agent_id in event.addressed_to:
             for subscription in list(self._by_agent.get(agent_id, ())):
                 subscription.offer(event)
         for subscription in list(self._by_subject.get(event.subject_id, ())):

@@ -43,6 +43,10 @@ class TierCutoffs(BaseModel):
 DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105
 
 
+# A bearer token that a scraper sends on every scrape: long enough not to be guessed.
+METRICS_TOKEN_MIN_LENGTH = 16
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CC_", env_file=".env", extra="ignore")
 
@@ -82,6 +86,9 @@ class Settings(BaseSettings):
     login_failures_per_address: int = Field(default=50, ge=1)
     login_failure_window_seconds: float = Field(default=900.0, gt=0)
 
+    # Prometheus reads /metrics with this as its bearer token (docs/deployment.md, "Metrics");
+    # unset, /metrics answers 401 to everyone. Long enough not to be guessed.
+    metrics_token: SecretStr | None = None
     # The demo (and its passwords, printed) goes into an empty database at `serve`: by default
     # outside production only; in production only when this says true.
     load_demo: bool | None = None
@@ -196,6 +203,11 @@ class Settings(BaseSettings):
     def _token_or_none(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value() else None
 
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _metrics_token_or_none(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -235,6 +247,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "CC_SMTP_RELAY_PASSWORD with CC_SMTP_RELAY_STARTTLS=false would send the password"
                 " in the clear: turn STARTTLS on, or use a relay that needs no AUTH"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_token_long_enough(self) -> Settings:
+        # Checked here rather than with the field's min_length, whose error quotes the value.
+        token = self.metrics_token
+        if token is not None and len(token.get_secret_value()) < METRICS_TOKEN_MIN_LENGTH:
+            raise ValueError(
+                f"CC_METRICS_TOKEN must be at least {METRICS_TOKEN_MIN_LENGTH} characters long"
+                " (python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
             )
         return self
 
@@ -284,7 +307,13 @@ def _base_url(value: str) -> str:
 # Read without the CC_ prefix (validation_alias); those not named here carry it.
 _VARIABLES = {"database_url": "DATABASE_URL"}
 # Never echoed in an error, whatever is wrong with them.
-_SECRET_FIELDS = {"database_url", "secret_key", "twilio_auth_token", "smtp_relay_password"}
+_SECRET_FIELDS = {
+    "database_url",
+    "secret_key",
+    "twilio_auth_token",
+    "smtp_relay_password",
+    "metrics_token",
+}
 
 
 def masked_url(url: str) -> str:

@@ -60,6 +60,7 @@ class CloseCode(enum.IntEnum):
     REPLACED = 4001  # a newer socket of the same client took over: do not reconnect on your own
     NO_HELLO = 4002  # the client did not open the conversation as the protocol says: fix it
     BAD_IDENTITY = 4003  # a chat customer's signed identity does not match: fix the signing
+    LOGGED_OUT = 4004  # a supervisor logged the agent out: do not reconnect on your own
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from app.auth.schemas import SocketTicketOut
 from app.core.db import unit_of_work
 from app.core.errors import NotFound
 from app.core.inputs import REFUSES_NUL
+from app.core.instruments import SocketKind, connected
 from app.core.logging import get_logger
 from app.core.socket_session import BAD_TICKET, DATABASE_BUSY, CloseCode, Closing
 from app.desk.connection import AgentConnection
@@ -90,7 +91,8 @@ async def agent_desk(
         notices=state.customer_notices,
         link_base=state.settings.public_base_url or "",
     )
-    await connection.serve()
+    with connected(SocketKind.desk):
+        await connection.serve()
 
 
 async def _who_opens(

@@ -77,6 +77,8 @@ log = get_logger(__name__)
 # closed when the event of the takeover reaches it, on whichever replica it is.
 DESK_OPENED = "agent.desk_opened"
 REPLACED = Closing(CloseCode.REPLACED, "replaced by a newer desk of the same agent")
+# A supervisor's logout (app/supervisor/actions.py) ends the desk too, wherever it is open.
+LOGGED_OUT = Closing(CloseCode.LOGGED_OUT, "logged out by a supervisor")
 
 # The desk is present at once, counted under this replica's lease.
 SEEN_NOW = """
@@ -164,7 +166,7 @@ class AgentConnection:
             frame_for=self._frame_for,
             heartbeat=Heartbeat(every=self._heartbeat_seconds),
             context={"agent_id": str(self.agent_id)},
-            ends_session=self._replaced_by,
+            ends_session=self._ends_desk,
         )
         # The conversation ends with SessionClosed, which the session absorbs: the agent left,
         # or the session closed the socket (a desk too slow to read, a busy database).
@@ -198,8 +200,12 @@ class AgentConnection:
             if message is not None:
                 await self._handle(desk, message)
 
-    def _replaced_by(self, event: EventRecord) -> Closing | None:
-        """REPLACED once a newer socket of this agent has taken the desk over."""
+    def _ends_desk(self, event: EventRecord) -> Closing | None:
+        """REPLACED once a newer socket of this agent has taken the desk over; LOGGED_OUT once
+        a supervisor has logged the agent out."""
+        if event.kind == "agent.state_changed":
+            forced_out = event.payload.get("forced") and event.payload.get("to") == "offline"
+            return LOGGED_OUT if forced_out else None
         if event.kind != DESK_OPENED:
             return None
         return None if event.payload.get("connection_id") == str(self.connection_id) else REPLACED
@@ -265,7 +271,9 @@ class AgentConnection:
             self.agent_id,
             self.connection_id,
         )
-        if claimed is None:
+        # Offline already (logged out by a supervisor, or by itself), it has left routing, and
+        # keeps the reason it was given.
+        if claimed is None or claimed["state"] == AgentState.offline.value:
             return
         agent = routing.AgentNow(
             self.agent_id, AgentState(claimed["state"]), claimed["state_reason"]

@@ -30,6 +30,7 @@ from app.desk.protocol import (
     ComplaintUpdateFrame,
     DeskFrame,
     InteractionUpdateFrame,
+    NoticeFrame,
     OfferFrame,
     OfferWithdrawnFrame,
     StateFrame,
@@ -49,6 +50,9 @@ COMPLAINT_DEADLINES = {WARNING, ESCALATED}
 # A complaint the agent owns moved or was given to it: the service names the owner as the
 # event's agent too (app/tickets/service.py, `_record`).
 COMPLAINT_UPDATES = {MOVED, ASSIGNED}
+# A supervisor's notice to a queue's agents: it names them (`agent_ids`), so the hub hands it to
+# their desks (app/supervisor/actions.py). Shown live only: a desk that was away has missed it.
+QUEUE_NOTICE = "queue.notice"
 REPLAY_LIMIT = 1000
 
 # Every field of InteractionOut, the interaction as the REST API shows it.
@@ -130,6 +134,15 @@ async def frame_for(db: Reader, event: EventRecord) -> DeskFrame | None:
             step=payload["step"],
             action=payload.get("action", ""),
             actor=event.actor,
+        )
+    if event.kind == QUEUE_NOTICE:
+        return NoticeFrame.model_validate(
+            {
+                "event_id": event.id,
+                "queue_id": event.subject_id,
+                "text": payload["text"],
+                "from": payload.get("from", event.actor),
+            }
         )
     if _is_update(event):
         state = event.kind.removeprefix("interaction.")

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from app.agents.models import AgentState
 from app.core.inputs import BIGINT_MAX, REFUSES_NUL
@@ -188,6 +188,19 @@ class ComplaintUpdateFrame(BaseModel):
     actor: str
 
 
+class NoticeFrame(BaseModel):
+    """A supervisor's notice to the agents of a queue this agent serves (it holds the queue's
+    required skills): shown, never answered, and not replayed to a desk that was away."""
+
+    type: Literal["notice"] = "notice"
+    event_id: int | None = None
+    queue_id: uuid.UUID
+    text: str
+    from_: str = Field(alias="from", description="The supervisor's name")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
 class ReadyFrame(BaseModel):
     """Sent once after the replay: from here on, frames are live."""
 
@@ -239,6 +252,7 @@ DeskFrame = Annotated[
     | ReceiptFrame
     | ComplaintDeadlineFrame
     | ComplaintUpdateFrame
+    | NoticeFrame
     | AckFrame
     | ErrorFrame,
     Field(discriminator="type"),

@@ -84,7 +84,9 @@ async def resolve_queue(session: AsyncSession, reference: str, *, field: str = "
     return queue
 
 
-async def _queue_needs(session: AsyncSession, queue: Queue) -> dict[str, int]:
+async def queue_needs(session: AsyncSession, queue: Queue) -> dict[str, int]:
+    """The skills a queue requires, by name, at their minimum level: the needs of work queued
+    there by a transfer or a supervisor's move."""
     rows = await session.execute(
         select(Skill.name, QueueSkill.min_proficiency)
         .join(Skill, Skill.id == QueueSkill.skill_id)
@@ -186,7 +188,7 @@ async def transfer(
     interaction.queue_id = target.id
     interaction.needs = [
         {"skill": name, "level": level}
-        for name, level in sorted((await _queue_needs(session, target)).items())
+        for name, level in sorted((await queue_needs(session, target)).items())
     ]
     interaction.agent_id = None
     interaction.waiting_since = now()

@@ -58,10 +58,11 @@ async def set_state(
     reason: str | None,
     actor: str,
     by: Cause,
+    forced: bool = False,
 ) -> AgentNow:
     """Move a locked agent to `state` for the cause `by` (a move the table of
     app/agents/states.py refuses raises IllegalTransition); the same state with the same
-    reason changes nothing."""
+    reason changes nothing. `forced`: a supervisor moved it (its event says so)."""
     if agent.state is state and agent.reason == reason:
         return agent
     states.ensure_can_move(agent.state, state, by=by)
@@ -76,7 +77,7 @@ async def set_state(
         moment,
         becomes_idle,
     )
-    return state_changed(events, agent, state, reason, actor)
+    return state_changed(events, agent, state, reason, actor, forced=forced)
 
 
 MISSED_AN_OFFER = "missed an offer"
@@ -134,7 +135,13 @@ async def refresh_agent_state(
 
 
 def state_changed(
-    events: Events, agent: AgentNow, state: AgentState, reason: str | None, actor: str
+    events: Events,
+    agent: AgentNow,
+    state: AgentState,
+    reason: str | None,
+    actor: str,
+    *,
+    forced: bool = False,
 ) -> AgentNow:
     """The event of a state change just written; returns the agent as it is now."""
     events.add(
@@ -142,7 +149,7 @@ def state_changed(
         subject_type="agent",
         subject_id=agent.id,
         actor=actor,
-        payload=states.state_payload(agent.state, state, reason),
+        payload=states.state_payload(agent.state, state, reason, forced=forced),
     )
     return AgentNow(agent.id, state, reason)
 
@@ -155,20 +162,36 @@ async def change_state(
     *,
     reason: str | None,
     actor: str,
+    forced: bool = False,
 ) -> None:
     """An agent (or its supervisor) asks for available, away or offline, from the desk or REST.
 
     Available: the state its holdings then call for (busy while it holds work), idle from now
-    if it was not available. Away or offline: it leaves routing, and its offers return."""
+    if it was not available. Away or offline: it leaves routing, and its offers return.
+    `forced`: a supervisor moves the agent (app/supervisor/actions.py); its event says so."""
     agent = await lock_agent(connection, agent_id)
     if state is AgentState.available:
         agent = await set_state(
-            connection, events, agent, state, reason=reason, actor=actor, by=Cause.request
+            connection,
+            events,
+            agent,
+            state,
+            reason=reason,
+            actor=actor,
+            by=Cause.request,
+            forced=forced,
         )
         await refresh_agent_state(connection, events, agent, actor=actor)
     else:
         await release_agent(
-            connection, events, agent, state=state, reason=reason, actor=actor, by=Cause.request
+            connection,
+            events,
+            agent,
+            state=state,
+            reason=reason,
+            actor=actor,
+            by=Cause.request,
+            forced=forced,
         )
 
 
@@ -181,6 +204,7 @@ async def release_agent(
     reason: str | None,
     actor: str,
     by: Cause,
+    forced: bool = False,
 ) -> AgentNow:
     """The agent (locked) leaves routing: socket gone, heartbeat lost, away: its offers return
     (withdrawn for `reason`, or for the state it goes to when none is given)."""
@@ -200,7 +224,9 @@ async def release_agent(
             reason=reason or state.value,
             actor=actor,
         )
-    return await set_state(connection, events, agent, state, reason=reason, actor=actor, by=by)
+    return await set_state(
+        connection, events, agent, state, reason=reason, actor=actor, by=by, forced=forced
+    )
 
 
 async def lock_agents(connection: asyncpg.Connection, agent_ids: set[uuid.UUID]) -> list[AgentNow]:

@@ -20,6 +20,7 @@ import asyncpg
 
 from app.core.events import Events
 from app.core.hub import EventHub, EventRecord, Subscription
+from app.core.instruments import MATCHER_PASS_SECONDS
 from app.core.logging import get_logger
 from app.routing import passes, policy
 from app.routing.directory import AgentDirectory
@@ -40,6 +41,9 @@ WAKING_KINDS = frozenset(
         "interaction.transferred_out",
         "interaction.abandoned",
         "interaction.converted",
+        # A supervisor's: waiting work moved to another queue, or its priority changed.
+        "interaction.moved",
+        "interaction.priority_changed",
         "agent.state_changed",
         "agent.updated",
         "agent.skills_changed",
@@ -50,6 +54,8 @@ WAKING_KINDS = frozenset(
 # New work: always worth a pass. The other waking kinds only free capacity or change agents,
 # which can make new pairs only while something waits (see Matcher._listen).
 NEW_WORK = "interaction.queued"
+# Waiting work that a supervisor moved or reordered: worth a pass, as new work is.
+REORDERED = frozenset({"interaction.moved", "interaction.priority_changed"})
 
 # Skill names are kept by the agent directory: a renamed or removed skill makes it forget.
 CATALOGUE_KINDS = frozenset({"skill.updated", "skill.deleted"})
@@ -208,7 +214,7 @@ class Matcher:
         woken_at = self._woken_for.pop(event.subject_id, None)
         if event.kind == NEW_WORK and woken_at and time.monotonic() - woken_at < 1.0:
             pass  # the pass after that wake read it already
-        elif event.kind == NEW_WORK or self._last.left_waiting:
+        elif event.kind == NEW_WORK or event.kind in REORDERED or self._last.left_waiting:
             self._wake.set()
 
     async def _run(self) -> None:
@@ -241,6 +247,8 @@ class Matcher:
         unread = self._unread  # committed already: this pass reads them
         await self._upkeep(connection, moment)
         events = Events()
+        reader = await self._lead.reader()
+        started = time.perf_counter()
         result = await passes.run_pass(
             connection,
             events,
@@ -248,8 +256,9 @@ class Matcher:
             self._book,
             self._writer,
             silence=self._silence,
-            reader=await self._lead.reader(),
+            reader=reader,
         )
+        MATCHER_PASS_SECONDS.observe(time.perf_counter() - started)
         self._hub.publish(events.written)
         self._last = result
         self._unread -= unread

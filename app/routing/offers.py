@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -54,6 +54,9 @@ class NewOffer:
     item: policy.WaitingInteraction
     deadline: datetime
     agent_read: int
+    # More for the event's payload: a supervisor's offer to a named agent says `directed`
+    # (app/routing/directed.py; its match's `reason` is the supervisor's).
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def reason(self) -> str:
@@ -80,6 +83,7 @@ class NewOffer:
             "reason": self.reason,
             "matched_skills": dict(self.match.matched_skills),
             "effective_priority": self.match.effective_priority,
+            **self.extra,
         }
 
 
@@ -201,7 +205,10 @@ def _payloads(offers: Sequence[NewOffer]) -> dict[str, dict[str, Any]]:
 
 
 def _arguments(
-    offers: Sequence[NewOffer], moment: datetime, payloads: Mapping[str, dict[str, Any]]
+    offers: Sequence[NewOffer],
+    moment: datetime,
+    payloads: Mapping[str, dict[str, Any]],
+    actor: str = SYSTEM_ACTOR,
 ) -> tuple[object, ...]:
     """$1-$11 of `_WRITE`."""
     return (
@@ -213,7 +220,7 @@ def _arguments(
         [offer.deadline for offer in offers],
         [offer.reason for offer in offers],
         [offer.matched() for offer in offers],
-        SYSTEM_ACTOR,
+        actor,
         [json.dumps(payloads[str(offer.match.interaction_id)]) for offer in offers],
         [offer.agent_read for offer in offers],
     )
@@ -233,19 +240,23 @@ class OfferWriter:
         connection: asyncpg.Connection,
         offers: Sequence[NewOffer],
         moment: datetime,
+        *,
+        actor: str = SYSTEM_ACTOR,
     ) -> list[Written]:
         """Writes what lands of `offers` for queued interactions (autocommitted: one
-        statement); returns it in log order."""
+        statement, or in the caller's transaction); returns it in log order. `actor`: who
+        made the offers (routing; a supervisor who offers work to a named agent)."""
         if not offers:
             return []
         payloads = _payloads(offers)
-        rows = await connection.fetch(self._statement, *_arguments(offers, moment, payloads), None)
+        arguments = _arguments(offers, moment, payloads, actor)
+        rows = await connection.fetch(self._statement, *arguments, None)
         by_interaction = {str(offer.match.interaction_id): offer for offer in offers}
         return [
             Written(
                 offer=by_interaction[row["subject_id"]],
                 agent_version=row["agent_version"],
-                event=self._event(row, moment, payloads[row["subject_id"]]),
+                event=self._event(row, moment, payloads[row["subject_id"]], actor),
             )
             for row in sorted(rows, key=lambda row: row["id"])
         ]
@@ -277,7 +288,11 @@ class OfferWriter:
         return ArrivalWritten(written, row["queued_event_id"], landed)
 
     def _event(
-        self, row: Mapping[str, Any], moment: datetime, payload: dict[str, Any]
+        self,
+        row: Mapping[str, Any],
+        moment: datetime,
+        payload: dict[str, Any],
+        actor: str = SYSTEM_ACTOR,
     ) -> EventRecord:
         """The `interaction.offered` event as written, with its details attached."""
         attached = (
@@ -291,7 +306,7 @@ class OfferWriter:
             kind="interaction.offered",
             subject_type="interaction",
             subject_id=row["subject_id"],
-            actor=SYSTEM_ACTOR,
+            actor=actor,
             payload=payload,
             attached=attached,
         )

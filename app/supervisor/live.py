@@ -26,6 +26,7 @@ from app.core import socket_session
 from app.core.db import unit_of_work
 from app.core.hub import EventRecord, Subscription
 from app.core.inputs import REFUSES_NUL
+from app.core.instruments import SocketKind, connected
 from app.core.pg import Reader
 from app.core.socket_session import (
     BAD_TICKET,
@@ -88,7 +89,8 @@ async def live_floor(
     if isinstance(opening, Closing):
         await websocket.close(code=opening.code, reason=opening.reason)
         return
-    await watch(websocket, opening, state)
+    with connected(SocketKind.supervisor):
+        await watch(websocket, opening, state)
 
 
 async def _who_opens(state: State, ticket: str | None) -> Principal | Closing:

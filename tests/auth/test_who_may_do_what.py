@@ -514,6 +514,33 @@ async def _the_policy(floor: Floor) -> Request:
 
 
 # What each endpoint of the table is asked, built anew for each caller.
+async def _fresh_agent_to_send_away(floor: Floor) -> Request:
+    agent = await floor.made("/v1/agents", {"username": floor.name("al"), "display_name": "Al"})
+    return f"/v1/supervisor/agents/{agent['id']}/state", {"state": "away", "reason": "meeting"}
+
+
+async def _waiting_one(floor: Floor) -> str:
+    body = {"channel": "chat", "queue": "served", "customer_id": floor.customer_id}
+    interaction: str = (await floor.made("/v1/interactions", body))["id"]
+    return interaction
+
+
+async def _waiting_to_move(floor: Floor) -> Request:
+    queue = await floor.made("/v1/queues", {"name": floor.name("overflow")})
+    path = f"/v1/supervisor/interactions/{await _waiting_one(floor)}/move"
+    return path, {"to_queue": queue["id"], "reason": "overflow"}
+
+
+async def _waiting_to_raise(floor: Floor) -> Request:
+    path = f"/v1/supervisor/interactions/{await _waiting_one(floor)}/priority"
+    return path, {"priority": 7, "reason": "a VIP"}
+
+
+async def _a_queue_notice(floor: Floor) -> Request:
+    path, _ = await _a_queue(floor)
+    return f"/v1/supervisor{path.removeprefix('/v1')}/notices", {"text": "hi", "reason": "x"}
+
+
 REQUESTS: dict[tuple[str, str], Build] = {
     ("GET", "/v1/auth/me"): _fixed("/v1/auth/me"),
     ("POST", "/v1/auth/logout"): _fixed("/v1/auth/logout"),
@@ -587,6 +614,10 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("DELETE", "/v1/ivr/numbers/{number}"): _mapped_number,
     ("POST", "/v1/ivr/dry-run"): _fixed("/v1/ivr/dry-run", IVR_DRY_RUN),
     ("GET", "/v1/events"): _fixed("/v1/events"),
+    ("POST", "/v1/supervisor/agents/{agent_id}/state"): _fresh_agent_to_send_away,
+    ("POST", "/v1/supervisor/interactions/{interaction_id}/move"): _waiting_to_move,
+    ("POST", "/v1/supervisor/interactions/{interaction_id}/priority"): _waiting_to_raise,
+    ("POST", "/v1/supervisor/queues/{queue_id}/notices"): _a_queue_notice,
     ("GET", "/v1/outbox"): _fixed("/v1/outbox"),
     ("GET", "/v1/outbox/{message_id}"): _an_outbox_message,
     ("POST", "/v1/outbox/{message_id}/retry"): _a_dead_message_to_retry,
@@ -634,6 +665,7 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("PATCH", "/v1/complaints/categories/{category_id}"): _a_category,
     ("GET", "/v1/complaints/report"): _fixed("/v1/complaints/report"),
     ("GET", "/v1/complaints/report.csv"): _fixed("/v1/complaints/report.csv"),
+    ("GET", "/metrics"): _fixed("/metrics"),
 }
 
 

@@ -107,6 +107,11 @@ WRITES: dict[str, tuple[Any, ...]] = {
     "CategoryUpdate": (ComplaintCategory,),
     "CorrectiveActionCreate": (CorrectiveAction,),
     "CorrectiveActionDone": (CorrectiveAction,),
+    # A supervisor's actions (app/supervisor/actions.py).
+    "ForcedState": (Agent,),
+    "MoveIn": (Interaction, Offer),
+    "PriorityIn": (Interaction,),
+    "NoticeIn": (),
 }
 
 # Fields whose column has another name, by the end of their path.
@@ -131,6 +136,9 @@ RENAMED: dict[str, InstrumentedAttribute[Any]] = {
     "ActionRecords.corrective_action": CorrectiveAction.action,
     "ActionRecords.action_owner": CorrectiveAction.owner,
     "CorrectiveActionDone.note": CorrectiveAction.done_note,
+    "ForcedState.reason": Agent.state_reason,
+    "MoveIn.reason": Offer.reason,  # a directed offer's reason; else only in the move's event
+    "MoveIn.to_queue": Queue.name,  # a queue's name (or id), looked up
 }
 
 NO_COLUMN = {
@@ -155,6 +163,9 @@ NO_COLUMN = {
     "Say.client_id": "hashed into the message's dedupe key",
     "allowed_origins[]": "kept in the chat site's allowed_origins (jsonb)",
     "NoteCreate.evidence[]": "kept in the note's evidence (jsonb)",
+    "PriorityIn.reason": "kept in the priority change's event (jsonb)",
+    "NoticeIn.text": "kept in the notice's event (jsonb)",
+    "NoticeIn.reason": "kept in the notice's event (jsonb)",
 }
 
 # Whole parts of a request that reach no column, by the start of their path, and why: the

@@ -76,15 +76,27 @@ CROSSINGS: dict[tuple[str, str], Crossing] = {
     ("supervisor", "events"): Crossing(
         "reads", "the live figures fold the log since the day began"
     ),
-    ("supervisor", "queues"): Crossing("reads", "each queue's zone, target and abandon rules"),
-    ("supervisor", "agents"): Crossing("reads", "each agent's state, for its occupancy"),
-    ("supervisor", "interactions"): Crossing("reads", "what each agent holds, for its occupancy"),
+    ("supervisor", "queues"): Crossing(
+        "reads", "each queue's zone, target and abandon rules; Prometheus's floor names them"
+    ),
+    ("supervisor", "agents"): Crossing(
+        "reads", "each agent's state, for its occupancy; Prometheus's agents by state"
+    ),
+    ("supervisor", "interactions"): Crossing(
+        "reads", "what each agent holds, for its occupancy; Prometheus's waiting work"
+    ),
+    # supervisor: Prometheus's scrape reads the floor (app/supervisor/floor_figures.py)
+    ("supervisor", "offers"): Crossing(
+        "reads", "work on offer waits too, found by its offer; what rings at a desk"
+    ),
+    ("supervisor", "users"): Crossing(
+        "reads", "deactivated users' agents are not counted; an agent's name on the board"
+    ),
+    ("supervisor", "outbox_messages"): Crossing("reads", "the outbox's unsent messages"),
     # supervisor: the live board's reads of the floor now (app/supervisor/reads.py)
     ("supervisor", "customers"): Crossing("reads", "who waits, by the customer's tier"),
-    ("supervisor", "offers"): Crossing("reads", "offered work still waits; what rings at a desk"),
     ("supervisor", "queue_skills"): Crossing("reads", "which agents qualify for a queue"),
     ("supervisor", "agent_skills"): Crossing("reads", "which agents qualify for a queue"),
-    ("supervisor", "users"): Crossing("reads", "an agent's name, and whether it is active"),
     ("supervisor", "complaints"): Crossing("reads", "escalated and overdue complaints"),
     ("supervisor", "complaint_deadlines"): Crossing("reads", "a complaint's late clocks"),
     # routing: the matcher's reads and writes, arrivals, accept/complete, the sweeper

@@ -12,6 +12,7 @@ from starlette.datastructures import State
 from app.channels.chat.sites import Site, read_site
 from app.channels.chat.socket import ChatConnection
 from app.core import pg
+from app.core.instruments import SocketKind, connected
 from app.core.socket_session import DATABASE_BUSY, CloseCode, Closing
 
 router = APIRouter(tags=["chat"])
@@ -41,7 +42,8 @@ async def customer_chat(
         pool=state.pg,
         hub=state.hub,
     )
-    await connection.serve()
+    with connected(SocketKind.chat):
+        await connection.serve()
 
 
 async def _site_for(state: State, site_id: uuid.UUID, origin: str | None) -> Site | Closing:

@@ -453,7 +453,7 @@ class LiveBoard:
 
     async def _read(self, connection: asyncpg.Connection, marks: Marks, at: datetime) -> Reading:
         queue_ids = [queue_id for queue_id in marks.queues if queue_id in self._queues]
-        lines = await reads.read_lines(connection, queue_ids) if queue_ids else {}
+        lines = await reads.read_lines(connection, queue_ids, at) if queue_ids else {}
         staff = await reads.read_staff_by_state(connection, queue_ids) if queue_ids else {}
         periods = {
             queue_id: await read_queue_periods(connection, self._ledger, queue_id, at)

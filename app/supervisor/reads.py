@@ -20,6 +20,7 @@ from app.agents.models import AgentState
 from app.core.channels import Channel
 from app.core.pg import Reader
 from app.customers.models import Tier
+from app.routing.waiting import DUE as IN_LINE
 from app.supervisor.views import (
     AgentsByState,
     AgentView,
@@ -28,7 +29,7 @@ from app.supervisor.views import (
     Waiting,
 )
 from app.tickets.models import OPEN_STEPS
-from app.tickets.open_complaints import DUE
+from app.tickets.open_complaints import DUE as SOONEST_DUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +61,15 @@ async def read_queues(db: Reader) -> list[QueueRow]:
 
 # --- the line now -------------------------------------------------------------------------------
 
-# Waiting is queued, or offered and not yet accepted (the customer still waits): the queued
-# through their partial index, the offered through the pending offers' (no index holds
-# interactions by state, and a scan would grow with the history).
-WAITING = """
+# Waiting is queued and in line at $2 (routing's `DUE`: work held back until later, a
+# callback booked for when the queue opens, is not in line yet; Prometheus's floor counts
+# alike), or offered and not yet accepted (the customer still waits): the queued through their
+# partial index, the offered through the pending offers' (no index holds interactions by
+# state, and a scan would grow with the history).
+WAITING = f"""
     SELECT i.queue_id, i.channel, c.tier, count(*)::int AS n, min(i.waiting_since) AS oldest
     FROM interactions i JOIN customers c ON c.id = i.customer_id
-    WHERE i.state = 'queued' AND i.queue_id = ANY($1::uuid[])
+    WHERE i.state = 'queued' AND i.queue_id = ANY($1::uuid[]) AND {IN_LINE}
     GROUP BY 1, 2, 3
     UNION ALL
     SELECT i.queue_id, i.channel, c.tier, count(*)::int, min(i.waiting_since)
@@ -75,7 +78,7 @@ WAITING = """
     JOIN customers c ON c.id = i.customer_id
     WHERE o.state = 'pending' AND i.state = 'offered' AND i.queue_id = ANY($1::uuid[])
     GROUP BY 1, 2, 3
-"""
+"""  # noqa: S608 - constants only, no outside text
 
 
 @dataclass(slots=True)
@@ -100,9 +103,11 @@ def empty_line() -> Line:
     )
 
 
-async def read_lines(db: Reader, queue_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Line]:
+async def read_lines(
+    db: Reader, queue_ids: Sequence[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, Line]:
     lines = {queue_id: empty_line() for queue_id in queue_ids}
-    for row in await db.fetch(WAITING, list(queue_ids)):
+    for row in await db.fetch(WAITING, list(queue_ids), now):
         line = lines[row["queue_id"]]
         n = row["n"]
         line.waiting.total += n
@@ -213,7 +218,7 @@ _OVERDUE = f"EXISTS (SELECT 1 {_RUNNING} AND d.paused_since IS NULL AND d.due_at
 _ESCALATED = f"EXISTS (SELECT 1 {_RUNNING} AND d.escalated_at IS NOT NULL)"
 # The late complaints, and those of $1 whatever they are now (one that left the list says so).
 COMPLAINTS = f"""
-    SELECT k.id, k.reference, k.step, k.owner_agent_id, {DUE} AS due_at,
+    SELECT k.id, k.reference, k.step, k.owner_agent_id, {SOONEST_DUE} AS due_at,
            (k.{OPEN_STEPS} AND {_OVERDUE}) AS overdue,
            (k.{OPEN_STEPS} AND {_ESCALATED}) AS escalated
     FROM complaints k

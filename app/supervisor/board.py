@@ -33,10 +33,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol
 
 import asyncpg
-from pydantic import BaseModel
 
 from app.core import socket_session
 from app.core.hub import EventHub, EventRecord, Subscription
@@ -44,18 +43,16 @@ from app.core.logging import get_logger
 from app.core.pg import ACQUIRE_TIMEOUT, now
 from app.core.socket_session import TOO_SLOW, Closing
 from app.supervisor import reads
+from app.supervisor.kept import KeptViews, Window
 from app.supervisor.ledger import Ledger, QueuePeriods, Touched
 from app.supervisor.ledger_reads import read_queue_periods, seed_ledger, take
 from app.supervisor.views import (
-    AgentFrame,
     AgentsByState,
     AgentView,
     ChangeFrame,
-    ComplaintFrame,
     ComplaintView,
     IntervalOut,
     PeriodFiguresOut,
-    QueueFrame,
     QueueView,
     SnapshotFrame,
 )
@@ -84,8 +81,6 @@ LAYOUT_KINDS = frozenset(
 # The payload keys that name a queue: one the ledger does not know makes it read the settings.
 QUEUE_KEYS = ("queue_id", "to_queue_id", "from_queue_id")
 
-V = TypeVar("V", bound=BaseModel)
-
 
 class Watcher(Protocol):
     """A supervisor's socket as the board sees it (core's SocketSession)."""
@@ -96,17 +91,6 @@ class Watcher(Protocol):
     def send_encoded(self, message: str) -> None: ...
 
     def close(self, why: Closing) -> None: ...
-
-
-@dataclass(slots=True)
-class Kept(Generic[V]):
-    """A view as the board last sent it: the window that computed it (`generation`), the last
-    event folded in then (`event_id`) and when (`at`)."""
-
-    view: V
-    generation: int
-    event_id: int
-    at: datetime
 
 
 @dataclass(slots=True)
@@ -159,9 +143,7 @@ class LiveBoard:
         self._seeded_up_to: int | None = None  # None: the ledger is still to be seeded
         self._unfolded: list[EventRecord] = []  # heard, for the next window to fold
         self._queues_of_agent: dict[uuid.UUID, set[uuid.UUID]] = {}
-        self._queue_views: dict[uuid.UUID, Kept[QueueView]] = {}
-        self._agent_views: dict[uuid.UUID, Kept[AgentView]] = {}
-        self._complaint_views: dict[uuid.UUID, Kept[ComplaintView]] = {}
+        self._kept = KeptViews()
         self._marks = Marks(layout=True, all_agents=True)
         self._complaints_read = False
         self._event_id = 0  # the last event folded in
@@ -193,8 +175,7 @@ class LiveBoard:
         beyond the sessions' usual bound. The board holds its sockets to it, as it grows with
         the floor; their queues themselves are unbounded. Cheap: a broadcast's waiting frames
         are one string shared by every socket's queue."""
-        views = len(self._queue_views) + len(self._agent_views) + len(self._complaint_views)
-        return 2 * views + socket_session.LIMITS.queue
+        return 2 * len(self._kept) + socket_session.LIMITS.queue
 
     @property
     def generation(self) -> int:
@@ -222,13 +203,7 @@ class LiveBoard:
 
     def snapshot(self) -> SnapshotFrame:
         """Every view as it stands, from memory."""
-        return SnapshotFrame(
-            event_id=self._event_id,
-            at=self._clock(),
-            queues=[self._queue_views[q].view for q in self._queues if q in self._queue_views],
-            agents=[kept.view for kept in self._agent_views.values()],
-            complaints=[kept.view for kept in self._complaint_views.values() if _late(kept.view)],
-        )
+        return self._kept.snapshot(self._event_id, self._clock(), self._queues)
 
     @contextlib.contextmanager
     def welcoming(self) -> Iterator[None]:
@@ -260,12 +235,12 @@ class LiveBoard:
         None when the board cannot tell (it did not hear that event)."""
         if event_id < self._since:
             return None
-        return self._frames_after(lambda _generation, kept_event_id: kept_event_id >= event_id)
+        return self._kept.frames_after(lambda _generation, kept_event_id: kept_event_id >= event_id)
 
     def join(self, watcher: Watcher, generation: int) -> None:
         """From now on `watcher` gets every frame; first, those of the windows after
         `generation` (computed while its snapshot or changes were on their way)."""
-        for frame in self._frames_after(
+        for frame in self._kept.frames_after(
             lambda kept_generation, _event_id: kept_generation > generation
         ):
             watcher.send_encoded(frame.model_dump_json())
@@ -273,33 +248,6 @@ class LiveBoard:
 
     def leave(self, watcher: Watcher) -> None:
         self._watchers.discard(watcher)
-
-    def _frames_after(self, newer: Callable[[int, int], bool]) -> list[ChangeFrame]:
-        """The frames of the views kept with a (generation, event id) that `newer` picks, in
-        the order they were computed."""
-        frames: list[tuple[int, ChangeFrame]] = []
-        for queue in self._queue_views.values():
-            if newer(queue.generation, queue.event_id):
-                frames.append((queue.generation, self._queue_frame(queue)))
-        for agent in self._agent_views.values():
-            if newer(agent.generation, agent.event_id):
-                frames.append((agent.generation, self._agent_frame(agent)))
-        for complaint in self._complaint_views.values():
-            if newer(complaint.generation, complaint.event_id):
-                frames.append((complaint.generation, self._complaint_frame(complaint)))
-        return [frame for _, frame in sorted(frames, key=lambda pair: pair[0])]
-
-    @staticmethod
-    def _queue_frame(kept: Kept[QueueView]) -> QueueFrame:
-        return QueueFrame(event_id=kept.event_id, at=kept.at, queue=kept.view)
-
-    @staticmethod
-    def _agent_frame(kept: Kept[AgentView]) -> AgentFrame:
-        return AgentFrame(event_id=kept.event_id, at=kept.at, agent=kept.view)
-
-    @staticmethod
-    def _complaint_frame(kept: Kept[ComplaintView]) -> ComplaintFrame:
-        return ComplaintFrame(event_id=kept.event_id, at=kept.at, complaint=kept.view)
 
     # --- hearing events -------------------------------------------------------------------------
 
@@ -443,16 +391,23 @@ class LiveBoard:
             if marks.layout:
                 await self._read_layout(connection)
                 marks.queues = set(self._queues)
+            marks.queues &= set(self._queues)  # a queue deleted, or one the board has not read
             reading = await self._read(connection, marks, at)
         self._generation += 1
-        sent = self._apply_queues(marks.queues, reading, event_id, at)
-        sent += self._apply_agents(marks, reading.agents, event_id, at)
+        window = Window(self._generation, event_id, at)
+        queues = [self._queue_view(self._queues[q], reading, at) for q in sorted(marks.queues)]
+        sent = self._kept.put_queues(queues, window)
+        agents = [
+            agent.model_copy(update={"occupancy": self._ledger.occupancy(agent.agent_id, at)})
+            for agent in reading.agents
+        ]
+        sent += self._kept.put_agents(agents, None if marks.all_agents else marks.agents, window)
         if reading.complaints is not None:
-            sent += self._apply_complaints(reading.complaints, event_id, at)
+            sent += self._kept.put_complaints(reading.complaints, window)
         self._broadcast(sent)
 
     async def _read(self, connection: asyncpg.Connection, marks: Marks, at: datetime) -> Reading:
-        queue_ids = [queue_id for queue_id in marks.queues if queue_id in self._queues]
+        queue_ids = list(marks.queues)
         lines = await reads.read_lines(connection, queue_ids, at) if queue_ids else {}
         staff = await reads.read_staff_by_state(connection, queue_ids) if queue_ids else {}
         periods = {
@@ -473,24 +428,9 @@ class LiveBoard:
     async def _read_layout(self, connection: asyncpg.Connection) -> None:
         """The queues, and who qualifies for each."""
         queues = {row.id: row for row in await reads.read_queues(connection)}
-        for gone in set(self._queue_views) - set(queues):
-            del self._queue_views[gone]
+        self._kept.forget_queues_but(queues)
         self._queues = queues
         self._queues_of_agent = await reads.read_queues_of_agents(connection, list(queues))
-
-    def _apply_queues(
-        self, queue_ids: set[uuid.UUID], reading: Reading, event_id: int, at: datetime
-    ) -> list[ChangeFrame]:
-        sent: list[ChangeFrame] = []
-        for queue_id in sorted(queue_ids & set(self._queues)):
-            view = self._queue_view(self._queues[queue_id], reading, at)
-            kept = self._queue_views.get(queue_id)
-            if kept is not None and kept.view == view:
-                continue
-            kept = Kept(view, self._generation, event_id, at)
-            self._queue_views[queue_id] = kept
-            sent.append(self._queue_frame(kept))
-        return sent
 
     def _queue_view(self, queue: reads.QueueRow, reading: Reading, at: datetime) -> QueueView:
         line = reading.lines.get(queue.id) or reads.empty_line()
@@ -509,49 +449,6 @@ class LiveBoard:
             by_interval=[IntervalOut.model_validate(i.as_json()) for i in periods.by_interval],
         )
 
-    def _apply_agents(
-        self, marks: Marks, agents: list[AgentView], event_id: int, at: datetime
-    ) -> list[ChangeFrame]:
-        sent: list[ChangeFrame] = []
-        found = {agent.agent_id for agent in agents}
-        wanted = set(self._agent_views) if marks.all_agents else marks.agents
-        for gone in wanted - found:  # deactivated or deleted: off the board
-            self._agent_views.pop(gone, None)
-        for found_agent in agents:
-            occupancy = self._ledger.occupancy(found_agent.agent_id, at)
-            agent = found_agent.model_copy(update={"occupancy": occupancy})
-            kept = self._agent_views.get(agent.agent_id)
-            if kept is not None and _same_agent(kept.view, agent):
-                continue
-            kept = Kept(agent, self._generation, event_id, at)
-            self._agent_views[agent.agent_id] = kept
-            sent.append(self._agent_frame(kept))
-        return sent
-
-    def _apply_complaints(
-        self, complaints: list[ComplaintView], event_id: int, at: datetime
-    ) -> list[ChangeFrame]:
-        """The late complaints, and those an event named as they are now. One that leaves the
-        list goes out once more with both flags false, so screens drop it; it is kept so, for
-        a resume."""
-        sent: list[ChangeFrame] = []
-        found = {complaint.complaint_id: complaint for complaint in complaints}
-        for complaint_id, kept in self._complaint_views.items():
-            if complaint_id not in found and _late(kept.view):  # no longer late, by the clock
-                found[complaint_id] = kept.view.model_copy(
-                    update={"overdue": False, "escalated": False}
-                )
-        for complaint in found.values():
-            before = self._complaint_views.get(complaint.complaint_id)
-            if (before is None and not _late(complaint)) or (
-                before is not None and before.view == complaint
-            ):
-                continue  # never on the list, or unchanged
-            kept = Kept(complaint, self._generation, event_id, at)
-            self._complaint_views[complaint.complaint_id] = kept
-            sent.append(self._complaint_frame(kept))
-        return sent
-
     def _broadcast(self, frames: list[ChangeFrame]) -> None:
         """Every frame, encoded once, to every socket: never waiting for any. A socket that
         would be further behind than `backlog_allowed` is closed instead (TOO_SLOW)."""
@@ -567,14 +464,3 @@ class LiveBoard:
                 continue
             for message in messages:
                 watcher.send_encoded(message)
-
-
-def _late(complaint: ComplaintView) -> bool:
-    return complaint.overdue or complaint.escalated
-
-
-def _same_agent(before: AgentView, after: AgentView) -> bool:
-    """Equal but for the time in state, which only the clock moved."""
-    return before.model_copy(update={"seconds_in_state": 0.0}) == after.model_copy(
-        update={"seconds_in_state": 0.0}
-    )

@@ -65,6 +65,7 @@ from app.routing.presence import Presence
 from app.skills.api import router as skills_router
 from app.supervisor.api import router as supervisor_router
 from app.supervisor.outbox import router as outbox_router
+from app.supervisor.wallboard import router as wallboard_router
 from app.tickets.acts import CustomerNotices
 from app.tickets.answer_page import router as complaint_answer_router
 from app.tickets.api import router as complaints_router
@@ -355,6 +356,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         complaint_answer_router,
         supervisor_router,
         outbox_router,
+        wallboard_router,
     ):
         app.include_router(router)
     _document_what_fastapi_cannot_see(app)

@@ -318,12 +318,16 @@
     return duration(waited + (Date.now() - kept.at) / 1000);
   }
 
+  // The time of day in the queue's zone (the browser's own, should it not know that zone);
+  // nothing for a time it cannot read, rather than no board at all.
   function clock(iso, timeZone) {
+    const moment = new Date(iso);
+    if (Number.isNaN(moment.getTime())) return "";
     const options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
     try {
-      return new Intl.DateTimeFormat(undefined, { ...options, timeZone }).format(new Date(iso));
+      return new Intl.DateTimeFormat(undefined, { ...options, timeZone }).format(moment);
     } catch (error) {
-      return new Intl.DateTimeFormat(undefined, options).format(new Date(iso));
+      return new Intl.DateTimeFormat(undefined, options).format(moment);
     }
   }
 
@@ -452,8 +456,9 @@
     const marks = [];
     if (complaint.overdue) marks.push(el("span", { class: "wb-overdue" }, "overdue"));
     if (complaint.escalated) marks.push(el("span", { class: "wb-escalated" }, "escalated"));
-    const due = complaint.due_at
-      ? `due ${new Date(complaint.due_at).toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" })}`
+    const dueAt = new Date(complaint.due_at);
+    const due = complaint.due_at && !Number.isNaN(dueAt.getTime())
+      ? `due ${dueAt.toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" })}`
       : "";
     return el(
       "li",

@@ -83,6 +83,10 @@ class StandIn:
         for frame in frames:
             await self.frames.put(frame)
 
+    async def close(self, code: int) -> None:
+        """The page's socket closed with `code`, as a replica going away closes it."""
+        await self.frames.put(code)
+
 
 def period(service_level: float | None) -> dict[str, Any]:
     return {
@@ -299,7 +303,7 @@ async def test_a_dropped_socket_is_opened_again_and_says_hello_from_the_last_eve
     await replica.send({"type": "queue", "event_id": 23, "at": AT, "queue": waiting})
     await page.until_shown(".wb-queue .wb-waiting-total", "1")
 
-    await replica.send(1012)  # the replica restarts
+    await replica.close(1012)  # the replica restarts
     await page.until_shown("#wb-status", "Connection lost (1012)")
     assert await replica.until_hello() == {"type": "hello", "last_event_id": 23}
     await replica.send(ready(23))

@@ -272,9 +272,11 @@
         retries = 0;
         say("Live");
         clearInterval(heartbeat);
-        heartbeat = setInterval(() => {
-          if (socket && socket.readyState === WebSocket.OPEN) socket.send('{"type":"heartbeat"}');
-        }, frame.heartbeat_seconds * 1000);
+        if (frame.heartbeat_seconds > 0) {
+          heartbeat = setInterval(() => {
+            if (socket && socket.readyState === WebSocket.OPEN) socket.send('{"type":"heartbeat"}');
+          }, frame.heartbeat_seconds * 1000);
+        }
         break;
       default:
         break; // an agent's frame, or one this page does not know yet: nothing on the board

@@ -3,8 +3,8 @@ on a loopback port, fed by the real supervisor socket: what a supervisor sees wh
 interactions come and go, and what an agent who opens it is told.
 
 Selenium's calls block, so they run in threads (`Page`) while the app serves in the test's loop.
-The board is read in one script per look (`tiles`), so a tile redrawn between two reads of it
-can never mix two frames.
+The board is read in one script per look (tests/supervisor/wallboard_page.py), so a tile
+redrawn between two reads of it can never mix two frames, nor be gone when read.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import httpx
@@ -23,28 +22,11 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from app.auth.models import Role
 from tests.browser import Page
+from tests.supervisor.wallboard_page import run
 from tests.support import create_user_directly, served_in_loop
 
 Headers = dict[str, str]
 PASSWORD = "correct horse battery"
-NO_FIGURE = "\u2013"  # what a tile shows for a figure there is none of (an en dash)
-
-# Every tile as the supervisor reads it, by queue name, read in one go.
-READ_TILES = """
-const tiles = {};
-for (const tile of document.querySelectorAll(".wb-queue")) {
-  const text = (selector) => tile.querySelector(selector).textContent;
-  tiles[text(".wb-name")] = {
-    waiting: text(".wb-waiting-total"),
-    channels: [...tile.querySelectorAll(".wb-channels li")].map((li) => li.textContent),
-    longest: text(".wb-longest-wait"),
-    today: tile.querySelector(".wb-sl-today").dataset.level,
-    agents: [...tile.querySelectorAll(".wb-agents li")].map((li) => li.textContent),
-    chart: tile.querySelectorAll(".wb-chart").length,
-  };
-}
-return tiles;
-"""
 
 
 @pytest.fixture
@@ -52,29 +34,6 @@ async def served(app: FastAPI) -> AsyncIterator[str]:
     """The app on a loopback port, in the test's loop: one replica, whose matcher leads."""
     async with served_in_loop(app) as base_url:
         yield base_url
-
-
-async def run(page: Page, script: str) -> Any:
-    """What `script` returns, run in the page (WebDriver's scripts are not the page's own: its
-    policy, which allows no inline script, does not apply to them)."""
-    return await asyncio.to_thread(page.driver.execute_script, script)
-
-
-async def tiles(page: Page) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = await run(page, READ_TILES)
-    return found
-
-
-async def until_tile(page: Page, queue: str, **says: Any) -> dict[str, Any]:
-    """The queue's tile once it shows what `says` (its fields as READ_TILES reads them)."""
-
-    def shows(driver: WebDriver) -> dict[str, Any] | None:
-        tile = driver.execute_script(READ_TILES).get(queue)
-        if tile is not None and all(tile[name] == value for name, value in says.items()):
-            return dict(tile)
-        return None
-
-    return await page.until(shows, f"the tile of {queue} shows {says}")
 
 
 async def sign_in(page: Page, served: str, username: str) -> None:

@@ -64,6 +64,8 @@ from app.routing.offers import OfferWriter
 from app.routing.presence import Presence
 from app.skills.api import router as skills_router
 from app.supervisor.api import router as supervisor_router
+from app.supervisor.board import LiveBoard
+from app.supervisor.live import router as live_router
 from app.supervisor.outbox import router as outbox_router
 from app.supervisor.wallboard import router as wallboard_router
 from app.tickets.acts import CustomerNotices
@@ -282,7 +284,10 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             hub=hub,
             outbox=courier,
         )
+        # The supervisors' live board: one per replica, fed by the hub, shared by their sockets.
+        app.state.live_board = live_board = LiveBoard(app.state.pg, hub)
         await hub.start()
+        await live_board.start()
         await lease.start()
         matcher.start()
         presence.start()
@@ -304,6 +309,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             await presence.stop()
             await matcher.stop()
             await lease.stop()
+            await live_board.stop()
             await hub.stop()
             await app.state.pg.close()
             await engine.dispose()
@@ -355,6 +361,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         complaints_router,
         complaint_answer_router,
         supervisor_router,
+        live_router,
         outbox_router,
         wallboard_router,
     ):

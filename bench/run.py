@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import baseline, chat, complaints, report, setup, violations, voice
+from bench import baseline, chat, complaints, ledger, report, setup, violations, voice
 from bench.agents import Fleet
 from bench.config import Options, parse
 from bench.environment import CpuMeter, Database, Server, machine
@@ -328,6 +328,8 @@ async def bench(options: Options, database: Database, server: Server) -> dict[st
         accepted += [sid for sid, call in line.calls.items() if call.status == 200]
     checked = await violations.check(database.dsn, accepted, fleet.offer_ids)
     results["violations"] = checked.public()
+    results["ledger"] = await ledger.fold_the_run(database.dsn)
+    log(f"ledger: {results['ledger']}")
     results["desks"] = {
         "frames": dict(fleet.frames),
         "errors": len(fleet.errors),

@@ -311,7 +311,7 @@ class EventHub:
             if row["id"] in self._seen:
                 continue
             self._seen.add(row["id"])
-            self._dispatch(_record(row))
+            self._dispatch(record_of(row))
         self._advance_floor()
         if len(rows) == FETCH_LIMIT:  # more to read: at once, not at the next poll
             self._read_wanted = True
@@ -344,7 +344,8 @@ class EventHub:
             self._floor = following  # a rolled-back insert: that id never arrives
 
 
-def _record(row: asyncpg.Record) -> EventRecord:
+def record_of(row: asyncpg.Record) -> EventRecord:
+    """An event as the hub hands it on, from a row of the `events` table (payload as text)."""
     return EventRecord(
         id=row["id"],
         occurred_at=row["occurred_at"],

@@ -82,6 +82,8 @@ HELLO_TIMEOUT = 5.0
 # The first message is a hello, within HELLO_TIMEOUT: a client that does not open the
 # conversation as its protocol says is closed rather than served half-known.
 NO_HELLO = Closing(CloseCode.NO_HELLO, f"no hello within {HELLO_TIMEOUT:g} seconds")
+# A one-use ticket (app/auth/service.py `redeem_socket_ticket`) that opened nothing.
+BAD_TICKET = Closing(CloseCode.REFUSED, "the ticket is unknown, used or expired: ask for another")
 HELLO_FIRST = Closing(CloseCode.NO_HELLO, "the first message must be a valid hello")
 
 
@@ -184,6 +186,11 @@ class SocketSession(Generic[F]):
     def state(self) -> SessionState:
         return self._state
 
+    @property
+    def backlog(self) -> int:
+        """Frames queued and not yet written: how far behind the client is."""
+        return self._outbox.qsize()
+
     async def __aenter__(self) -> SocketSession[F]:
         loop = asyncio.get_running_loop()
         self._heard_at = loop.time()
@@ -265,9 +272,16 @@ class SocketSession(Generic[F]):
         must never keep from the others. A full queue closes the socket (TOO_SLOW)."""
         if self._state is SessionState.closed:
             return
+        # pydantic's own JSON encoder: one step, several times faster than dump + json.dumps.
+        self.send_encoded(frame.model_dump_json())
+
+    def send_encoded(self, message: str) -> None:
+        """`send` for a frame already encoded: a broadcast encodes its frame once for all the
+        sessions it goes to (the supervisors' live board)."""
+        if self._state is SessionState.closed:
+            return
         try:
-            # pydantic's own JSON encoder: one step, several times faster than dump + json.dumps.
-            self._outbox.put_nowait(frame.model_dump_json())
+            self._outbox.put_nowait(message)
         except asyncio.QueueFull:
             log.warning("client too slow; closing its socket", **self._context)
             self.close(TOO_SLOW)

@@ -20,7 +20,7 @@ from app.core.db import unit_of_work
 from app.core.errors import NotFound
 from app.core.inputs import REFUSES_NUL
 from app.core.logging import get_logger
-from app.core.socket_session import DATABASE_BUSY, CloseCode, Closing
+from app.core.socket_session import BAD_TICKET, DATABASE_BUSY, CloseCode, Closing
 from app.desk.connection import AgentConnection
 
 log = get_logger(__name__)
@@ -30,7 +30,6 @@ router = APIRouter()
 # refused handshake: a browser's websocket never sees a refused handshake's status, but it does
 # see a close code and its reason.
 NO_CREDENTIALS = Closing(CloseCode.REFUSED, "a ticket is needed: POST /v1/desk/tickets")
-BAD_TICKET = Closing(CloseCode.REFUSED, "the ticket is unknown, used or expired: ask for another")
 NOT_AN_AGENT = Closing(CloseCode.REFUSED, "an agent's token is needed")
 
 

@@ -198,6 +198,7 @@ async def transfer(
         what="transfer it",
         payload={
             "to_queue_id": str(target.id),
+            "channel": interaction.channel.value,
             "from_agent_id": _str(previous_agent),
             "note": note,
         },

@@ -31,6 +31,9 @@ class Queue(UUIDPrimaryKey, Timestamps, Base):
         CheckConstraint("aging_factor >= 0", name="aging_non_negative"),
         CheckConstraint("announce_every_seconds BETWEEN 10 AND 600", name="announce_every_range"),
         CheckConstraint("follow_up_days BETWEEN 0 AND 90", name="follow_up_days_range"),
+        CheckConstraint(
+            "short_abandon_seconds BETWEEN 0 AND 600", name="short_abandon_seconds_range"
+        ),
     )
 
     name: Mapped[str] = mapped_column(String(64))
@@ -46,6 +49,8 @@ class Queue(UUIDPrimaryKey, Timestamps, Base):
             name="abandon_policy",
         )
     )
+    # An abandon after a shorter wait counts in no service figure (docs/metrics.md).
+    short_abandon_seconds: Mapped[int] = mapped_column(default=5, server_default="5")
     offer_timeout_seconds: Mapped[int]
     tier_weights: Mapped[dict[str, Any]] = mapped_column(JSONB)
     aging_factor: Mapped[float] = mapped_column(Float)

@@ -59,6 +59,7 @@ class RelaxationStep(BaseModel):
 
 
 AnnounceEvery = Annotated[int, Field(ge=10, le=600)]
+ShortAbandon = Annotated[int, Field(ge=0, le=600)]
 FollowUpDays = Annotated[int, Field(ge=0, le=90)]
 RelaxationSteps = Annotated[
     list[RelaxationStep],
@@ -73,6 +74,12 @@ class QueueCreate(BaseModel):
     description: Description = ""
     service_level: ServiceLevel = ServiceLevel()
     abandon_policy: AbandonPolicy = AbandonPolicy.against
+    short_abandon_seconds: ShortAbandon = Field(
+        default=5,
+        description="An abandon after a shorter wait counts in neither the service level nor "
+        "the abandonment rate (a wrong number, a caller who left at once; 0: every abandon "
+        "counts)",
+    )
     offer_timeout_seconds: Annotated[int, Field(ge=5, le=600)] = 20
     tier_weights: TierWeights = TierWeights()
     aging_factor: Annotated[float, Field(ge=0, le=1000)] = Field(
@@ -116,6 +123,7 @@ class QueueUpdate(BaseModel):
         default=None, description="Only the parts sent change; the others keep their value."
     )
     abandon_policy: AbandonPolicy | None = None
+    short_abandon_seconds: ShortAbandon | None = None
     offer_timeout_seconds: Annotated[int, Field(ge=5, le=600)] | None = None
     tier_weights: TierWeights | None = Field(
         default=None, description="Only the tiers sent change; the others keep their weight."
@@ -141,6 +149,7 @@ class QueueOut(BaseModel):
     description: str
     service_level: ServiceLevel
     abandon_policy: AbandonPolicy
+    short_abandon_seconds: int
     offer_timeout_seconds: int
     tier_weights: TierWeights
     aging_factor: float

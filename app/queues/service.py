@@ -69,6 +69,7 @@ async def create_queue(session: AsyncSession, data: QueueCreate, *, actor: str) 
         sl_target_percent=data.service_level.percent,
         sl_target_seconds=data.service_level.seconds,
         abandon_policy=data.abandon_policy,
+        short_abandon_seconds=data.short_abandon_seconds,
         offer_timeout_seconds=data.offer_timeout_seconds,
         tier_weights=data.tier_weights.model_dump(),
         aging_factor=data.aging_factor,
@@ -143,6 +144,7 @@ def _view(queue: Queue, levels: list[SkillLevel], now: datetime) -> QueueOut:
             percent=queue.sl_target_percent, seconds=queue.sl_target_seconds
         ),
         abandon_policy=queue.abandon_policy,
+        short_abandon_seconds=queue.short_abandon_seconds,
         offer_timeout_seconds=queue.offer_timeout_seconds,
         tier_weights=TierWeights.model_validate(queue.tier_weights),
         aging_factor=queue.aging_factor,
@@ -243,6 +245,8 @@ def _apply_settings(queue: Queue, data: QueueUpdate) -> None:
             queue.sl_target_seconds = data.service_level.seconds
     if data.abandon_policy is not None:
         queue.abandon_policy = data.abandon_policy
+    if data.short_abandon_seconds is not None:
+        queue.short_abandon_seconds = data.short_abandon_seconds
     if data.offer_timeout_seconds is not None:
         queue.offer_timeout_seconds = data.offer_timeout_seconds
     if data.tier_weights is not None:

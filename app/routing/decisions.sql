@@ -82,6 +82,13 @@ BEGIN
     SET state = 'assigned', agent_id = p_agent, assigned_at = p_at, updated_at = p_at
     WHERE i.id = taken
     RETURNING to_jsonb(i) INTO assigned;
+    -- The wait this answer ends, for the figures (docs/metrics.md): whose line it left, and
+    -- how long it waited there (from its `waiting_since`, kept through rejected offers).
+    p_assigned := p_assigned || jsonb_build_object(
+        'queue_id', assigned ->> 'queue_id',
+        'channel', assigned ->> 'channel',
+        'waited_seconds', round(extract(epoch FROM
+            p_at - (assigned ->> 'waiting_since')::timestamptz)::numeric, 3));
     -- Holding work now: an available agent becomes busy (wrap-up and away stay as they are).
     IF agent_state = 'available' THEN
         UPDATE agents a SET state = 'busy', state_reason = NULL, state_since = p_at,

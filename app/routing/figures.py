@@ -1,5 +1,6 @@
 """The queue figures, each defined here once: average handle time (AHT), a caller's position,
-the staffed agents, and the estimated wait (EWT). docs/metrics.md gives the same definitions
+the staffed agents, the estimated wait (EWT), and the service of a line (service level, ASA,
+abandonment) and an agent's occupancy. docs/metrics.md gives the same definitions
 for people; the IVR's wait announcements and the supervisors' figures both read them here.
 
 Each definition is a docstring below, beside the pure function that computes it and the one
@@ -13,10 +14,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 import asyncpg
 
 from app.core.channels import Channel
+from app.queues.models import AbandonPolicy
 from app.routing import policy
 from app.routing.directory import IN_ROUTING
 from app.routing.rules import kind_of
@@ -256,3 +259,137 @@ async def read_caller_wait(
         staffed=staffed,
         estimated=estimated_wait(position, aht, staffed),
     )
+
+
+# --- the service of a line: service level, ASA, abandonment ------------------------------------
+
+
+class LineEnd(StrEnum):
+    """How one wait in a queue's line ends (a wait: from joining the line to leaving it; an
+    offer that is rejected or times out leaves the customer waiting, so it ends nothing)."""
+
+    answered = "answered"  # an agent accepted it
+    abandoned = "abandoned"  # the customer left (hung up, closed the chat)
+    expired = "expired"  # given up while it waited
+    transferred = "transferred"  # sent to another queue, or out of the contact center
+    converted = "converted"  # a waiting call the caller turned into a callback
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRules:
+    """What a queue's service is measured against: its target answer time, how abandons count
+    in its service level, and how short a wait must be for an abandon not to count at all."""
+
+    target_seconds: int
+    abandon_policy: AbandonPolicy
+    short_abandon_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """What a queue's line did over a stretch of time: how many joined it (`offered`), and how
+    the waits that ended in it ended. Tallies add up: a day is the sum of its minutes.
+
+    Each wait is counted by when it ended, once, in one of answered, abandoned, short
+    abandoned, expired, transferred and converted; so over any period, waiting at its start +
+    offered = those six + waiting at its end."""
+
+    offered: int = 0
+    answered: int = 0
+    answered_in_target: int = 0
+    answer_wait_seconds: float = 0.0
+    abandoned: int = 0
+    abandoned_in_target: int = 0
+    short_abandoned: int = 0
+    expired: int = 0
+    transferred: int = 0
+    converted: int = 0
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(
+            offered=self.offered + other.offered,
+            answered=self.answered + other.answered,
+            answered_in_target=self.answered_in_target + other.answered_in_target,
+            answer_wait_seconds=self.answer_wait_seconds + other.answer_wait_seconds,
+            abandoned=self.abandoned + other.abandoned,
+            abandoned_in_target=self.abandoned_in_target + other.abandoned_in_target,
+            short_abandoned=self.short_abandoned + other.short_abandoned,
+            expired=self.expired + other.expired,
+            transferred=self.transferred + other.transferred,
+            converted=self.converted + other.converted,
+        )
+
+    @property
+    def left(self) -> int:
+        """The waits that ended: every way of leaving the line."""
+        return (
+            self.answered
+            + self.abandoned
+            + self.short_abandoned
+            + self.expired
+            + self.transferred
+            + self.converted
+        )
+
+
+JOINED = Tally(offered=1)
+
+
+def wait_ended(end: LineEnd, waited_seconds: float, rules: ServiceRules) -> Tally:
+    """What one wait that ended adds to its queue's tally.
+
+    A wait is within the target when it lasted at most `target_seconds`. An abandon shorter
+    than `short_abandon_seconds` is a short abandon: a wrong number, a caller who heard the
+    menu and left; it counts in neither the service level nor the abandonment rate (only in
+    the line's balance). The other ends (expired, transferred, converted) are neither
+    answered nor abandoned."""
+    within = waited_seconds <= rules.target_seconds
+    if end is LineEnd.answered:
+        return Tally(answered=1, answered_in_target=int(within), answer_wait_seconds=waited_seconds)
+    if end is LineEnd.abandoned:
+        if waited_seconds < rules.short_abandon_seconds:
+            return Tally(short_abandoned=1)
+        return Tally(abandoned=1, abandoned_in_target=int(within))
+    return Tally(**{end.value: 1})
+
+
+def service_level(tally: Tally, abandon_policy: AbandonPolicy) -> float | None:
+    """The service level (SL), 0 to 1: the share of waits answered within the target, with
+    abandons counted the queue's way (short abandons never count):
+
+    - `ignore`: answered within target / answered;
+    - `against`: answered within target / (answered + abandoned): every abandon is a miss;
+    - `in_favour`: (answered within target + abandoned within target) / (answered +
+      abandoned): a customer who left before the target was not failed by the line, one who
+      left after it was.
+
+    None when nothing counts (no answer, and no abandon that counts)."""
+    if abandon_policy is AbandonPolicy.ignore:
+        met, counted = tally.answered_in_target, tally.answered
+    elif abandon_policy is AbandonPolicy.against:
+        met, counted = tally.answered_in_target, tally.answered + tally.abandoned
+    else:
+        met = tally.answered_in_target + tally.abandoned_in_target
+        counted = tally.answered + tally.abandoned
+    return met / counted if counted else None
+
+
+def average_speed_of_answer(tally: Tally) -> float | None:
+    """The average speed of answer (ASA), in seconds: the mean wait of the answered waits, from
+    joining the line (its `waiting_since`: a wait kept through a rejected offer or a move to
+    another queue counts whole) to the agent's accepting the offer. None with no answer."""
+    return tally.answer_wait_seconds / tally.answered if tally.answered else None
+
+
+def abandonment_rate(tally: Tally) -> float | None:
+    """The abandonment rate, 0 to 1: abandoned / (answered + abandoned), short abandons left
+    out of both. None when neither happened."""
+    counted = tally.answered + tally.abandoned
+    return tally.abandoned / counted if counted else None
+
+
+def occupancy(handling_seconds: float, staffed_seconds: float) -> float | None:
+    """An agent's occupancy, 0 to 1: the share of their staffed time (in routing: `available`,
+    `busy` or `wrap_up`) in which they held at least one interaction (assigned or in its
+    wrap-up). Away and offline time counts in neither. None with no staffed time."""
+    return handling_seconds / staffed_seconds if staffed_seconds > 0 else None

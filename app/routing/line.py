@@ -42,7 +42,10 @@ HUNG_UP = "the caller hung up"
 
 ENDING_A_WAIT = {S.abandoned: "abandon it", S.converted: "convert it to a callback"}
 
-LOCK_WAITING = "SELECT state, waiting_since FROM interactions WHERE id = $1 FOR NO KEY UPDATE"
+LOCK_WAITING = """
+    SELECT state, waiting_since, queue_id, channel FROM interactions WHERE id = $1
+    FOR NO KEY UPDATE
+"""
 
 # A wait ends (the interaction locked by the caller): its pending offer, if any, is withdrawn
 # and the interaction ends in $3. Returns the withdrawn offer, if there was one.
@@ -114,9 +117,19 @@ async def _end_wait(
             reason,
             actor,
         )
-    waited = max(0.0, (moment - waiting_since).total_seconds())
-    moved(events, interaction_id, source, target, None, actor, {"waited_seconds": round(waited, 3)})
+    moved(events, interaction_id, source, target, None, actor, wait_ended(row, moment))
     return waiting_since
+
+
+def wait_ended(row: asyncpg.Record, moment: datetime) -> dict[str, object]:
+    """What the event of a wait that ended says of it, for the figures (docs/metrics.md):
+    whose line it left and how long it waited there."""
+    waited = max(0.0, (moment - row["waiting_since"]).total_seconds())
+    return {
+        "queue_id": str(row["queue_id"]),
+        "channel": row["channel"],
+        "waited_seconds": round(waited, 3),
+    }
 
 
 # The interaction (locked) with the queue's word on a missed offer.

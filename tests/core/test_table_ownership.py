@@ -72,6 +72,13 @@ CROSSINGS: dict[tuple[str, str], Crossing] = {
     # tickets: a customer's open complaints, in the screen pop
     ("tickets", "agents"): Crossing("reads", "the pop names each open complaint's owner"),
     ("tickets", "users"): Crossing("reads", "the owner's display name"),
+    # supervisor: the live ledger's seed (the log, each queue's settings, each agent now)
+    ("supervisor", "events"): Crossing(
+        "reads", "the live figures fold the log since the day began"
+    ),
+    ("supervisor", "queues"): Crossing("reads", "each queue's zone, target and abandon rules"),
+    ("supervisor", "agents"): Crossing("reads", "each agent's state, for its occupancy"),
+    ("supervisor", "interactions"): Crossing("reads", "what each agent holds, for its occupancy"),
     # routing: the matcher's reads and writes, arrivals, accept/complete, the sweeper
     ("routing", "agents"): Crossing("writes", "offers move routing_version; states follow work"),
     ("routing", "agent_presence"): Crossing("writes", "heartbeats are flushed in batches"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -104,8 +105,16 @@ CenterFactory = Callable[..., Awaitable[Center]]
 
 @pytest.fixture
 async def center(app: FastAPI, live_server: LiveServer) -> AsyncIterator[Center]:
+    async with center_at(app, live_server.base_url) as built:
+        yield built
+
+
+@contextlib.asynccontextmanager
+async def center_at(app: FastAPI, base_url: str) -> AsyncIterator[Center]:
+    """An admin, the skills billing and vip, and the queue billing, on the server at
+    `base_url` (serving `app`'s database)."""
     await create_user_directly(app, "boss", Role.admin, "correct horse battery")
-    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
         admin = await login(http, "boss", "correct horse battery")
         for skill in ("billing", "vip"):
             await http.post("/v1/skills", json={"name": skill}, headers=admin)
@@ -116,5 +125,5 @@ async def center(app: FastAPI, live_server: LiveServer) -> AsyncIterator[Center]
             "required_skills": [{"skill": "billing", "level": 2}],
         }
         assert (await http.post("/v1/queues", json=queue, headers=admin)).status_code == 201
-        ws_url = live_server.base_url.replace("http://", "ws://")
+        ws_url = base_url.replace("http://", "ws://")
         yield Center(http=http, admin=admin, ws_url=ws_url, app=app)

@@ -160,13 +160,19 @@ async def test_accepting_assigns_makes_the_agent_busy_and_returns_the_events_it_
         "agent.state_changed",
     ]
     assert logged[0]["payload"] == {"interaction_id": str(interaction_id), "agent_id": str(mei)}
-    assert logged[1]["payload"] == {
+    answered = logged[1]["payload"]
+    # the wait it ended, for the figures (docs/metrics.md): its line and how long it waited
+    assert answered.pop("waited_seconds") >= 0
+    assert answered == {
         "from": "offered",
         "agent_id": str(mei),
         "offer_id": str(offer_id),
+        "queue_id": str(await _queue_of(connection, interaction_id)),
+        "channel": "voice",
     }
     assert logged[2]["payload"] == {"from": "available", "to": "busy", "reason": None}
     # What the desk publishes at once is what the hub of another replica reads from the log.
+    answered["waited_seconds"] = events.written[1].payload["waited_seconds"]
     assert _as_logged(events.written) == logged
     # With the interaction as assigned, for the assignment frame, as the REST API shows it.
     shown = await client.get(f"/v1/interactions/{interaction_id}", headers=admin)
@@ -370,3 +376,10 @@ async def test_an_accept_waiting_on_a_withdrawal_sees_it_once_the_lock_is_free(
         "available",
     )
     assert await _logged(connection, before) == []
+
+
+async def _queue_of(connection: asyncpg.Connection, interaction_id: uuid.UUID) -> uuid.UUID:
+    queue_id: uuid.UUID = await connection.fetchval(
+        "SELECT queue_id FROM interactions WHERE id = $1", interaction_id
+    )
+    return queue_id

@@ -211,7 +211,14 @@ async def test_a_caller_who_hangs_up_while_queued_abandons_with_the_time_waited(
     [(kind, payload)] = await _logged(connection, before)
     assert kind == "interaction.abandoned"
     assert payload.pop("waited_seconds") == pytest.approx(42, abs=2)
-    assert payload == {"from": "queued", "agent_id": None}
+    # what the figures count it by: the line it left (docs/metrics.md)
+    queue_id = await connection.fetchval("SELECT queue_id FROM interactions WHERE id = $1", call)
+    assert payload == {
+        "from": "queued",
+        "agent_id": None,
+        "queue_id": str(queue_id),
+        "channel": "voice",
+    }
 
 
 async def test_a_caller_who_hangs_up_while_offered_frees_the_agent_for_the_next_call(

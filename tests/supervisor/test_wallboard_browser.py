@@ -10,6 +10,7 @@ redrawn between two reads of it can never mix two frames, nor be gone when read.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 
@@ -22,8 +23,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from app.auth.models import Role
 from tests.browser import Page
-from tests.supervisor.wallboard_page import run
-from tests.support import create_user_directly, served_in_loop
+from tests.channels.chat.test_widget_browser import PageServer
+from tests.supervisor.wallboard_page import NO_FIGURE, run, tiles, until_tile
+from tests.support import create_user_directly, login, served_in_loop
 
 Headers = dict[str, str]
 PASSWORD = "correct horse battery"
@@ -60,6 +62,92 @@ async def raise_call(client: httpx.AsyncClient, admin: Headers, queue: str) -> u
     response = await client.post("/v1/interactions", json=body, headers=admin)
     assert response.status_code == 201, response.text
     return uuid.UUID(response.json()["id"])
+
+
+async def test_a_supervisor_sees_a_call_wait_on_its_queues_tile_and_leave_when_abandoned(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    served: str,
+    browser: WebDriver,
+    connection: asyncpg.Connection,
+) -> None:
+    await create_queue(client, admin, "billing")
+    await create_queue(client, admin, "sales")
+    await create_user_directly(app, "sam", Role.supervisor, PASSWORD)
+    page = Page(browser)
+    await sign_in(page, served, "sam")
+    await page.until_shown("#wb-status", "Live")
+    await until_tile(page, "billing", waiting="0", longest=NO_FIGURE)
+    assert not await page.shown("#wb-login")
+
+    call = await raise_call(client, admin, "billing")
+    billing = await until_tile(page, "billing", waiting="1", channels=["voice 1"])
+    assert billing["longest"] != NO_FIGURE
+    assert billing["chart"] == 1
+    assert billing["agents"][0].startswith("Available")
+    assert (await tiles(page))["sales"]["waiting"] == "0"
+
+    # The caller hangs up: the call leaves the tile.
+    supervisor = await login(client, "sam", PASSWORD)
+    abandoned = await client.post(f"/v1/interactions/{call}/abandon", headers=supervisor)
+    assert abandoned.status_code == 200, abandoned.text
+    await until_tile(page, "billing", waiting="0", channels=[], longest=NO_FIGURE)
+
+    # Everything the page loaded came from the server: no other origin was asked for anything.
+    loaded: list[str] = await run(
+        page, "return performance.getEntriesByType('resource').map((entry) => entry.name)"
+    )
+    assert loaded
+    assert all(url.startswith(f"{served}/") for url in loaded), loaded
+    # The token is in this tab's sessionStorage, and in no URL the page opened.
+    token = await run(page, "return sessionStorage.getItem('cc-wallboard-token')")
+    assert token
+    assert not any(token in url for url in loaded)
+
+
+async def test_after_a_restart_the_page_reconnects_and_resumes_from_the_last_event_it_saw(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    browser: WebDriver,
+    connection: asyncpg.Connection,
+) -> None:
+    await create_queue(client, admin, "billing")
+    await create_user_directly(app, "sam", Role.supervisor, PASSWORD)
+    async with PageServer.running(app) as server:
+        page = Page(browser)
+        await sign_in(page, server.url, "sam")
+        await page.until_shown("#wb-status", "Live")
+        call = await raise_call(client, admin, "billing")
+        await until_tile(page, "billing", waiting="1")
+        queued = await connection.fetchval(
+            "SELECT id FROM events WHERE kind = 'interaction.queued' AND subject_id = $1",
+            str(call),
+        )
+        # What the page says to the socket from here on, kept where the test can read it.
+        await run(
+            page,
+            "window.said = []; const send = WebSocket.prototype.send;"
+            "WebSocket.prototype.send = function (data) { window.said.push(data);"
+            " return send.call(this, data); };",
+        )
+
+        # The server goes (a deploy) and comes back: the page says so, then reconnects with a
+        # new ticket and a hello from the last event it saw.
+        await server.stop()
+        await page.until_shown("#wb-status", "Connection lost")
+        await server.start()
+        await page.until_shown("#wb-status", "Live")
+        said: list[str] = await run(page, "return window.said")
+        [hello] = [frame for frame in said if '"hello"' in frame]
+        assert json.loads(hello)["last_event_id"] >= queued
+        assert not await page.shown("#wb-login")
+
+        # And it is live again: the call answered elsewhere leaves the tile.
+        supervisor = await login(client, "sam", PASSWORD)
+        await client.post(f"/v1/interactions/{call}/abandon", headers=supervisor)
+        await until_tile(page, "billing", waiting="0")
 
 
 async def test_the_page_loads_from_the_server_alone_under_its_policy(

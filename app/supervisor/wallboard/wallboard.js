@@ -472,7 +472,9 @@
     );
   }
 
-  // The longest waits count up between frames, each second.
+  // The longest waits count up between frames, each second, from when the frame arrived (the
+  // browser's clock need not agree with the server's): the board reads its queues again every
+  // few seconds, so a view in a snapshot is at most that old, and the next frame sets it right.
   function tick() {
     for (const node of ui.queues.querySelectorAll(".wb-queue")) {
       const kept = seen.queues.get(node.dataset.queueId);

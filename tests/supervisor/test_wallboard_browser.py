@@ -19,6 +19,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from selenium.webdriver.chromium.webdriver import ChromiumDriver
+from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from app.auth.models import Role
@@ -136,7 +137,10 @@ async def test_after_a_restart_the_page_reconnects_and_resumes_from_the_last_eve
         # The server goes (a deploy) and comes back: the page says so, then reconnects with a
         # new ticket and a hello from the last event it saw.
         await server.stop()
-        await page.until_shown("#wb-status", "Connection lost")
+        await page.until(
+            lambda driver: "Live" not in driver.find_element(By.ID, "wb-status").text,
+            "the page no longer says it is live (connection lost, reconnecting)",
+        )
         await server.start()
         await page.until_shown("#wb-status", "Live")
         said: list[str] = await run(page, "return window.said")

@@ -285,7 +285,9 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             outbox=courier,
         )
         # The supervisors' live board: one per replica, fed by the hub, shared by their sockets.
-        app.state.live_board = live_board = LiveBoard(app.state.pg, hub)
+        app.state.live_board = live_board = LiveBoard(
+            app.state.pg, hub, default_zone=settings.time_zone
+        )
         await hub.start()
         await live_board.start()
         await lease.start()

@@ -33,6 +33,8 @@ class Options:
     chat_rate: float = 10.0  # new chats per second at the chat widget (Poisson)
     chat_seconds: float = 20.0  # seconds of the measured chat phase, after `warmup` (0: none)
     chat_lines: int = 3  # lines each customer exchanges with the agent after the first
+    supervisors: int = 50  # supervisor sockets watching in the fan-out phase
+    fanout_seconds: float = 20.0  # seconds of the measured fan-out phase at `rate` (0: none)
     baseline_seconds: float = 5.0
     baseline_connections: int = 8
     http_connections: int = 32  # keep-alive pool of the interaction poster
@@ -57,6 +59,7 @@ QUICK: dict[str, Any] = {
     # 100 agents would all be talking at 50 calls/s of 2 s: half as long keeps half of them free.
     "voice_handle": 1.0,
     "chat_seconds": 10.0,
+    "fanout_seconds": 10.0,
 }
 
 
@@ -76,8 +79,9 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Routing benchmark: starts PostgreSQL and the server, connects N agent "
-        "sockets, sends a Poisson stream of interactions, then a burst, then calls through "
-        "Twilio's webhook, then chats at a website's widget, and checks the rules. "
+        "sockets, sends a Poisson stream of interactions, then a burst, then the same stream "
+        "watched by supervisors' live sockets, then calls through Twilio's webhook, then chats "
+        "at a website's widget, and checks the rules. "
         "Every option also reads BENCH_<NAME> from the environment (e.g. BENCH_AGENTS=200).",
     )
     parser.add_argument("--quick", action="store_true", default=_env("quick", False))
@@ -101,6 +105,8 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         "chat_rate": "new chats per second at the chat widget in the chat phase (Poisson)",
         "chat_seconds": "seconds of the measured chat phase (default 20; --quick 10; 0: none)",
         "chat_lines": "lines each customer and agent exchange after the first (default 3)",
+        "supervisors": "supervisor sockets watching the floor in the fan-out phase (default 50)",
+        "fanout_seconds": "seconds of the fan-out phase at --rate (default 20; --quick 10)",
         "baseline_seconds": "seconds of the bare asyncpg baseline",
         "baseline_connections": "connections of the bare asyncpg baseline",
         "http_connections": "keep-alive connections posting interactions",

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import baseline, chat, complaints, ledger, report, setup, violations, voice
+from bench import baseline, chat, complaints, fanout, ledger, report, setup, violations, voice
 from bench.agents import Fleet
 from bench.config import Options, parse
 from bench.environment import CpuMeter, Database, Server, machine
@@ -303,6 +303,11 @@ async def bench(options: Options, database: Database, server: Server) -> dict[st
         line: Line | None = None
         try:
             await run_phases(options, database, server, fleet, poster, lag, results)
+            if options.fanout_seconds > 0:
+                await fanout_phase(
+                    options, database, server, client, center, fleet, poster, lag, results
+                )
+                await settle(fleet, poster, within=10)
             if options.voice_seconds > 0:
                 line = await voice_phase(
                     options, database, server, client, center, fleet, calls_api, lag, results
@@ -554,6 +559,63 @@ async def burst_phase(
         "server_cpu_ms_per_offer": cpu_ms_per(usage, end - start, len(times)),
         "client_loop_lag_ms": lag.between(start, end),
     }
+
+
+async def fanout_phase(
+    options: Options,
+    database: Database,
+    server: Server,
+    client: httpx.AsyncClient,
+    center: Center,
+    fleet: Fleet,
+    poster: Poster,
+    lag: LoopLag,
+    results: dict[str, Any],
+) -> None:
+    """Supervisors watch while interactions flow at `rate` (bench/fanout.py): the lag from a
+    new interaction's event to each supervisor's frame that shows it."""
+    assert server.process is not None
+    meter = CpuMeter(server.process.pid, database.postmaster_pid)
+    headers = await fanout.add_supervisor(client, center)
+    supervisors = fanout.Supervisors()
+    opening = time.perf_counter()
+    await supervisors.open(client, server.ws_url, headers, options.supervisors)
+    log(
+        f"fan-out: {options.supervisors} supervisor sockets open in "
+        f"{time.perf_counter() - opening:.1f} s beside {len(fleet.desks)} desks; "
+        f"{options.fanout_seconds:g} s at {options.rate:g}/s"
+    )
+    fleet.handle_mean = options.handle
+    try:
+        before, start, start_wall = meter.snapshot(), time.perf_counter(), time.time()
+        fired = await poster.poisson(options.rate, options.fanout_seconds, "fanout")
+        after, end, end_wall = meter.snapshot(), time.perf_counter(), time.time()
+        await asyncio.sleep(2.0)  # the last changes' frames are on their way
+    finally:
+        await supervisors.close()
+    watchers = supervisors.watchers
+    found = await fanout.lags(database.dsn, watchers, start_wall, end_wall)
+    found.update(fanout.frame_rates(watchers, start_wall, end_wall))
+    closed = Counter(w.closed for w in watchers if w.closed and not w.closed.startswith("1000"))
+    usage = meter.usage(before, after)
+    results["fanout"] = {
+        "supervisors": options.supervisors,
+        "desks": len(fleet.desks),
+        "seconds": round(end - start, 2),
+        "sent": fired,
+        "sent_per_s": round(fired / (end - start), 1),
+        **found,
+        "closed_by_server": dict(closed),
+        "cpu_percent": usage,
+        "client_loop_lag_ms": lag.between(start, end),
+    }
+    shown = found["lag_ms"]
+    results["fanout_lag_ms"] = {key: shown[key] for key in ("p50", "p95", "p99", "max")}
+    log(
+        f"fan-out: change to supervisor frame p50 {shown['p50']} ms, p99 {shown['p99']} ms "
+        f"({found['changes']} changes x {len(watchers)} supervisors); "
+        f"{dict(closed) or 'no socket'} closed by the server"
+    )
 
 
 async def voice_phase(

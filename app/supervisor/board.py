@@ -31,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 from pydantic import BaseModel
@@ -42,7 +41,8 @@ from app.core.logging import get_logger
 from app.core.pg import ACQUIRE_TIMEOUT, now
 from app.core.socket_session import TOO_SLOW, Closing
 from app.supervisor import reads
-from app.supervisor.ledger_standin import Ledger, QueuePeriods, QueueSettings, seed_ledger
+from app.supervisor.ledger import Ledger, QueuePeriods, Touched
+from app.supervisor.ledger_reads import read_queue_periods, seed_ledger, take
 from app.supervisor.views import (
     AgentFrame,
     AgentsByState,
@@ -63,8 +63,8 @@ WINDOW = 0.5  # seconds: at most one frame per queue (and per agent, per complai
 REFRESH = 5.0  # seconds: the queues read again without events (sliding periods, waits)
 RETRY = 1.0  # seconds before a window that failed (the database down) is tried again
 
-# Events after which the board reads its layout again: the queues (names, targets, zones; the
-# ledger folds again with them), and who qualifies for which (an agent's skills, a queue's).
+# Events after which the board reads its layout again: the queues (names, targets), and who
+# qualifies for which (an agent's skills, a queue's). The ledger reads a queue's settings itself.
 LAYOUT_KINDS = frozenset(
     {
         "queue.created",
@@ -77,6 +77,9 @@ LAYOUT_KINDS = frozenset(
         "user.updated",
     }
 )
+
+# The payload keys that name a queue: one the ledger does not know makes it read the settings.
+QUEUE_KEYS = ("queue_id", "to_queue_id", "from_queue_id")
 
 V = TypeVar("V", bound=BaseModel)
 
@@ -123,6 +126,7 @@ class Reading:
 
     lines: dict[uuid.UUID, reads.Line]
     staff: dict[uuid.UUID, AgentsByState]
+    periods: dict[uuid.UUID, QueuePeriods]
     agents: list[AgentView]
     complaints: list[ComplaintView] | None
 
@@ -136,18 +140,21 @@ class LiveBoard:
         pool: asyncpg.Pool,
         hub: EventHub,
         *,
+        default_zone: str = "UTC",
         window: float = WINDOW,
         refresh: float = REFRESH,
         clock: Clock = now,
     ) -> None:
         self._pool = pool
         self._hub = hub
+        self._default_zone = default_zone
         self._window = window
         self._refresh = refresh
         self._clock = clock
         self._queues: dict[uuid.UUID, reads.QueueRow] = {}
-        self._ledger = Ledger({})
-        self._folded_through = 0  # the events the ledger's seed folded
+        self._ledger = Ledger(default_zone=default_zone)
+        self._seeded_up_to: int | None = None  # None: the ledger is still to be seeded
+        self._unfolded: list[EventRecord] = []  # heard, for the next window to fold
         self._queues_of_agent: dict[uuid.UUID, set[uuid.UUID]] = {}
         self._queue_views: dict[uuid.UUID, Kept[QueueView]] = {}
         self._agent_views: dict[uuid.UUID, Kept[AgentView]] = {}
@@ -223,7 +230,7 @@ class LiveBoard:
         is under way or due: a socket's snapshot then shows every event heard before it
         opened, not the board as it stood a window ago."""
         # The window under way, and the next one when marks wait for it.
-        wanted = self._windows_taken + (1 if self._marks else 0)
+        wanted = self._windows_taken + (1 if self._marks or self._unfolded else 0)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(within):
                 while self._windows_done < wanted:
@@ -279,49 +286,71 @@ class LiveBoard:
     # --- hearing events -------------------------------------------------------------------------
 
     def _subscribe(self) -> None:
-        """A subscription to every event; what came before it is the board's to read."""
+        """A subscription to every event; what came before it is the seed's and the reads'."""
         if self._subscription is not None:
             self._hub.unsubscribe(self._subscription)
         self._subscription = self._hub.subscribe(lambda _event: True)
         self._since = self._event_id = max(self._event_id, self._hub.last_event_id)
+        self._seeded_up_to = None
+        self._unfolded = []
 
     async def _hear(self) -> None:
+        """Events are kept for the next window, which folds them: the ledger needs them in
+        order, after its seed, and some with a read (a queue's settings)."""
         while True:
             assert self._subscription is not None
             subscription = self._subscription
             if subscription.overflowed.is_set():
                 self._lost_events()
                 continue
-            events = [await subscription.queue.get()]
+            self._unfolded.append(await subscription.queue.get())
             while not subscription.queue.empty():  # the rest of a batch, before a window
-                events.append(subscription.queue.get_nowait())
-            for event in events:
-                try:
-                    self._fold(event)
-                except Exception:  # one odd event must not stop the board
-                    log.exception("live board could not fold an event", event_id=event.id)
+                self._unfolded.append(subscription.queue.get_nowait())
             self._changed.set()
 
     def _lost_events(self) -> None:
-        """The board fell too far behind the hub (a long stall): read everything again, fold
-        the ledger again, and answer older resumes with a snapshot."""
+        """The board fell too far behind the hub (a long stall): fold a new ledger from the
+        log, read everything again, and answer older resumes with a snapshot."""
         log.warning("live board lost events; reading everything again")
+        self._ledger = Ledger(default_zone=self._default_zone)
         self._subscribe()
         self._marks = Marks(layout=True, all_agents=True)
         self._complaints_read = False
         self._changed.set()
 
-    def _fold(self, event: EventRecord) -> None:
-        self._event_id = max(self._event_id, event.id)
-        marks = self._marks
-        agents: set[uuid.UUID] = set()
-        if event.id > self._folded_through:  # not already in the ledger's seed
-            touched = self._ledger.apply(event)
-            marks.queues |= touched.queues
-            agents |= touched.agents
+    async def _fold(self, connection: asyncpg.Connection, marks: Marks) -> None:
+        """Seed the ledger if it is new, then fold the events heard since the last window and
+        mark what they touched. Taken only once folded: a window that fails folds them again
+        (the ledger ignores an event it has applied)."""
+        if self._seeded_up_to is None:
+            up_to = self._since
+            await seed_ledger(connection, self._ledger, self._clock(), up_to)
+            self._seeded_up_to = up_to
+        events = list(self._unfolded)
+        for event in events:
+            if event.kind in ("queue.created", "queue.updated") or self._new_queue(event):
+                touched = await take(self._ledger, event, connection)
+            else:
+                touched = self._ledger.apply(event)
+            self._mark(event, touched, marks)
+            self._event_id = max(self._event_id, event.id)
+        del self._unfolded[: len(events)]
+
+    def _new_queue(self, event: EventRecord) -> bool:
+        """Whether the event names a queue whose settings the ledger has not read yet."""
+        for key in QUEUE_KEYS:
+            raw = event.payload.get(key)
+            if raw and not self._ledger.knows_queue(uuid.UUID(str(raw))):
+                return True
+        return False
+
+    def _mark(self, event: EventRecord, touched: Touched, marks: Marks) -> None:
+        marks.queues |= touched.queues
+        agents = set(touched.agents)
         agent = event.agent_id
         if agent is not None:
-            agents.add(uuid.UUID(agent))
+            with contextlib.suppress(ValueError):
+                agents.add(uuid.UUID(agent))
         for agent_id in agents:  # its state counts in the queues it qualifies for
             marks.queues |= self._queues_of_agent.get(agent_id, set())
         marks.agents |= agents
@@ -337,6 +366,7 @@ class LiveBoard:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self._refresh)
+            self._ledger.forget_before(self._clock())
             self._marks.queues |= set(self._queues)
             self._complaints_read = False
             self._changed.set()
@@ -350,7 +380,7 @@ class LiveBoard:
             await asyncio.sleep(max(0.0, opened + self._window - loop.time()))
             self._changed.clear()
             marks, self._marks = self._marks, Marks()
-            if not marks and self._complaints_read:
+            if not marks and not self._unfolded and self._complaints_read:
                 continue
             opened = loop.time()
             self._windows_taken += 1
@@ -383,9 +413,10 @@ class LiveBoard:
         self._changed.set()
 
     async def _window_of(self, marks: Marks) -> None:
-        event_id = self._event_id  # what the reads below reflect at least
         at = self._clock()  # the window's moment: its frames' `at`, one window apart at least
         async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
+            await self._fold(connection, marks)
+            event_id = self._event_id  # what the reads below reflect at least
             if marks.layout:
                 await self._read_layout(connection)
                 marks.queues = set(self._queues)
@@ -401,6 +432,10 @@ class LiveBoard:
         queue_ids = [queue_id for queue_id in marks.queues if queue_id in self._queues]
         lines = await reads.read_lines(connection, queue_ids) if queue_ids else {}
         staff = await reads.read_staff_by_state(connection, queue_ids) if queue_ids else {}
+        periods = {
+            queue_id: await read_queue_periods(connection, self._ledger, queue_id, at)
+            for queue_id in queue_ids
+        }
         agents: list[AgentView] = []
         if marks.all_agents:
             agents = await reads.read_agents(connection, None, at)
@@ -410,22 +445,14 @@ class LiveBoard:
         if marks.complaints or not self._complaints_read:
             complaints = await reads.read_complaints(connection, marks.complaints, at)
             self._complaints_read = True
-        return Reading(lines, staff, agents, complaints)
+        return Reading(lines, staff, periods, agents, complaints)
 
     async def _read_layout(self, connection: asyncpg.Connection) -> None:
-        """The queues and who qualifies for each; the ledger folded again when the queues'
-        settings changed. The seed and the id it folded through are read in one snapshot, so
-        an event heard that the seed holds is not counted twice."""
+        """The queues, and who qualifies for each."""
         queues = {row.id: row for row in await reads.read_queues(connection)}
-        if queues != self._queues:
-            ledger = Ledger({queue_id: _settings(row) for queue_id, row in queues.items()})
-            async with connection.transaction(isolation="repeatable_read", readonly=True):
-                through = await connection.fetchval("SELECT coalesce(max(id), 0) FROM events")
-                await seed_ledger(connection, ledger, self._clock())
-            self._ledger, self._folded_through = ledger, through
-            for gone in set(self._queue_views) - set(queues):
-                del self._queue_views[gone]
-            self._queues = queues
+        for gone in set(self._queue_views) - set(queues):
+            del self._queue_views[gone]
+        self._queues = queues
         self._queues_of_agent = await reads.read_queues_of_agents(connection, list(queues))
 
     def _apply_queues(
@@ -444,22 +471,19 @@ class LiveBoard:
 
     def _queue_view(self, queue: reads.QueueRow, reading: Reading, at: datetime) -> QueueView:
         line = reading.lines.get(queue.id) or reads.empty_line()
-        periods: QueuePeriods = self._ledger.periods(queue.id, at)
+        periods = reading.periods.get(queue.id) or self._ledger.periods(queue.id, at)
         return QueueView(
             queue_id=queue.id,
             name=queue.name,
-            time_zone=queue.time_zone,
+            time_zone=self._ledger.settings(queue.id).zone.key,
             sl_target_percent=queue.sl_target_percent,
             sl_target_seconds=queue.sl_target_seconds,
             waiting=line.waiting,
             longest_wait_s=line.longest_wait(at),
             agents=reading.staff.get(queue.id) or AgentsByState(),
-            today=PeriodFiguresOut.model_validate(periods.today),
-            last_30_min=PeriodFiguresOut.model_validate(periods.last_30_min),
-            by_interval=[
-                IntervalOut(start=i.start, offered=i.offered, service_level=i.service_level)
-                for i in periods.by_interval
-            ],
+            today=PeriodFiguresOut.model_validate(periods.today.as_json()),
+            last_30_min=PeriodFiguresOut.model_validate(periods.last_30_min.as_json()),
+            by_interval=[IntervalOut.model_validate(i.as_json()) for i in periods.by_interval],
         )
 
     def _apply_agents(
@@ -470,7 +494,9 @@ class LiveBoard:
         wanted = set(self._agent_views) if marks.all_agents else marks.agents
         for gone in wanted - found:  # deactivated or deleted: off the board
             self._agent_views.pop(gone, None)
-        for agent in agents:
+        for found_agent in agents:
+            occupancy = self._ledger.occupancy(found_agent.agent_id, at)
+            agent = found_agent.model_copy(update={"occupancy": occupancy})
             kept = self._agent_views.get(agent.agent_id)
             if kept is not None and _same_agent(kept.view, agent):
                 continue
@@ -528,14 +554,4 @@ def _same_agent(before: AgentView, after: AgentView) -> bool:
     """Equal but for the time in state, which only the clock moved."""
     return before.model_copy(update={"seconds_in_state": 0.0}) == after.model_copy(
         update={"seconds_in_state": 0.0}
-    )
-
-
-def _settings(queue: reads.QueueRow) -> QueueSettings:
-    try:
-        zone = ZoneInfo(queue.time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    return QueueSettings(
-        zone=zone, sl_target_seconds=queue.sl_target_seconds, abandon_policy=queue.abandon_policy
     )

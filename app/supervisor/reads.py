@@ -33,20 +33,16 @@ from app.tickets.open_complaints import DUE
 
 @dataclass(frozen=True, slots=True)
 class QueueRow:
-    """A queue as its tile names it, with what the ledger needs of it."""
+    """A queue as its tile names it (the ledger reads its service rules and zone itself)."""
 
     id: uuid.UUID
     name: str
-    time_zone: str
     sl_target_percent: int
     sl_target_seconds: int
-    abandon_policy: str
 
 
 QUEUES = """
-    SELECT id, name, coalesce(business_hours->>'timezone', 'UTC') AS time_zone,
-           sl_target_percent, sl_target_seconds, abandon_policy
-    FROM queues ORDER BY lower(name), id
+    SELECT id, name, sl_target_percent, sl_target_seconds FROM queues ORDER BY lower(name), id
 """
 
 
@@ -55,10 +51,8 @@ async def read_queues(db: Reader) -> list[QueueRow]:
         QueueRow(
             id=row["id"],
             name=row["name"],
-            time_zone=row["time_zone"],
             sl_target_percent=row["sl_target_percent"],
             sl_target_seconds=row["sl_target_seconds"],
-            abandon_policy=row["abandon_policy"],
         )
         for row in await db.fetch(QUEUES)
     ]

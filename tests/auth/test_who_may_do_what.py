@@ -74,7 +74,7 @@ HTTP_ENDPOINTS = [
     pytest.param(row, method, path, id=f"{method} {path}")
     for row in table()
     for method, path in row.endpoints
-    if method != "WS"  # the desk socket's refusals are tests/desk's
+    if method != "WS"  # the sockets' refusals are tests/desk's and tests/supervisor's
 ]
 
 
@@ -591,6 +591,7 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("GET", "/v1/outbox/{message_id}"): _an_outbox_message,
     ("POST", "/v1/outbox/{message_id}/retry"): _a_dead_message_to_retry,
     ("POST", "/v1/desk/tickets"): _fixed("/v1/desk/tickets"),
+    ("POST", "/v1/supervisor/tickets"): _fixed("/v1/supervisor/tickets"),
     ("POST", "/v1/voice/events"): _a_call_starting,
     ("GET", "/v1/email/addresses"): _fixed("/v1/email/addresses"),
     ("POST", "/v1/email/addresses"): _new_support_address,

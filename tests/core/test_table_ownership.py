@@ -79,6 +79,14 @@ CROSSINGS: dict[tuple[str, str], Crossing] = {
     ("supervisor", "queues"): Crossing("reads", "each queue's zone, target and abandon rules"),
     ("supervisor", "agents"): Crossing("reads", "each agent's state, for its occupancy"),
     ("supervisor", "interactions"): Crossing("reads", "what each agent holds, for its occupancy"),
+    # supervisor: the live board's reads of the floor now (app/supervisor/reads.py)
+    ("supervisor", "customers"): Crossing("reads", "who waits, by the customer's tier"),
+    ("supervisor", "offers"): Crossing("reads", "offered work still waits; what rings at a desk"),
+    ("supervisor", "queue_skills"): Crossing("reads", "which agents qualify for a queue"),
+    ("supervisor", "agent_skills"): Crossing("reads", "which agents qualify for a queue"),
+    ("supervisor", "users"): Crossing("reads", "an agent's name, and whether it is active"),
+    ("supervisor", "complaints"): Crossing("reads", "escalated and overdue complaints"),
+    ("supervisor", "complaint_deadlines"): Crossing("reads", "a complaint's late clocks"),
     # routing: the matcher's reads and writes, arrivals, accept/complete, the sweeper
     ("routing", "agents"): Crossing("writes", "offers move routing_version; states follow work"),
     ("routing", "agent_presence"): Crossing("writes", "heartbeats are flushed in batches"),

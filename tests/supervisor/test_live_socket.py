@@ -61,6 +61,8 @@ async def test_a_queued_interaction_shows_in_its_queues_frame_within_a_second(
     assert time.monotonic() - posted < 1.0
     assert frame["queue"]["name"] == "billing"
     assert frame["queue"]["waiting"]["by_channel"]["voice"] == 1
+    assert frame["queue"]["today"]["offered"] == 1  # the ledger's count, folded in the window
+    assert frame["queue"]["by_interval"][-1]["offered"] == 1
 
 
 async def test_many_changes_of_a_queue_come_as_few_frames_the_last_with_the_final_count(

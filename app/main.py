@@ -70,6 +70,7 @@ from app.supervisor.board import LiveBoard
 from app.supervisor.live import router as live_router
 from app.supervisor.outbox import router as outbox_router
 from app.supervisor.route_timer import RouteTimer
+from app.supervisor.wallboard import router as wallboard_router
 from app.tickets.acts import CustomerNotices
 from app.tickets.answer_page import router as complaint_answer_router
 from app.tickets.api import router as complaints_router
@@ -373,6 +374,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         supervisor_actions_router,
         outbox_router,
         prometheus.router,
+        wallboard_router,
     ):
         app.include_router(router)
     _document_what_fastapi_cannot_see(app)

@@ -9,7 +9,6 @@ origin against the site's, as it does for every page that embeds the widget).
 from __future__ import annotations
 
 import html
-import re
 import uuid
 from importlib import resources
 from typing import Annotated
@@ -20,6 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.core import pg
 from app.core.errors import NotFound
+from app.core.pages import FILE_HEADERS, socket_sources
 
 router = APIRouter(tags=["chat"], include_in_schema=False)
 
@@ -28,13 +28,6 @@ _FILES = resources.files("app.channels.chat") / "widget"
 PAGE = (_FILES / "demo.html").read_text(encoding="utf-8")
 SCRIPT = (_FILES / "widget.js").read_bytes()
 STYLE = (_FILES / "widget.css").read_bytes()
-
-# A Host header as browsers send it (a name or an IPv6 literal, and a port), and nothing else:
-# it is written into the page's policy, which it must not be able to widen.
-_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
-# The files change with the service's version only; a browser asks again each time (no-cache),
-# so a new version reaches it at once.
-_FILE_HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
 
 
 @router.get("/chat/demo", response_class=HTMLResponse)
@@ -48,18 +41,18 @@ async def demo_page(
     async with request.app.state.pg.acquire(timeout=pg.ACQUIRE_TIMEOUT) as connection:
         site_id = await _site_shown(connection, site)
     page = PAGE.replace("{site_id}", html.escape(str(site_id)))
-    headers = {**_FILE_HEADERS, "Content-Security-Policy": page_policy(request.headers.get("host"))}
+    headers = {**FILE_HEADERS, "Content-Security-Policy": page_policy(request.headers.get("host"))}
     return HTMLResponse(page, headers=headers)
 
 
 @router.get("/chat/widget.js")
 async def widget_script() -> Response:
-    return Response(SCRIPT, media_type="application/javascript", headers=_FILE_HEADERS)
+    return Response(SCRIPT, media_type="application/javascript", headers=FILE_HEADERS)
 
 
 @router.get("/chat/widget.css")
 async def widget_style() -> Response:
-    return Response(STYLE, media_type="text/css", headers=_FILE_HEADERS)
+    return Response(STYLE, media_type="text/css", headers=FILE_HEADERS)
 
 
 async def _site_shown(connection: asyncpg.Connection, site: uuid.UUID | None) -> uuid.UUID:
@@ -78,12 +71,8 @@ async def _site_shown(connection: asyncpg.Connection, site: uuid.UUID | None) ->
 
 def page_policy(host: str | None) -> str:
     """The page's Content-Security-Policy: scripts and styles from this server only (no inline
-    script, so text an agent writes can never run), and a socket to this server only. 'self'
-    covers ws(s) of the same host in current browsers; older ones need it spelled out."""
-    sockets = "'self'"
-    if host is not None and _HOST.fullmatch(host):
-        sockets += f" ws://{host} wss://{host}"
+    script, so text an agent writes can never run), and a socket to this server only."""
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; "
-        f"connect-src {sockets}; base-uri 'none'; form-action 'none'"
+        f"connect-src {socket_sources(host)}; base-uri 'none'; form-action 'none'"
     )

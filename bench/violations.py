@@ -18,7 +18,7 @@ the commit, so whatever a matcher pass saw has lower ids than the offers it wrot
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,17 +130,34 @@ async def _check(
     orphan_endings = 0
     offered_ids: list[str] = []
 
-    def add(agent: str, kind: str) -> None:
+    over_sample: list[dict[str, Any]] = []
+    recent: dict[str, deque[str]] = defaultdict(lambda: deque(maxlen=12))  # per agent
+
+    def add(agent: str, kind: str, event_id: int) -> None:
         held[agent][kind] += 1
         capacity = capacities.get(agent)
         exceeded = capacity.exceeded_by(held[agent]) if capacity else "unknown agent"
         if exceeded is not None:
             report.over_capacity += 1
             over[exceeded] += 1
+            if len(over_sample) < 5:  # what the agent held then, to find the cause
+                over_sample.append(
+                    {
+                        "event_id": event_id,
+                        "agent": agent,
+                        "exceeded": exceeded,
+                        "holding": sorted(i for i, (a, _) in holding.items() if a == agent),
+                        "offered": sorted(o for o, (a, _) in offer_holder.items() if a == agent),
+                    }
+                )
 
     for event in events:
         kind, subject = event["kind"], event["subject_id"]
         payload = json.loads(event["payload"])
+        named = payload.get("agent_id") or payload.get("from_agent_id")
+        if named is not None:
+            channel = interactions.get(subject, {}).get("channel", "")
+            recent[named].append(f"{event['id']} {kind} {subject[:8]} {channel}")
         if kind == "interaction.offered":
             offer_id, agent = payload["offer_id"], payload["agent_id"]
             offered_ids.append(offer_id)
@@ -149,7 +166,7 @@ async def _check(
             pending[subject] = offer_id
             channel = payload.get("channel") or interactions[subject]["channel"]
             offer_holder[offer_id] = (agent, kind_of(channel))
-            add(agent, kind_of(channel))
+            add(agent, kind_of(channel), event["id"])
         elif kind in OFFER_ENDINGS:
             interaction = payload.get("interaction_id")
             holder = offer_holder.pop(subject, None)
@@ -164,7 +181,7 @@ async def _check(
             row = interactions.get(subject)
             if agent is not None and row is not None:
                 holding[subject] = (agent, kind_of(row["channel"]))
-                add(agent, kind_of(row["channel"]))
+                add(agent, kind_of(row["channel"]), event["id"])
         if kind in RELEASING and subject in holding:
             agent, channel_kind = holding.pop(subject)
             held[agent][channel_kind] -= 1
@@ -208,6 +225,7 @@ async def _check(
         overlapping_offer_rows=int(overlapping),
         interactions_accepted_twice=int(accepted_twice),
         over_capacity_by_kind=dict(over),
+        over_capacity_sample=over_sample,
         missing_refs=len(missing),
         missing_refs_sample=missing[:5],
         unknown_state=len(unknown_state),

@@ -23,7 +23,7 @@ from app.queues.models import AbandonPolicy
 from app.routing import policy
 from app.routing.directory import IN_ROUTING
 from app.routing.rules import kind_of
-from app.routing.waiting import EFFECTIVE
+from app.routing.waiting import DUE, EFFECTIVE
 
 # How far back the average handle time looks: long enough that a team of five has dozens of
 # handled calls in it, short enough to follow the day (a morning of password resets, an
@@ -259,6 +259,38 @@ async def read_caller_wait(
         staffed=staffed,
         estimated=estimated_wait(position, aht, staffed),
     )
+
+
+# --- the line now: waiting, and the longest wait --------------------------------------------------
+
+# What waits in each queue's line at the moment $2, by queue, channel and tier, with the oldest
+# `waiting_since`; of the queues $1 (null: every queue). Waiting is `queued` and in line (due:
+# routing's `DUE`; a callback booked for when the queue opens is not in line yet), or `offered`
+# and not yet accepted: the customer waits until an agent accepts. The queued through their
+# partial index (`ix_interactions_waiting`), the offered through the pending offers' (no index
+# holds interactions by state, and a scan would grow with the history).
+WAITING_NOW = f"""
+    SELECT i.queue_id, i.channel, c.tier, count(*)::int AS n, min(i.waiting_since) AS oldest
+    FROM interactions i JOIN customers c ON c.id = i.customer_id
+    WHERE i.state = 'queued' AND ($1::uuid[] IS NULL OR i.queue_id = ANY($1::uuid[]))
+      AND {DUE}
+    GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT i.queue_id, i.channel, c.tier, count(*)::int, min(i.waiting_since)
+    FROM offers o
+    JOIN interactions i ON i.id = o.interaction_id
+    JOIN customers c ON c.id = i.customer_id
+    WHERE o.state = 'pending' AND i.state = 'offered'
+      AND ($1::uuid[] IS NULL OR i.queue_id = ANY($1::uuid[]))
+    GROUP BY 1, 2, 3
+"""  # noqa: S608 - constants only, no outside text
+
+
+def longest_wait(oldest: datetime | None, moment: datetime) -> float | None:
+    """The longest wait of a line, in seconds: how long the customer who has waited most (the
+    oldest `waiting_since` among `WAITING_NOW`'s) has waited at `moment`; None when nobody
+    waits."""
+    return None if oldest is None else max(0.0, (moment - oldest).total_seconds())
 
 
 # --- the service of a line: service level, ASA, abandonment ------------------------------------

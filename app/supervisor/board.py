@@ -78,9 +78,6 @@ LAYOUT_KINDS = frozenset(
     }
 )
 
-# The payload keys that name a queue: one the ledger does not know makes it read the settings.
-QUEUE_KEYS = ("queue_id", "to_queue_id", "from_queue_id")
-
 
 class Watcher(Protocol):
     """A supervisor's socket as the board sees it (core's SocketSession)."""
@@ -294,21 +291,10 @@ class LiveBoard:
             self._seeded_up_to = up_to
         events = list(self._unfolded)
         for event in events:
-            if event.kind in ("queue.created", "queue.updated") or self._new_queue(event):
-                touched = await take(self._ledger, event, connection)
-            else:
-                touched = self._ledger.apply(event)
+            touched = await take(self._ledger, event, connection)  # reads only for a new queue
             self._mark(event, touched, marks)
             self._event_id = max(self._event_id, event.id)
         del self._unfolded[: len(events)]
-
-    def _new_queue(self, event: EventRecord) -> bool:
-        """Whether the event names a queue whose settings the ledger has not read yet."""
-        for key in QUEUE_KEYS:
-            raw = event.payload.get(key)
-            if raw and not self._ledger.knows_queue(uuid.UUID(str(raw))):
-                return True
-        return False
 
     def _mark(self, event: EventRecord, touched: Touched, marks: Marks) -> None:
         marks.queues |= touched.queues

@@ -20,6 +20,8 @@ from app.agents.models import AgentState
 from app.core.channels import Channel
 from app.core.logging import get_logger
 from app.core.outbox import OutboxState
+from app.core.pg import now
+from app.routing.figures import WAITING_NOW
 
 log = get_logger(__name__)
 
@@ -28,27 +30,14 @@ log = get_logger(__name__)
 # behind a busy database. Prometheus's own scrape timeout is 10 s by default.
 READ_SECONDS = 2.0
 
-# What waits for an agent: queued work that is in line (not held back until later: a
-# callback booked for when the queue opens), and work being offered, whose customer waits
-# until an agent accepts it. Each from its own small index: the queued from
-# `ix_interactions_waiting` (partial, on `state = 'queued'`), the offered through the pending
-# offers (`ix_offers_pending_deadline`, partial too), so the read costs what waits now,
-# however long the history of interactions.
-# Then the agents by state (one row per agent; users deactivated left out, as routing leaves
+# What waits now (`figures.WAITING_NOW`, docs/metrics.md "The line now"), summed over tiers,
+# then the agents by state (one row per agent; users deactivated left out, as routing leaves
 # them) and the outbox's unsent messages by state (`ix_outbox_messages_state_created`).
-FLOOR = """
-    WITH waiting AS (
-        SELECT queue_id, channel, waiting_since
-        FROM interactions
-        WHERE state = 'queued' AND (not_before IS NULL OR not_before <= statement_timestamp())
-        UNION ALL
-        SELECT i.queue_id, i.channel, i.waiting_since
-        FROM offers o JOIN interactions i ON i.id = o.interaction_id
-        WHERE o.state = 'pending' AND i.state = 'offered'
-    )
+FLOOR = f"""
+    WITH waiting AS ({WAITING_NOW})
     SELECT 'waiting' AS figure, w.queue_id, q.name AS queue, w.channel::text AS label,
-           count(*)::float8 AS value,
-           extract(epoch FROM statement_timestamp() - min(w.waiting_since))::float8 AS longest
+           sum(w.n)::float8 AS value,
+           extract(epoch FROM $2::timestamptz - min(w.oldest))::float8 AS longest
     FROM waiting w JOIN queues q ON q.id = w.queue_id
     GROUP BY w.queue_id, q.name, w.channel
     UNION ALL
@@ -63,7 +52,7 @@ FLOOR = """
     FROM outbox_messages o
     WHERE o.state IN ('pending', 'sending', 'failed', 'dead')
     GROUP BY o.state
-"""
+"""  # noqa: S608 - constants only, no outside text
 
 UNSENT = (OutboxState.pending, OutboxState.sending, OutboxState.failed, OutboxState.dead)
 
@@ -111,7 +100,7 @@ async def read_floor(pool: asyncpg.Pool) -> Floor | None:
     (said in the log)."""
     try:
         async with pool.acquire(timeout=READ_SECONDS) as connection:
-            rows = await connection.fetch(FLOOR, timeout=READ_SECONDS)
+            rows = await connection.fetch(FLOOR, None, now(), timeout=READ_SECONDS)
     except (OSError, TimeoutError, asyncpg.PostgresError) as error:
         log.warning("metrics.floor_unread", error=type(error).__name__)
         return None

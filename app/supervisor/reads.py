@@ -20,7 +20,7 @@ from app.agents.models import AgentState
 from app.core.channels import Channel
 from app.core.pg import Reader
 from app.customers.models import Tier
-from app.routing.waiting import DUE as IN_LINE
+from app.routing.figures import WAITING_NOW, longest_wait
 from app.supervisor.views import (
     AgentsByState,
     AgentView,
@@ -61,24 +61,7 @@ async def read_queues(db: Reader) -> list[QueueRow]:
 
 # --- the line now -------------------------------------------------------------------------------
 
-# Waiting is queued and in line at $2 (routing's `DUE`: work held back until later, a
-# callback booked for when the queue opens, is not in line yet; Prometheus's floor counts
-# alike), or offered and not yet accepted (the customer still waits): the queued through their
-# partial index, the offered through the pending offers' (no index holds interactions by
-# state, and a scan would grow with the history).
-WAITING = f"""
-    SELECT i.queue_id, i.channel, c.tier, count(*)::int AS n, min(i.waiting_since) AS oldest
-    FROM interactions i JOIN customers c ON c.id = i.customer_id
-    WHERE i.state = 'queued' AND i.queue_id = ANY($1::uuid[]) AND {IN_LINE}
-    GROUP BY 1, 2, 3
-    UNION ALL
-    SELECT i.queue_id, i.channel, c.tier, count(*)::int, min(i.waiting_since)
-    FROM offers o
-    JOIN interactions i ON i.id = o.interaction_id
-    JOIN customers c ON c.id = i.customer_id
-    WHERE o.state = 'pending' AND i.state = 'offered' AND i.queue_id = ANY($1::uuid[])
-    GROUP BY 1, 2, 3
-"""  # noqa: S608 - constants only, no outside text
+# What waits now: `figures.WAITING_NOW` (docs/metrics.md, "The line now").
 
 
 @dataclass(slots=True)
@@ -89,7 +72,7 @@ class Line:
     oldest: datetime | None
 
     def longest_wait(self, now: datetime) -> float | None:
-        return None if self.oldest is None else max(0.0, (now - self.oldest).total_seconds())
+        return longest_wait(self.oldest, now)
 
 
 def empty_line() -> Line:
@@ -107,7 +90,7 @@ async def read_lines(
     db: Reader, queue_ids: Sequence[uuid.UUID], now: datetime
 ) -> dict[uuid.UUID, Line]:
     lines = {queue_id: empty_line() for queue_id in queue_ids}
-    for row in await db.fetch(WAITING, list(queue_ids), now):
+    for row in await db.fetch(WAITING_NOW, list(queue_ids), now):
         line = lines[row["queue_id"]]
         n = row["n"]
         line.waiting.total += n

@@ -410,3 +410,26 @@ async def create_billing_queue(client: httpx.AsyncClient, admin: Headers, **sett
     }
     response = await client.post("/v1/queues", json=queue, headers=admin)
     assert response.status_code == 201, response.text
+
+
+async def offered_as_a_pass_writes(
+    connection: asyncpg.Connection, interaction_id: uuid.UUID, agent_id: uuid.UUID
+) -> uuid.UUID:
+    """The waiting interaction offered to the agent as a matcher pass writes it (for a minute),
+    for a test that then drives routing's own accept: the offer's id."""
+    offer_id, moment = uuid.uuid4(), datetime.now(UTC)
+    await connection.execute(
+        "UPDATE interactions SET state = 'offered', offered_at = $2 WHERE id = $1",
+        interaction_id,
+        moment,
+    )
+    await connection.execute(
+        "INSERT INTO offers (id, interaction_id, agent_id, channel, state, created_at, deadline,"
+        " reason, matched) SELECT $1, $2, $3, channel, 'pending', $4::timestamptz,"
+        " $4 + interval '1 minute', 'test', '{}' FROM interactions WHERE id = $2",
+        offer_id,
+        interaction_id,
+        agent_id,
+        moment,
+    )
+    return offer_id

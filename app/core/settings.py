@@ -6,7 +6,6 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -19,6 +18,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from app.core.zones import known_zone
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -211,13 +212,7 @@ class Settings(BaseSettings):
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(
-                f"unknown time zone {value!r} (an IANA name like Europe/Paris)"
-            ) from error
-        return value
+        return known_zone(value)
 
     @field_validator("default_phone_region")
     @classmethod

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from app.core.inputs import REFUSES_NUL
+from app.core.zones import known_zone
 from app.queues.calendar import HolidayCalendar, holidays_of
 
 
@@ -82,15 +83,7 @@ class BusinessHours(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(
-                f"unknown time zone {value!r} (use an IANA name like Europe/Paris)"
-            ) from error
-        if value not in available_timezones() and value != "UTC":
-            raise ValueError(f"unknown time zone {value!r}")
-        return value
+        return known_zone(value)
 
 
 def is_open(hours: BusinessHours | None, at: datetime) -> bool:

@@ -34,6 +34,7 @@ from app.core.pg import now
 from app.interactions.models import InteractionState
 from app.interactions.service import InteractionNotFound
 from app.routing.agent_states import change_state, lock_agent
+from app.routing.directory import holds_the_skills_of
 from app.routing.holdings import moved, offer_ended
 from app.routing.line import wait_ended
 from app.routing.waiting import EFFECTIVE
@@ -234,14 +235,9 @@ async def agents_serving(connection: asyncpg.Connection, queue_id: uuid.UUID) ->
     return [row["id"] for row in rows]
 
 
-SERVING = """
+SERVING = f"""
     SELECT a.id FROM agents a JOIN users u ON u.id = a.user_id
     WHERE a.connection_id IS NOT NULL AND u.is_active
-      AND NOT EXISTS (
-          SELECT 1 FROM queue_skills n
-          WHERE n.queue_id = $1
-            AND NOT EXISTS (SELECT 1 FROM agent_skills s
-                            WHERE s.agent_id = a.id AND s.skill_id = n.skill_id
-                              AND s.proficiency >= n.min_proficiency))
+      AND {holds_the_skills_of("$1")}
     ORDER BY a.id
-"""
+"""  # noqa: S608 - constants only, no outside text

@@ -78,6 +78,21 @@ _ROUTABLE = """
            OR coalesce(l.email, 0) < a.capacity_email)
       {agents_among}
 """
+
+
+def holds_the_skills_of(queue: str) -> str:
+    """SQL: the agent `a` holds every skill the queue `queue` (an SQL expression) requires, at
+    its minimum level: who qualifies for a queue as it stands (its needs not relaxed), as the
+    database reads it; the staffed agents, the live board's agents of a queue and a notice's
+    readers all ask it."""
+    return f"""NOT EXISTS (
+          SELECT 1 FROM queue_skills n
+          WHERE n.queue_id = {queue}
+            AND NOT EXISTS (SELECT 1 FROM agent_skills s
+                            WHERE s.agent_id = a.id AND s.skill_id = n.skill_id
+                              AND s.proficiency >= n.min_proficiency))"""  # noqa: S608 - `queue` is ours
+
+
 # Agents in routing, whether or not they have room: a routable state, an active user, a desk
 # on a replica whose lease is live (app/core/lease.py). `a` the agent, `p` its presence (with
 # `last_seen_at`); the loads `l` are joined after it. The one text of it: the directory reads

@@ -21,7 +21,7 @@ import asyncpg
 from app.core.channels import Channel
 from app.queues.models import AbandonPolicy
 from app.routing import policy
-from app.routing.directory import IN_ROUTING
+from app.routing.directory import IN_ROUTING, holds_the_skills_of
 from app.routing.rules import kind_of
 from app.routing.waiting import DUE, EFFECTIVE
 
@@ -177,14 +177,11 @@ _STAFFED = """
     {in_routing}
       AND CASE $2::text WHEN 'chat' THEN a.capacity_chat WHEN 'email' THEN a.capacity_email
                         ELSE a.capacity_voice END > 0
-      AND NOT EXISTS (
-          SELECT 1 FROM queue_skills n
-          WHERE n.queue_id = $1
-            AND NOT EXISTS (SELECT 1 FROM agent_skills s
-                            WHERE s.agent_id = a.id AND s.skill_id = n.skill_id
-                              AND s.proficiency >= n.min_proficiency))
+      AND {holds_the_skills}
 """
-STAFFED = _STAFFED.replace("{in_routing}", IN_ROUTING.format(joins=""))
+STAFFED = _STAFFED.replace("{in_routing}", IN_ROUTING.format(joins="")).replace(
+    "{holds_the_skills}", holds_the_skills_of("$1")
+)
 
 
 async def read_staffed_agents(

@@ -20,6 +20,7 @@ from app.agents.models import AgentState
 from app.core.channels import Channel
 from app.core.pg import Reader
 from app.customers.models import Tier
+from app.routing.directory import holds_the_skills_of
 from app.routing.figures import WAITING_NOW, longest_wait
 from app.supervisor.views import (
     AgentsByState,
@@ -106,15 +107,10 @@ async def read_lines(
 # An active agent qualifies for a queue when it holds every skill the queue requires, at its
 # minimum level (routing's own test of a queue's staff: app/routing/figures.py `STAFFED`),
 # whatever its state and capacity.
-_QUALIFIES = """
+_QUALIFIES = f"""
     FROM queues q, agents a JOIN users u ON u.id = a.user_id
     WHERE q.id = ANY($1::uuid[]) AND u.is_active
-      AND NOT EXISTS (
-          SELECT 1 FROM queue_skills n
-          WHERE n.queue_id = q.id
-            AND NOT EXISTS (SELECT 1 FROM agent_skills s
-                            WHERE s.agent_id = a.id AND s.skill_id = n.skill_id
-                              AND s.proficiency >= n.min_proficiency))
+      AND {holds_the_skills_of("q.id")}
 """
 STAFF_BY_STATE = (
     "SELECT q.id AS queue_id, a.state, count(*)::int AS n" + _QUALIFIES + " GROUP BY 1, 2"

@@ -30,7 +30,12 @@ from app.routing import service as routing
 from app.routing.figures import HandleTime
 from app.routing.waiting import QueueBook
 from tests.routing import queue_simulation as sim
-from tests.support import create_skills, present_desk, settings_with_passes_on_demand
+from tests.support import (
+    create_skills,
+    offered_as_a_pass_writes,
+    present_desk,
+    settings_with_passes_on_demand,
+)
 
 Headers = dict[str, str]
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
@@ -207,21 +212,7 @@ async def _handled(
 ) -> None:
     """Offered as a pass writes it, accepted, completed and its wrap-up ended, each by routing's
     own call, as the desk makes them."""
-    offer_id, moment = uuid.uuid4(), datetime.now(UTC)
-    await connection.execute(
-        "UPDATE interactions SET state = 'offered', offered_at = $2 WHERE id = $1",
-        interaction_id,
-        moment,
-    )
-    await connection.execute(
-        "INSERT INTO offers (id, interaction_id, agent_id, channel, state, created_at, deadline,"
-        " reason, matched) SELECT $1, $2, $3, channel, 'pending', $4::timestamptz,"
-        " $4 + interval '1 minute', 'test', '{}' FROM interactions WHERE id = $2",
-        offer_id,
-        interaction_id,
-        agent_id,
-        moment,
-    )
+    offer_id = await offered_as_a_pass_writes(connection, interaction_id, agent_id)
     actor = f"agent:{agent_id}"
     await routing.accept_offer(connection, Events(), offer_id, agent_id=agent_id, actor=actor)
     state = await routing.complete(

@@ -22,7 +22,7 @@ from app.queues.models import AbandonPolicy
 from app.routing import service as routing
 from app.supervisor.ledger import Ledger
 from app.supervisor.ledger_reads import read_queue_periods, read_queue_settings, seed_ledger, take
-from tests.support import create_skills, settings_with_passes_on_demand
+from tests.support import create_skills, offered_as_a_pass_writes, settings_with_passes_on_demand
 
 Headers = dict[str, str]
 PARIS_HOURS = {"timezone": "Europe/Paris", "weekly": {}}
@@ -55,21 +55,7 @@ async def _answered(
     connection: asyncpg.Connection, interaction_id: uuid.UUID, agent_id: uuid.UUID
 ) -> None:
     """Offered as a pass writes it, then accepted by routing's own call, as the desk makes it."""
-    offer_id, moment = uuid.uuid4(), datetime.now(UTC)
-    await connection.execute(
-        "UPDATE interactions SET state = 'offered', offered_at = $2 WHERE id = $1",
-        interaction_id,
-        moment,
-    )
-    await connection.execute(
-        "INSERT INTO offers (id, interaction_id, agent_id, channel, state, created_at, deadline,"
-        " reason, matched) SELECT $1, $2, $3, channel, 'pending', $4::timestamptz,"
-        " $4 + interval '1 minute', 'test', '{}' FROM interactions WHERE id = $2",
-        offer_id,
-        interaction_id,
-        agent_id,
-        moment,
-    )
+    offer_id = await offered_as_a_pass_writes(connection, interaction_id, agent_id)
     actor = f"agent:{agent_id}"
     await routing.accept_offer(connection, Events(), offer_id, agent_id=agent_id, actor=actor)
 

@@ -1,0 +1,19 @@
+"""Time zones as people name them: one check, for a queue's business hours and the center's
+own zone (`CC_TIME_ZONE`)."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+
+def known_zone(value: str) -> str:
+    """`value` if it names an IANA time zone (`Europe/Paris`, `UTC`); ValueError saying so
+    otherwise. A path-like name that ZoneInfo would open but the zone list lacks is refused."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        hint = "use an IANA name like Europe/Paris"
+        raise ValueError(f"unknown time zone {value!r} ({hint})") from error
+    if value not in available_timezones() and value != "UTC":
+        raise ValueError(f"unknown time zone {value!r}")
+    return value

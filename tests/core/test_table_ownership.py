@@ -94,9 +94,6 @@ CROSSINGS: dict[tuple[str, str], Crossing] = {
     ),
     ("supervisor", "outbox_messages"): Crossing("reads", "the outbox's unsent messages"),
     # supervisor: the live board's reads of the floor now (app/supervisor/reads.py)
-    ("supervisor", "customers"): Crossing("reads", "who waits, by the customer's tier"),
-    ("supervisor", "queue_skills"): Crossing("reads", "which agents qualify for a queue"),
-    ("supervisor", "agent_skills"): Crossing("reads", "which agents qualify for a queue"),
     ("supervisor", "complaints"): Crossing("reads", "escalated and overdue complaints"),
     ("supervisor", "complaint_deadlines"): Crossing("reads", "a complaint's late clocks"),
     # routing: the matcher's reads and writes, arrivals, accept/complete, the sweeper

@@ -178,7 +178,7 @@ def agents_needed(
     # Erlang C gives nothing at or below the load: start the search just above it.
     fewest = 1 if demand.patience_s is not None else max(1, math.floor(demand.load) + 1)
     if fewest > most_agents or not meets(best := staffing(demand, most_agents)):
-        raise TooManyAgents(f"more than {most_agents} agents would be needed")
+        raise TooManyAgents(f"more than {most_agents:,} agents would be needed")
     low, high = fewest, most_agents  # high meets the targets; every count below low does not
     while low < high:
         middle = (low + high) // 2

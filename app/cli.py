@@ -269,7 +269,7 @@ def _add_staffing(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     plan.add_argument(
         "--calls",
         required=True,
-        type=_number(0, staffing.MOST_CALLS, above=True),
+        type=_number(staffing.LEAST_CALLS, staffing.MOST_CALLS),
         help="calls forecast in the interval",
     )
     plan.add_argument(
@@ -281,7 +281,7 @@ def _add_staffing(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     plan.add_argument(
         "--aht",
         required=True,
-        type=_number(0, staffing.LONGEST_AHT_S, above=True),
+        type=_number(staffing.SHORTEST_AHT_S, staffing.LONGEST_AHT_S),
         help="average handle time in seconds (talk and wrap-up)",
     )
     plan.add_argument(
@@ -298,7 +298,7 @@ def _add_staffing(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     plan.add_argument(
         "--patience",
-        type=_number(0, staffing.LONGEST_PATIENCE_S, above=True),
+        type=_number(staffing.SHORTEST_PATIENCE_S, staffing.LONGEST_PATIENCE_S),
         help="the callers' mean patience in seconds: Erlang A (without it, Erlang C)",
     )
     plan.add_argument(

@@ -76,6 +76,7 @@ from app.tickets.answer_page import router as complaint_answer_router
 from app.tickets.api import router as complaints_router
 from app.tickets.reports_api import router as complaint_reports_router
 from app.tickets.sweep import ComplaintSweep
+from app.workforce.api import router as workforce_router
 
 log = get_logger(__name__)
 
@@ -373,6 +374,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         live_router,
         supervisor_actions_router,
         outbox_router,
+        workforce_router,
         prometheus.router,
         wallboard_router,
     ):

@@ -71,6 +71,8 @@ class Demand:
             raise ValueError(
                 f"target_s must be a finite number of 0 or more, not {self.target_s!r}"
             )
+        if not (self.load > 0 and math.isfinite(self.load)):
+            raise ValueError(f"calls, interval_s and aht_s give no load: {self.load!r} Erlangs")
 
     @property
     def arrival_rate(self) -> float:

@@ -12,11 +12,14 @@ from app.workforce.erlang import Demand, Staffing, agents_needed, staffing
 
 # The limits both doors take: wide enough for any one queue's plan, narrow enough that every
 # answer comes within a second (agents_needed searches up to erlang.MOST_AGENTS).
-MOST_CALLS = 1_000_000  # per interval
+LEAST_CALLS = 0.01  # per interval: a quiet night's hundredth of a call
+MOST_CALLS = 1_000_000
 SHORTEST_INTERVAL_S = 60.0
 LONGEST_INTERVAL_S = 86_400.0  # a day
+SHORTEST_AHT_S = 1.0
 LONGEST_AHT_S = 86_400.0
 LONGEST_TARGET_S = 86_400.0
+SHORTEST_PATIENCE_S = 1.0
 LONGEST_PATIENCE_S = 86_400.0
 
 # Rows shown below and above the agents needed.

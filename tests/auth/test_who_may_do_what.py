@@ -621,6 +621,10 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("GET", "/v1/outbox"): _fixed("/v1/outbox"),
     ("GET", "/v1/outbox/{message_id}"): _an_outbox_message,
     ("POST", "/v1/outbox/{message_id}/retry"): _a_dead_message_to_retry,
+    ("POST", "/v1/workforce/staffing"): _fixed(
+        "/v1/workforce/staffing",
+        {"calls": 100, "interval_s": 1800, "aht_s": 180, "target_s": 20, "sl": 0.8},
+    ),
     ("POST", "/v1/desk/tickets"): _fixed("/v1/desk/tickets"),
     ("POST", "/v1/supervisor/tickets"): _fixed("/v1/supervisor/tickets"),
     ("POST", "/v1/voice/events"): _a_call_starting,

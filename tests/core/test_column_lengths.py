@@ -112,6 +112,8 @@ WRITES: dict[str, tuple[Any, ...]] = {
     "MoveIn": (Interaction, Offer),
     "PriorityIn": (Interaction,),
     "NoticeIn": (),
+    # A staffing plan (app/workforce/api.py): numbers only, nothing stored.
+    "StaffingIn": (),
 }
 
 # Fields whose column has another name, by the end of their path.

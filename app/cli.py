@@ -18,6 +18,7 @@ from app.core.embedded import EmbeddedPostgres
 from app.core.errors import AppError
 from app.core.logging import configure_logging, get_logger
 from app.core.settings import Settings, explain, get_settings
+from app.workforce import simulate_command
 
 log = get_logger("app.cli")
 
@@ -208,6 +209,10 @@ async def _insert_user(
         await engine.dispose()
 
 
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    return simulate_command.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="contactcenter",
@@ -250,6 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     # Refused with a pointer to the ways above (main), not merely unknown.
     create_user.add_argument("--password", help=argparse.SUPPRESS)
     create_user.set_defaults(handler=_create_user)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="what-if runs of the routing policy: calls, agents and tier weights in, SL, ASA, "
+        "abandonment and occupancy out, per tier (docs/staffing.md)",
+    )
+    simulate_command.add_arguments(simulate)
+    simulate.set_defaults(handler=_simulate)
     return parser
 
 

@@ -22,6 +22,7 @@ import time
 import uuid
 from bisect import bisect_left, insort
 from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
@@ -146,12 +147,12 @@ class _Center:
         )
         cell = (tier, skill)
         self.joined[cell] = self.joined.get(cell, 0) + 1
-        caller = _Caller(item, self.now, tier, skill, self._place(item, number))
         if self.free:
             match = self._standing().serve(item, self.rules, moment)
             if match is not None:
-                self._answered(caller, match.agent_id)
+                self._answered(item, self.now, tier, skill, match.agent_id)
                 return
+        caller = _Caller(item, self.now, tier, skill, self._place(item, number))
         self.waiting[number] = caller
         insort(self.line, caller.key)
         if self.scenario.patience_seconds is not None:
@@ -190,12 +191,18 @@ class _Center:
         for match in matches:
             caller = self.waiting.pop(match.interaction_id.int)
             del self.line[bisect_left(self.line, caller.key)]
-            self._answered(caller, match.agent_id)
+            self._answered(caller.item, caller.arrived, caller.tier, caller.skill, match.agent_id)
 
-    def _answered(self, caller: _Caller, agent_id: uuid.UUID) -> None:
+    def _answered(
+        self,
+        item: policy.WaitingInteraction,
+        arrived: float,
+        tier: str,
+        skill: str,
+        agent_id: uuid.UUID,
+    ) -> None:
         """The agent accepts at once: the wait ends answered, the call is handled."""
-        waited = self.now - caller.arrived
-        self._ended(caller, LineEnd.answered, waited)
+        self._ended(tier, skill, LineEnd.answered, self.now - arrived)
         agent = self.number[agent_id]
         del self.free[agent]
         self.busy += 1
@@ -207,11 +214,12 @@ class _Center:
         if caller is None:
             return  # answered before
         del self.line[bisect_left(self.line, caller.key)]
-        self._ended(caller, LineEnd.abandoned, self.now - caller.arrived)
+        self._ended(caller.tier, caller.skill, LineEnd.abandoned, self.now - caller.arrived)
 
-    def _ended(self, caller: _Caller, end: LineEnd, waited: float) -> None:
+    def _ended(self, tier: str, skill: str, end: LineEnd, waited: float) -> None:
+        """A wait ended, counted as a real one is (`figures.wait_ended`)."""
         ended = figures.wait_ended(end, waited, self.service)
-        self.ended.setdefault((caller.tier, caller.skill), []).append(ended)
+        self.ended.setdefault((tier, skill), []).append(ended)
 
     # --- the agents as the policy sees them ---------------------------------------------------
 
@@ -261,9 +269,17 @@ def run_once(scenario: Scenario, arrivals: int, seed: int | str) -> RunTally:
     return _Center(scenario, random.Random(seed)).run(arrivals)  # noqa: S311
 
 
-def simulate(scenario: Scenario, *, arrivals: int, runs: int = 1, seed: int = 1) -> Outcome:
+def simulate(
+    scenario: Scenario, *, arrivals: int, runs: int = 1, seed: int = 1, workers: int = 1
+) -> Outcome:
     """`runs` runs of `arrivals` calls each (run i seeded with f"{seed}/{i}"), their tallies
-    added up into the figures."""
+    added up into the figures; with `workers` above 1, that many processes run them side by
+    side (the same tallies: each run is seeded by its number, not by its process)."""
     started = time.perf_counter()
-    tallies = [run_once(scenario, arrivals, f"{seed}/{run}") for run in range(runs)]
+    seeds = [f"{seed}/{run}" for run in range(runs)]
+    if workers > 1 and runs > 1:
+        with ProcessPoolExecutor(min(workers, runs)) as pool:
+            tallies = list(pool.map(run_once, [scenario] * runs, [arrivals] * runs, seeds))
+    else:
+        tallies = [run_once(scenario, arrivals, one) for one in seeds]
     return Outcome.of(scenario, tallies, arrivals * runs, time.perf_counter() - started)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from itertools import accumulate
+from itertools import accumulate, islice
 
 from app.core.channels import Channel
 from app.routing import figures, policy
@@ -79,7 +79,8 @@ class _Center:
         # The agents with room, as the policy sees them (idle since they last freed up).
         self.free = {n: self._available(n, 0.0) for n in range(len(self.skilled))}
         self.standing: policy.Standing | None = None  # of `free`, until an agent frees up
-        self.line: list[tuple[float, float, int]] = []  # the waiting, in order of service
+        # Each queue's waiting callers, in the order of service.
+        self.lines: dict[str, list[tuple[float, float, int]]] = {s: [] for s in scenario.skills}
         self.waiting: dict[int, _Caller] = {}
         self.events: list[tuple[float, int, int, int]] = []  # (when, what, order, whom)
         self.order = 0
@@ -112,7 +113,7 @@ class _Center:
                 self._frees_up(whom)
             else:
                 self._gives_up(whom)
-        cells = {cell: _sum(ended, self.joined[cell]) for cell, ended in self.ended.items()}
+        cells = {cell: _sum(self.ended.get(cell, []), n) for cell, n in self.joined.items()}
         return RunTally(
             by_tier=_by(cells, 0),
             by_skill=_by(cells, 1),
@@ -154,7 +155,7 @@ class _Center:
                 return
         caller = _Caller(item, self.now, tier, skill, self._place(item, number))
         self.waiting[number] = caller
-        insort(self.line, caller.key)
+        insort(self.lines[skill], caller.key)
         if self.scenario.patience_seconds is not None:
             patience = self.rng.expovariate(1.0 / self.scenario.patience_seconds)
             self._at(self.now + patience, GIVES_UP, number)
@@ -175,22 +176,29 @@ class _Center:
         self.busy -= 1
         self.free[agent] = self._available(agent, self.now)
         self.standing = None
-        if self.line:
+        if self.waiting:
             self._pass()
 
     def _pass(self) -> None:
-        """One matching pass: the line in pages, in the order of service, to one standing,
-        until nobody has room or the line ends."""
+        """One matching pass: the waiting in pages, in the order of service, to one standing,
+        until nobody has room or the line ends. Only the lines of queues whose skill an agent
+        with room holds are read: the others' callers have no candidate, and the policy passes
+        over an interaction without a candidate leaving everything as it was (the pairs are
+        those of a pass over them all), so a queue nobody free can serve costs nothing."""
         standing, moment = self._standing(), self._moment()
-        start, size = 0, max(FIRST_PAGE, 2 * len(self.free))
+        held = {skill for agent in self.free.values() for skill in agent.skills}
+        line = heapq.merge(*(self.lines[skill] for skill in held if self.lines.get(skill)))
+        size = max(FIRST_PAGE, 2 * len(self.free))
         matches: list[policy.Match] = []
-        while start < len(self.line) and not standing.full():
-            page = [self.waiting[key[2]].item for key in self.line[start : start + size]]
+        while not standing.full():
+            page = [self.waiting[key[2]].item for key in islice(line, size)]
+            if not page:
+                break
             matches.extend(standing.serve_in_order(page, self.rules, moment))
-            start, size = start + size, size * 2
+            size *= 2
         for match in matches:
             caller = self.waiting.pop(match.interaction_id.int)
-            del self.line[bisect_left(self.line, caller.key)]
+            self._leaves_the_line(caller)
             self._answered(caller.item, caller.arrived, caller.tier, caller.skill, match.agent_id)
 
     def _answered(
@@ -213,8 +221,12 @@ class _Center:
         caller = self.waiting.pop(number, None)
         if caller is None:
             return  # answered before
-        del self.line[bisect_left(self.line, caller.key)]
+        self._leaves_the_line(caller)
         self._ended(caller.tier, caller.skill, LineEnd.abandoned, self.now - caller.arrived)
+
+    def _leaves_the_line(self, caller: _Caller) -> None:
+        line = self.lines[caller.skill]
+        del line[bisect_left(line, caller.key)]
 
     def _ended(self, tier: str, skill: str, end: LineEnd, waited: float) -> None:
         """A wait ended, counted as a real one is (`figures.wait_ended`)."""

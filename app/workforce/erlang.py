@@ -33,6 +33,7 @@ Pure functions of numbers: no clock, no database.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # The most agents agents_needed() looks at. A single queue of a very large centre has a few
@@ -177,7 +178,7 @@ def agents_needed(
     # Erlang C gives nothing at or below the load: start the search just above it.
     fewest = 1 if demand.patience_s is not None else max(1, math.floor(demand.load) + 1)
     if fewest > most_agents or not meets(best := staffing(demand, most_agents)):
-        raise TooManyAgents(f"more than {most_agents} agents would be needed")
+        raise TooManyAgents(f"more than {most_agents:,} agents would be needed")
     low, high = fewest, most_agents  # high meets the targets; every count below low does not
     while low < high:
         middle = (low + high) // 2
@@ -190,8 +191,205 @@ def agents_needed(
 
 
 def erlang_a_staffing(demand: Demand, agents: int) -> Staffing:
-    """Erlang A's figures for `agents` (defined in the following commit)."""
-    raise NotImplementedError
+    """Erlang A's figures for `agents`: Poisson calls at rate lambda, handle rate mu = 1/AHT,
+    and each waiting caller hangs up at rate theta = 1/patience.
+
+    The chain of callers in the system has pi(n + j) = pi(n) a^j / ((b+1)(b+2)...(b+j)) beyond the
+    n agents, with a = lambda/theta and b = n.mu/theta, and pi(k) = pi(0) A^k / k! up to them.
+    Relative to pi(n), the states below n weigh w0 = n / (A.B(n-1, A)) (B Erlang B) and the
+    waiting states S = b.K(b), where K(s) = integral over [0, 1] of e^(a(1-u)) u^(s-1) du =
+    e^a a^-s gamma(s, a), an incomplete gamma. In u = e^(-theta.x), x the offered wait (the wait
+    a caller would have if they never hung up), the waits answered are b.K(b+1) of S: the caller
+    outlasts x with probability e^(-theta.x) = u. Those within the target are the part of that
+    integral over u >= e^(-theta.target). So, with Z = w0 + S (Mandelbaum and Zeltyn 2007):
+
+    - probability of waiting = S / Z
+    - answered = (w0 + b.K(b+1)) / Z; abandonment = 1 - answered
+    - SL = (w0 + b.(K(b+1) over [e^(-theta.target), 1])) / Z, abandons counted against it
+    - ASA = n.mu.I / (w0 + b.K(b+1)), I = the integral over x of x e^(a(1-e^(-theta.x)) -
+      (n.mu + theta).x): the mean offered wait of the answered, answered at once counted as 0
+    - occupancy = A.answered / n
+
+    All in logarithms: a and b reach the millions for thousands of agents and patient callers.
+    """
+    if demand.patience_s is None:
+        raise ValueError("Erlang A needs the callers' patience")
+    load = demand.load
+    theta = 1.0 / demand.patience_s
+    served = agents / demand.aht_s  # n.mu, the agents' answer rate when all are busy
+    a = demand.arrival_rate / theta
+    b = served / theta
+    log_below = math.log(agents) - math.log(load) - _log_erlang_b(agents - 1, load)
+    log_waiting = math.log(b) + _log_k(b, a, 1.0)
+    log_answered_waiting = math.log(b) + _log_k(b + 1, a, 1.0)
+    log_in_target = math.log(b) + _log_k_between(b + 1, a, math.exp(-theta * demand.target_s))
+    log_all = _log_sum(log_below, log_waiting)
+    log_answered = _log_sum(log_below, log_answered_waiting)
+    answered = math.exp(log_answered - log_all)
+    log_wait_of_answered = math.log(served) + _log_answered_wait_integral(
+        demand.arrival_rate, served, theta
+    )
+    return Staffing(
+        agents=agents,
+        wait_probability=_share(math.exp(log_waiting - log_all)),
+        service_level=_share(math.exp(_log_sum(log_below, log_in_target) - log_all)),
+        asa_s=math.exp(log_wait_of_answered - log_answered),
+        occupancy=_share(load * answered / agents),
+        abandon_rate=_share(1.0 - answered),
+    )
+
+
+def _log_erlang_b(agents: int, load: float) -> float:
+    """log B(agents, load) as a Poisson ratio, P(N = n) / P(N <= n) with N ~ Poisson(load):
+    the recursion's values underflow to 0 for many agents on a small load, their logarithms
+    do not. P(N <= n) is the regularized upper incomplete gamma Q(n + 1, load)."""
+    log_point = agents * math.log(load) - load - math.lgamma(agents + 1)
+    return log_point - _log_gamma_q(agents + 1, load)
+
+
+def _log_k(s: float, a: float, upper: float) -> float:
+    """log of the integral over [0, upper] of e^(a(1-u)) u^(s-1) du = e^a a^-s gamma(s, a.upper)."""
+    return a - s * math.log(a) + math.lgamma(s) + _log_gamma_p(s, a * upper)
+
+
+def _log_k_between(s: float, a: float, lower: float) -> float:
+    """log of the integral over [lower, 1] of e^(a(1-u)) u^(s-1) du (0 < lower <= 1)."""
+    if lower >= 1.0:
+        return -math.inf
+    scale = a - s * math.log(a) + math.lgamma(s)
+    high, low = a, a * lower
+    if low > s + 1:
+        # Both ends in the upper tail: P(s, high) - P(s, low) = Q(s, low) - Q(s, high), each Q
+        # small and known to full precision (1 - P would lose it).
+        log_low_q, log_high_q = _log_gamma_q(s, low), _log_gamma_q(s, high)
+        return scale + log_low_q + _log1m_exp(log_high_q - log_low_q)
+    log_high_p, log_low_p = _log_gamma_p(s, high), _log_gamma_p(s, low)
+    return scale + log_high_p + _log1m_exp(log_low_p - log_high_p)
+
+
+def _log_answered_wait_integral(arrival_rate: float, served: float, theta: float) -> float:
+    """log of the integral over x > 0 of x.exp(a(1 - e^(-theta.x)) - (served + theta).x), a =
+    arrival_rate / theta: the answered callers' offered waits, weighed. Its logarithm psi is
+    concave, so the integrand is one hump: Simpson's rule over where psi is within 60 of its
+    top (beyond it the integrand is below e^-60 of its peak, and falls off at least that fast).
+    """
+    a = arrival_rate / theta
+    decay = served + theta
+
+    def psi(x: float) -> float:
+        return a * -math.expm1(-theta * x) - decay * x + math.log(x)
+
+    def slope(x: float) -> float:
+        return arrival_rate * math.exp(-theta * x) - decay + 1.0 / x
+
+    top = _root_of_decreasing(slope, 0.0)
+    peak = psi(top)
+    low = _root_of_decreasing(lambda x: peak - 60.0 - psi(x), 0.0, top)
+    high = _root_of_decreasing(lambda x: psi(x) - (peak - 60.0), top)
+    steps = 4096
+    width = (high - low) / steps
+    total = 0.0
+    for step in range(steps + 1):
+        x = low + step * width
+        weight = 1 if step in (0, steps) else (4 if step % 2 else 2)
+        if x > 0:
+            total += weight * math.exp(psi(x) - peak)
+    return peak + math.log(total * width / 3)
+
+
+def _root_of_decreasing(
+    function: Callable[[float], float], low: float, high: float | None = None
+) -> float:
+    """Where a decreasing function crosses 0 on (low, high]: bisection, after doubling `high`
+    from above `low` when none is given."""
+    if high is None:
+        step = 1e-9
+        high = low + step
+        while function(high) > 0:
+            step *= 2
+            high = low + step
+    low_end = low if low > 0 else high * 1e-300
+    for _ in range(200):
+        middle = (low_end + high) / 2
+        if middle in (low_end, high):
+            break
+        if function(middle) > 0:
+            low_end = middle
+        else:
+            high = middle
+    return (low_end + high) / 2
+
+
+def _log_gamma_p(s: float, x: float) -> float:
+    """log P(s, x), the regularized lower incomplete gamma function (Numerical Recipes: its
+    series below x = s + 1, 1 - Q from the continued fraction above)."""
+    if x <= 0:
+        return -math.inf
+    if x < s + 1:
+        return _log_gamma_series(s, x)
+    return _log1m_exp(_log_gamma_fraction(s, x))
+
+
+def _log_gamma_q(s: float, x: float) -> float:
+    """log Q(s, x) = log(1 - P(s, x)), the regularized upper incomplete gamma function."""
+    if x <= 0:
+        return 0.0
+    if x < s + 1:
+        return _log1m_exp(_log_gamma_series(s, x))
+    return _log_gamma_fraction(s, x)
+
+
+def _log_gamma_series(s: float, x: float) -> float:
+    """log P(s, x) by its series x^s e^-x / Gamma(s) sum x^k / (s (s+1)...(s+k)), for x < s + 1:
+    its terms fall from the first, and it needs about 9 sqrt(s) of them at worst."""
+    term = total = 1.0 / s
+    k = 0
+    while term > total * 1e-17:
+        k += 1
+        term *= x / (s + k)
+        total += term
+    return s * math.log(x) - x - math.lgamma(s) + math.log(total)
+
+
+def _log_gamma_fraction(s: float, x: float) -> float:
+    """log Q(s, x) by its continued fraction (modified Lentz), for x >= s + 1."""
+    tiny = 1e-300
+    b = x + 1.0 - s
+    c = 1.0 / tiny
+    d = 1.0 / b
+    h = d
+    i = 0
+    while True:
+        i += 1
+        an = -i * (i - s)
+        b += 2.0
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-16 or i > 10_000_000:
+            break
+    return s * math.log(x) - x - math.lgamma(s) + math.log(h)
+
+
+def _log1m_exp(log_value: float) -> float:
+    """log(1 - e^log_value) for log_value <= 0, precise at both ends."""
+    if log_value >= 0.0:
+        return -math.inf
+    if log_value > -math.log(2.0):
+        return math.log(-math.expm1(log_value))
+    return math.log1p(-math.exp(log_value))
+
+
+def _log_sum(first: float, second: float) -> float:
+    """log(e^first + e^second) without leaving floating point."""
+    top = max(first, second)
+    if top == -math.inf:
+        return top
+    return top + math.log(math.exp(first - top) + math.exp(second - top))
 
 
 def _share(value: float) -> float:

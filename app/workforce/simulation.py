@@ -149,7 +149,7 @@ class _Center:
         cell = (tier, skill)
         self.joined[cell] = self.joined.get(cell, 0) + 1
         if self.free:
-            match = self._standing().serve(item, self.rules, moment)
+            match = self._arrival_match(item, moment)
             if match is not None:
                 self._answered(item, self.now, tier, skill, match.agent_id)
                 return
@@ -179,12 +179,25 @@ class _Center:
         if self.waiting:
             self._pass()
 
+    def _arrival_match(
+        self, item: policy.WaitingInteraction, moment: datetime
+    ) -> policy.Match | None:
+        """The arrival's turn in the standing."""
+        return self._standing().serve(item, self.rules, moment)
+
     def _pass(self) -> None:
-        """One matching pass: the waiting in pages, in the order of service, to one standing,
-        until nobody has room or the line ends. Only the lines of queues whose skill an agent
-        with room holds are read: the others' callers have no candidate, and the policy passes
-        over an interaction without a candidate leaving everything as it was (the pairs are
-        those of a pass over them all), so a queue nobody free can serve costs nothing."""
+        """One matching pass, its pairs answered."""
+        for match in self._pass_matches():
+            caller = self.waiting.pop(match.interaction_id.int)
+            self._leaves_the_line(caller)
+            self._answered(caller.item, caller.arrived, caller.tier, caller.skill, match.agent_id)
+
+    def _pass_matches(self) -> list[policy.Match]:
+        """The waiting in pages, in the order of service, to one standing, until nobody has
+        room or the line ends. Only the lines of queues whose skill an agent with room holds
+        are read: the others' callers have no candidate, and the policy passes over an
+        interaction without a candidate leaving everything as it was (the pairs are those of
+        a pass over them all), so a queue nobody free can serve costs nothing."""
         standing, moment = self._standing(), self._moment()
         held = {skill for agent in self.free.values() for skill in agent.skills}
         line = heapq.merge(*(self.lines[skill] for skill in held if self.lines.get(skill)))
@@ -196,10 +209,7 @@ class _Center:
                 break
             matches.extend(standing.serve_in_order(page, self.rules, moment))
             size *= 2
-        for match in matches:
-            caller = self.waiting.pop(match.interaction_id.int)
-            self._leaves_the_line(caller)
-            self._answered(caller.item, caller.arrived, caller.tier, caller.skill, match.agent_id)
+        return matches
 
     def _answered(
         self,

@@ -1,14 +1,16 @@
-"""`contactcenter`: serve, migrate, load the demo, create users."""
+"""`contactcenter`: serve, migrate, load the demo, create users, plan staff."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import getpass
+import json
+import math
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from pydantic import ValidationError
@@ -18,6 +20,8 @@ from app.core.embedded import EmbeddedPostgres
 from app.core.errors import AppError
 from app.core.logging import configure_logging, get_logger
 from app.core.settings import Settings, explain, get_settings
+from app.workforce import simulate_command, staffing
+from app.workforce.erlang import Demand, TooManyAgents
 
 log = get_logger("app.cli")
 
@@ -250,7 +254,107 @@ def build_parser() -> argparse.ArgumentParser:
     # Refused with a pointer to the ways above (main), not merely unknown.
     create_user.add_argument("--password", help=argparse.SUPPRESS)
     create_user.set_defaults(handler=_create_user)
+    _add_staffing(commands)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="what-if runs of the routing policy: calls, agents and tier weights in, SL, ASA, "
+        "abandonment and occupancy out, per tier (docs/staffing.md)",
+    )
+    simulate_command.add_arguments(simulate)
     return parser
+
+
+def _add_staffing(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    plan = commands.add_parser(
+        "staffing",
+        help="the agents a forecast of calls needs (Erlang C; Erlang A with --patience)",
+        description="The fewest agents that answer the share --sl of the calls within --target"
+        " seconds, with the service level, ASA, occupancy and abandonment of a few counts"
+        " around it (docs/staffing.md).",
+    )
+    plan.add_argument(
+        "--calls",
+        required=True,
+        type=_number(0, staffing.MOST_CALLS, above=True),
+        help="calls forecast in the interval",
+    )
+    plan.add_argument(
+        "--interval",
+        default=1800.0,
+        type=_number(staffing.SHORTEST_INTERVAL_S, staffing.LONGEST_INTERVAL_S),
+        help="the interval's length in seconds (default 1800)",
+    )
+    plan.add_argument(
+        "--aht",
+        required=True,
+        type=_number(0, staffing.LONGEST_AHT_S, above=True),
+        help="average handle time in seconds (talk and wrap-up)",
+    )
+    plan.add_argument(
+        "--target",
+        required=True,
+        type=_number(0, staffing.LONGEST_TARGET_S),
+        help="the service level's answer time in seconds",
+    )
+    plan.add_argument(
+        "--sl",
+        required=True,
+        type=_number(0, 1, above=True, below=True),
+        help="the share to answer within --target, between 0 and 1 (0.8)",
+    )
+    plan.add_argument(
+        "--patience",
+        type=_number(0, staffing.LONGEST_PATIENCE_S, above=True),
+        help="the callers' mean patience in seconds: Erlang A (without it, Erlang C)",
+    )
+    plan.add_argument(
+        "--max-abandon",
+        type=_number(0, 1, above=True, below=True),
+        help="with --patience: the most callers who may hang up, between 0 and 1",
+    )
+    plan.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _number(
+    low: float, high: float, *, above: bool = False, below: bool = False
+) -> Callable[[str], float]:
+    """An option's parser: a finite number in [low, high] (or the open ends asked), refused by
+    argparse (exit 2, naming the option) otherwise."""
+    ends = f"{'above' if above else 'at least'} {_plain(low)} and {'below' if below else 'at most'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        fits = (value > low if above else value >= low) and (
+            value < high if below else value <= high
+        )
+        if not (math.isfinite(value) and fits):
+            raise argparse.ArgumentTypeError(f"must be {ends} {_plain(high)}, not {text}")
+        return value
+
+    return parse
+
+
+def _plain(bound: float) -> str:
+    """A bound as a person writes it: 1,000,000, 0.5."""
+    return f"{bound:,.0f}" if bound == int(bound) else f"{bound:g}"
+
+
+def _staffing(args: argparse.Namespace) -> int:
+    """`contactcenter staffing`: arithmetic only, no settings and no database."""
+    if args.max_abandon is not None and args.patience is None:
+        print("error: argument --max-abandon: needs --patience (Erlang A)", file=sys.stderr)
+        return 2
+    demand = Demand(args.calls, args.interval, args.aht, args.target, args.patience)
+    try:
+        plan = staffing.plan_staffing(demand, args.sl, max_abandon=args.max_abandon)
+    except TooManyAgents as error:
+        return _refuse(str(error))
+    print(json.dumps(staffing.plan_json(plan)) if args.json else staffing.plan_table(plan))
+    return 0
 
 
 NOT_ON_THE_COMMAND_LINE = (
@@ -263,6 +367,10 @@ NOT_ON_THE_COMMAND_LINE = (
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "staffing":
+        return _staffing(args)
+    if args.command == "simulate":  # arithmetic too: no settings, no database
+        return simulate_command.run(args)
     if getattr(args, "password", None) is not None:
         print(f"error: {NOT_ON_THE_COMMAND_LINE}", file=sys.stderr)
         return 2  # as argparse's other refusals

@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
     {"interactions"},
     {"tickets"},
     {"routing"},
-    {"ivr", "channels", "desk", "supervisor"},
+    {"ivr", "channels", "desk", "supervisor", "workforce"},
     {"models", "demo"},
     {"main", "migrations"},
     {"cli"},

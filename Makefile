@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CODE := app migrations tests $(if $(wildcard bench/*.py),bench)
 
-.PHONY: install run test lint typecheck format bench bench-floor clean
+.PHONY: install run test lint typecheck format bench bench-simulation bench-floor clean
 
 install: $(STAMP)
 
@@ -42,7 +42,13 @@ format: install
 
 bench: install
 	@test -f bench/__main__.py || { echo "no benchmark yet: it arrives with routing (issue 3)"; exit 1; }
+	$(BIN)/python -m bench.simulation
 	$(BIN)/python -m bench
+
+# The what-if simulator against Erlang C and A (docs/staffing.md), about a minute; `make bench`
+# runs it first.
+bench-simulation: install
+	$(BIN)/python -m bench.simulation
 
 # The transport floor: the same clients and ramp against an in-memory server with no database.
 bench-floor: install

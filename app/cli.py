@@ -20,7 +20,7 @@ from app.core.embedded import EmbeddedPostgres
 from app.core.errors import AppError
 from app.core.logging import configure_logging, get_logger
 from app.core.settings import Settings, explain, get_settings
-from app.workforce import staffing
+from app.workforce import simulate_command, staffing
 from app.workforce.erlang import Demand, TooManyAgents
 
 log = get_logger("app.cli")
@@ -255,6 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("--password", help=argparse.SUPPRESS)
     create_user.set_defaults(handler=_create_user)
     _add_staffing(commands)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="what-if runs of the routing policy: calls, agents and tier weights in, SL, ASA, "
+        "abandonment and occupancy out, per tier (docs/staffing.md)",
+    )
+    simulate_command.add_arguments(simulate)
     return parser
 
 
@@ -362,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "staffing":
         return _staffing(args)
+    if args.command == "simulate":  # arithmetic too: no settings, no database
+        return simulate_command.run(args)
     if getattr(args, "password", None) is not None:
         print(f"error: {NOT_ON_THE_COMMAND_LINE}", file=sys.stderr)
         return 2  # as argparse's other refusals

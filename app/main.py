@@ -69,6 +69,8 @@ from app.supervisor.api import router as supervisor_router
 from app.supervisor.board import LiveBoard
 from app.supervisor.live import router as live_router
 from app.supervisor.outbox import router as outbox_router
+from app.supervisor.reports_api import router as reports_router
+from app.supervisor.rollups import Rollups
 from app.supervisor.route_timer import RouteTimer
 from app.supervisor.wallboard import router as wallboard_router
 from app.tickets.acts import CustomerNotices
@@ -295,6 +297,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         app.state.live_board = live_board = LiveBoard(
             app.state.pg, hub, default_zone=settings.time_zone
         )
+        # The reports' roll-up of the log into quarter-hours (one replica a round).
+        app.state.rollups = rollups = Rollups(app.state.pg, settings.time_zone)
         await hub.start()
         await live_board.start()
         await lease.start()
@@ -304,6 +308,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         bridge.start()
         chat_sweep.start()
         complaint_sweep.start()
+        rollups.start()
         if listener is not None and not await _listening(listener, settings):
             listener = app.state.smtp_listener = None
         try:
@@ -311,6 +316,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         finally:
             if listener is not None:
                 await listener.stop()
+            await rollups.stop()
             await complaint_sweep.stop()
             await chat_sweep.stop()
             await bridge.stop()
@@ -373,6 +379,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         supervisor_router,
         live_router,
         supervisor_actions_router,
+        reports_router,
         outbox_router,
         workforce_router,
         prometheus.router,

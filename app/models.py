@@ -13,6 +13,7 @@ from app.interactions.models import Interaction, InteractionMessage, MessageAtta
 from app.ivr.models import Call, IvrFlow, IvrFlowVersion, IvrNumber
 from app.queues.models import Queue, QueueSkill
 from app.skills.models import Skill
+from app.supervisor.models import QueueQuarter, RollupMark
 from app.tickets.models import (
     AnswerLink,
     Complaint,
@@ -62,8 +63,10 @@ __all__ = [
     "Offer",
     "OutboxMessage",
     "Queue",
+    "QueueQuarter",
     "QueueSkill",
     "Replica",
+    "RollupMark",
     "Skill",
     "SocketTicket",
     "User",

@@ -461,10 +461,13 @@ def report_rows(report: ComplaintReport) -> list[tuple[str, str, str, str]]:
             ("root_causes", cause.name, "share", cause.share),
             ("root_causes", cause.name, "cumulative_share", cause.cumulative_share),
         ]
-    return [(figure, _cell(item), measure, _cell(value)) for figure, item, measure, value in rows]
+    return [
+        (figure, csv_cell(item), measure, csv_cell(value)) for figure, item, measure, value in rows
+    ]
 
 
-def _cell(value: Any) -> str:
+def csv_cell(value: Any) -> str:
+    """A value as a CSV cell: empty for none, UTC for a moment, a formula-like text defused."""
     if value is None:
         return ""
     if isinstance(value, datetime):

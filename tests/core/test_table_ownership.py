@@ -94,6 +94,7 @@ CROSSINGS: dict[tuple[str, str], Crossing] = {
     ),
     ("supervisor", "outbox_messages"): Crossing("reads", "the outbox's unsent messages"),
     # supervisor: the live board's reads of the floor now (app/supervisor/reads.py)
+    ("supervisor", "customers"): Crossing("reads", "the roll-up files each wait under its tier"),
     ("supervisor", "complaints"): Crossing("reads", "escalated and overdue complaints"),
     ("supervisor", "complaint_deadlines"): Crossing("reads", "a complaint's late clocks"),
     # routing: the matcher's reads and writes, arrivals, accept/complete, the sweeper

@@ -1,0 +1,184 @@
+"""The queues' report: each queue's line over a period, by interval (15, 30 or 60 minutes, or
+the day, in the queue's own time zone), and broken down by channel or customer tier if asked.
+Summed from the roll-up's quarter-hours (app/supervisor/rollups.py), and told with the figures
+of app/routing/figures.py, as the live view tells them (docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import asyncpg
+
+from app.queues.models import AbandonPolicy
+from app.routing.figures import HandleTime, Tally
+from app.supervisor.ledger import PeriodFigures
+from app.tickets.reports import Period, csv_cell
+
+
+class Interval(StrEnum):
+    minutes_15 = "15"
+    minutes_30 = "30"
+    minutes_60 = "60"
+    day = "day"
+
+
+class Breakdown(StrEnum):
+    queue = "queue"
+    channel = "channel"
+    tier = "tier"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFilters:
+    queue_id: uuid.UUID | None = None
+    channel: str | None = None
+    tier: str | None = None
+
+
+# The quarters of the period, summed by queue, interval in the queue's zone (its business
+# hours', else the center's $4) and the breakdown's column ($5: 'channel', 'tier' or none).
+# An interval of minutes starts where the queue's clock shows a multiple of it; its start is
+# kept with the clock's offset then, so the hour a fall-back repeats stays two intervals. A
+# day is the queue's calendar day (23 or 25 hours on a change).
+REPORT = """
+    WITH lines AS (
+        SELECT s.*, q.name, q.abandon_policy, z.zone,
+               s.quarter AT TIME ZONE z.zone AS local_at,
+               (s.quarter AT TIME ZONE z.zone) - (s.quarter AT TIME ZONE 'UTC') AS offset_at
+        FROM queue_quarters s
+        JOIN queues q ON q.id = s.queue_id
+        CROSS JOIN LATERAL (SELECT coalesce(q.business_hours ->> 'timezone', $4) AS zone) z
+        WHERE s.quarter >= $1 AND s.quarter < $2
+          AND ($6::uuid IS NULL OR s.queue_id = $6)
+          AND ($7::text IS NULL OR s.channel = $7)
+          AND ($8::text IS NULL OR s.tier = $8)
+    ), binned AS (
+        SELECT l.*,
+               CASE WHEN $3 = 'day' THEN date_trunc('day', l.local_at)
+                    ELSE date_bin(make_interval(mins => $3::int), l.local_at,
+                                  timestamp '2000-01-01') END AS local_start,
+               CASE WHEN $3 = 'day' THEN interval '0' ELSE l.offset_at END AS kept_offset,
+               CASE $5 WHEN 'channel' THEN l.channel WHEN 'tier' THEN l.tier ELSE '' END AS part
+        FROM lines l
+    )
+    SELECT queue_id, name, abandon_policy, zone, part,
+           CASE WHEN $3 = 'day' THEN local_start AT TIME ZONE zone
+                ELSE (local_start - kept_offset) AT TIME ZONE 'UTC' END AS starts,
+           sum(offered)::int AS offered, sum(answered)::int AS answered,
+           sum(answered_in_target)::int AS answered_in_target,
+           sum(answer_wait_seconds)::float8 AS answer_wait_seconds,
+           sum(abandoned)::int AS abandoned, sum(abandoned_in_target)::int AS abandoned_in_target,
+           sum(short_abandoned)::int AS short_abandoned, sum(expired)::int AS expired,
+           sum(transferred)::int AS transferred, sum(converted)::int AS converted,
+           sum(handled)::int AS handled, sum(handle_seconds)::float8 AS handle_seconds,
+           max(longest_wait_seconds)::float8 AS longest_wait_seconds
+    FROM binned
+    GROUP BY queue_id, name, abandon_policy, zone, part, local_start, kept_offset
+    ORDER BY name, queue_id, starts, part
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    """One queue's interval (and, broken down, one channel's or tier's part of it)."""
+
+    queue_id: uuid.UUID
+    queue: str
+    time_zone: str
+    starts: datetime
+    part: str
+    figures: PeriodFigures
+    handled: int
+    longest_wait_seconds: float
+
+    def as_json(self, breakdown: Breakdown) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "queue_id": str(self.queue_id),
+            "queue": self.queue,
+            "time_zone": self.time_zone,
+            "starts": self.starts.isoformat(),
+        }
+        if breakdown is not Breakdown.queue:
+            row[breakdown.value] = self.part
+        return {
+            **row,
+            **self.figures.as_json(),
+            "handled": self.handled,
+            "longest_wait_s": self.longest_wait_seconds,
+        }
+
+
+def row_of(record: asyncpg.Record) -> ReportRow:
+    tally = Tally(
+        offered=record["offered"],
+        answered=record["answered"],
+        answered_in_target=record["answered_in_target"],
+        answer_wait_seconds=record["answer_wait_seconds"],
+        abandoned=record["abandoned"],
+        abandoned_in_target=record["abandoned_in_target"],
+        short_abandoned=record["short_abandoned"],
+        expired=record["expired"],
+        transferred=record["transferred"],
+        converted=record["converted"],
+    )
+    handled = record["handled"]
+    aht = HandleTime(record["handle_seconds"] / handled, handled) if handled else None
+    policy = AbandonPolicy(record["abandon_policy"])
+    return ReportRow(
+        queue_id=record["queue_id"],
+        queue=record["name"],
+        time_zone=record["zone"],
+        starts=record["starts"].astimezone(UTC),
+        part=record["part"],
+        figures=PeriodFigures.of(tally, policy, aht),
+        handled=handled,
+        longest_wait_seconds=record["longest_wait_seconds"],
+    )
+
+
+async def queue_report(
+    connection: asyncpg.Connection,
+    period: Period,
+    interval: Interval,
+    breakdown: Breakdown,
+    filters: ReportFilters,
+    default_zone: str,
+) -> list[ReportRow]:
+    """Every queue's (or one queue's) intervals over `period`, each with its figures; an
+    interval with nothing in it is not listed."""
+    rows = await connection.fetch(
+        REPORT,
+        period.start,
+        period.end,
+        "day" if interval is Interval.day else interval.value,
+        default_zone,
+        breakdown.value,
+        filters.queue_id,
+        filters.channel,
+        filters.tier,
+    )
+    return [row_of(record) for record in rows]
+
+
+def report_csv(rows: list[ReportRow], breakdown: Breakdown) -> str:
+    """The rows as CSV (RFC 4180), one line per row with the JSON's fields as columns."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    written = [row.as_json(breakdown) for row in rows]
+    header = list(written[0]) if written else list(_empty_header(breakdown))
+    writer.writerow(header)
+    writer.writerows([[csv_cell(item[name]) for name in header] for item in written])
+    return out.getvalue()
+
+
+def _empty_header(breakdown: Breakdown) -> list[str]:
+    empty = PeriodFigures.of(Tally(), AbandonPolicy.against).as_json()
+    extra = [] if breakdown is Breakdown.queue else [breakdown.value]
+    return ["queue_id", "queue", "time_zone", "starts", *extra, *empty, "handled", "longest_wait_s"]

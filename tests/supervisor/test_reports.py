@@ -1,0 +1,232 @@
+"""The queues' report: the roll-up's fold on hand-built histories, the roll-up on a real
+database (one replica a round, each event once), and the report's intervals in a queue's zone
+across a daylight-saving change, over HTTP as JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.core import pg
+from app.core.events import Events
+from app.core.settings import Settings
+from app.queues.models import AbandonPolicy
+from app.routing import service as routing
+from app.routing.figures import ServiceRules
+from app.supervisor import rollups
+from app.supervisor.ledger import Ledger, QueueSettings
+from tests.support import create_skills, offered_as_a_pass_writes, settings_with_passes_on_demand
+
+Headers = dict[str, str]
+QUEUE = uuid.UUID(int=1)
+RULES = ServiceRules(
+    target_seconds=20, abandon_policy=AbandonPolicy.against, short_abandon_seconds=5
+)
+T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+
+
+def row(n: int, kind: str, at: datetime, payload: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """An EVENTS row as the roll-up reads it."""
+    return {
+        "id": n,
+        "occurred_at": at,
+        "kind": kind,
+        "subject_type": kind.split(".")[0],
+        "subject_id": str(uuid.UUID(int=500 + n)),
+        "actor": "test",
+        "payload": json.dumps(payload),
+        "tier": extra.get("tier", "gold"),
+        "ended_in": extra.get("ended_in"),
+        "row_channel": extra.get("row_channel", "voice"),
+        "handle_seconds": extra.get("handle_seconds"),
+    }
+
+
+def test_the_fold_counts_each_wait_in_the_quarter_it_ended_by_channel_and_tier() -> None:
+    ledger = Ledger({QUEUE: QueueSettings(ZoneInfo("UTC"), RULES)})
+    q = str(QUEUE)
+    history = [
+        row(1, "interaction.queued", T0, {"channel": "voice", "queue_id": q}),
+        row(2, "interaction.queued", T0, {"channel": "chat", "queue_id": q}, tier="platinum"),
+        row(3, "interaction.assigned", T0 + timedelta(minutes=14, seconds=50),
+            {"from": "offered", "queue_id": q, "channel": "voice", "waited_seconds": 890}),
+        row(4, "interaction.abandoned", T0 + timedelta(minutes=16),
+            {"from": "queued", "queue_id": q, "channel": "chat", "waited_seconds": 12},
+            tier="platinum"),
+        row(5, "interaction.completed", T0 + timedelta(minutes=20),
+            {"from": "wrap_up", "agent_id": None}, ended_in=QUEUE, handle_seconds=300.0),
+    ]  # fmt: skip
+    sums = rollups.fold(ledger, history)
+    first, second = T0, T0 + timedelta(minutes=15)
+    voice = sums[(first, QUEUE, "voice", "gold")]
+    assert (voice.tally.offered, voice.tally.answered, voice.tally.answered_in_target) == (1, 1, 0)
+    assert voice.longest_wait_seconds == 890
+    chat_joined = sums[(first, QUEUE, "chat", "platinum")]
+    assert chat_joined.tally.offered == 1
+    chat_left = sums[(second, QUEUE, "chat", "platinum")]
+    assert (chat_left.tally.abandoned, chat_left.tally.abandoned_in_target) == (1, 1)
+    handled = sums[(second, QUEUE, "voice", "gold")]
+    assert (handled.handled, handled.handle_seconds) == (1, 300.0)
+
+
+# --- on PostgreSQL --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return settings_with_passes_on_demand()
+
+
+@pytest.fixture
+async def connection(app: FastAPI, database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """The matcher and the app's own roll-up stopped: the test answers the work by routing's
+    calls and runs the roll-up's rounds itself."""
+    await app.state.matcher.stop()
+    await app.state.rollups.stop()
+    opened = await pg.connect(database_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def _center(client: httpx.AsyncClient, admin: Headers) -> tuple[uuid.UUID, str, uuid.UUID]:
+    await create_skills(client, admin, "billing")
+    body = {"name": "billing", "short_abandon_seconds": 3}
+    queue_id = uuid.UUID((await client.post("/v1/queues", json=body, headers=admin)).json()["id"])
+    customer = await client.post(
+        "/v1/customers", json={"name": "Ann", "tier": "platinum"}, headers=admin
+    )
+    agent = {"username": "lin", "display_name": "Lin", "skills": [{"skill": "billing", "level": 3}]}
+    lin = uuid.UUID((await client.post("/v1/agents", json=agent, headers=admin)).json()["id"])
+    return queue_id, customer.json()["id"], lin
+
+
+async def _raised(client: httpx.AsyncClient, admin: Headers, customer: str) -> uuid.UUID:
+    body = {"channel": "voice", "queue": "billing", "customer_id": customer}
+    response = await client.post("/v1/interactions", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    return uuid.UUID(response.json()["id"])
+
+
+async def test_the_report_tells_what_routing_did_and_each_event_is_rolled_up_once(
+    connection: asyncpg.Connection,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rollups, "LAG", timedelta(0))
+    queue_id, customer, lin = await _center(client, admin)
+    answered, gone = await _raised(client, admin, customer), await _raised(client, admin, customer)
+    offer = await offered_as_a_pass_writes(connection, answered, lin)
+    await routing.accept_offer(connection, Events(), offer, agent_id=lin, actor="agent:lin")
+    await routing.complete(
+        connection, Events(), answered, disposition="done", notes="", agent_id=lin, actor="lin"
+    )
+    await connection.execute(
+        "UPDATE interactions SET waiting_since = now() - interval '40 seconds' WHERE id = $1", gone
+    )
+    assert (await client.post(f"/v1/interactions/{gone}/abandon", headers=admin)).is_success
+
+    assert await rollups.roll_up(connection) > 0
+    assert await rollups.roll_up(connection) == 0  # the mark moved past them: nothing twice
+
+    params = {
+        "interval": "15",
+        "by": "tier",
+        "from": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+    }
+    response = await client.get("/v1/reports/queues", params=params, headers=admin)
+    assert response.status_code == 200, response.text
+    rows = response.json()["rows"]
+    totals = {
+        name: sum(r[name] for r in rows if r["queue_id"] == str(queue_id))
+        for name in ("offered", "answered", "abandoned", "short_abandoned")
+    }
+    assert totals == {"offered": 2, "answered": 1, "abandoned": 1, "short_abandoned": 0}
+    assert {r["tier"] for r in rows} == {"platinum"}
+    assert max(r["longest_wait_s"] for r in rows) == pytest.approx(40, abs=2)
+
+    csv_response = await client.get(
+        "/v1/reports/queues", params={**params, "format": "csv"}, headers=admin
+    )
+    assert csv_response.headers["content-type"].startswith("text/csv")
+    table = list(csv.DictReader(io.StringIO(csv_response.text)))
+    assert sum(int(r["offered"]) for r in table) == 2
+    assert table[0]["tier"] == "platinum"
+
+
+async def test_a_round_skips_while_another_replica_holds_the_mark(
+    connection: asyncpg.Connection,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    client: httpx.AsyncClient,
+    admin: Headers,
+) -> None:
+    monkeypatch.setattr(rollups, "LAG", timedelta(0))
+    _, customer, _ = await _center(client, admin)
+    await _raised(client, admin, customer)
+    other = await pg.connect(database_url)
+    try:
+        await other.execute(rollups.ENSURE_MARK, rollups.NAME)
+        async with other.transaction():
+            assert await other.fetchval(rollups.LOCK_MARK, rollups.NAME) == 0
+            assert await rollups.roll_up(connection) == 0  # the other holds it: skipped
+        assert await rollups.roll_up(connection) > 0
+    finally:
+        await other.close()
+
+
+async def test_intervals_are_the_queues_clock_and_the_repeated_hour_stays_two(
+    connection: asyncpg.Connection, client: httpx.AsyncClient, admin: Headers
+) -> None:
+    await create_skills(client, admin, "billing")
+    hours = {"timezone": "Europe/Paris", "weekly": {}}
+    body = {"name": "paris", "business_hours": hours}
+    queue_id = uuid.UUID((await client.post("/v1/queues", json=body, headers=admin)).json()["id"])
+    # 25 October 2026: 03:00 CEST becomes 02:00 CET, at 01:00 UTC. A call answered in each
+    # quarter from 00:00 to 01:45 UTC: 02:00-02:45 local twice, an hour apart.
+    for n in range(8):
+        await connection.execute(
+            "INSERT INTO queue_quarters (quarter, queue_id, channel, tier, offered, answered,"
+            " answered_in_target) VALUES ($1, $2, 'voice', 'gold', 1, 1, 1)",
+            datetime(2026, 10, 25, 0, 0, tzinfo=UTC) + timedelta(minutes=15 * n),
+            queue_id,
+        )
+    params = {"from": "2026-10-24T22:00:00+00:00", "to": "2026-10-25T23:00:00+00:00"}
+    hourly = await client.get(
+        "/v1/reports/queues", params={**params, "interval": "60"}, headers=admin
+    )
+    assert hourly.status_code == 200, hourly.text
+    starts = [(r["starts"], r["offered"]) for r in hourly.json()["rows"]]
+    assert starts == [("2026-10-25T00:00:00+00:00", 4), ("2026-10-25T01:00:00+00:00", 4)]
+    daily = await client.get(
+        "/v1/reports/queues", params={**params, "interval": "day"}, headers=admin
+    )
+    [day] = daily.json()["rows"]
+    assert (day["starts"], day["offered"], day["service_level"]) == (
+        "2026-10-24T22:00:00+00:00",
+        8,
+        1.0,
+    )
+    assert day["time_zone"] == "Europe/Paris"
+
+
+async def test_too_many_intervals_are_refused_naming_the_interval(
+    client: httpx.AsyncClient, admin: Headers
+) -> None:
+    params = {"from": "2025-01-01", "to": "2026-12-01", "interval": "15"}
+    response = await client.get("/v1/reports/queues", params=params, headers=admin)
+    assert response.status_code == 422
+    assert "interval" in response.text

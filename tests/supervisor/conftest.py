@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,3 +179,13 @@ async def sue(center: Center) -> Supervisor:
     me = await center.http.get("/v1/auth/me", headers=headers)
     assert me.status_code == 200, me.text
     return Supervisor(center, headers, me.json()["id"])
+
+
+async def raised_on_billing(
+    client: httpx.AsyncClient, admin: dict[str, str], customer: str
+) -> uuid.UUID:
+    """A call raised for `customer` on the billing queue over the API: its id."""
+    body = {"channel": "voice", "queue": "billing", "customer_id": customer}
+    response = await client.post("/v1/interactions", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    return uuid.UUID(response.json()["id"])

@@ -22,6 +22,7 @@ from app.queues.models import AbandonPolicy
 from app.routing import service as routing
 from app.supervisor.ledger import Ledger
 from app.supervisor.ledger_reads import read_queue_periods, read_queue_settings, seed_ledger, take
+from tests.supervisor.conftest import raised_on_billing
 from tests.support import create_skills, offered_as_a_pass_writes, settings_with_passes_on_demand
 
 Headers = dict[str, str]
@@ -42,13 +43,6 @@ async def connection(app: FastAPI, database_url: str) -> AsyncIterator[asyncpg.C
         yield opened
     finally:
         await opened.close()
-
-
-async def _raised(client: httpx.AsyncClient, admin: Headers, customer: str) -> uuid.UUID:
-    body = {"channel": "voice", "queue": "billing", "customer_id": customer}
-    response = await client.post("/v1/interactions", json=body, headers=admin)
-    assert response.status_code == 201, response.text
-    return uuid.UUID(response.json()["id"])
 
 
 async def _answered(
@@ -90,7 +84,8 @@ async def test_a_ledger_seeded_from_the_log_tells_what_routing_did(
     lin = uuid.UUID((await client.post("/v1/agents", json=body, headers=admin)).json()["id"])
 
     await connection.execute("UPDATE agents SET state = 'available' WHERE id = $1", lin)
-    quick, slow, gone, brief, waiting = [await _raised(client, admin, customer) for _ in range(5)]
+    calls = [await raised_on_billing(client, admin, customer) for _ in range(5)]
+    quick, slow, gone, brief, waiting = calls
     await _waited(connection, quick, 10)
     await _answered(connection, quick, lin)
     await _waited(connection, slow, 45)
@@ -144,7 +139,7 @@ async def test_a_live_event_of_a_new_queue_is_counted_with_that_queues_settings(
     body = {"name": "billing", "abandon_policy": "ignore", "short_abandon_seconds": 0}
     queue_id = uuid.UUID((await client.post("/v1/queues", json=body, headers=admin)).json()["id"])
     customer = (await client.post("/v1/customers", json={"name": "Bo"}, headers=admin)).json()["id"]
-    interaction = await _raised(client, admin, customer)
+    interaction = await raised_on_billing(client, admin, customer)
     response = await client.post(f"/v1/interactions/{interaction}/abandon", headers=admin)
     assert response.status_code == 200, response.text
     rows = await connection.fetch(

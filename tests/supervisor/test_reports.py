@@ -26,6 +26,7 @@ from app.routing import service as routing
 from app.routing.figures import ServiceRules
 from app.supervisor import rollups
 from app.supervisor.ledger import Ledger, QueueSettings
+from tests.supervisor.conftest import raised_on_billing
 from tests.support import create_skills, offered_as_a_pass_writes, settings_with_passes_on_demand
 
 Headers = dict[str, str]
@@ -113,13 +114,6 @@ async def _center(client: httpx.AsyncClient, admin: Headers) -> tuple[uuid.UUID,
     return queue_id, customer.json()["id"], lin
 
 
-async def _raised(client: httpx.AsyncClient, admin: Headers, customer: str) -> uuid.UUID:
-    body = {"channel": "voice", "queue": "billing", "customer_id": customer}
-    response = await client.post("/v1/interactions", json=body, headers=admin)
-    assert response.status_code == 201, response.text
-    return uuid.UUID(response.json()["id"])
-
-
 async def test_the_report_tells_what_routing_did_and_each_event_is_rolled_up_once(
     connection: asyncpg.Connection,
     client: httpx.AsyncClient,
@@ -128,7 +122,8 @@ async def test_the_report_tells_what_routing_did_and_each_event_is_rolled_up_onc
 ) -> None:
     monkeypatch.setattr(rollups, "LAG", timedelta(0))
     queue_id, customer, lin = await _center(client, admin)
-    answered, gone = await _raised(client, admin, customer), await _raised(client, admin, customer)
+    answered = await raised_on_billing(client, admin, customer)
+    gone = await raised_on_billing(client, admin, customer)
     offer = await offered_as_a_pass_writes(connection, answered, lin)
     await routing.accept_offer(connection, Events(), offer, agent_id=lin, actor="agent:lin")
     await routing.complete(
@@ -176,7 +171,7 @@ async def test_a_round_skips_while_another_replica_holds_the_mark(
 ) -> None:
     monkeypatch.setattr(rollups, "LAG", timedelta(0))
     _, customer, _ = await _center(client, admin)
-    await _raised(client, admin, customer)
+    await raised_on_billing(client, admin, customer)
     other = await pg.connect(database_url)
     try:
         await other.execute(rollups.ENSURE_MARK, rollups.NAME)

@@ -13,7 +13,7 @@ from app.interactions.models import Interaction, InteractionMessage, MessageAtta
 from app.ivr.models import Call, IvrFlow, IvrFlowVersion, IvrNumber
 from app.queues.models import Queue, QueueSkill
 from app.skills.models import Skill
-from app.supervisor.models import QueueQuarter, RollupMark
+from app.supervisor.models import AgentMark, AgentQuarter, QueueQuarter, RollupMark
 from app.tickets.models import (
     AnswerLink,
     Complaint,
@@ -32,7 +32,9 @@ metadata = Base.metadata
 __all__ = [
     "AccessToken",
     "Agent",
+    "AgentMark",
     "AgentPresence",
+    "AgentQuarter",
     "AgentSkill",
     "AnswerLink",
     "Call",

@@ -50,3 +50,37 @@ class RollupMark(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_event_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class AgentQuarter(Base):
+    """What one agent did in one quarter-hour: seconds in each state of their working time
+    (offline is not working time), seconds holding work while staffed, and the work they
+    finished (for their AHT). Rolled up with the queues' quarters."""
+
+    __tablename__ = "agent_quarters"
+
+    quarter: Mapped[datetime] = mapped_column(primary_key=True)
+    agent_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    available_seconds: Mapped[float] = mapped_column(Float, default=0, server_default="0")
+    busy_seconds: Mapped[float] = mapped_column(Float, default=0, server_default="0")
+    wrap_up_seconds: Mapped[float] = mapped_column(Float, default=0, server_default="0")
+    away_seconds: Mapped[float] = mapped_column(Float, default=0, server_default="0")
+    handling_seconds: Mapped[float] = mapped_column(Float, default=0, server_default="0")
+    handled: Mapped[int] = mapped_column(default=0, server_default="0")
+    handle_seconds: Mapped[float] = mapped_column(Float, default=0, server_default="0")
+
+
+class AgentMark(Base):
+    """Where an agent stood at the roll-up's mark: its state, how much it held, since when
+    (the roll-up counts its time from there on its next round)."""
+
+    __tablename__ = "agent_marks"
+
+    agent_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(String(16))
+    holding: Mapped[int] = mapped_column(default=0, server_default="0")
+    since: Mapped[datetime]

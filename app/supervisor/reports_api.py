@@ -21,8 +21,10 @@ from app.supervisor.reports import (
     Interval,
     ReportFilters,
     ReportRow,
+    agent_report,
     queue_report,
     report_csv,
+    rows_csv,
 )
 from app.tickets.reports import MOMENT_LENGTH, Period, period_of
 
@@ -138,4 +140,44 @@ async def get_queue_report(
         "interval": interval.value,
         "by": by.value,
         "rows": [row.as_json(by) for row in rows],
+    }
+
+
+AGENT_HEADER = ["agent_id", "agent", "starts", "handled", "aht_s", "occupancy", "available_s",
+                "busy_s", "wrap_up_s", "away_s"]  # fmt: skip
+
+
+@router.get("/agents", summary="Each agent's figures by interval: handled, AHT, occupancy, states")
+async def get_agent_report(
+    _: Staff,
+    session: Session,
+    request: Request,
+    start: From = None,
+    end: To = None,
+    interval: Annotated[Interval, Query(description="Minutes (15, 30, 60) or `day`")] = (
+        Interval.minutes_60
+    ),
+    agent_id: Annotated[uuid.UUID | None, Query(description="Only this agent")] = None,
+    format: Annotated[ReportFormat, Query(description="`json` or `csv`")] = ReportFormat.json,
+) -> Any:
+    """Each agent's intervals over the period, in the center's time zone (`CC_TIME_ZONE`):
+    the work they finished, their AHT, their occupancy (time holding work over their time in
+    routing) and the seconds they spent available, busy, in wrap-up and away (offline time is
+    not working time). docs/metrics.md defines each figure."""
+    period = _period(start, end, interval)
+    connection = await driver_connection(session)
+    zone = request.app.state.settings.time_zone
+    rows = await agent_report(connection, period, interval, agent_id, zone)
+    if format is ReportFormat.csv:
+        return Response(
+            rows_csv(rows, AGENT_HEADER),
+            media_type=CSV_TYPE,
+            headers={"Content-Disposition": 'attachment; filename="agents-report.csv"'},
+        )
+    return {
+        "from": period.start.isoformat(),
+        "to": period.end.isoformat(),
+        "interval": interval.value,
+        "time_zone": zone,
+        "rows": rows,
     }

@@ -8,6 +8,8 @@ adds what they count to their quarters and moves the mark, in one transaction. I
 events older than `LAG`: an event id is taken before its transaction commits, so a younger one
 with a smaller id may still be on its way; none takes that long.
 
+Each agent's time goes to its own quarters in the same round (app/supervisor/agent_rollup.py).
+
 The tier is the customer's as the round reads it, seconds after the event (the events do not
 carry it; a customer whose tier changes later keeps the quarters it had).
 """
@@ -26,6 +28,7 @@ from app.core.hub import EventRecord, record_of
 from app.core.periodic import Periodic
 from app.core.pg import now
 from app.routing.figures import Tally
+from app.supervisor import agent_rollup
 from app.supervisor.ledger import KINDS, Ledger
 from app.supervisor.ledger_reads import read_queue_settings
 
@@ -173,13 +176,18 @@ async def _batch(connection: asyncpg.Connection, default_zone: str) -> tuple[int
     rows = await connection.fetch(EVENTS, mark, list(KINDS), BATCH)
     cutoff = now() - LAG
     ready = list(itertools.takewhile(lambda row: row["occurred_at"] < cutoff, rows))
-    if not ready:
-        return 0, False
-    ledger = Ledger(await read_queue_settings(connection, default_zone), default_zone)
-    sums = fold(ledger, ready)
-    await connection.executemany(ADD, [added.row(key) for key, added in sums.items()])
-    await connection.execute(MOVE_MARK, NAME, ready[-1]["id"])
-    return len(ready), len(ready) == len(rows) == BATCH
+    more = len(ready) == len(rows) == BATCH
+    if ready:
+        ledger = Ledger(await read_queue_settings(connection, default_zone), default_zone)
+        sums = fold(ledger, ready)
+        await connection.executemany(ADD, [added.row(key) for key, added in sums.items()])
+        await connection.execute(MOVE_MARK, NAME, ready[-1]["id"])
+    # The agents' time, up to the cut-off once the log is read to it (their quarters fill while
+    # nothing happens), else up to the batch's last event.
+    marks = await agent_rollup.read_marks(connection)
+    agent_sums = agent_rollup.fold_agents(marks, ready, None if more else cutoff)
+    await agent_rollup.save(connection, marks, agent_sums)
+    return len(ready), more
 
 
 EVERY = 10.0  # seconds between rounds: a report lags the log by LAG plus at most this

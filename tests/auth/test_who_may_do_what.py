@@ -669,6 +669,7 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("PATCH", "/v1/complaints/categories/{category_id}"): _a_category,
     ("GET", "/v1/complaints/report"): _fixed("/v1/complaints/report"),
     ("GET", "/v1/reports/queues"): _fixed("/v1/reports/queues"),
+    ("GET", "/v1/reports/agents"): _fixed("/v1/reports/agents"),
     ("GET", "/v1/complaints/report.csv"): _fixed("/v1/complaints/report.csv"),
     ("GET", "/metrics"): _fixed("/metrics"),
 }

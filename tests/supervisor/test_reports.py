@@ -24,7 +24,7 @@ from app.core.settings import Settings
 from app.queues.models import AbandonPolicy
 from app.routing import service as routing
 from app.routing.figures import ServiceRules
-from app.supervisor import rollups
+from app.supervisor import agent_rollup, rollups
 from app.supervisor.ledger import Ledger, QueueSettings
 from tests.supervisor.conftest import raised_on_billing
 from tests.support import create_skills, offered_as_a_pass_writes, settings_with_passes_on_demand
@@ -225,3 +225,70 @@ async def test_too_many_intervals_are_refused_naming_the_interval(
     response = await client.get("/v1/reports/queues", params=params, headers=admin)
     assert response.status_code == 422
     assert "interval" in response.text
+
+
+# --- the agents' part -----------------------------------------------------------------------------
+
+LIN = uuid.UUID(int=7)
+
+
+def test_an_agents_time_goes_to_its_states_and_its_held_time_to_handling() -> None:
+    lin = str(LIN)
+    history = [
+        row(1, "agent.state_changed", T0, {"from": "offline", "to": "available"}),
+        row(2, "interaction.assigned", T0 + timedelta(minutes=5),
+            {"from": "offered", "agent_id": lin}),
+        row(3, "interaction.completed", T0 + timedelta(minutes=20),
+            {"from": "wrap_up", "agent_id": lin}, handle_seconds=900.0),
+        row(4, "agent.state_changed", T0 + timedelta(minutes=25),
+            {"from": "available", "to": "away"}),
+    ]  # fmt: skip
+    for r in history:
+        if r["kind"] == "agent.state_changed":
+            r["subject_id"] = lin
+    marks: dict[uuid.UUID, agent_rollup.Standing] = {}
+    sums = agent_rollup.fold_agents(marks, history, T0 + timedelta(minutes=30))
+    first, second = sums[(T0, LIN)], sums[(T0 + timedelta(minutes=15), LIN)]
+    assert (first.seconds["available"], first.handling) == (900, 600)
+    assert (second.seconds["available"], second.seconds["away"], second.handling) == (600, 300, 300)
+    assert (second.handled, second.handle_seconds) == (1, 900.0)
+    assert marks[LIN] == agent_rollup.Standing("away", 0, T0 + timedelta(minutes=30))
+    # the next round goes on from the mark: the away time after the cut-off
+    later = agent_rollup.fold_agents(marks, [], T0 + timedelta(minutes=40))
+    assert later[(T0 + timedelta(minutes=30), LIN)].seconds["away"] == 600
+
+
+async def test_the_agents_report_tells_the_work_and_the_time_of_each_agent(
+    connection: asyncpg.Connection,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rollups, "LAG", timedelta(0))
+    _, customer, lin = await _center(client, admin)
+    await connection.execute("UPDATE agents SET state = 'available' WHERE id = $1", lin)
+    call = await raised_on_billing(client, admin, customer)
+    offer = await offered_as_a_pass_writes(connection, call, lin)
+    await routing.accept_offer(connection, Events(), offer, agent_id=lin, actor="agent:lin")
+    await routing.complete(
+        connection, Events(), call, disposition="done", notes="", agent_id=lin, actor="lin"
+    )
+    ended = Events()
+    async with connection.transaction():
+        await routing.end_wrap_up(connection, ended, call, agent_id=lin, actor="lin")
+        await ended.write(connection)
+    assert await rollups.roll_up(connection) > 0
+
+    params = {"interval": "day", "agent_id": str(lin)}
+    response = await client.get("/v1/reports/agents", params=params, headers=admin)
+    assert response.status_code == 200, response.text
+    [day] = response.json()["rows"]
+    assert (day["agent"], day["handled"]) == ("Lin", 1)
+    assert day["aht_s"] is not None
+    assert day["busy_s"] + day["wrap_up_s"] > 0  # busy from the accept, then its wrap-up
+    assert day["occupancy"] is not None
+    assert 0 < day["occupancy"] <= 1
+    table = await client.get(
+        "/v1/reports/agents", params={**params, "format": "csv"}, headers=admin
+    )
+    assert next(csv.DictReader(io.StringIO(table.text)))["handled"] == "1"

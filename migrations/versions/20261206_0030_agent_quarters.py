@@ -1,7 +1,7 @@
 """agent quarters: the reports' roll-up of each agent's time by quarter-hour, and where each
 agent stood at the roll-up's mark (app/supervisor/rollups.py)
 
-Revision ID: 0031
+Revision ID: 0030
 Revises: 0029
 Create Date: 2026-12-06 02:18:48
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0031"
+revision: str = "0030"
 down_revision: str | None = "0029"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -244,7 +244,27 @@ async def time_reports(url: str) -> list[dict[str, Any]]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             headers = await _supervisor(app, client)
-            return [await _time_report(client, headers, *report) for report in REPORTS]
+            first = await _first_report(client, headers)
+            return [first, *[await _time_report(client, headers, *report) for report in REPORTS]]
+
+
+async def _first_report(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
+    """The process's first report, apart: it also pays for the connection's first statement
+    (asyncpg's type introspection, the plan) and the day before the measured ones, cold."""
+    start = YEAR_START + timedelta(days=20)
+    params = {"from": start.isoformat(), "to": (start + timedelta(days=1)).isoformat()}
+    began = time.perf_counter()
+    response = await client.get("/v1/reports/queues", params=params, headers=headers)
+    response.raise_for_status()
+    took = _ms(began)
+    figures = {"report": "the first (a day by hour)", "ms": took, "target_ms": DAY_TARGET_MS}
+    figures["met"] = took <= DAY_TARGET_MS
+    log(f"{figures}")
+    return figures
+
+
+def _ms(began: float) -> float:
+    return round((time.perf_counter() - began) * 1000, 1)
 
 
 async def _supervisor(app: FastAPI, client: httpx.AsyncClient) -> dict[str, str]:

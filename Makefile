@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CODE := app migrations tests $(if $(wildcard bench/*.py),bench)
 
-.PHONY: install run test lint typecheck format bench bench-simulation bench-floor clean
+.PHONY: install run test lint typecheck format bench bench-simulation bench-reports bench-floor clean
 
 install: $(STAMP)
 
@@ -43,12 +43,19 @@ format: install
 bench: install
 	@test -f bench/__main__.py || { echo "no benchmark yet: it arrives with routing (issue 3)"; exit 1; }
 	$(BIN)/python -m bench.simulation
+	$(BIN)/python -m bench.reports
 	$(BIN)/python -m bench
 
 # The what-if simulator against Erlang C and A (docs/staffing.md), about a minute; `make bench`
 # runs it first.
 bench-simulation: install
 	$(BIN)/python -m bench.simulation
+
+# The queues' report on a year of a million interactions a day (docs/benchmarks.md), about 40 s
+# once the year is built in .data/bench-reports/ (the first run builds it, about 30 s more);
+# `make bench` runs it second.
+bench-reports: install
+	$(BIN)/python -m bench.reports
 
 # The transport floor: the same clients and ramp against an in-memory server with no database.
 bench-floor: install

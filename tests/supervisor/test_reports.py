@@ -17,9 +17,13 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
 from app.core import pg
 from app.core.events import Events
+from app.core.hub import record_of
 from app.core.settings import Settings
 from app.queues.models import AbandonPolicy
 from app.routing import service as routing
@@ -292,3 +296,37 @@ async def test_the_agents_report_tells_the_work_and_the_time_of_each_agent(
         "/v1/reports/agents", params={**params, "format": "csv"}, headers=admin
     )
     assert next(csv.DictReader(io.StringIO(table.text)))["handled"] == "1"
+
+
+# --- a report and the live view count alike ------------------------------------------------------
+
+WAYS = ["answered", "abandoned", "expired", "converted"]
+
+
+@examples(max_examples=40, deadline=None)
+@given(
+    waits=st.lists(
+        st.tuples(st.integers(0, 6 * 60), st.integers(0, 600), st.sampled_from(WAYS)),
+        max_size=30,
+    )
+)
+def test_the_roll_up_sums_to_the_live_ledgers_tally(waits: list[tuple[int, int, str]]) -> None:
+    """Over random histories, the quarters the roll-up writes add up, quarter by quarter, to
+    what the live ledger tells for the same quarter: one fold, two keepers."""
+    ledger = Ledger({QUEUE: QueueSettings(ZoneInfo("UTC"), RULES)})
+    live = Ledger({QUEUE: QueueSettings(ZoneInfo("UTC"), RULES)})
+    q, history = str(QUEUE), []
+    for n, (joined, waited, how) in enumerate(waits):
+        at = T0 + timedelta(minutes=joined)
+        history.append(row(2 * n, "interaction.queued", at, {"channel": "voice", "queue_id": q}))
+        kind = "interaction.assigned" if how == "answered" else f"interaction.{how}"
+        payload = {"from": "queued" if how != "answered" else "offered", "queue_id": q,
+                   "channel": "voice", "waited_seconds": waited}  # fmt: skip
+        history.append(row(2 * n + 1, kind, at + timedelta(seconds=waited), payload))
+    history.sort(key=lambda r: (r["occurred_at"], r["id"]))
+    sums = rollups.fold(ledger, history)
+    for r in history:
+        live.apply(record_of(r))
+    for (quarter, _, _, _), added in sums.items():
+        end = quarter + timedelta(minutes=14)
+        assert added.tally == live.tally(QUEUE, quarter, end)

@@ -6,8 +6,9 @@ it finished (its AHT). Folded in the same round and transaction as the queues' q
 (`ledger.agent_changes`).
 
 Where each agent stood at the mark (its state, what it held, since when) is kept between rounds
-(`agent_marks`). A round that reads the log up to its end counts every agent's time up to the
-round's cut-off, so a quarter fills while nothing happens; an agent first seen in a round is
+(`agent_marks`, written only for the agents a round moved). A round that reads the log up to
+its end counts every agent's time up to the last quarter's end, so a quarter fills while nothing
+happens, at one write per agent a quarter rather than a round; an agent first seen in a round is
 counted from its first event (from the state that event left, or `available` when the event
 says none: only at the first round after the upgrade).
 """
@@ -131,6 +132,13 @@ def fold_agents(
     return sums
 
 
+def moved(
+    marks: Mapping[uuid.UUID, Standing], before: Mapping[uuid.UUID, Standing]
+) -> dict[uuid.UUID, Standing]:
+    """The marks a fold changed (the others need no write)."""
+    return {a: s for a, s in marks.items() if before.get(a) != s}
+
+
 def _first_seen(event: EventRecord) -> Standing:
     state = event.payload.get("from") if event.kind == "agent.state_changed" else None
     return Standing(str(state or "available"), 0, event.occurred_at)
@@ -161,4 +169,4 @@ async def save(
     await connection.executemany(ADD, [added.row(key) for key, added in sums.items()])
     await connection.executemany(
         SAVE_MARK, [(a, s.state, s.holding, s.since) for a, s in marks.items()]
-    )
+    )  # only the marks given: the caller passes those a fold moved

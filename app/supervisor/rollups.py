@@ -160,40 +160,48 @@ def _handled(event: EventRecord, row: asyncpg.Record) -> bool:
 
 
 async def roll_up(connection: asyncpg.Connection, default_zone: str = "UTC") -> int:
-    """One round: every event old enough after the mark, in batches; how many it folded (0 when
-    another replica holds the mark)."""
-    folded = 0
+    """One round, in one transaction under the mark's lock: every event old enough after the
+    mark, folded in batches (each a few milliseconds of the event loop); how many it folded
+    (0 when another replica holds the mark). The settings and the agents' marks are read once
+    a round."""
     await connection.execute(ENSURE_MARK, NAME)  # committed apart: a lock, not a wait, decides
-    while True:
-        async with connection.transaction():
-            count, more = await _batch(connection, default_zone)
-        folded += count
-        if not more:
-            return folded
-
-
-async def _batch(connection: asyncpg.Connection, default_zone: str) -> tuple[int, bool]:
-    mark = await connection.fetchval(LOCK_MARK, NAME)
-    if mark is None:
-        return 0, False
-    rows = await connection.fetch(EVENTS, mark, list(KINDS), BATCH)
-    cutoff = now() - LAG
-    ready = list(itertools.takewhile(lambda row: row["occurred_at"] < cutoff, rows))
-    more = len(ready) == len(rows) == BATCH
-    if ready:
+    async with connection.transaction():
+        mark = await connection.fetchval(LOCK_MARK, NAME)
+        if mark is None:
+            return 0
         ledger = Ledger(await read_queue_settings(connection, default_zone), default_zone)
-        sums = fold(ledger, ready)
-        await connection.executemany(ADD, [added.row(key) for key, added in sums.items()])
-        await connection.execute(MOVE_MARK, NAME, ready[-1]["id"])
-    # The agents' time: up to each event; once the log is read to its end, every agent's up to
-    # the last quarter's end, so quiet quarters fill (once a quarter, not every round).
-    marks = await agent_rollup.read_marks(connection)
-    before = {agent_id: copy.copy(standing) for agent_id, standing in marks.items()}
-    agent_sums = agent_rollup.fold_agents(
-        marks, ready, None if more else agent_rollup.quarter_start(cutoff)
-    )
-    await agent_rollup.save(connection, agent_rollup.moved(marks, before), agent_sums)
-    return len(ready), more
+        marks = await agent_rollup.read_marks(connection)
+        before = {agent_id: copy.copy(standing) for agent_id, standing in marks.items()}
+        cutoff, folded, more = now() - LAG, 0, True
+        while more:
+            mark, count, more = await _batch(connection, ledger, marks, mark, cutoff)
+            folded += count
+        # Once the log is read to its end, every agent's time up to the last quarter's end, so
+        # quiet quarters fill (once a quarter, not every round).
+        tail = agent_rollup.fold_agents(marks, [], agent_rollup.quarter_start(cutoff))
+        await agent_rollup.save(connection, agent_rollup.moved(marks, before), tail)
+        await connection.execute(MOVE_MARK, NAME, mark)
+    return folded
+
+
+async def _batch(
+    connection: asyncpg.Connection,
+    ledger: Ledger,
+    marks: dict[uuid.UUID, agent_rollup.Standing],
+    mark: int,
+    cutoff: datetime,
+) -> tuple[int, int, bool]:
+    """The next batch after `mark`: folded and added; the new mark, how many, and whether more
+    may follow."""
+    rows = await connection.fetch(EVENTS, mark, list(KINDS), BATCH)
+    ready = list(itertools.takewhile(lambda row: row["occurred_at"] < cutoff, rows))
+    if not ready:
+        return mark, 0, False
+    sums = fold(ledger, ready)
+    await connection.executemany(ADD, [added.row(key) for key, added in sums.items()])
+    agent_sums = agent_rollup.fold_agents(marks, ready, None)
+    await agent_rollup.save(connection, {}, agent_sums)
+    return ready[-1]["id"], len(ready), len(ready) == len(rows) == BATCH
 
 
 EVERY = 10.0  # seconds between rounds: a report lags the log by LAG plus at most this

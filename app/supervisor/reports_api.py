@@ -129,18 +129,8 @@ async def get_queue_report(
     )
     rows = await _rows(session, request, period, interval, by, filters)
     if format is ReportFormat.csv:
-        return Response(
-            report_csv(rows, by),
-            media_type=CSV_TYPE,
-            headers={"Content-Disposition": 'attachment; filename="queues-report.csv"'},
-        )
-    return {
-        "from": period.start.isoformat(),
-        "to": period.end.isoformat(),
-        "interval": interval.value,
-        "by": by.value,
-        "rows": [row.as_json(by) for row in rows],
-    }
+        return _csv(report_csv(rows, by), "queues-report.csv")
+    return {**_about(period, interval), "by": by.value, "rows": [row.as_json(by) for row in rows]}
 
 
 AGENT_HEADER = ["agent_id", "agent", "starts", "handled", "aht_s", "occupancy", "available_s",
@@ -169,15 +159,22 @@ async def get_agent_report(
     zone = request.app.state.settings.time_zone
     rows = await agent_report(connection, period, interval, agent_id, zone)
     if format is ReportFormat.csv:
-        return Response(
-            rows_csv(rows, AGENT_HEADER),
-            media_type=CSV_TYPE,
-            headers={"Content-Disposition": 'attachment; filename="agents-report.csv"'},
-        )
+        return _csv(rows_csv(rows, AGENT_HEADER), "agents-report.csv")
+    return {**_about(period, interval), "time_zone": zone, "rows": rows}
+
+
+def _csv(text: str, filename: str) -> Response:
+    return Response(
+        text,
+        media_type=CSV_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _about(period: Period, interval: Interval) -> dict[str, Any]:
+    """What a report's JSON says of itself: its period and interval."""
     return {
         "from": period.start.isoformat(),
         "to": period.end.isoformat(),
         "interval": interval.value,
-        "time_zone": zone,
-        "rows": rows,
     }

@@ -61,6 +61,7 @@ log = get_logger(__name__)
 
 WINDOW = 0.5  # seconds: at most one frame per queue (and per agent, per complaint) in each
 REFRESH = 5.0  # seconds: the queues read again without events (sliding periods, waits)
+FIRST_READ_WAIT = 15.0  # seconds a first socket waits for a new board's first read
 RETRY = 1.0  # seconds before a window that failed (the database down) is tried again
 
 # Events after which the board reads its layout again: the queues (names, targets), and who
@@ -221,8 +222,11 @@ class LiveBoard:
             self._remark(Marks(queues=set(self._queues), layout=True, all_agents=True))
         # The window under way, and the next one when marks wait for it.
         wanted = self._windows_taken + (1 if self._marks or self._unfolded else 0)
+        # A board that never finished a window has no layout yet: its snapshot would list no
+        # queue at all, so its first read is worth a longer wait (the seed, on a busy machine).
+        limit = within if self._windows_done else FIRST_READ_WAIT
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(within):
+            async with asyncio.timeout(limit):
                 while self._windows_done < wanted:
                     await self._window_over.wait()
 

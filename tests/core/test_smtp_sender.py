@@ -140,7 +140,9 @@ async def test_a_relay_that_is_down_leaves_it_failed_and_it_goes_once_the_relay_
     pool: asyncpg.Pool, couriers: CourierFactory
 ) -> None:
     port = free_port()  # nothing listens there yet: the relay is down
-    courier = await couriers(plain(port), first_delay=0.3)
+    # A retry far enough away that the first failure is read before it, on a loaded machine
+    # too (0.3 s let a second attempt come first under a full parallel run).
+    courier = await couriers(plain(port), first_delay=1.5)
     await write(pool, mail(2))
     courier.wake()
     failed = await until_state(pool, "reply:2", OutboxState.failed)

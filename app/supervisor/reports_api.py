@@ -4,11 +4,12 @@ Supervisors and admins read it."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.auth.dependencies import Session, Staff
 from app.core.channels import Channel
@@ -85,6 +86,28 @@ def _period(start: str | None, end: str | None, interval: Interval) -> Period:
     return period
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A report's period and the intervals it is told in."""
+
+    period: Period
+    interval: Interval
+
+
+def report_window(
+    start: From = None,
+    end: To = None,
+    interval: Annotated[Interval, Query(description="Minutes (15, 30, 60) or `day`")] = (
+        Interval.minutes_60
+    ),
+) -> Window:
+    """The `from`, `to` and `interval` every report takes, checked together."""
+    return Window(_period(start, end, interval), interval)
+
+
+Windowed = Annotated[Window, Depends(report_window)]
+
+
 async def _rows(
     session: Session,
     request: Request,
@@ -103,11 +126,7 @@ async def get_queue_report(
     _: Staff,
     session: Session,
     request: Request,
-    start: From = None,
-    end: To = None,
-    interval: Annotated[Interval, Query(description="Minutes (15, 30, 60) or `day`")] = (
-        Interval.minutes_60
-    ),
+    window: Windowed,
     by: Annotated[Breakdown, Query(description="Each queue whole, or by channel or tier")] = (
         Breakdown.queue
     ),
@@ -121,7 +140,7 @@ async def get_queue_report(
     abandoned (short ones apart), expired, transferred, converted, service level, ASA, AHT,
     abandonment rate, handled and the longest wait that ended in it. docs/metrics.md defines
     each figure; the report counts what the roll-up has read of the log (up to a minute old)."""
-    period = _period(start, end, interval)
+    period, interval = window.period, window.interval
     filters = ReportFilters(
         queue_id=queue_id,
         channel=None if channel is None else channel.value,
@@ -142,11 +161,7 @@ async def get_agent_report(
     _: Staff,
     session: Session,
     request: Request,
-    start: From = None,
-    end: To = None,
-    interval: Annotated[Interval, Query(description="Minutes (15, 30, 60) or `day`")] = (
-        Interval.minutes_60
-    ),
+    window: Windowed,
     agent_id: Annotated[uuid.UUID | None, Query(description="Only this agent")] = None,
     format: Annotated[ReportFormat, Query(description="`json` or `csv`")] = ReportFormat.json,
 ) -> Any:
@@ -154,7 +169,7 @@ async def get_agent_report(
     the work they finished, their AHT, their occupancy (time holding work over their time in
     routing) and the seconds they spent available, busy, in wrap-up and away (offline time is
     not working time). docs/metrics.md defines each figure."""
-    period = _period(start, end, interval)
+    period, interval = window.period, window.interval
     connection = await driver_connection(session)
     zone = request.app.state.settings.time_zone
     rows = await agent_report(connection, period, interval, agent_id, zone)

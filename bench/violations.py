@@ -148,6 +148,7 @@ async def _check(
                         "exceeded": exceeded,
                         "holding": sorted(i for i, (a, _) in holding.items() if a == agent),
                         "offered": sorted(o for o, (a, _) in offer_holder.items() if a == agent),
+                        "recent_events": list(recent[agent]),
                     }
                 )
 

@@ -420,5 +420,6 @@ def abandonment_rate(tally: Tally) -> float | None:
 def occupancy(handling_seconds: float, staffed_seconds: float) -> float | None:
     """An agent's occupancy, 0 to 1: the share of their staffed time (in routing: `available`,
     `busy` or `wrap_up`) in which they held at least one interaction (assigned or in its
-    wrap-up). Away and offline time counts in neither. None with no staffed time."""
+    wrap-up). Away and offline time counts in neither. None with no staffed time. A queue's
+    is the same over the sums of its qualified agents' times."""
     return handling_seconds / staffed_seconds if staffed_seconds > 0 else None

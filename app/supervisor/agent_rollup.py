@@ -1,9 +1,10 @@
 """The agents' part of the reports' roll-up: each agent's time by quarter-hour, in each state
 of its working day (available, busy, wrap-up, away; offline is not working time), the time it
 held work while staffed (its occupancy's numerator: docs/metrics.md, "Occupancy"), and the work
-it finished (its AHT). Folded in the same round and transaction as the queues' quarters
-(app/supervisor/rollups.py), with the ledger's own reading of who holds what
-(`ledger.agent_changes`).
+it finished (its AHT); and the same staffed and handling time to each queue the agent qualifies
+for (`queue_staff_quarters`: the queue's occupancy). Folded in the same round and transaction
+as the queues' quarters (app/supervisor/rollups.py), with the ledger's own reading of who holds
+what (`ledger.agent_changes`).
 
 Where each agent stood at the mark (its state, what it held, since when) is kept between rounds
 (`agent_marks`, written only for the agents a round moved). A round that reads the log up to
@@ -23,6 +24,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from app.core.hub import EventRecord, record_of
+from app.routing.directory import holds_the_skills_of
 from app.supervisor.ledger import STAFFED_STATES, agent_changes
 
 QUARTER = timedelta(minutes=15)
@@ -50,6 +52,21 @@ ADD = """
         handle_seconds = q.handle_seconds + excluded.handle_seconds
 """
 
+# The same time, staffed and handling, added to the queues each agent qualifies for as this
+# round reads its skills: the queue's occupancy (docs/metrics.md, "Occupancy of a queue").
+ADD_TO_QUEUES = f"""
+    INSERT INTO queue_staff_quarters AS w (quarter, queue_id, staffed_seconds, handling_seconds)
+    SELECT r.quarter, q.id, sum(r.staffed), sum(r.handling)
+    FROM unnest($1::timestamptz[], $2::uuid[], $3::float8[], $4::float8[])
+         AS r(quarter, agent_id, staffed, handling)
+    JOIN agents a ON a.id = r.agent_id CROSS JOIN queues q
+    WHERE r.staffed > 0 AND {holds_the_skills_of("q.id")}
+    GROUP BY r.quarter, q.id
+    ON CONFLICT (quarter, queue_id) DO UPDATE SET
+        staffed_seconds = w.staffed_seconds + excluded.staffed_seconds,
+        handling_seconds = w.handling_seconds + excluded.handling_seconds
+"""  # noqa: S608 - the text is ours
+
 Key = tuple[datetime, uuid.UUID]  # quarter, agent
 
 
@@ -70,6 +87,10 @@ class AgentSums:
     handling: float = 0.0
     handled: int = 0
     handle_seconds: float = 0.0
+
+    @property
+    def staffed(self) -> float:
+        return sum(self.seconds[state] for state in STAFFED_STATES)
 
     def row(self, key: Key) -> tuple[object, ...]:
         s = self.seconds
@@ -167,6 +188,15 @@ async def save(
     sums: Mapping[Key, AgentSums],
 ) -> None:
     await connection.executemany(ADD, [added.row(key) for key, added in sums.items()])
+    staffed = [(key, added) for key, added in sums.items() if added.staffed > 0]
+    if staffed:
+        await connection.execute(
+            ADD_TO_QUEUES,
+            [key[0] for key, _ in staffed],
+            [key[1] for key, _ in staffed],
+            [added.staffed for _, added in staffed],
+            [added.handling for _, added in staffed],
+        )
     await connection.executemany(
         SAVE_MARK, [(a, s.state, s.holding, s.since) for a, s in marks.items()]
     )  # only the marks given: the caller passes those a fold moved

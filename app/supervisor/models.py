@@ -84,3 +84,19 @@ class AgentMark(Base):
     state: Mapped[str] = mapped_column(String(16))
     holding: Mapped[int] = mapped_column(default=0, server_default="0")
     since: Mapped[datetime]
+
+
+class QueueStaffQuarter(Base):
+    """The staffed time, in one quarter-hour, of the agents who qualified for one queue as the
+    roll-up read their skills (`directory.holds_the_skills_of`), and the part of it in which
+    they held work: the queue's occupancy (docs/metrics.md, "Occupancy of a queue"). An agent
+    who qualifies for several queues counts in each."""
+
+    __tablename__ = "queue_staff_quarters"
+
+    quarter: Mapped[datetime] = mapped_column(primary_key=True)
+    queue_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("queues.id", ondelete="CASCADE"), primary_key=True
+    )
+    staffed_seconds: Mapped[float] = mapped_column(Float, default=0, server_default="0")
+    handling_seconds: Mapped[float] = mapped_column(Float, default=0, server_default="0")

@@ -42,47 +42,64 @@ class ReportFilters:
     tier: str | None = None
 
 
+# Where a quarter falls in the report ($3: '15', '30', '60' or 'day'), on the queue's clock
+# (`zone`): the local start of its interval and the offset kept with it. An interval of minutes
+# starts where the clock shows a multiple of it, and keeps the clock's offset then, so the hour
+# a fall-back repeats stays two intervals. A day is the queue's calendar day (23 or 25 hours on
+# a change).
+_BIN = """
+    CASE WHEN $3 = 'day' THEN date_trunc('day', {quarter} AT TIME ZONE zone)
+         ELSE date_bin(make_interval(mins => $3::int), {quarter} AT TIME ZONE zone,
+                       timestamp '2000-01-01') END AS local_start,
+    CASE WHEN $3 = 'day' THEN interval '0'
+         ELSE ({quarter} AT TIME ZONE zone) - ({quarter} AT TIME ZONE 'UTC') END AS kept_offset
+"""
+
 # The quarters of the period, summed by queue, interval in the queue's zone (its business
-# hours', else the center's $4) and the breakdown's column ($5: 'channel', 'tier' or none).
-# An interval of minutes starts where the queue's clock shows a multiple of it; its start is
-# kept with the clock's offset then, so the hour a fall-back repeats stays two intervals. A
-# day is the queue's calendar day (23 or 25 hours on a change).
+# hours', else the center's $4) and the breakdown's column ($5: 'channel', 'tier' or none),
+# with the staffed and handling time of the queue's agents in the same interval (its
+# occupancy: that of the queue, whatever the channel or tier of the row).
 REPORT = """
-    WITH lines AS (
-        SELECT s.*, q.name, q.abandon_policy, z.zone,
-               s.quarter AT TIME ZONE z.zone AS local_at,
-               (s.quarter AT TIME ZONE z.zone) - (s.quarter AT TIME ZONE 'UTC') AS offset_at
-        FROM queue_quarters s
-        JOIN queues q ON q.id = s.queue_id
-        CROSS JOIN LATERAL (SELECT coalesce(q.business_hours ->> 'timezone', $4) AS zone) z
+    WITH zoned AS (
+        SELECT q.id AS queue_id, q.name, q.abandon_policy,
+               coalesce(q.business_hours ->> 'timezone', $4) AS zone
+        FROM queues q WHERE $6::uuid IS NULL OR q.id = $6
+    ), binned AS (
+        SELECT s.*, z.name, z.abandon_policy, z.zone, {line_bin},
+               CASE $5 WHEN 'channel' THEN s.channel WHEN 'tier' THEN s.tier ELSE '' END AS part
+        FROM queue_quarters s JOIN zoned z USING (queue_id)
         WHERE s.quarter >= $1 AND s.quarter < $2
-          AND ($6::uuid IS NULL OR s.queue_id = $6)
           AND ($7::text IS NULL OR s.channel = $7)
           AND ($8::text IS NULL OR s.tier = $8)
-    ), binned AS (
-        SELECT l.*,
-               CASE WHEN $3 = 'day' THEN date_trunc('day', l.local_at)
-                    ELSE date_bin(make_interval(mins => $3::int), l.local_at,
-                                  timestamp '2000-01-01') END AS local_start,
-               CASE WHEN $3 = 'day' THEN interval '0' ELSE l.offset_at END AS kept_offset,
-               CASE $5 WHEN 'channel' THEN l.channel WHEN 'tier' THEN l.tier ELSE '' END AS part
-        FROM lines l
+    ), staff AS (
+        SELECT queue_id, local_start, kept_offset, sum(staffed_seconds)::float8 AS staffed_s,
+               sum(handling_seconds)::float8 AS handling_s
+        FROM (SELECT w.*, z.zone, {staff_bin}
+              FROM queue_staff_quarters w JOIN zoned z USING (queue_id)
+              WHERE w.quarter >= $1 AND w.quarter < $2) b
+        GROUP BY queue_id, local_start, kept_offset
+    ), line AS (
+        SELECT queue_id, name, abandon_policy, zone, part, local_start, kept_offset,
+               sum(offered)::int AS offered, sum(answered)::int AS answered,
+               sum(answered_in_target)::int AS answered_in_target,
+               sum(answer_wait_seconds)::float8 AS answer_wait_seconds,
+               sum(abandoned)::int AS abandoned,
+               sum(abandoned_in_target)::int AS abandoned_in_target,
+               sum(short_abandoned)::int AS short_abandoned, sum(expired)::int AS expired,
+               sum(transferred)::int AS transferred, sum(converted)::int AS converted,
+               sum(handled)::int AS handled, sum(handle_seconds)::float8 AS handle_seconds,
+               max(longest_wait_seconds)::float8 AS longest_wait_seconds
+        FROM binned
+        GROUP BY queue_id, name, abandon_policy, zone, part, local_start, kept_offset
     )
-    SELECT queue_id, name, abandon_policy, zone, part,
-           CASE WHEN $3 = 'day' THEN local_start AT TIME ZONE zone
-                ELSE (local_start - kept_offset) AT TIME ZONE 'UTC' END AS starts,
-           sum(offered)::int AS offered, sum(answered)::int AS answered,
-           sum(answered_in_target)::int AS answered_in_target,
-           sum(answer_wait_seconds)::float8 AS answer_wait_seconds,
-           sum(abandoned)::int AS abandoned, sum(abandoned_in_target)::int AS abandoned_in_target,
-           sum(short_abandoned)::int AS short_abandoned, sum(expired)::int AS expired,
-           sum(transferred)::int AS transferred, sum(converted)::int AS converted,
-           sum(handled)::int AS handled, sum(handle_seconds)::float8 AS handle_seconds,
-           max(longest_wait_seconds)::float8 AS longest_wait_seconds
-    FROM binned
-    GROUP BY queue_id, name, abandon_policy, zone, part, local_start, kept_offset
-    ORDER BY name, queue_id, starts, part
-"""
+    SELECT l.*, coalesce(f.staffed_s, 0) AS staffed_s, coalesce(f.handling_s, 0) AS handling_s,
+           CASE WHEN $3 = 'day' THEN l.local_start AT TIME ZONE l.zone
+                ELSE (l.local_start - l.kept_offset) AT TIME ZONE 'UTC' END AS starts
+    FROM line l LEFT JOIN staff f USING (queue_id, local_start, kept_offset)
+    ORDER BY l.name, l.queue_id, starts, l.part
+""".format(  # noqa: S608 - the bins are ours
+    line_bin=_BIN.format(quarter="s.quarter"), staff_bin=_BIN.format(quarter="w.quarter")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +114,8 @@ class ReportRow:
     figures: PeriodFigures
     handled: int
     longest_wait_seconds: float
+    staffed_seconds: float
+    occupancy: float | None
 
     def as_json(self, breakdown: Breakdown) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -112,6 +131,8 @@ class ReportRow:
             **self.figures.as_json(),
             "handled": self.handled,
             "longest_wait_s": self.longest_wait_seconds,
+            "staffed_s": self.staffed_seconds,
+            "occupancy": self.occupancy,
         }
 
 
@@ -140,6 +161,8 @@ def row_of(record: asyncpg.Record) -> ReportRow:
         figures=PeriodFigures.of(tally, policy, aht),
         handled=handled,
         longest_wait_seconds=record["longest_wait_seconds"],
+        staffed_seconds=record["staffed_s"],
+        occupancy=occupancy(record["handling_s"], record["staffed_s"]),
     )
 
 
@@ -172,10 +195,14 @@ def report_csv(rows: list[ReportRow], breakdown: Breakdown) -> str:
     return rows_csv([row.as_json(breakdown) for row in rows], _empty_header(breakdown))
 
 
+LEADING = ("queue_id", "queue", "time_zone", "starts")
+TRAILING = ("handled", "longest_wait_s", "staffed_s", "occupancy")
+
+
 def _empty_header(breakdown: Breakdown) -> list[str]:
     empty = PeriodFigures.of(Tally(), AbandonPolicy.against).as_json()
     extra = [] if breakdown is Breakdown.queue else [breakdown.value]
-    return ["queue_id", "queue", "time_zone", "starts", *extra, *empty, "handled", "longest_wait_s"]
+    return [*LEADING, *extra, *empty, *TRAILING]
 
 
 # --- the agents' report -----------------------------------------------------------------------

@@ -298,6 +298,75 @@ async def test_the_agents_report_tells_the_work_and_the_time_of_each_agent(
     assert next(csv.DictReader(io.StringIO(table.text)))["handled"] == "1"
 
 
+# --- a queue's occupancy: that of the agents who qualify for it ----------------------------------
+
+
+async def _agent(client: httpx.AsyncClient, admin: Headers, name: str, skill: str) -> str:
+    body = {"username": name, "display_name": name, "skills": [{"skill": skill, "level": 2}]}
+    response = await client.post("/v1/agents", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def test_a_queues_occupancy_is_that_of_the_agents_holding_its_skills(
+    connection: asyncpg.Connection,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rollups, "LAG", timedelta(0))
+    await create_skills(client, admin, "billing", "sales")
+    queues = {}
+    for name in ("billing", "sales"):
+        body = {"name": name, "required_skills": [{"skill": name, "level": 1}]}
+        response = await client.post("/v1/queues", json=body, headers=admin)
+        queues[name] = response.json()["id"]
+    lin = await _agent(client, admin, "lin", "billing")
+    max_ = await _agent(client, admin, "max", "sales")
+    # on the hour: the half hour is one interval of the report
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    at = [start + timedelta(minutes=m) for m in range(31)]
+    call = str(uuid.uuid4())
+    history = [  # Lin (billing) holds a call from 09:05 to 09:20 and goes away at 09:25;
+        # Max (sales) is available for the half hour and holds nothing
+        (at[0], "agent.state_changed", "agent", lin, {"from": "offline", "to": "available"}),
+        (at[0], "agent.state_changed", "agent", max_, {"from": "offline", "to": "available"}),
+        (at[5], "interaction.assigned", "interaction", call,
+         {"from": "offered", "agent_id": lin, "queue_id": queues["billing"], "channel": "voice",
+          "waited_seconds": 4.0}),
+        (at[10], "interaction.abandoned", "interaction", str(uuid.uuid4()),
+         {"from": "queued", "queue_id": queues["sales"], "channel": "voice",
+          "waited_seconds": 30.0}),
+        (at[20], "interaction.completed", "interaction", call,
+         {"from": "wrap_up", "agent_id": lin}),
+        (at[25], "agent.state_changed", "agent", lin, {"from": "available", "to": "away"}),
+        (at[30], "agent.state_changed", "agent", max_, {"from": "available", "to": "offline"}),
+    ]  # fmt: skip
+    await connection.executemany(
+        "INSERT INTO events (occurred_at, kind, subject_type, subject_id, actor, payload)"
+        " VALUES ($1, $2, $3, $4, 'test', $5)",
+        history,
+    )
+    assert await rollups.roll_up(connection) > 0
+
+    params = {
+        "interval": "30",
+        "from": start.isoformat(),
+        "to": (start + timedelta(minutes=30)).isoformat(),
+    }
+    response = await client.get("/v1/reports/queues", params=params, headers=admin)
+    assert response.status_code == 200, response.text
+    rows = {r["queue"]: r for r in response.json()["rows"]}
+    # Billing: Lin's 25 staffed minutes, 15 of them holding the call. Sales: Max's 30, idle.
+    assert (rows["billing"]["staffed_s"], rows["billing"]["occupancy"]) == (1500, 0.6)
+    assert (rows["sales"]["staffed_s"], rows["sales"]["occupancy"]) == (1800, 0)
+    table = await client.get(
+        "/v1/reports/queues", params={**params, "format": "csv"}, headers=admin
+    )
+    by_queue = {r["queue"]: r for r in csv.DictReader(io.StringIO(table.text))}
+    assert by_queue["billing"]["occupancy"] == "0.6"
+
+
 # --- a report and the live view count alike ------------------------------------------------------
 
 WAYS = ["answered", "abandoned", "expired", "converted"]

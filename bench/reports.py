@@ -43,7 +43,7 @@ from app.core.embedded import EmbeddedPostgres
 from app.core.events import SYSTEM_ACTOR
 from app.core.settings import Settings
 from app.main import create_app
-from app.supervisor import rollups
+from app.supervisor import agent_rollup, rollups
 from app.supervisor.ledger import KINDS, Ledger
 from app.supervisor.ledger_reads import read_queue_settings
 from app.supervisor.reports import Breakdown, Interval
@@ -435,7 +435,7 @@ async def _fold_alone(connection: asyncpg.Connection) -> float:
     rows = await connection.fetch(rollups.EVENTS, 0, list(KINDS), 10_000_000)
     ledger = Ledger(await read_queue_settings(connection, ZONE), ZONE)
     began = time.perf_counter()
-    rollups.fold(ledger, rows)
+    rollups.fold(ledger, agent_rollup.read(rows))
     return time.perf_counter() - began
 
 

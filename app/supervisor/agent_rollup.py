@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -68,6 +69,13 @@ ADD_TO_QUEUES = f"""
 """  # noqa: S608 - the text is ours
 
 Key = tuple[datetime, uuid.UUID]  # quarter, agent
+# An event of the log as the roll-up reads it: its row (EVENTS', app/supervisor/rollups.py: with
+# what the event does not say) and the event itself, its payload parsed once for both folds.
+Logged = tuple[Mapping[str, Any], EventRecord]
+
+
+def read(rows: Iterable[Mapping[str, Any]]) -> list[Logged]:
+    return [(row, record_of(row)) for row in rows]
 
 
 @dataclass(slots=True)
@@ -131,14 +139,13 @@ def advance(
 
 def fold_agents(
     marks: dict[uuid.UUID, Standing],
-    rows: Iterable[asyncpg.Record],
+    logged: Iterable[Logged],
     cutoff: datetime | None,
 ) -> dict[Key, AgentSums]:
-    """What the events of `rows` add to each agent's quarters, moving `marks` along; with a
+    """What the events `logged` add to each agent's quarters, moving `marks` along; with a
     `cutoff`, every agent's time up to it too."""
     sums: dict[Key, AgentSums] = {}
-    for row in rows:
-        event = record_of(row)
+    for row, event in logged:
         for agent_id, _, held in agent_changes(event):
             standing = marks.get(agent_id) or _first_seen(event)
             marks[agent_id] = standing
@@ -165,7 +172,7 @@ def _first_seen(event: EventRecord) -> Standing:
     return Standing(str(state or "available"), 0, event.occurred_at)
 
 
-def _count_handled(event: EventRecord, row: asyncpg.Record, sums: dict[Key, AgentSums]) -> None:
+def _count_handled(event: EventRecord, row: Mapping[str, Any], sums: dict[Key, AgentSums]) -> None:
     """A completion counts for the agent who finished it, at its end, as AHT counts it."""
     agent = event.payload.get("agent_id")
     if event.kind != "interaction.completed" or not agent or row["handle_seconds"] is None:

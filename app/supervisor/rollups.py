@@ -19,13 +19,14 @@ from __future__ import annotations
 import copy
 import itertools
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 
-from app.core.hub import EventRecord, record_of
+from app.core.hub import EventRecord
 from app.core.periodic import Periodic
 from app.core.pg import now
 from app.routing.figures import Tally
@@ -122,11 +123,10 @@ def quarter_of(moment: datetime) -> datetime:
     return moment - timedelta(seconds=seconds % QUARTER_S, microseconds=moment.microsecond)
 
 
-def fold(ledger: Ledger, rows: Iterable[asyncpg.Record]) -> dict[Key, QuarterSums]:
-    """What the events of `rows` (EVENTS' rows) add to each quarter of each line."""
+def fold(ledger: Ledger, logged: Iterable[agent_rollup.Logged]) -> dict[Key, QuarterSums]:
+    """What the events `logged` add to each quarter of each line."""
     sums: dict[Key, QuarterSums] = {}
-    for row in rows:
-        event = record_of(row)
+    for row, event in logged:
         channel = str(event.payload.get("channel") or row["row_channel"] or "")
         tier = row["tier"] or UNKNOWN_TIER
         quarter = quarter_of(event.occurred_at)
@@ -149,7 +149,7 @@ def _sums(sums: dict[Key, QuarterSums], key: Key) -> QuarterSums:
     return sums[key]
 
 
-def _handled(event: EventRecord, row: asyncpg.Record) -> bool:
+def _handled(event: EventRecord, row: Mapping[str, Any]) -> bool:
     """A completion with its handle time: counted, as AHT counts it, in the queue it ended in,
     at its end (docs/metrics.md, "Average handle time")."""
     return (
@@ -197,9 +197,10 @@ async def _batch(
     ready = list(itertools.takewhile(lambda row: row["occurred_at"] < cutoff, rows))
     if not ready:
         return mark, 0, False
-    sums = fold(ledger, ready)
+    logged = agent_rollup.read(ready)
+    sums = fold(ledger, logged)
     await connection.executemany(ADD, [added.row(key) for key, added in sums.items()])
-    agent_sums = agent_rollup.fold_agents(marks, ready, None)
+    agent_sums = agent_rollup.fold_agents(marks, logged, None)
     await agent_rollup.save(connection, {}, agent_sums)
     return ready[-1]["id"], len(ready), len(ready) == len(rows) == BATCH
 

@@ -72,7 +72,7 @@ def test_the_fold_counts_each_wait_in_the_quarter_it_ended_by_channel_and_tier()
         row(5, "interaction.completed", T0 + timedelta(minutes=20),
             {"from": "wrap_up", "agent_id": None}, ended_in=QUEUE, handle_seconds=300.0),
     ]  # fmt: skip
-    sums = rollups.fold(ledger, history)
+    sums = rollups.fold(ledger, agent_rollup.read(history))
     first, second = T0, T0 + timedelta(minutes=15)
     voice = sums[(first, QUEUE, "voice", "gold")]
     assert (voice.tally.offered, voice.tally.answered, voice.tally.answered_in_target) == (1, 1, 0)
@@ -251,7 +251,7 @@ def test_an_agents_time_goes_to_its_states_and_its_held_time_to_handling() -> No
         if r["kind"] == "agent.state_changed":
             r["subject_id"] = lin
     marks: dict[uuid.UUID, agent_rollup.Standing] = {}
-    sums = agent_rollup.fold_agents(marks, history, T0 + timedelta(minutes=30))
+    sums = agent_rollup.fold_agents(marks, agent_rollup.read(history), T0 + timedelta(minutes=30))
     first, second = sums[(T0, LIN)], sums[(T0 + timedelta(minutes=15), LIN)]
     assert (first.seconds["available"], first.handling) == (900, 600)
     assert (second.seconds["available"], second.seconds["away"], second.handling) == (600, 300, 300)
@@ -393,7 +393,7 @@ def test_the_roll_up_sums_to_the_live_ledgers_tally(waits: list[tuple[int, int, 
                    "channel": "voice", "waited_seconds": waited}  # fmt: skip
         history.append(row(2 * n + 1, kind, at + timedelta(seconds=waited), payload))
     history.sort(key=lambda r: (r["occurred_at"], r["id"]))
-    sums = rollups.fold(ledger, history)
+    sums = rollups.fold(ledger, agent_rollup.read(history))
     for r in history:
         live.apply(record_of(r))
     for (quarter, _, _, _), added in sums.items():

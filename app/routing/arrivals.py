@@ -163,25 +163,25 @@ class Arrivals:
         # An agent with a placement under way is passed over: its row moves when that lands.
         item = waiting_item(arrival, excluded=frozenset(self._in_flight))
         rules = {queue_id: queue.rules for queue_id, queue in view.queues.items()}
+        # Each branch takes the version the chosen agent's load was read with: the offer
+        # lands only on that row.
         if view.left:  # weighed against what waits: a pass of its own over all of it
             waiting = [*view.left, item]
-            agents = view.directory.kept(
+            agents, versions = view.directory.kept_as_read(
                 view.silence, any_of=policy.skills_any_of(waiting, rules, arrival.moment)
             )
             matches = policy.match(waiting, agents, rules, arrival.moment)
             match = next((m for m in matches if m.interaction_id == arrival.id), None)
             standing = None
+            if match is None:
+                return None
+            agent_read = versions[match.agent_id]
         else:  # nothing else waits: its turn in the standing kept since the last read
             standing = view.directory.standing(view.silence)
             match = standing.policy.serve(item, rules, arrival.moment)
-        if match is None:
-            return None
-        # The version the chosen agent's load was read with: the offer lands only on that row.
-        agent_read = (
-            view.directory.version_read(match.agent_id)
-            if standing is None
-            else standing.version(match.agent_id)
-        )
+            if match is None:
+                return None
+            agent_read = standing.version(match.agent_id)
         timeout = view.queues[arrival.queue_id].offer_timeout
         return Proposal(
             offer=new_offer(match, item, timeout, arrival.moment, agent_read),

@@ -23,7 +23,7 @@ Why a kept agent never breaks a routing rule (DESIGN.md section 3, docs/routing.
   `routing_version` it was read with.
 - **State, capacity, skills.** An agent kept may have changed since it was read (away, wrap-up,
   an admin lowering its capacity, new skills, a user deactivated, an offer): the offers' write
-  lands an offer only while the agent's row is still as read (`version_read`:
+  lands an offer only while the agent's row is still as read (`kept_as_read`:
   `routing_version`, which every such change moves, but not a move between available and busy,
   which routing does not weigh) and its user active (app/routing/matcher.py, `WRITE_OFFERS`).
   A pass marks every agent it offered to, and the matcher marks the agent of every event it
@@ -183,6 +183,16 @@ class AgentDirectory:
             and (any_of is None or not any_of.isdisjoint(kept.agent.skills))
         ]
 
+    def kept_as_read(
+        self, silence: timedelta, *, any_of: frozenset[str] | None = None
+    ) -> tuple[list[policy.AvailableAgent], dict[uuid.UUID, int]]:
+        """`kept`, with the `routing_version` each agent's load was read with: an offer weighed
+        on these loads is written against that version. Taken later (after an await), the
+        version kept may be newer than the load weighed: an arrival's offer landed meanwhile,
+        and an offer written against it would land on a load nobody counted."""
+        agents = self.kept(silence, any_of=any_of)
+        return agents, {agent.id: self._kept[agent.id].version[0] for agent in agents}
+
     def anyone_with_room(self, silence: timedelta) -> bool:
         """Whether any agent kept, not silent, has room for one more of any kind."""
         seen_after = now() - silence
@@ -199,10 +209,8 @@ class AgentDirectory:
         matcher calls it after each pass that leaves no arrival of its replica unread (while
         one is, arrivals queue and need no standing), so that arrivals seldom wait for it."""
         if self._standing is None or self._standing[0] != self._generation:
-            agents = self.kept(silence)
-            standing = ArrivalStanding(
-                policy.Standing(agents), {a.id: self._kept[a.id].version[0] for a in agents}
-            )
+            agents, versions = self.kept_as_read(silence)
+            standing = ArrivalStanding(policy.Standing(agents), versions)
             if self._standing is not None:  # the pools the last run of arrivals needed
                 standing.policy.warm(self._standing[1].policy.pools())
             self._standing = (self._generation, standing)

@@ -78,7 +78,7 @@ async def run_pass(
     # Marked before the write: whether or not it lands, the next pass reads these agents afresh.
     directory.mark(match.agent_id for match in served.matches)
     offered = await _write_offers(
-        connection, events, writer, _offers(served, directory, moment), moment, directory
+        connection, events, writer, _offers(served, moment), moment, directory
     )
     return PassResult(
         offers=len(offered),
@@ -93,6 +93,10 @@ class _Served:
     matches: list[policy.Match]
     read: tuple[policy.WaitingInteraction, ...]  # every interaction read
     queues: dict[uuid.UUID, QueueSettings]
+    # The row version each agent's load was read with, as the pass began: an arrival may land
+    # an offer on an agent while the pass reads its pages, and the pass's offers must not
+    # land on a load it never weighed (a call beside that chat).
+    versions: dict[uuid.UUID, int]
     unread: bool  # more may wait than was read
 
 
@@ -109,7 +113,8 @@ async def _serve_pages(
     A page is read only while someone has room: at peak a pass reads what the free agents can
     take, not the whole backlog; with room left and work that nobody free can take ahead, up to
     `waiting.WAITING_LIMIT` interactions."""
-    standing = policy.Standing(directory.kept(silence))
+    agents, versions = directory.kept_as_read(silence)
+    standing = policy.Standing(agents)
     matches: list[policy.Match] = []
     read: list[policy.WaitingInteraction] = []
     seen: set[uuid.UUID] = set()  # a row that moved up between two pages comes once
@@ -125,19 +130,19 @@ async def _serve_pages(
         matches.extend(standing.serve_in_order(items, rules, moment))
         more = len(rows) == waiting.WAITING_PAGE
         if not more or standing.full() or len(read) >= waiting.WAITING_LIMIT:
-            return _Served(matches, tuple(read), queues, unread=more)
+            return _Served(matches, tuple(read), queues, versions, unread=more)
         rows = await waiting.page(connection, moment, rows[-1])
         if not rows:
-            return _Served(matches, tuple(read), queues, unread=False)
+            return _Served(matches, tuple(read), queues, versions, unread=False)
 
 
-def _offers(served: _Served, directory: AgentDirectory, moment: datetime) -> list[NewOffer]:
+def _offers(served: _Served, moment: datetime) -> list[NewOffer]:
     by_id = {item.id: item for item in served.read}
     offers = []
     for match in served.matches:
         item = by_id[match.interaction_id]
         timeout = served.queues[item.queue_id].offer_timeout
-        read = directory.version_read(match.agent_id)
+        read = served.versions[match.agent_id]
         offers.append(new_offer(match, item, timeout, moment, read))
     return offers
 

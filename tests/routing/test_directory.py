@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import asyncpg
@@ -13,11 +13,14 @@ import pytest
 from fastapi import FastAPI
 
 from app.core import pg
+from app.core.channels import Channel
 from app.core.events import Events
 from app.core.hub import asyncpg_dsn
+from app.routing import waiting
 from app.routing.directory import SKILLS_OF, AgentDirectory
-from app.routing.offers import OfferWriter
+from app.routing.offers import OfferWriter, new_offer
 from app.routing.passes import PassResult, run_pass
+from app.routing.rules import Match, WaitingInteraction
 from app.routing.waiting import QueueBook
 from tests.support import create_skills, present_desk
 
@@ -323,3 +326,73 @@ async def test_a_pass_with_nobody_free_and_nothing_queued_says_nothing_waits(
     idle = await _pass(routing_by_hand, AgentDirectory(read_all_every=NEVER_ALL_AGAIN))
 
     assert (idle.offers, idle.left_unread, idle.left_waiting) == (0, False, 0)
+
+
+async def test_an_offer_landing_while_a_pass_reads_keeps_that_pass_off_its_agent(
+    routing_by_hand: asyncpg.Connection,
+    client: httpx.AsyncClient,
+    admin: Headers,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pass weighs the agents as it began; while it reads the waiting work (an await), an
+    arrival's offer of a chat lands on Lin and the directory keeps her new row, as the
+    arrivals do (`directory.offered`). The pass had her with nothing held, so its offer of a
+    call to her is written against the row it weighed, and must not land: a call excludes
+    chats (DESIGN.md, rule 2), and she would hold both."""
+    directory = AgentDirectory(read_all_every=NEVER_ALL_AGAIN)
+    lin = await routing_by_hand.fetchval("SELECT id FROM agents")
+    customer = await client.post("/v1/customers", json={"name": "Ann"}, headers=admin)
+    body = {"channel": "voice", "queue": "billing", "customer_id": customer.json()["id"]}
+    call = await client.post("/v1/interactions", json=body, headers=admin)
+    assert call.status_code == 201, call.text
+    read_the_waiting_work = waiting.waiting_items
+    landed: list[int] = []
+
+    async def an_arrival_lands_meanwhile(
+        connection: asyncpg.Connection, *args: Any
+    ) -> list[WaitingInteraction]:
+        if not landed:
+            landed.append(await _chat_offered_as_an_arrival(client, admin, connection, directory))
+        return await read_the_waiting_work(connection, *args)
+
+    monkeypatch.setattr(waiting, "waiting_items", an_arrival_lands_meanwhile)
+
+    result = await _pass(routing_by_hand, directory)
+
+    assert landed  # the arrival did land meanwhile
+    assert (result.offers, result.skipped) == (0, 1)
+    held = await routing_by_hand.fetch(
+        "SELECT channel FROM offers WHERE agent_id = $1 AND state = 'pending'", lin
+    )
+    assert [row["channel"] for row in held] == ["chat"]
+    state = await routing_by_hand.fetchval(
+        "SELECT state FROM interactions WHERE id = $1::uuid", call.json()["id"]
+    )
+    assert state == "queued"
+
+
+async def _chat_offered_as_an_arrival(
+    client: httpx.AsyncClient,
+    admin: Headers,
+    connection: asyncpg.Connection,
+    directory: AgentDirectory,
+) -> int:
+    """A chat arrives and is offered to Lin as the arrivals write it (app/routing/arrivals.py):
+    against her row as the directory keeps it, which then keeps the row the offer left."""
+    chat = uuid.UUID(await _chat(client, admin, "visitor-1"))
+    lin, queue_id = await connection.fetchrow("SELECT a.id, q.id FROM agents a, queues q")
+    item = WaitingInteraction(
+        id=chat,
+        channel=Channel.chat,
+        queue_id=queue_id,
+        priority=0,
+        tier="iron",
+        waiting_since=datetime.now(UTC),
+        needs=(),
+    )
+    read = directory.version_read(lin)
+    moment = datetime.now(UTC)
+    offer = new_offer(Match(chat, lin, 0.0), item, timedelta(minutes=1), moment, read)
+    [written] = await OfferWriter().write(connection, [offer], moment)
+    directory.offered(lin, [Channel.chat], read, written.agent_version)
+    return written.agent_version

@@ -146,8 +146,16 @@ class ReplicaLease:
     def _lapsed(self, why: str) -> None:
         """A new lease for the desks that open from now on; those of the old one are closed."""
         lapsed, self._id = self._id, uuid.uuid4()
+        # How long since the last renewal that held was asked: a pause of the process (or of
+        # its machine) longer than the lease shows here, a slow database does not.
+        since = time.monotonic() - (self._live_until - self._seconds)
         self._live_until = float("-inf")
-        log.warning("replica lease lapsed: closing its desks", lease_id=str(lapsed), why=why)
+        log.warning(
+            "replica lease lapsed: closing its desks",
+            lease_id=str(lapsed),
+            why=why,
+            last_renewed_s_ago=round(since, 2) if since != float("inf") else None,
+        )
         if self._on_lapse is not None:
             self._on_lapse(lapsed)
 

@@ -8,6 +8,7 @@ import asyncio
 import smtplib
 import socket
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,15 @@ async def _email_agent(
     return uuid.UUID(made.json()["id"])
 
 
+async def _both_present(connection: asyncpg.Connection, agents: Iterable[uuid.UUID]) -> None:
+    """Their desks appear at once (one transaction): made present by hand, with no event, they
+    are seen at the matcher directory's next read of everyone, which must not find one of them
+    alone (the reply would go to her for want of the other)."""
+    async with connection.transaction():
+        for agent_id in agents:
+            await present_desk(connection, agent_id)
+
+
 @pytest.mark.parametrize("routed", ["at once", "by a pass"])
 @pytest.mark.parametrize(("follow_up_days", "goes_to"), [(7, "Mei"), (1, "Ben")])
 async def test_a_follow_up_goes_back_to_its_threads_agent_within_the_queues_days(
@@ -241,8 +251,7 @@ async def test_a_follow_up_goes_back_to_its_threads_agent_within_the_queues_days
         "UPDATE agents SET idle_since = now() - interval '1 hour' WHERE id = $1", agents["Ben"]
     )
     if routed == "at once":
-        for agent_id in agents.values():
-            await present_desk(connection, agent_id)
+        await _both_present(connection, agents.values())
 
     reply = mail("It is still wrong", In_Reply_To="<first@customer.example>")
     assert (await mailbox.send(reply)).code == 250
@@ -250,8 +259,7 @@ async def test_a_follow_up_goes_back_to_its_threads_agent_within_the_queues_days
     assert follow_up["linked_to"] == first["id"]
     if routed == "by a pass":
         assert follow_up["state"] == "queued"
-        for agent_id in agents.values():
-            await present_desk(connection, agent_id)
+        await _both_present(connection, agents.values())
         app.state.matcher.wake()
 
     offer = await offer_of(connection, follow_up["id"])

@@ -23,6 +23,7 @@ import httpx
 import pytest
 import structlog
 from fastapi import FastAPI
+from fastapi.dependencies import models as fastapi_dependencies
 from sqlalchemy.engine import make_url
 
 from app.auth.models import Role
@@ -59,6 +60,26 @@ def _external_server(database_url: str) -> PostgresServer:
     return PostgresServer(
         admin_dsn=admin, url_template=template.replace("DATABASENAME", "{database}")
     )
+
+
+# FastAPI keeps the endpoint and dependency callables it has classified in lru_caches of 4,096
+# entries each (`fastapi.dependencies.models`, 0.16x), and with them the app they close over:
+# a worker that has run some hundred tests held about 130 apps, millions of objects, and each
+# full garbage collection then stopped it for 2-3 s, longer than a replica's lease (2.5 s):
+# a test's live server lost its lease now and then (1012). A server makes one app; tests make
+# one each, so they forget them after each test.
+FASTAPI_CACHES = [f for f in vars(fastapi_dependencies).values() if hasattr(f, "cache_clear")]
+
+
+def forget_the_apps_fastapi_keeps() -> None:
+    for cached in FASTAPI_CACHES:
+        cached.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _apps_forgotten_after_each_test() -> Iterator[None]:
+    yield
+    forget_the_apps_fastapi_keeps()
 
 
 @pytest.fixture(scope="session")

@@ -61,6 +61,16 @@ async def running(session: AsyncSession, complaint_id: uuid.UUID) -> Sequence[Co
     return rows.all()
 
 
+async def warn_the_new_owner(session: AsyncSession, complaint_id: uuid.UUID) -> None:
+    """The complaint has a new owner: a running clock whose warning went to the one before
+    (or to nobody, while none owned it) is warned again, to the new owner, at the next sweep
+    if its deadline is still ahead (one already escalated stays so: the escalation is
+    everyone's to see)."""
+    for clock in await running(session, complaint_id):
+        if clock.warned_at is not None and clock.escalated_at is None:
+            clock.warned_at = None
+
+
 class Clocks:
     """The clocks of one complaint for one move, on its calendar and policy."""
 

@@ -88,6 +88,7 @@ async def claim(session: AsyncSession, complaint: Complaint, who: Who) -> None:
         return
     if await _holds_one_about(session, complaint, who):
         complaint.owner_agent_id = who.agent_id
+        await clocks.warn_the_new_owner(session, complaint.id)
         record(
             session,
             complaint,
@@ -259,8 +260,10 @@ async def act(
         raise _refusal(outcome.reason, outcome.why, outcome.missing)
     await _check_references(session, action, records)
     calendar = await policies.calendar_for(session, complaint.queue_id, policy)
-    before = Step(complaint.step)
+    before, owner_before = Step(complaint.step), complaint.owner_agent_id
     _keep(complaint, action, records, policy, context.now)
+    if complaint.owner_agent_id != owner_before:
+        await clocks.warn_the_new_owner(session, complaint.id)
     if outcome.to is not before:
         complaint.step = outcome.to.value
         await clocks.enter(session, complaint, outcome.to, context.now)

@@ -233,6 +233,29 @@ async def test_sweeps_of_several_replicas_at_once_warn_and_escalate_each_clock_o
         assert kinds == [WARNED, ESCALATED]
 
 
+async def test_a_complaint_given_to_another_owner_after_its_warning_warns_the_new_owner(
+    office: Office, client: httpx.AsyncClient, admin: Headers
+) -> None:
+    complaint_id = await office.raise_complaint(paris(5, 30, 16))
+    assert await office.sweep(paris(6, 3, 11)).sweep_once() == Swept(warned=1)
+    body = {"username": "bo", "display_name": "Bo", "skills": []}
+    bo = (await client.post("/v1/agents", json=body, headers=admin)).json()["id"]
+    supervisor = acts.Who(Actor.supervisor, "user:test-supervisor")
+    async with unit_of_work(office.app.state.sessions) as session:
+        complaint = await service.find(session, str(complaint_id), lock=True)
+        given, at = ActionRecords(owner_agent_id=uuid.UUID(bo)), office.context(paris(6, 3, 11, 10))
+        await service.act(session, complaint, Action.assign, given, supervisor, at)
+
+    # Bo has 50 minutes left on the accept clock, and was told of none of them.
+    assert await office.sweep(paris(6, 3, 11, 15)).sweep_once() == Swept(warned=1)
+    assert await office.sweep(paris(6, 3, 11, 20)).sweep_once() == NOTHING
+    first, second = await events_of(office.app, complaint_id, WARNED)
+    assert (first["payload"]["agent_id"], second["payload"]["agent_id"]) == (
+        str(office.agent_id),
+        bo,
+    )
+
+
 async def test_a_clock_whose_complaint_is_being_changed_waits_for_the_next_sweep(
     office: Office,
 ) -> None:

@@ -94,9 +94,12 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-async def connection(app: FastAPI, database_url: str) -> AsyncIterator[asyncpg.Connection]:
+async def connection(
+    app: FastAPI, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[asyncpg.Connection]:
     """The matcher and the app's own roll-up stopped: the test answers the work by routing's
-    calls and runs the roll-up's rounds itself."""
+    calls and runs the roll-up's rounds itself, each reading the log to its end (no lag)."""
+    monkeypatch.setattr(rollups, "LAG", timedelta(0))
     await app.state.matcher.stop()
     await app.state.rollups.stop()
     opened = await pg.connect(database_url)
@@ -122,9 +125,7 @@ async def test_the_report_tells_what_routing_did_and_each_event_is_rolled_up_onc
     connection: asyncpg.Connection,
     client: httpx.AsyncClient,
     admin: Headers,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(rollups, "LAG", timedelta(0))
     queue_id, customer, lin = await _center(client, admin)
     answered = await raised_on_billing(client, admin, customer)
     gone = await raised_on_billing(client, admin, customer)
@@ -169,11 +170,9 @@ async def test_the_report_tells_what_routing_did_and_each_event_is_rolled_up_onc
 async def test_a_round_skips_while_another_replica_holds_the_mark(
     connection: asyncpg.Connection,
     database_url: str,
-    monkeypatch: pytest.MonkeyPatch,
     client: httpx.AsyncClient,
     admin: Headers,
 ) -> None:
-    monkeypatch.setattr(rollups, "LAG", timedelta(0))
     _, customer, _ = await _center(client, admin)
     await raised_on_billing(client, admin, customer)
     other = await pg.connect(database_url)
@@ -266,9 +265,7 @@ async def test_the_agents_report_tells_the_work_and_the_time_of_each_agent(
     connection: asyncpg.Connection,
     client: httpx.AsyncClient,
     admin: Headers,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(rollups, "LAG", timedelta(0))
     _, customer, lin = await _center(client, admin)
     await connection.execute("UPDATE agents SET state = 'available' WHERE id = $1", lin)
     call = await raised_on_billing(client, admin, customer)
@@ -312,9 +309,7 @@ async def test_a_queues_occupancy_is_that_of_the_agents_holding_its_skills(
     connection: asyncpg.Connection,
     client: httpx.AsyncClient,
     admin: Headers,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(rollups, "LAG", timedelta(0))
     await create_skills(client, admin, "billing", "sales")
     queues = {}
     for name in ("billing", "sales"):

@@ -42,17 +42,17 @@ class ReportFilters:
     tier: str | None = None
 
 
-# Where a quarter falls in the report ($3: '15', '30', '60' or 'day'), on the queue's clock
-# (`zone`): the local start of its interval and the offset kept with it. An interval of minutes
-# starts where the clock shows a multiple of it, and keeps the clock's offset then, so the hour
-# a fall-back repeats stays two intervals. A day is the queue's calendar day (23 or 25 hours on
-# a change).
+# Where a quarter falls in the report ($3: '15', '30', '60' or 'day'), on the clock of
+# `{zone}` (the queue's, or the center's for agents): the local start of its interval and the
+# offset kept with it. An interval of minutes starts where the clock shows a multiple of it,
+# and keeps the clock's offset then, so the hour a fall-back repeats stays two intervals. A
+# day is the calendar day (23 or 25 hours on a change).
 _BIN = """
-    CASE WHEN $3 = 'day' THEN date_trunc('day', {quarter} AT TIME ZONE zone)
-         ELSE date_bin(make_interval(mins => $3::int), {quarter} AT TIME ZONE zone,
+    CASE WHEN $3 = 'day' THEN date_trunc('day', {quarter} AT TIME ZONE {zone})
+         ELSE date_bin(make_interval(mins => $3::int), {quarter} AT TIME ZONE {zone},
                        timestamp '2000-01-01') END AS local_start,
     CASE WHEN $3 = 'day' THEN interval '0'
-         ELSE ({quarter} AT TIME ZONE zone) - ({quarter} AT TIME ZONE 'UTC') END AS kept_offset
+         ELSE ({quarter} AT TIME ZONE {zone}) - ({quarter} AT TIME ZONE 'UTC') END AS kept_offset
 """
 
 # The quarters of the period, summed by queue, interval in the queue's zone (its business
@@ -98,7 +98,8 @@ REPORT = """
     FROM line l LEFT JOIN staff f USING (queue_id, local_start, kept_offset)
     ORDER BY l.name, l.queue_id, starts, l.part
 """.format(  # noqa: S608 - the bins are ours
-    line_bin=_BIN.format(quarter="s.quarter"), staff_bin=_BIN.format(quarter="w.quarter")
+    line_bin=_BIN.format(quarter="s.quarter", zone="zone"),
+    staff_bin=_BIN.format(quarter="w.quarter", zone="zone"),
 )
 
 
@@ -180,7 +181,7 @@ async def queue_report(
         REPORT,
         period.start,
         period.end,
-        "day" if interval is Interval.day else interval.value,
+        interval.value,
         default_zone,
         breakdown.value,
         filters.queue_id,
@@ -208,21 +209,13 @@ def _empty_header(breakdown: Breakdown) -> list[str]:
 # --- the agents' report -----------------------------------------------------------------------
 
 # Each agent's quarters of the period (or agent $4's), summed by interval of the center's clock
-# ($3's zone: agents keep no zone of their own), with the same keeping of a repeated hour.
+# ($5's zone: agents keep no zone of their own), with the same keeping of a repeated hour.
 AGENT_REPORT = """
-    WITH quarters AS (
-        SELECT s.*, u.display_name, s.quarter AT TIME ZONE $5 AS local_at,
-               (s.quarter AT TIME ZONE $5) - (s.quarter AT TIME ZONE 'UTC') AS offset_at
+    WITH binned AS (
+        SELECT s.*, u.display_name, {bin}
         FROM agent_quarters s
         JOIN agents a ON a.id = s.agent_id JOIN users u ON u.id = a.user_id
         WHERE s.quarter >= $1 AND s.quarter < $2 AND ($4::uuid IS NULL OR s.agent_id = $4)
-    ), binned AS (
-        SELECT q.*,
-               CASE WHEN $3 = 'day' THEN date_trunc('day', q.local_at)
-                    ELSE date_bin(make_interval(mins => $3::int), q.local_at,
-                                  timestamp '2000-01-01') END AS local_start,
-               CASE WHEN $3 = 'day' THEN interval '0' ELSE q.offset_at END AS kept_offset
-        FROM quarters q
     )
     SELECT agent_id, display_name,
            CASE WHEN $3 = 'day' THEN local_start AT TIME ZONE $5
@@ -234,7 +227,7 @@ AGENT_REPORT = """
     FROM binned
     GROUP BY agent_id, display_name, local_start, kept_offset
     ORDER BY display_name, agent_id, starts
-"""
+""".format(bin=_BIN.format(quarter="s.quarter", zone="$5::text"))  # noqa: S608 - ours
 
 
 def agent_row(record: asyncpg.Record) -> dict[str, Any]:
@@ -267,7 +260,7 @@ async def agent_report(
         AGENT_REPORT,
         period.start,
         period.end,
-        "day" if interval is Interval.day else interval.value,
+        interval.value,
         agent_id,
         zone,
     )

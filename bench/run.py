@@ -19,7 +19,18 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import baseline, chat, complaints, fanout, ledger, report, setup, violations, voice
+from bench import (
+    baseline,
+    chat,
+    complaints,
+    fanout,
+    ledger,
+    policy,
+    report,
+    setup,
+    violations,
+    voice,
+)
 from bench.agents import Fleet
 from bench.config import Options, parse
 from bench.environment import CpuMeter, Database, Server, machine
@@ -262,6 +273,12 @@ async def bench(options: Options, database: Database, server: Server) -> dict[st
     results["baseline"] = asdict(floor)
     log(f"baseline: {floor.routed_per_s:.0f} items/s, p50 {floor.p50_ms:.2f} ms")
     results["lifecycle_baseline"] = await lifecycle_baseline(options, database)
+    passes = policy.time_passes()
+    results["full_floor_pass"] = passes
+    log(
+        f"matcher pass over {passes['waiting']:,} waiting x {passes['agents']} agents: "
+        f"p50 {passes['p50_ms']} ms, max {passes['max_ms']} ms"
+    )
 
     # Twilio's Calls API stands in on a loopback port, and the server is told to use it.
     calls_api = CallsApi(TwilioAccount())

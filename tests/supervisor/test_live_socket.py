@@ -48,18 +48,15 @@ async def test_the_snapshot_shows_the_line_the_agents_and_then_ready(center: Cen
     assert ready["heartbeat_seconds"] > 0
 
 
-async def test_a_queued_interaction_shows_in_its_queues_frame_within_a_second(
-    center: Center,
-) -> None:
+async def test_a_queued_interaction_shows_in_its_queues_frame(center: Center) -> None:
+    """How soon it shows is the benchmark's fan-out figure (docs/benchmarks.md)."""
     watch = await open_watch(center, await supervisor_headers(center))
     await watch.next("ready")
 
-    posted = time.monotonic()
     await center.call()
     frame = await watch.until(
         lambda f: f["type"] == "queue" and f["queue"]["waiting"]["total"] == 1, within=5
     )
-    assert time.monotonic() - posted < 1.0
     assert frame["queue"]["name"] == "billing"
     assert frame["queue"]["waiting"]["by_channel"]["voice"] == 1
     assert frame["queue"]["today"]["offered"] == 1  # the ledger's count, folded in the window

@@ -70,10 +70,10 @@ async def test_a_supervisor_that_stops_reading_delays_no_other_and_is_closed(
             async with log.transaction():
                 await log.execute(MOVE_TARGETS[0], target)
                 await log.execute(MOVE_TARGETS[1], str(uuid.uuid4()))
-            await sam.until(moved_to(target))
-            # A round of 300 queues takes a second or more on a loaded machine; a sam held
+            await sam.until(moved_to(target), within=60)
+            # A round of 300 queues takes seconds on a loaded machine; a sam held
             # behind sue would wait for sue's send timeout (120 s here) or its closing.
-            assert time.monotonic() - moved < 5.0, "sam's frames waited for sue"
+            assert time.monotonic() - moved < 30.0, "sam's frames waited for sue"
             if board.watching == 1:
                 break  # sue's socket was closed
         else:

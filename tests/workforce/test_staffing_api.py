@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import httpx
@@ -90,16 +89,19 @@ async def test_a_load_beyond_the_bound_is_a_422(
     assert answer.json()["fields"][0]["field"] == "calls"
 
 
-async def test_the_largest_plans_answer_within_a_second_each(
+async def test_the_largest_plans_are_answered_and_meet_their_goals(
     client: httpx.AsyncClient, supervisor: dict[str, str]
 ) -> None:
-    """The bounds' corners: about 100,000 agents, patient and impatient callers."""
+    """The bounds' corners: about 90,000 agents, patient and impatient callers, each within
+    the search's bound of 100,000. How long they take is bench.simulation's figure."""
     largest = {"calls": 900_000, "interval_s": 1800, "aht_s": 180, "target_s": 20, "sl": 0.99}
     for extra in ({}, {"patience_s": 86_400}, {"patience_s": 1, "max_abandon": 0.001}):
-        started = time.perf_counter()
         answer = await client.post(PATH, json=largest | extra, headers=supervisor)
         assert answer.status_code == 200, answer.text
-        assert time.perf_counter() - started < 1.0, extra
+        plan = answer.json()
+        assert 90_000 <= plan["agents"] < 100_000, (extra, plan["agents"])
+        assert plan["service_level"] >= 0.99, extra
+        assert plan["abandon_rate"] is None or plan["abandon_rate"] <= 0.001, extra
 
 
 async def test_the_plan_is_worked_out_off_the_event_loop(

@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import secrets
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -88,7 +89,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     if external:
         yield _external_server(external)
         return
-    folder = Path(tempfile.mkdtemp(prefix="cc-test-"))
+    folder = Path(tempfile.mkdtemp(prefix="cc-test-", dir=_memory_backed_folder()))
     embedded = EmbeddedPostgres(folder / "pg", delete_on_stop=True)
     asyncio.run(_trade_durability_for_speed(embedded.admin_dsn()))
     try:
@@ -97,6 +98,24 @@ def postgres_server() -> Iterator[PostgresServer]:
         )
     finally:
         embedded.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# Every test copies the template database, about 500 files. On this project's machines (ext4 on
+# a virtual disk) creating a file costs 0.35 ms, so a copy took 340 ms of every test's set-up;
+# in memory it takes 15 ms. A throw-away server loses nothing by living there.
+MEMORY_FOLDER = Path("/dev/shm")  # noqa: S108 - mkdtemp makes a private folder there
+MEMORY_NEEDED = 2 * 1024**3  # the template, a database per worker and their WAL, with room
+
+
+def _memory_backed_folder() -> Path | None:
+    """MEMORY_FOLDER when it is writable with room, else the usual temp folder (None)."""
+    try:
+        room = shutil.disk_usage(MEMORY_FOLDER).free
+    except OSError:
+        return None
+    writable = os.access(MEMORY_FOLDER, os.W_OK | os.X_OK)
+    return MEMORY_FOLDER if writable and room >= MEMORY_NEEDED else None
 
 
 async def _trade_durability_for_speed(admin_dsn: str) -> None:

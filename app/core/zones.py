@@ -3,6 +3,7 @@ own zone (`CC_TIME_ZONE`)."""
 
 from __future__ import annotations
 
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 
@@ -14,6 +15,13 @@ def known_zone(value: str) -> str:
     except (ZoneInfoNotFoundError, ValueError) as error:
         hint = "use an IANA name like Europe/Paris"
         raise ValueError(f"unknown time zone {value!r} ({hint})") from error
-    if value not in available_timezones() and value != "UTC":
+    if value not in _zone_names() and value != "UTC":
         raise ValueError(f"unknown time zone {value!r}")
     return value
+
+
+@cache
+def _zone_names() -> frozenset[str]:
+    """The zone list, read once: `available_timezones` walks the zone files on every call
+    (10 ms and more), and a queue's hours check theirs on every write."""
+    return frozenset(available_timezones())

@@ -30,8 +30,10 @@ from app.core.events import SYSTEM_ACTOR, Events
 from app.core.hub import NOTIFY_CHANNEL, EventHub, EventRecord
 from app.core.settings import Settings
 from app.main import create_app
+from app.routing import matcher as matcher_module
 from app.routing import passes as passes_module
 from app.routing import service as routing
+from app.routing import sweeper as sweeper_module
 from app.routing.matcher import Matcher
 from app.routing.passes import PassResult
 
@@ -275,7 +277,8 @@ async def until_the_hub_heard_a_marker(hub: HearsNotifies, connection: asyncpg.C
 
 class CountedPasses:
     """Stands in for `app.routing.passes.run_pass`, which the matcher's loop calls for each
-    pass: counts the passes and, while held, keeps new ones from starting. With passes on demand
+    pass: counts the passes and, while held, keeps new ones from starting, and the upkeep that
+    comes before each (offer timeouts, sweeps) too. With passes on demand
     (`settings_with_passes_on_demand`) a test then says when the matcher reads and writes: the
     matcher's own wakes (an arrival's, an event's) wait until it lets go."""
 
@@ -302,6 +305,14 @@ class CountedPasses:
     def installed(cls, monkeypatch: pytest.MonkeyPatch) -> CountedPasses:
         counted = cls(passes_module.run_pass)
         monkeypatch.setattr(passes_module, "run_pass", counted)
+        run_upkeep = sweeper_module.run_upkeep
+
+        async def upkeep_when_free(*args: Any, **kwargs: Any) -> None:
+            while not counted._free.is_set():
+                await counted._free.wait()
+            await run_upkeep(*args, **kwargs)
+
+        monkeypatch.setattr(matcher_module, "run_upkeep", upkeep_when_free)
         return counted
 
     async def hold(self) -> None:

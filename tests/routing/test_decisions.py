@@ -25,6 +25,7 @@ from app.core.settings import Settings
 from app.interactions.service import InteractionNotFound
 from app.routing import service as routing
 from tests.support import (
+    CountedPasses,
     create_billing_queue,
     settings_with_passes_on_demand,
     until_waiting_for_a_lock,
@@ -196,11 +197,18 @@ async def test_an_agent_already_busy_accepts_without_a_change_of_state(
 
 
 async def test_a_refused_accept_says_why_and_writes_nothing(
-    client: httpx.AsyncClient, admin: Headers, connection: asyncpg.Connection
+    client: httpx.AsyncClient,
+    admin: Headers,
+    connection: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await create_billing_queue(client, admin)
     mei = await _available_agent(client, admin, connection, "mei")
     tom = await _available_agent(client, admin, connection, "tom")
+    # The interaction's arrival wakes a pass, which would time the expired offer out if it ran
+    # after the offer is written: no pass runs from here on.
+    passes = CountedPasses.installed(monkeypatch)
+    await passes.hold()
     interaction_id, offer_id = await _offered(client, admin, connection, mei, deadline_in=-1)
     before = await _last_event(connection)
 

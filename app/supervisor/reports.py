@@ -55,31 +55,9 @@ _BIN = """
          ELSE ({quarter} AT TIME ZONE {zone}) - ({quarter} AT TIME ZONE 'UTC') END AS kept_offset
 """
 
-# The quarters of the period, summed by queue, interval in the queue's zone (its business
-# hours', else the center's $4) and the breakdown's column ($5: 'channel', 'tier' or none),
-# with the staffed and handling time of the queue's agents in the same interval (its
-# occupancy: that of the queue, whatever the channel or tier of the row).
-REPORT = """
-    WITH zoned AS (
-        SELECT q.id AS queue_id, q.name, q.abandon_policy,
-               coalesce(q.business_hours ->> 'timezone', $4) AS zone
-        FROM queues q WHERE $6::uuid IS NULL OR q.id = $6
-    ), binned AS (
-        SELECT s.*, z.name, z.abandon_policy, z.zone, {line_bin},
-               CASE $5 WHEN 'channel' THEN s.channel WHEN 'tier' THEN s.tier ELSE '' END AS part
-        FROM queue_quarters s JOIN zoned z USING (queue_id)
-        WHERE s.quarter >= $1 AND s.quarter < $2
-          AND ($7::text IS NULL OR s.channel = $7)
-          AND ($8::text IS NULL OR s.tier = $8)
-    ), staff AS (
-        SELECT queue_id, local_start, kept_offset, sum(staffed_seconds)::float8 AS staffed_s,
-               sum(handling_seconds)::float8 AS handling_s
-        FROM (SELECT w.*, z.zone, {staff_bin}
-              FROM queue_staff_quarters w JOIN zoned z USING (queue_id)
-              WHERE w.quarter >= $1 AND w.quarter < $2) b
-        GROUP BY queue_id, local_start, kept_offset
-    ), line AS (
-        SELECT queue_id, name, abandon_policy, zone, part, local_start, kept_offset,
+# A line's figures summed over rows of `queue_quarters` (or over sums of them: each is a sum or
+# a maximum, so summing in two steps gives the same figures).
+_LINE_SUMS = """
                sum(offered)::int AS offered, sum(answered)::int AS answered,
                sum(answered_in_target)::int AS answered_in_target,
                sum(answer_wait_seconds)::float8 AS answer_wait_seconds,
@@ -89,6 +67,43 @@ REPORT = """
                sum(transferred)::int AS transferred, sum(converted)::int AS converted,
                sum(handled)::int AS handled, sum(handle_seconds)::float8 AS handle_seconds,
                max(longest_wait_seconds)::float8 AS longest_wait_seconds
+"""
+
+# The quarters of the period, summed by queue, interval in the queue's zone (its business
+# hours', else the center's $4) and the breakdown's column ($5: 'channel', 'tier' or none),
+# with the staffed and handling time of the queue's agents in the same interval (its
+# occupancy: that of the queue, whatever the channel or tier of the row).
+# The quarters are first summed over what the breakdown does not show (`quartered`: 16 rows a
+# queue's quarter become 1 without a breakdown, 4 with one), and only those sums are placed
+# in their local intervals: a month by hour took 1.25 s when every row was placed, 0.54 s so
+# (bench.reports' year, docs/benchmarks.md).
+REPORT = """
+    WITH zoned AS (
+        SELECT q.id AS queue_id, q.name, q.abandon_policy,
+               coalesce(q.business_hours ->> 'timezone', $4) AS zone
+        FROM queues q WHERE $6::uuid IS NULL OR q.id = $6
+    ), quartered AS (
+        SELECT queue_id, quarter,
+               CASE $5 WHEN 'channel' THEN channel WHEN 'tier' THEN tier ELSE '' END AS part,
+               {sums}
+        FROM queue_quarters
+        WHERE quarter >= $1 AND quarter < $2 AND queue_id IN (SELECT queue_id FROM zoned)
+          AND ($7::text IS NULL OR channel = $7)
+          AND ($8::text IS NULL OR tier = $8)
+        GROUP BY queue_id, quarter, part
+    ), binned AS (
+        SELECT s.*, z.name, z.abandon_policy, z.zone, {line_bin}
+        FROM quartered s JOIN zoned z USING (queue_id)
+    ), staff AS (
+        SELECT queue_id, local_start, kept_offset, sum(staffed_seconds)::float8 AS staffed_s,
+               sum(handling_seconds)::float8 AS handling_s
+        FROM (SELECT w.*, z.zone, {staff_bin}
+              FROM queue_staff_quarters w JOIN zoned z USING (queue_id)
+              WHERE w.quarter >= $1 AND w.quarter < $2) b
+        GROUP BY queue_id, local_start, kept_offset
+    ), line AS (
+        SELECT queue_id, name, abandon_policy, zone, part, local_start, kept_offset,
+               {sums}
         FROM binned
         GROUP BY queue_id, name, abandon_policy, zone, part, local_start, kept_offset
     )
@@ -97,7 +112,8 @@ REPORT = """
                 ELSE (l.local_start - l.kept_offset) AT TIME ZONE 'UTC' END AS starts
     FROM line l LEFT JOIN staff f USING (queue_id, local_start, kept_offset)
     ORDER BY l.name, l.queue_id, starts, l.part
-""".format(  # noqa: S608 - the bins are ours
+""".format(  # noqa: S608 - the bins and sums are ours
+    sums=_LINE_SUMS.strip(),
     line_bin=_BIN.format(quarter="s.quarter", zone="zone"),
     staff_bin=_BIN.format(quarter="w.quarter", zone="zone"),
 )

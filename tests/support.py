@@ -291,8 +291,7 @@ class CountedPasses:
         self.finished = 0
 
     async def __call__(self, *args: Any, **kwargs: Any) -> PassResult:
-        while not self._free.is_set():  # again after waking: it may be held again since
-            await self._free.wait()
+        await self.until_free()
         self.started += 1
         try:
             return await self._run_pass(*args, **kwargs)
@@ -308,12 +307,16 @@ class CountedPasses:
         run_upkeep = sweeper_module.run_upkeep
 
         async def upkeep_when_free(*args: Any, **kwargs: Any) -> None:
-            while not counted._free.is_set():
-                await counted._free.wait()
+            await counted.until_free()
             await run_upkeep(*args, **kwargs)
 
         monkeypatch.setattr(matcher_module, "run_upkeep", upkeep_when_free)
         return counted
+
+    async def until_free(self) -> None:
+        """Return once the matcher may go on (at once unless held)."""
+        while not self._free.is_set():  # again after waking: it may be held again since
+            await self._free.wait()
 
     async def hold(self) -> None:
         """Keep new passes from starting, and return once none is under way."""
